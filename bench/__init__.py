@@ -1,0 +1,1 @@
+"""The harness: model loading, tracing, evaluation, the run protocol, scoring, the CLI."""

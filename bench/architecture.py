@@ -1,0 +1,64 @@
+"""Read an `ArchitectureCard` from a model's config and tokenizer (no forward pass)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .models import ArchitectureCard
+
+_LEARNED = {"gpt2", "opt", "gpt_neo", "gptj_learned", "biogpt", "xglm"}
+_ROTARY = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "gpt_neox", "gptj", "phi", "phi3",
+           "gemma", "gemma2", "gemma3", "olmo", "olmo2", "stablelm", "starcoder2", "falcon", "cohere", "granite"}
+_ALIBI = {"bloom", "mpt"}
+
+
+def _first(config: Any, *names: str, default: Any = None) -> Any:
+    for name in names:
+        value = getattr(config, name, None)
+        if value is not None:
+            return value
+    return default
+
+
+def positional_encoding(config: Any) -> str:
+    kind = config.model_type
+    if kind == "falcon" and getattr(config, "alibi", False):
+        return "alibi"
+    if kind in _ALIBI:
+        return "alibi"
+    if kind in _ROTARY:
+        return "rotary"
+    if kind in _LEARNED:
+        return "learned"
+    return "unknown"
+
+
+def tokenizer_facts(tokenizer: Any) -> dict[str, Any]:
+    """How the tokenizer cuts the things compositional tasks are made of."""
+    def pieces(text: str) -> list[str]:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [tokenizer.decode([i]) for i in ids]
+
+    number = pieces("1234567")
+    return {
+        "vocab_size": len(tokenizer),
+        "number_pieces": number,  # how "1234567" is split
+        "digits_per_token": round(7 / max(len(number), 1), 3),
+        "single_digit_tokens": all(len(p.strip()) <= 1 for p in number),
+        "space_merges_into_word": len(pieces(" walk")) == 1,
+        "adds_bos": tokenizer("1")["input_ids"][:1] == [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else False,
+    }
+
+
+def read_card(model: Any, tokenizer: Any) -> ArchitectureCard:
+    config = model.config
+    return ArchitectureCard(
+        model_type=config.model_type,
+        n_layers=int(_first(config, "num_hidden_layers", "n_layer", "num_layers")),
+        d_model=int(_first(config, "hidden_size", "n_embd", "d_model")),
+        n_heads=int(_first(config, "num_attention_heads", "n_head", "num_heads")),
+        context_length=_first(config, "max_position_embeddings", "n_positions", "n_ctx", "seq_length"),
+        positional_encoding=positional_encoding(config),
+        vocab_size=int(config.vocab_size),
+        n_parameters=sum(p.numel() for p in model.parameters()),
+        tokenizer=tokenizer_facts(tokenizer),
+    )

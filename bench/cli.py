@@ -1,0 +1,154 @@
+"""`brittlebench`: the command line. Heavy imports happen inside the commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other user mistake
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def format_results(results: dict) -> str:
+    lines = []
+    width = max([len(f"{c['family']}/{c['cell']}") for c in results["cells"]] + [24])
+    lines.append(f"{'cell':<{width}}  {'shift':<14} {'n':>5}  failure")
+    for c in results["cells"]:
+        lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {c['failure_rate']:.3f}")
+    lines.append("")
+    lines.append(f"{'predictor':<{width}}  AUROC [95% CI] on {results['n_variant']} variant items")
+    for name, p in results["predictors"].items():
+        if p["status"] != "ok":
+            shown = f"failed: {p['reason']}"
+        else:
+            a = p["auroc"]
+            shown = "n/a (one class only)" if a["value"] is None else f"{a['value']:.3f} [{a['lo']:.3f}, {a['hi']:.3f}]"
+        lines.append(f"{name:<{width}}  {shown}")
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:
+    from .models import ModelSpec
+    from .run import RunSpec, run
+
+    spec = RunSpec(
+        model=ModelSpec(args.model, revision=args.revision, dtype=args.dtype, device=args.device,
+                        trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle),
+        tasks=_csv(args.tasks), predictors=_csv(args.predictors) if args.predictors else (),
+        n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size)
+    results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
+    print(format_results(results))
+    print(f"\nrun folder: {results['run_dir']} (results.json, report.html)")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .verify import verify
+
+    ok, lines = verify(Path(args.run))
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def cmd_predictors_list(args) -> int:
+    from predictors import registered
+
+    entries = registered()
+    width = max([len(n) for n in entries] + [9])
+    print(f"{'predictor':<{width}}  {'provided by':<14} entry point")
+    for name in sorted(entries):
+        e = entries[name]
+        print(f"{name:<{width}}  {e.distribution:<14} {e.target}")
+    return 0
+
+
+def cmd_tasks_list(args) -> int:
+    from tasks import family_names, get_family
+
+    for name in family_names():
+        family = get_family(name)
+        print(f"{name}: {family.description}")
+        print("  axes: " + "; ".join(f"{k} ({v})" for k, v in family.axes.items()))
+        for cell in family.cells:
+            axes = ", ".join(f"{k}={v}" for k, v in cell.axes.items())
+            print(f"  {cell.name:<18} {cell.shift:<14} {axes}")
+    return 0
+
+
+def cmd_zoo_train(args) -> int:
+    from .zoo import get_preset, train, with_overrides
+
+    recipe = with_overrides(get_preset(args.preset), steps=args.steps, seed=args.seed)
+    train(recipe, Path(args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="brittlebench", description="Predict which compositional variants a language model fails on, "
+                                                       "from its internals, before evaluating it.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="generate items, seal predictions, evaluate, score")
+    p.add_argument("--model", default="default", help="HF model name or local folder (default: the bundled zoo model)")
+    p.add_argument("--revision", default=None)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "auto"])
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
+    p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights, which can run code")
+    p.add_argument("--tasks", default="addition", help="comma-separated task families")
+    p.add_argument("--predictors", default="", help="comma-separated names or module:Class (default: all registered)")
+    p.add_argument("--n", type=int, default=100, help="items per cell")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default: runs/<time>-<model>-seed<seed>)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="recompute a run's predictions digest")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("predictors", help="registered predictors")
+    psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    psub.add_parser("list").set_defaults(func=cmd_predictors_list)
+
+    p = sub.add_parser("tasks", help="task families")
+    tsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    tsub.add_parser("list").set_defaults(func=cmd_tasks_list)
+
+    p = sub.add_parser("zoo", help="train the model zoo")
+    zsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    z = zsub.add_parser("train")
+    z.add_argument("--preset", default="default")
+    z.add_argument("--out", required=True)
+    z.add_argument("--steps", type=int, default=None)
+    z.add_argument("--seed", type=int, default=None)
+    z.set_defaults(func=cmd_zoo_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from predictors import PredictorError
+    from tasks import TaskError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (UserError, TaskError, PredictorError) as e:
+        print(f"brittlebench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("brittlebench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

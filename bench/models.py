@@ -1,0 +1,171 @@
+"""Load a causal LM by HF name or local folder, as loaded, with its architecture card.
+
+The model is never modified (no weight folding, no re-implementation): what
+predictors read through `bench.trace` is what `bench.evaluate` scores.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+DEFAULT_MODEL = "default"
+DEFAULT_MODEL_PATH = Path(__file__).parent / "default_model"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class ModelLoadError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load a model; the CLI and the Python API share it."""
+
+    name_or_path: str = DEFAULT_MODEL
+    revision: str | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+
+@dataclass(frozen=True)
+class ArchitectureCard:
+    """What the config and tokenizer say about the model, before any forward pass."""
+
+    model_type: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    context_length: int | None
+    positional_encoding: str  # "learned", "rotary", "alibi", "none"
+    vocab_size: int
+    n_parameters: int
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve(name_or_path: str) -> tuple[str, bool]:
+    """Return (what to pass to from_pretrained, whether it is a local folder)."""
+    if name_or_path == DEFAULT_MODEL:
+        return str(DEFAULT_MODEL_PATH), True
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{name_or_path} is a file: pass a model folder (with config.json) or a HF model name")
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"no config.json in {name_or_path}: pass a folder saved with save_pretrained, or a HF model name")
+        return str(path), True
+    if name_or_path.startswith((".", "/", "~")) or not _HUB_ID.match(name_or_path):
+        raise ModelLoadError(f"no model at {name_or_path}: pass a HF model name or a folder with config.json")
+    return name_or_path, False
+
+
+class ModelHandle:
+    """A loaded model and tokenizer. Build with `load_model`."""
+
+    def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, source: str):
+        self.spec = spec
+        self.model = model
+        self.tokenizer = tokenizer
+        self.source = source
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    @cached_property
+    def card(self) -> ArchitectureCard:
+        from .architecture import read_card
+
+        return read_card(self.model, self.tokenizer)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 over config, every weight tensor as loaded, and the revision."""
+        h = hashlib.sha256()
+        config = {k: v for k, v in self.model.config.to_dict().items()
+                  if not k.startswith("_") and k != "transformers_version"}  # where it was loaded from is not what it is
+        h.update(json.dumps(config, sort_keys=True, default=str).encode())
+        h.update(str(self.spec.revision).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            t = tensor.detach().cpu().contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.view(-1).view(__import__("torch").uint8).numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    @cached_property
+    def stop_token_ids(self) -> list[int]:
+        """Tokens that end an answer: EOS, and a newline where it is one token."""
+        ids = []
+        if self.tokenizer.eos_token_id is not None:
+            ids.append(self.tokenizer.eos_token_id)
+        newline = self.tokenizer("\n", add_special_tokens=False)["input_ids"]
+        if len(newline) == 1 and newline[0] not in ids:
+            ids.append(newline[0])
+        return ids
+
+    def __repr__(self) -> str:
+        return f"ModelHandle({self.spec.name_or_path!r}, fingerprint={self.fingerprint})"
+
+
+def _has_safetensors(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors"))
+
+
+def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
+    if isinstance(spec, str):
+        spec = ModelSpec(spec)
+    source, local = resolve(spec.name_or_path)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    if local and not _has_safetensors(Path(source)):
+        pickled = [p.name for p in Path(source).glob("*.bin")] + [p.name for p in Path(source).glob("*.pt")]
+        if not pickled:
+            raise ModelLoadError(f"no weights (*.safetensors or *.bin) in {source}: save the model there with save_pretrained")
+        if not spec.allow_pickle:
+            raise ModelLoadError(f"weights in {source} are pickle only ({pickled[0]}), which can run code when loaded: "
+                                 "pass --allow-pickle if you trust them, or convert them to safetensors")
+    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}.get(spec.dtype)
+    if dtype is None:
+        raise ModelLoadError(f"unknown dtype {spec.dtype!r}: use float32, float16, bfloat16 or auto")
+    kwargs: dict[str, Any] = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    where = "" if local else " (not in the local HF cache, and the hub cannot be reached here)"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype, use_safetensors=None if spec.allow_pickle else True,
+            device_map="auto" if spec.device == "auto" else None, **kwargs)
+    except ValueError as e:
+        if "trust_remote_code" in str(e):
+            raise ModelLoadError(f"{spec.name_or_path} needs its own code from the model repo: "
+                                 "pass --trust-remote-code if you trust it") from None
+        raise ModelLoadError(f"cannot load {spec.name_or_path}: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"cannot load model {spec.name_or_path!r}{where}: {first}") from None
+    if spec.device not in ("auto", "cpu"):
+        try:
+            model.to(spec.device)
+        except (RuntimeError, AssertionError) as e:
+            raise ModelLoadError(f"cannot move the model to device {spec.device!r}: {e}") from None
+    model.eval()
+    model.requires_grad_(False)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return ModelHandle(spec, model, tokenizer, source)

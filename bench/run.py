@@ -1,0 +1,255 @@
+"""The protocol, in order: generate, calibrate, predict (sealed), seal, evaluate, score.
+
+Variant targets are not written anywhere until the predictions and their
+SHA-256 are on disk; predictors are handed sealed items and a `TracedModel`,
+never the run folder.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from predictors import Observation, Predictor, PredictorError, load_predictor, registered
+from tasks import Item, SealedItem, TaskError, get_family
+
+from . import io
+from .errors import UserError
+from .evaluate import Outcome, evaluate
+from .models import ModelHandle, ModelSpec, load_model
+from .score import auroc, cell_table
+from .trace import Trace, trace
+
+RESULTS_SCHEMA_VERSION = 1
+DEFAULT_TASKS = ("addition",)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides a run's results; the CLI and the Python API share it."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    tasks: tuple[str, ...] = DEFAULT_TASKS
+    predictors: tuple[str, ...] = ()  # empty: every registered predictor
+    n: int = 100  # items per cell
+    seed: int = 0
+    out: Path | None = None
+    batch_size: int = 64
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out"] = str(self.out) if self.out else None
+        return d
+
+
+class TracedModel:
+    """What predictors are handed: the architecture card and prompt-only traces,
+    computed once per item and shared by every predictor."""
+
+    def __init__(self, handle: ModelHandle, batch_size: int = 64):
+        self._handle = handle
+        self._batch_size = batch_size
+        self._rows: dict[str, tuple] = {}
+        self.seconds = 0.0
+
+    @property
+    def card(self):
+        return self._handle.card
+
+    @property
+    def fingerprint(self) -> str:
+        return self._handle.fingerprint
+
+    def trace(self, items: Sequence[SealedItem]) -> Trace:
+        missing = list({item.id: item for item in items if item.id not in self._rows}.values())
+        if missing:
+            started = time.perf_counter()
+            new = trace(self._handle, [_sealed(item) for item in missing], self._batch_size)
+            for k, item_id in enumerate(new.item_ids):
+                self._rows[item_id] = (new.hidden[k], new.top_ids[k], new.top_probs[k], new.entropy[k],
+                                       new.prompt_tokens[k])
+            self.seconds += time.perf_counter() - started
+        rows = [self._rows[item.id] for item in items]
+        columns = [np.stack(c) for c in zip(*rows)] if rows else [np.zeros((0,))] * 5
+        return Trace(tuple(item.id for item in items), *columns)
+
+
+def _sealed(item: Item | SealedItem) -> SealedItem:
+    return item.sealed() if isinstance(item, Item) else item
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("brittlebench", "torch", "transformers", "numpy", "scikit-learn", "scipy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _prepare_out(spec: RunSpec) -> Path:
+    if spec.out is None:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = Path(spec.model.name_or_path).name or "model"
+        out = Path("runs") / f"{stamp}-{name}-seed{spec.seed}"
+    else:
+        out = Path(spec.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} is a file: pass --out a folder path")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"output folder {out} already holds files: pass another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".writable"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to output folder {out}: {e.strerror}") from None
+    return out
+
+
+def _generate(spec: RunSpec) -> tuple[list[Item], list[Item], dict[str, dict]]:
+    base, variants, tasks_info = [], [], {}
+    for name in spec.tasks:
+        family = get_family(name)
+        for cell in family.cells:
+            (base if cell.is_base else variants).extend(family.generate(cell.name, spec.n, spec.seed))
+        tasks_info[name] = {"description": family.description, "axes": dict(family.axes),
+                            "cells": [{"name": c.name, "shift": c.shift, "axes": {k: v for k, v in c.axes.items()}}
+                                      for c in family.cells]}
+    return base, variants, tasks_info
+
+
+def _load_predictors(names: Sequence[str]) -> list[Predictor]:
+    names = list(names) or sorted(registered())
+    seen = set()
+    out = []
+    for name in names:
+        if name in seen:
+            raise UserError(f"predictor {name!r} is listed twice")
+        seen.add(name)
+        out.append(load_predictor(name))
+    return out
+
+
+def _check_scores(scores: Any, n: int) -> np.ndarray:
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"returned shape {arr.shape}, expected ({n},)")
+    if not np.isfinite(arr).all():
+        raise ValueError("returned NaN or infinite scores")
+    if (arr < 0).any() or (arr > 1).any():
+        raise ValueError("returned scores outside [0, 1]")
+    return arr
+
+
+def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
+    if spec.n <= 0:
+        raise UserError(f"--n must be a positive number of items per cell, got {spec.n}")
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - clock
+        clock = now
+
+    base, variants, tasks_info = _generate(spec)
+    predictors = _load_predictors(spec.predictors)
+    out = _prepare_out(spec)
+    lap("generate")
+    handle = load_model(spec.model)
+    lap("load")
+    log(f"model {spec.model.name_or_path} ({handle.fingerprint}); {len(base)} base and {len(variants)} variant items")
+
+    io.write_jsonl(out / "items" / "base.jsonl", (item.to_dict() for item in base))
+    io.write_jsonl(out / "items" / "variants.sealed.jsonl", (_sealed(item).to_dict() for item in variants))
+    base_outcomes = evaluate(handle, base, spec.batch_size)
+    lap("evaluate")
+    calibration = [Observation(item, o.output, o.correct) for item, o in zip(base, base_outcomes)]
+
+    model_view = TracedModel(handle, spec.batch_size)
+    sealed = [_sealed(item) for item in variants]
+    model_view.trace(sealed)  # one shared pass before any predictor runs
+    lap("trace")
+    scores: dict[str, np.ndarray] = {}
+    status: dict[str, dict[str, Any]] = {}
+    for predictor in predictors:
+        started = time.perf_counter()
+        try:
+            fitted = predictor.clone().fit(model_view, calibration)
+            scores[predictor.name] = _check_scores(fitted.predict(model_view, sealed), len(sealed))
+            status[predictor.name] = {"status": "ok"}
+        except Exception as e:  # a broken predictor must not sink the run
+            status[predictor.name] = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
+            log(f"predictor {predictor.name} failed: {type(e).__name__}: {e}")
+        status[predictor.name].update(seconds=round(time.perf_counter() - started, 4), version=predictor.version,
+                                      reads=sorted(predictor.reads), params=predictor.get_params(),
+                                      cls=f"{type(predictor).__module__}:{type(predictor).__qualname__}")
+    lap("predict")
+
+    predictions = [{"item_id": item.id, "family": item.family, "cell": item.cell,
+                    "scores": {name: float(s[i]) for name, s in scores.items()}} for i, item in enumerate(sealed)]
+    digest = io.sha256(io.write_jsonl(out / "predictions.jsonl", predictions))
+    io.write_bytes(out / "predictions.sha256", f"{digest}  predictions.jsonl\n".encode())
+    lap("seal")
+
+    variant_outcomes = evaluate(handle, variants, spec.batch_size)
+    lap("evaluate")
+    io.write_jsonl(out / "items" / "variants.jsonl", (item.to_dict() for item in variants))
+    outcome_rows = [dict(o.to_dict(), split=split) for split, outs in (("base", base_outcomes), ("variant", variant_outcomes))
+                    for o in outs]
+    io.write_jsonl(out / "outcomes.jsonl", outcome_rows)
+
+    results = score_run(spec, base, variants, base_outcomes, variant_outcomes, scores, status)
+    results.update(
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        spec=spec.to_dict(),
+        provenance={"versions": _versions(), "protocol": "base", "seed": spec.seed,
+                    "model": {"spec": asdict(spec.model), "source": handle.source, "fingerprint": handle.fingerprint,
+                              "card": handle.card.to_dict()},
+                    "tasks": tasks_info, "n_per_cell": spec.n},
+        predictions_sha256=digest,
+    )
+    lap("score")
+    from .report import write_report
+
+    write_report(out / "report.html", results)
+    lap("report")
+    results["timings"] = {k: round(v, 3) for k, v in timings.items()} | {"trace_inside_predict": round(model_view.seconds, 3)}
+    io.write_json(out / "results.json", results)
+    results["run_dir"] = str(out)
+    return results
+
+
+def score_run(spec: RunSpec, base: list[Item], variants: list[Item], base_outcomes: list[Outcome],
+              variant_outcomes: list[Outcome], scores: dict[str, np.ndarray], status: dict[str, dict]) -> dict[str, Any]:
+    shifts = {(name, c.name): c.shift for name in spec.tasks for c in get_family(name).cells}
+    rows = [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "base",
+             "failed": not o.correct} for it, o in zip(base, base_outcomes)]
+    rows += [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "variant",
+              "failed": not o.correct, "pred_index": i} for i, (it, o) in enumerate(zip(variants, variant_outcomes))]
+    failed = np.array([not o.correct for o in variant_outcomes])
+    table = {}
+    for name, info in status.items():
+        entry = dict(info)
+        if name in scores:
+            entry["auroc"] = auroc(failed, scores[name], seed=spec.seed).to_dict()
+        table[name] = entry
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "n_base": len(base),
+        "n_variant": len(variants),
+        "base_failure_rate": float(np.mean([not o.correct for o in base_outcomes])),
+        "variant_failure_rate": float(failed.mean()) if len(failed) else None,
+        "predictors": table,
+        "cells": cell_table(rows, scores),
+    }

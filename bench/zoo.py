@@ -1,0 +1,192 @@
+"""Train small transformers in HF format on the base regions of task families.
+
+`brittlebench zoo train --preset default --out DIR` is rerunnable and
+deterministic for a seed; the folder it writes is a normal HF model folder
+(safetensors, tokenizer.json) plus `zoo.json`, the card that says how it was
+trained and how well it does on the base region.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from tasks import Item, get_family
+
+from .errors import UserError
+
+TRAIN_SEED_OFFSET = 1_000_003  # training items come from seeds no run uses by default
+
+
+@dataclass(frozen=True)
+class Recipe:
+    arch: str = "gpt2"  # "gpt2" (learned positions) or "llama" (rotary)
+    n_layers: int = 4
+    d_model: int = 128
+    n_heads: int = 4
+    context_length: int = 64
+    init_scale: float = 1.0  # multiplies the default initializer_range (0.02)
+    tasks: tuple[str, ...] = ("addition",)
+    items_per_cell: int = 40_000
+    steps: int = 6000
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.01
+    seed: int = 0
+    checkpoints: tuple[int, ...] = field(default_factory=tuple)  # steps at which to save a copy
+
+
+PRESETS: dict[str, Recipe] = {
+    "default": Recipe(),
+    "tiny": Recipe(n_layers=1, d_model=32, n_heads=2, items_per_cell=200, steps=20, batch_size=16),
+}
+
+
+def get_preset(name: str) -> Recipe:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UserError(f"unknown zoo preset {name!r}; presets: {', '.join(PRESETS)}") from None
+
+
+def build_model(recipe: Recipe, vocab_size: int, special: dict[str, int]):
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    if recipe.arch == "gpt2":
+        config = GPT2Config(vocab_size=vocab_size, n_positions=recipe.context_length, n_embd=recipe.d_model,
+                            n_layer=recipe.n_layers, n_head=recipe.n_heads, resid_pdrop=0.0, embd_pdrop=0.0,
+                            attn_pdrop=0.0, initializer_range=0.02 * recipe.init_scale, **special)
+        return GPT2LMHeadModel(config)
+    if recipe.arch == "llama":
+        config = LlamaConfig(vocab_size=vocab_size, max_position_embeddings=recipe.context_length,
+                             hidden_size=recipe.d_model, intermediate_size=4 * recipe.d_model,
+                             num_hidden_layers=recipe.n_layers, num_attention_heads=recipe.n_heads,
+                             num_key_value_heads=recipe.n_heads, initializer_range=0.02 * recipe.init_scale,
+                             tie_word_embeddings=True, **special)
+        return LlamaForCausalLM(config)
+    raise UserError(f"unknown zoo architecture {recipe.arch!r}: use gpt2 or llama")
+
+
+def training_items(recipe: Recipe) -> list[Item]:
+    """The base region of every task in the recipe, never a variant cell."""
+    items: list[Item] = []
+    for name in recipe.tasks:
+        family = get_family(name)
+        for cell in family.base_cells:
+            items += family.generate(cell.name, recipe.items_per_cell, seed=TRAIN_SEED_OFFSET + recipe.seed)
+    return items
+
+
+def _encode(tokenizer, items: list[Item]):
+    """Token ids of `<bos> prompt target <eos>` and labels that score the answer only."""
+    import torch
+
+    rows, labels = [], []
+    for item in items:
+        prompt = tokenizer(item.prompt)["input_ids"]
+        answer = tokenizer(item.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        rows.append(prompt + answer)
+        labels.append([-100] * len(prompt) + answer)
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    lab = torch.full((len(rows), width), -100)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (r, l) in enumerate(zip(rows, labels)):
+        ids[i, :len(r)] = torch.tensor(r)
+        lab[i, :len(l)] = torch.tensor(l)
+        mask[i, :len(r)] = 1
+    return ids, lab, mask
+
+
+def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    import torch
+    from tqdm import tqdm
+
+    from .evaluate import evaluate
+    from .models import ModelSpec, load_model
+    from .tokenizer import build_tokenizer
+
+    out = Path(out)
+    torch.manual_seed(recipe.seed)
+    tokenizer = build_tokenizer()
+    special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                   pad_token_id=tokenizer.pad_token_id)
+    model = build_model(recipe, len(tokenizer), special)
+    model.train()
+    items = training_items(recipe)
+    ids, labels, mask = _encode(tokenizer, items)
+    if ids.shape[1] > recipe.context_length:
+        raise UserError(f"training sequences reach {ids.shape[1]} tokens, over the context length {recipe.context_length}")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.98), weight_decay=recipe.weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < recipe.warmup:
+            return (step + 1) / recipe.warmup
+        done = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    started = time.time()
+    losses = []
+    bar = tqdm(range(recipe.steps), desc=f"zoo train {out.name}", disable=not progress)
+    for step in bar:
+        batch = torch.randint(0, len(items), (recipe.batch_size,), generator=generator)
+        width = int(mask[batch].sum(1).max())
+        loss = model(input_ids=ids[batch, :width], attention_mask=mask[batch, :width], labels=labels[batch, :width]).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        if step + 1 in recipe.checkpoints:
+            _save(model, tokenizer, out / "checkpoints" / f"step-{step + 1}")
+    model.eval()
+    _save(model, tokenizer, out)
+    handle = load_model(ModelSpec(str(out)))
+    card = {
+        "schema_version": 1,
+        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(recipe).items()},
+        "data_region": {name: [c.name for c in get_family(name).base_cells] for name in recipe.tasks},
+        "train_items": len(items),
+        "train_item_seed": TRAIN_SEED_OFFSET + recipe.seed,
+        "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 6),
+        "train_seconds": round(time.time() - started, 1),
+        "torch_version": torch.__version__,
+        "base_accuracy": base_accuracy(handle, recipe.tasks),
+        "fingerprint": handle.fingerprint,
+    }
+    (out / "zoo.json").write_text(json.dumps(card, indent=2) + "\n")
+    log(f"saved {out}: base accuracy {card['base_accuracy']}, final loss {card['final_loss']}")
+    return card
+
+
+def base_accuracy(handle, tasks, n: int = 200, seed: int = 0) -> dict[str, dict[str, float]]:
+    from .evaluate import evaluate
+
+    result = {}
+    for name in tasks:
+        family = get_family(name)
+        result[name] = {}
+        for cell in family.base_cells:
+            items = family.generate(cell.name, n, seed=seed)
+            outcomes = evaluate(handle, items)
+            result[name][cell.name] = sum(o.correct for o in outcomes) / len(outcomes)
+    return result
+
+
+def _save(model, tokenizer, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def with_overrides(recipe: Recipe, **overrides: Any) -> Recipe:
+    return replace(recipe, **{k: v for k, v in overrides.items() if v is not None})

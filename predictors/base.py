@@ -1,0 +1,72 @@
+"""The `Predictor` protocol: scikit-learn style, over sealed items.
+
+A predictor's constructor only stores keyword arguments; `fit` learns
+attributes ending in `_` from calibration observations (base items with their
+targets and observed outcomes) and returns self; `predict` returns one
+probability of failure in [0, 1] per sealed item.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, Sequence
+
+import numpy as np
+
+from tasks import Item, SealedItem
+
+#: What a predictor may declare it reads.
+READS = frozenset({"prompt", "architecture", "hidden", "logits", "attention", "positions"})
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A calibration item: the item with its target, the model's output, and whether it was right."""
+
+    item: Item
+    output: str
+    correct: bool
+
+
+class ModelView(Protocol):
+    """What a predictor is handed: the architecture card and shared prompt-only traces."""
+
+    @property
+    def card(self) -> Any: ...
+
+    def trace(self, items: Sequence[SealedItem]) -> Any: ...
+
+
+class Predictor:
+    name: ClassVar[str] = ""
+    reads: ClassVar[frozenset[str]] = frozenset()
+    version: ClassVar[str] = "0"
+
+    def get_params(self) -> dict[str, Any]:
+        if type(self).__init__ is object.__init__:
+            return {}
+        params = inspect.signature(type(self).__init__).parameters.values()
+        names = [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return {n: getattr(self, n) for n in names}
+
+    def set_params(self, **params: Any) -> "Predictor":
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {key!r}; it has {sorted(valid)}")
+            setattr(self, key, value)
+        return self
+
+    def clone(self) -> "Predictor":
+        """An unfitted copy with the same parameters."""
+        return type(self)(**self.get_params())
+
+    def fit(self, model: ModelView, calibration: Sequence[Observation]) -> "Predictor":
+        return self
+
+    def predict(self, model: ModelView, items: Sequence[SealedItem]) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"

@@ -1,0 +1,48 @@
+import torch
+
+from bench.evaluate import answer_budget, decode_answer, evaluate
+from bench.models import ModelSpec, load_model
+from bench.trace import trace
+from tasks import get_family
+
+
+def plain_greedy(handle, prompt, budget):
+    """One item at a time, no cache, no padding: the reference greedy loop."""
+    ids = handle.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    new = []
+    for _ in range(budget):
+        nxt = int(handle.model(input_ids=ids).logits[0, -1].argmax())
+        new.append(nxt)
+        if nxt in handle.stop_token_ids:
+            break
+        ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+    return decode_answer(handle, new)
+
+
+def test_batched_evaluation_equals_plain_greedy_loop(tiny_gpt2):
+    handle = load_model(ModelSpec(str(tiny_gpt2)))
+    family = get_family("addition")
+    items = [i for c in ("digits=1", "digits=3", "digits=5") for i in family.generate(c, 8, seed=0)]
+    outcomes = evaluate(handle, items, batch_size=5)
+    for item, outcome in zip(items, outcomes):
+        expected = plain_greedy(handle, item.prompt, answer_budget(handle, item.target))
+        assert outcome.output == expected
+        assert outcome.correct == (expected.strip() == item.target)
+
+
+def test_default_model_solves_base_items():
+    handle = load_model("default")
+    items = get_family("addition").generate("digits=2", 50, seed=0)
+    outcomes = evaluate(handle, items)
+    assert sum(o.correct for o in outcomes) / len(outcomes) >= 0.9
+
+
+def test_trace_matches_unpadded_forward_and_batch_size(tiny_llama):
+    handle = load_model(ModelSpec(str(tiny_llama)))
+    items = [i.sealed() for c in ("digits=1", "digits=4") for i in get_family("addition").generate(c, 6, seed=0)]
+    small, big = trace(handle, items, batch_size=1), trace(handle, items, batch_size=12)
+    assert small.hidden.shape == (12, 3, 32)  # (item, layer + 1, d_model)
+    assert torch.allclose(torch.from_numpy(small.hidden), torch.from_numpy(big.hidden), atol=1e-5)
+    ids = handle.tokenizer(items[0].prompt, return_tensors="pt")
+    probs = handle.model(**ids).logits[0, -1].softmax(-1)
+    assert abs(float(probs.max()) - float(big.top_probs[0, 0])) < 1e-5

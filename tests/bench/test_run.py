@@ -1,0 +1,90 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+import bench.run as run_module
+from bench.cli import main
+from bench.models import ModelSpec
+from bench.run import RunSpec, run
+from bench.verify import verify
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "r"
+    results = run(RunSpec(n=12, out=out), log=lambda m: None)
+    return out, results
+
+
+def test_run_writes_the_folder_and_scores_real_outcomes(finished_run):
+    out, results = finished_run
+    for name in ("results.json", "report.html", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl",
+                 "items/base.jsonl", "items/variants.sealed.jsonl", "items/variants.jsonl"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["schema_version"] == 1
+    assert set(saved["predictors"]) == {"random", "confidence"}
+    outcomes = [json.loads(line) for line in (out / "outcomes.jsonl").read_text().splitlines()]
+    variant = [o for o in outcomes if o["split"] == "variant"]
+    assert saved["variant_failure_rate"] == pytest.approx(sum(not o["correct"] for o in variant) / len(variant))
+    assert "<img" in (out / "report.html").read_text()
+    assert saved["provenance"]["model"]["fingerprint"]
+
+
+def test_predictions_are_sealed_before_any_variant_is_evaluated(tmp_path, monkeypatch):
+    real = run_module.evaluate
+    seen = []
+
+    def spy(handle, items, batch_size=64, families=None):
+        split = "base" if all(i.cell.startswith("digits=") and i.cell[-1] in "123" for i in items) else "variant"
+        sealed = (tmp_path / "r" / "predictions.sha256").exists()
+        seen.append((split, sealed, (tmp_path / "r" / "items" / "variants.jsonl").exists()))
+        return real(handle, items, batch_size, families)
+
+    monkeypatch.setattr(run_module, "evaluate", spy)
+    run(RunSpec(n=4, out=tmp_path / "r"), log=lambda m: None)
+    assert seen == [("base", False, False), ("variant", True, False)]
+
+
+def test_verify_detects_an_edited_prediction(finished_run, tmp_path):
+    out, _ = finished_run
+    assert verify(out)[0]
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    text = (copy / "predictions.jsonl").read_text()
+    (copy / "predictions.jsonl").write_text(text.replace('"random":0.', '"random":0.9', 1))
+    assert not verify(copy)[0]
+
+
+def test_cli_run_prints_the_table(tmp_path, capsys):
+    assert main(["run", "--n", "5", "--out", str(tmp_path / "cli"), "--predictors", "random,confidence"]) == 0
+    printed = capsys.readouterr().out
+    assert "addition/digits=5" in printed and "confidence" in printed and "AUROC" in printed
+
+
+def test_cli_missing_model_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--model", str(tmp_path / "nope"), "--n", "2",
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert proc.stderr.startswith("brittlebench: error: no model at")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--n", "0"], "positive"),
+    (["run", "--tasks", "nope"], "unknown task family"),
+    (["run", "--predictors", "nope"], "unknown predictor"),
+])
+def test_cli_user_mistakes_exit_2(argv, message, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_output_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["run", "--n", "2", "--out", str(target)]) == 2
+    assert "is a file" in capsys.readouterr().err

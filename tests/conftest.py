@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny random-config HF models saved to disk, loaded by path."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+def save_tiny(kind: str, folder, seed: int = 0):
+    """Save a tiny random model of `kind` with the zoo's char tokenizer; return the folder."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    from bench.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    special = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    if kind == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2, **special))
+    elif kind == "llama":
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), max_position_embeddings=64, hidden_size=32,
+                                             intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                             num_key_value_heads=2, **special))
+    else:
+        raise ValueError(kind)
+    model.eval()
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory):
+    return save_tiny("gpt2", tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory):
+    return save_tiny("llama", tmp_path_factory.mktemp("tiny-llama"))
