@@ -8,6 +8,8 @@ from typing import Sequence
 
 from .errors import UserError
 
+DEFAULT_TASK_NAMES = ("addition",)  # the default suite; kept in step with bench.run.DEFAULT_TASKS
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, like every other user mistake
@@ -44,7 +46,8 @@ def cmd_run(args) -> int:
         model=ModelSpec(args.model, revision=args.revision, dtype=args.dtype, device=args.device,
                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle),
         tasks=_csv(args.tasks), predictors=_csv(args.predictors) if args.predictors else (),
-        n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size)
+        n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
+        shots=args.shots)
     results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
     print(format_results(results))
     print(f"\nrun folder: {results['run_dir']} (results.json, report.html)")
@@ -71,6 +74,10 @@ def cmd_predictors_list(args) -> int:
     return 0
 
 
+def _axis_value(value) -> str:
+    return f"{value[0]}..{value[1]}" if isinstance(value, tuple) else str(value)
+
+
 def cmd_tasks_list(args) -> int:
     from tasks import family_names, get_family
 
@@ -78,9 +85,41 @@ def cmd_tasks_list(args) -> int:
         family = get_family(name)
         print(f"{name}: {family.description}")
         print("  axes: " + "; ".join(f"{k} ({v})" for k, v in family.axes.items()))
+        print("  base region: " + ", ".join(c.name for c in family.base_cells))
         for cell in family.cells:
-            axes = ", ".join(f"{k}={v}" for k, v in cell.axes.items())
-            print(f"  {cell.name:<18} {cell.shift:<14} {axes}")
+            axes = ", ".join(f"{k}={_axis_value(v)}" for k, v in cell.axes.items())
+            print(f"    {cell.name:<16} {cell.shift:<14} {axes}")
+        print()
+    return 0
+
+
+def cmd_tasks_show(args) -> int:
+    from tasks import resolve_families
+
+    family = next(iter(resolve_families([args.family]).values()))
+    cells = [family.cell(args.cell)] if args.cell else list(family.cells)
+    for cell in cells:
+        print(f"{family.name}/{cell.name} ({cell.shift})")
+        for item in family.generate(cell.name, args.n, args.seed):
+            axes = ", ".join(f"{k}={v}" for k, v in item.axes.items())
+            print(f"  {item.prompt!r} -> {item.target!r}   [{axes}]")
+    return 0
+
+
+def cmd_tasks_export(args) -> int:
+    from tasks import resolve_families
+    from tasks.export import export
+    from tasks.render import few_shot
+
+    families = resolve_families(_csv(args.tasks))
+    items, shifts = [], {}
+    for family in families.values():
+        cells = [family.cell(c) for c in _csv(args.cells)] if args.cells else list(family.cells)
+        for cell in cells:
+            items += few_shot(family.generate(cell.name, args.n, args.seed), family, args.shots, args.seed)
+            shifts[family.name, cell.name] = cell.shift
+    paths = export(items, shifts, args.format, Path(args.out), name=args.name)
+    print(f"wrote {len(items)} items: " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -104,12 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights, which can run code")
-    p.add_argument("--tasks", default="addition", help="comma-separated task families")
+    p.add_argument("--tasks", default=",".join(DEFAULT_TASK_NAMES),
+                   help="comma-separated families or task files (.jsonl, or a saved dataset folder)")
     p.add_argument("--predictors", default="", help="comma-separated names or module:Class (default: all registered)")
     p.add_argument("--n", type=int, default=100, help="items per cell")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default: runs/<time>-<model>-seed<seed>)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--shots", type=int, default=None,
+                   help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("verify", help="recompute a run's predictions digest")
@@ -123,6 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tasks", help="task families")
     tsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     tsub.add_parser("list").set_defaults(func=cmd_tasks_list)
+    t = tsub.add_parser("show", help="print generated items")
+    t.add_argument("family", help="family name or task file")
+    t.add_argument("--cell", default=None)
+    t.add_argument("-n", type=int, default=3)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_tasks_show)
+    t = tsub.add_parser("export", help="write items as JSONL, a HF dataset or an lm-eval task")
+    t.add_argument("--tasks", default=",".join(DEFAULT_TASK_NAMES))
+    t.add_argument("--cells", default="", help="comma-separated cell names (default: all)")
+    t.add_argument("-n", "--n", type=int, default=100, help="items per cell")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--shots", type=int, default=0)
+    t.add_argument("--format", required=True, choices=["jsonl", "hf", "lm-eval"])
+    t.add_argument("--name", default="brittlebench", help="task name (lm-eval)")
+    t.add_argument("--out", required=True)
+    t.set_defaults(func=cmd_tasks_export)
 
     p = sub.add_parser("zoo", help="train the model zoo")
     zsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)

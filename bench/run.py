@@ -7,6 +7,7 @@ never the run folder.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from predictors import Observation, Predictor, PredictorError, load_predictor, registered
-from tasks import Item, SealedItem, TaskError, get_family
+from tasks import Item, SealedItem, TaskFamily, resolve_families
+from tasks.render import few_shot
 
 from . import io
 from .errors import UserError
@@ -28,6 +30,7 @@ from .trace import Trace, trace
 
 RESULTS_SCHEMA_VERSION = 1
 DEFAULT_TASKS = ("addition",)
+DEFAULT_SHOTS = 3
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class RunSpec:
     seed: int = 0
     out: Path | None = None
     batch_size: int = 64
+    shots: int | None = None  # k-shot examples; None: 0 for zoo models, DEFAULT_SHOTS otherwise
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -94,7 +98,8 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _prepare_out(spec: RunSpec) -> Path:
+def _check_out(spec: RunSpec) -> Path:
+    """The run folder, checked before any work: it must be new (or empty) and writable."""
     if spec.out is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         name = Path(spec.model.name_or_path).name or "model"
@@ -105,26 +110,40 @@ def _prepare_out(spec: RunSpec) -> Path:
         raise UserError(f"output {out} is a file: pass --out a folder path")
     if out.is_dir() and any(out.iterdir()):
         raise UserError(f"output folder {out} already holds files: pass another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".writable"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write to output folder {out}: {e.strerror}") from None
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to output folder {out}: {parent} is not a writable folder")
     return out
 
 
-def _generate(spec: RunSpec) -> tuple[list[Item], list[Item], dict[str, dict]]:
+def _generate(spec: RunSpec, families: dict[str, TaskFamily], shots: int) -> tuple[list[Item], list[Item], dict]:
     base, variants, tasks_info = [], [], {}
-    for name in spec.tasks:
-        family = get_family(name)
+    for name, family in families.items():
         for cell in family.cells:
-            (base if cell.is_base else variants).extend(family.generate(cell.name, spec.n, spec.seed))
+            items = few_shot(family.generate(cell.name, spec.n, spec.seed), family, shots, spec.seed)
+            (base if cell.is_base else variants).extend(items)
         tasks_info[name] = {"description": family.description, "axes": dict(family.axes),
-                            "cells": [{"name": c.name, "shift": c.shift, "axes": {k: v for k, v in c.axes.items()}}
-                                      for c in family.cells]}
+                            "source": getattr(family, "source", "built-in"),
+                            "cells": [{"name": c.name, "shift": c.shift, "axes": dict(c.axes)} for c in family.cells]}
     return base, variants, tasks_info
+
+
+def is_zoo_model(handle: ModelHandle) -> bool:
+    """Zoo models are trained on the task formats, so they are evaluated zero-shot."""
+    return (Path(handle.source) / "zoo.json").is_file()
+
+
+def _check_context(handle: ModelHandle, items: Sequence[Item]) -> None:
+    limit = handle.card.context_length
+    if not limit:
+        return
+    for item in items:
+        need = len(handle.tokenizer(item.prompt + item.target)["input_ids"]) + 2
+        if need > limit:
+            raise UserError(f"{item.family}/{item.cell} items need {need} tokens but the model's context is {limit}: "
+                            "leave that family out of --tasks or use a model with a longer context")
 
 
 def _load_predictors(names: Sequence[str]) -> list[Predictor]:
@@ -162,17 +181,21 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
         timings[stage] = timings.get(stage, 0.0) + now - clock
         clock = now
 
-    base, variants, tasks_info = _generate(spec)
+    families = resolve_families(spec.tasks)
     predictors = _load_predictors(spec.predictors)
-    out = _prepare_out(spec)
-    lap("generate")
+    out = _check_out(spec)
     handle = load_model(spec.model)
     lap("load")
+    shots = spec.shots if spec.shots is not None else (0 if is_zoo_model(handle) else DEFAULT_SHOTS)
+    base, variants, tasks_info = _generate(spec, families, shots)
+    _check_context(handle, base + variants)
+    lap("generate")
     log(f"model {spec.model.name_or_path} ({handle.fingerprint}); {len(base)} base and {len(variants)} variant items")
 
+    out.mkdir(parents=True, exist_ok=True)
     io.write_jsonl(out / "items" / "base.jsonl", (item.to_dict() for item in base))
     io.write_jsonl(out / "items" / "variants.sealed.jsonl", (_sealed(item).to_dict() for item in variants))
-    base_outcomes = evaluate(handle, base, spec.batch_size)
+    base_outcomes = evaluate(handle, base, spec.batch_size, families)
     lap("evaluate")
     calibration = [Observation(item, o.output, o.correct) for item, o in zip(base, base_outcomes)]
 
@@ -202,21 +225,21 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     io.write_bytes(out / "predictions.sha256", f"{digest}  predictions.jsonl\n".encode())
     lap("seal")
 
-    variant_outcomes = evaluate(handle, variants, spec.batch_size)
+    variant_outcomes = evaluate(handle, variants, spec.batch_size, families)
     lap("evaluate")
     io.write_jsonl(out / "items" / "variants.jsonl", (item.to_dict() for item in variants))
     outcome_rows = [dict(o.to_dict(), split=split) for split, outs in (("base", base_outcomes), ("variant", variant_outcomes))
                     for o in outs]
     io.write_jsonl(out / "outcomes.jsonl", outcome_rows)
 
-    results = score_run(spec, base, variants, base_outcomes, variant_outcomes, scores, status)
+    results = score_run(families, base, variants, base_outcomes, variant_outcomes, scores, status, spec.seed)
     results.update(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         spec=spec.to_dict(),
         provenance={"versions": _versions(), "protocol": "base", "seed": spec.seed,
                     "model": {"spec": asdict(spec.model), "source": handle.source, "fingerprint": handle.fingerprint,
                               "card": handle.card.to_dict()},
-                    "tasks": tasks_info, "n_per_cell": spec.n},
+                    "tasks": tasks_info, "n_per_cell": spec.n, "shots": shots},
         predictions_sha256=digest,
     )
     lap("score")
@@ -230,9 +253,10 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     return results
 
 
-def score_run(spec: RunSpec, base: list[Item], variants: list[Item], base_outcomes: list[Outcome],
-              variant_outcomes: list[Outcome], scores: dict[str, np.ndarray], status: dict[str, dict]) -> dict[str, Any]:
-    shifts = {(name, c.name): c.shift for name in spec.tasks for c in get_family(name).cells}
+def score_run(families: dict[str, TaskFamily], base: list[Item], variants: list[Item], base_outcomes: list[Outcome],
+              variant_outcomes: list[Outcome], scores: dict[str, np.ndarray], status: dict[str, dict],
+              seed: int) -> dict[str, Any]:
+    shifts = {(name, c.name): c.shift for name, family in families.items() for c in family.cells}
     rows = [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "base",
              "failed": not o.correct} for it, o in zip(base, base_outcomes)]
     rows += [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "variant",
@@ -242,7 +266,7 @@ def score_run(spec: RunSpec, base: list[Item], variants: list[Item], base_outcom
     for name, info in status.items():
         entry = dict(info)
         if name in scores:
-            entry["auroc"] = auroc(failed, scores[name], seed=spec.seed).to_dict()
+            entry["auroc"] = auroc(failed, scores[name], seed=seed).to_dict()
         table[name] = entry
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,

@@ -2,7 +2,9 @@
 from .errors import TaskError
 from .family import TaskFamily
 from .records import SCHEMA_VERSION, SHIFTS, Cell, Item, SealedItem
-from .registry import family_names, get_family
+from .check import check_family
+from .filetask import FileTask, load_task_file
+from .registry import family_names, get_family, resolve_families
 
-__all__ = ["SCHEMA_VERSION", "SHIFTS", "Cell", "Item", "SealedItem", "TaskError", "TaskFamily",
-           "family_names", "get_family"]
+__all__ = ["SCHEMA_VERSION", "SHIFTS", "Cell", "FileTask", "Item", "SealedItem", "TaskError", "TaskFamily",
+           "check_family", "family_names", "get_family", "load_task_file", "resolve_families"]

@@ -59,6 +59,13 @@ class TaskFamily:
                               axes=axes, prompt=prompt, target=target, meta=meta))
         return items
 
+    def components(self, item: Item) -> list[Item]:
+        """The smaller problems `item` composes (each hop, each function), if it has any.
+
+        With them a run can tell a compositional failure (every component right,
+        the whole wrong; Press et al. 2022) from a plain one."""
+        return []
+
     def check(self, output: str, item: Item) -> bool:
         """Exact match: the model's answer, up to its end, equals the target."""
         return output.strip() == item.target

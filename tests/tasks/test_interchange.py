@@ -1,0 +1,98 @@
+import json
+
+import pytest
+
+from bench.cli import main
+from tasks import TaskError, get_family, load_task_file
+from tasks.export import export, load_items
+
+
+@pytest.fixture
+def items_and_shifts():
+    items, shifts = [], {}
+    for name in ("addition", "compose", "commands"):
+        family = get_family(name)
+        for cell in family.cells:
+            items += family.generate(cell.name, 4, seed=2)
+            shifts[name, cell.name] = cell.shift
+    return items, shifts
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "hf"])
+def test_export_round_trips(fmt, items_and_shifts, tmp_path):
+    items, shifts = items_and_shifts
+    (path,) = export(items, shifts, fmt, tmp_path)
+    assert load_items(path) == items
+
+
+def test_jsonl_export_loads_as_a_user_task(items_and_shifts, tmp_path):
+    items, shifts = items_and_shifts
+    (path,) = export(items, shifts, "jsonl", tmp_path)
+    family = load_task_file(path, name="mine")
+    assert {c.name for c in family.base_cells} == {n for (f, n), s in shifts.items() if s == "base"}
+    loaded = [i for c in family.cells for i in family.generate(c.name, 100)]
+    assert sorted((i.id, i.prompt, i.target) for i in loaded) == sorted((i.id, i.prompt, i.target) for i in items)
+
+
+def test_hf_dataset_folder_loads_as_a_user_task(items_and_shifts, tmp_path):
+    items, shifts = items_and_shifts
+    (path,) = export(items, shifts, "hf", tmp_path)
+    family = load_task_file(path, name="mine")
+    assert sum(len(family.generate(c.name, 100)) for c in family.cells) == len(items)
+
+
+def test_lm_eval_export_writes_task_and_data(items_and_shifts, tmp_path):
+    items, shifts = items_and_shifts
+    data, yaml = export(items, shifts, "lm-eval", tmp_path, name="bb_test")
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    assert [(r["prompt"], r["target"]) for r in rows] == [(i.prompt, i.target) for i in items]
+    text = yaml.read_text()
+    assert "task: bb_test" in text and "output_type: generate_until" in text and str(data.resolve()) in text
+
+
+def good_rows():
+    return [{"prompt": "a b =", "target": "ab", "cell": "short", "split": "base"},
+            {"prompt": "a b c =", "target": "abc", "cell": "long", "split": "variant", "shift": "productivity",
+             "axes": {"length": 3}}]
+
+
+def test_user_task_file_runs_end_to_end(tmp_path):
+    path = tmp_path / "concat.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in good_rows() * 3) + "\n")
+    family = load_task_file(path)
+    assert family.name == "concat" and [c.name for c in family.variant_cells] == ["long"]
+    assert main(["run", "--tasks", str(path), "--n", "3", "--out", str(tmp_path / "run"),
+                 "--predictors", "random"]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["provenance"]["tasks"]["concat"]["source"] == str(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "has no items"),
+    ("not json\n", "line 1: not valid JSON"),
+    ('[1, 2]\n', "line 1: is not a JSON object"),
+    ('{"prompt": "x", "cell": "c", "split": "base"}\n', "line 1: field 'target' is missing"),
+    ('{"prompt": "x", "target": 3, "cell": "c", "split": "base"}\n', "line 1: field 'target' must be a string"),
+    ('{"prompt": "x", "target": "y", "cell": "c", "split": "test"}\n', "line 1: field 'split' must be"),
+    ('{"prompt": "x", "target": "y", "cell": "c", "split": "base"}\n\n{"prompt": "", "target": "y", "cell": "c", "split": "base"}\n',
+     "line 3: field 'prompt' is empty"),
+    ('{"prompt": "x", "target": "y", "cell": "c", "split": "base"}\n', "has no variant items"),
+    ('{"prompt": "x", "target": "y", "cell": "c", "split": "variant"}\n', "has no base items"),
+    ('{"prompt": "x", "target": "y", "cell": "c", "split": "variant", "shift": "bigger"}\n', "field 'shift' must be"),
+    ('{"prompt": "x", "target": "y", "cell": "c", "split": "base", "axes": [1]}\n', "field 'axes' must be an object"),
+])
+def test_malformed_task_files_name_the_line_and_field(content, message, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(TaskError, match=message) as info:
+        load_task_file(path)
+    assert "\n" not in str(info.value)
+
+
+def test_non_utf8_and_missing_task_files(tmp_path):
+    path = tmp_path / "bin.jsonl"
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(TaskError, match="not UTF-8"):
+        load_task_file(path)
+    with pytest.raises(TaskError, match="no task file"):
+        load_task_file(tmp_path / "missing.jsonl")
