@@ -8,8 +8,6 @@ from typing import Sequence
 
 from .errors import UserError
 
-DEFAULT_TASK_NAMES = ("addition",)  # the default suite; kept in step with bench.run.DEFAULT_TASKS
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, like every other user mistake
@@ -45,7 +43,7 @@ def cmd_run(args) -> int:
     spec = RunSpec(
         model=ModelSpec(args.model, revision=args.revision, dtype=args.dtype, device=args.device,
                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle),
-        tasks=_csv(args.tasks), predictors=_csv(args.predictors) if args.predictors else (),
+        tasks=_csv(args.tasks) if args.tasks else None, predictors=_csv(args.predictors) if args.predictors else (),
         n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
         shots=args.shots)
     results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
@@ -111,7 +109,9 @@ def cmd_tasks_export(args) -> int:
     from tasks.export import export
     from tasks.render import few_shot
 
-    families = resolve_families(_csv(args.tasks))
+    from tasks import family_names
+
+    families = resolve_families(_csv(args.tasks) if args.tasks else family_names())
     items, shifts = [], {}
     for family in families.values():
         cells = [family.cell(c) for c in _csv(args.cells)] if args.cells else list(family.cells)
@@ -143,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights, which can run code")
-    p.add_argument("--tasks", default=",".join(DEFAULT_TASK_NAMES),
-                   help="comma-separated families or task files (.jsonl, or a saved dataset folder)")
+    p.add_argument("--tasks", default=None, help="comma-separated families or task files (.jsonl, or a saved "
+                   "dataset folder); default: a zoo model's own families, every family for other models")
     p.add_argument("--predictors", default="", help="comma-separated names or module:Class (default: all registered)")
     p.add_argument("--n", type=int, default=100, help="items per cell")
     p.add_argument("--seed", type=int, default=0)
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_tasks_show)
     t = tsub.add_parser("export", help="write items as JSONL, a HF dataset or an lm-eval task")
-    t.add_argument("--tasks", default=",".join(DEFAULT_TASK_NAMES))
+    t.add_argument("--tasks", default=None, help="comma-separated families or task files (default: every family)")
     t.add_argument("--cells", default="", help="comma-separated cell names (default: all)")
     t.add_argument("-n", "--n", type=int, default=100, help="items per cell")
     t.add_argument("--seed", type=int, default=0)

@@ -46,7 +46,8 @@ def decode_answer(handle: ModelHandle, new_tokens: Sequence[int]) -> str:
         if t in stops:
             break
         kept.append(t)
-    text = handle.tokenizer.decode(kept, skip_special_tokens=True)
+    # Special tokens stay in the text: "12<pad>3" must not read as "123".
+    text = handle.tokenizer.decode(kept, skip_special_tokens=False)
     return text.split("\n", 1)[0]
 
 

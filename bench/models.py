@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,14 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 class ModelLoadError(UserError):
     pass
+
+
+class _PaddingWarningFilter(logging.Filter):
+    """We always pass attention masks; transformers still warns when a model *predicts* its
+    pad token during generation. Drop that one message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "attention_mask" not in record.getMessage()
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,9 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    logger = hf_logging.get_logger("transformers.modeling_utils")  # where the warning is raised
+    if not any(isinstance(f, _PaddingWarningFilter) for f in logger.filters):
+        logger.addFilter(_PaddingWarningFilter())
 
     if local and not _has_safetensors(Path(source)):
         pickled = [p.name for p in Path(source).glob("*.bin")] + [p.name for p in Path(source).glob("*.pt")]

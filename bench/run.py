@@ -7,6 +7,7 @@ never the run folder.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import time
@@ -18,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from predictors import Observation, Predictor, PredictorError, load_predictor, registered
-from tasks import Item, SealedItem, TaskFamily, resolve_families
+from tasks import Item, SealedItem, TaskFamily, family_names, resolve_families
 from tasks.render import few_shot
 
 from . import io
@@ -29,7 +30,6 @@ from .score import auroc, cell_table
 from .trace import Trace, trace
 
 RESULTS_SCHEMA_VERSION = 1
-DEFAULT_TASKS = ("addition",)
 DEFAULT_SHOTS = 3
 
 
@@ -38,7 +38,7 @@ class RunSpec:
     """Everything that decides a run's results; the CLI and the Python API share it."""
 
     model: ModelSpec = field(default_factory=ModelSpec)
-    tasks: tuple[str, ...] = DEFAULT_TASKS
+    tasks: tuple[str, ...] | None = None  # None: a zoo model's trained families, else every built-in family
     predictors: tuple[str, ...] = ()  # empty: every registered predictor
     n: int = 100  # items per cell
     seed: int = 0
@@ -130,9 +130,16 @@ def _generate(spec: RunSpec, families: dict[str, TaskFamily], shots: int) -> tup
     return base, variants, tasks_info
 
 
-def is_zoo_model(handle: ModelHandle) -> bool:
-    """Zoo models are trained on the task formats, so they are evaluated zero-shot."""
-    return (Path(handle.source) / "zoo.json").is_file()
+def zoo_card(handle: ModelHandle) -> dict | None:
+    """The zoo card of a model the zoo trained (they know the task formats: zero-shot), else None."""
+    path = Path(handle.source) / "zoo.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def default_tasks(handle: ModelHandle) -> tuple[str, ...]:
+    """A zoo model's own families (it cannot read the others' formats); every built-in family otherwise."""
+    card = zoo_card(handle)
+    return tuple(card["recipe"]["tasks"]) if card else tuple(family_names())
 
 
 def _check_context(handle: ModelHandle, items: Sequence[Item]) -> None:
@@ -181,12 +188,15 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
         timings[stage] = timings.get(stage, 0.0) + now - clock
         clock = now
 
-    families = resolve_families(spec.tasks)
+    if spec.tasks is not None:
+        families = resolve_families(spec.tasks)
     predictors = _load_predictors(spec.predictors)
     out = _check_out(spec)
     handle = load_model(spec.model)
+    if spec.tasks is None:
+        families = resolve_families(default_tasks(handle))
     lap("load")
-    shots = spec.shots if spec.shots is not None else (0 if is_zoo_model(handle) else DEFAULT_SHOTS)
+    shots = spec.shots if spec.shots is not None else (0 if zoo_card(handle) else DEFAULT_SHOTS)
     base, variants, tasks_info = _generate(spec, families, shots)
     _check_context(handle, base + variants)
     lap("generate")

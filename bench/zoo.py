@@ -38,10 +38,15 @@ class Recipe:
     weight_decay: float = 0.01
     seed: int = 0
     checkpoints: tuple[int, ...] = field(default_factory=tuple)  # steps at which to save a copy
+    batching: str = "mixed"  # "mixed": any items together; "by_cell": each batch from one base cell
 
+
+ALL_TASKS = ("addition", "multihop", "compose", "commands", "recall", "parity", "counting")
 
 PRESETS: dict[str, Recipe] = {
-    "default": Recipe(),
+    "addition": Recipe(),
+    "default": Recipe(tasks=ALL_TASKS, context_length=128, items_per_cell=20_000, steps=16_000,
+                      batching="by_cell", checkpoints=(2000, 4000, 8000)),
     "tiny": Recipe(n_layers=1, d_model=32, n_heads=2, items_per_cell=200, steps=20, batch_size=16),
 }
 
@@ -131,11 +136,16 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     generator = torch.Generator().manual_seed(recipe.seed)
+    groups, weights = _groups(items, recipe.batching)
     started = time.time()
     losses = []
     bar = tqdm(range(recipe.steps), desc=f"zoo train {out.name}", disable=not progress)
     for step in bar:
-        batch = torch.randint(0, len(items), (recipe.batch_size,), generator=generator)
+        if len(groups) == 1:
+            batch = torch.randint(0, len(items), (recipe.batch_size,), generator=generator)
+        else:
+            group = groups[int(torch.multinomial(weights, 1, generator=generator))]
+            batch = group[torch.randint(0, len(group), (recipe.batch_size,), generator=generator)]
         width = int(mask[batch].sum(1).max())
         loss = model(input_ids=ids[batch, :width], attention_mask=mask[batch, :width], labels=labels[batch, :width]).loss
         optimizer.zero_grad(set_to_none=True)
@@ -180,6 +190,25 @@ def base_accuracy(handle, tasks, n: int = 200, seed: int = 0) -> dict[str, dict[
             outcomes = evaluate(handle, items)
             result[name][cell.name] = sum(o.correct for o in outcomes) / len(outcomes)
     return result
+
+
+def _groups(items: list[Item], batching: str):
+    """Index tensors of the items each batch may draw from, and how often to draw each:
+    every family equally often, its base cells equally often within it."""
+    import torch
+
+    if batching == "mixed":
+        return [torch.arange(len(items))], torch.ones(1)
+    if batching != "by_cell":
+        raise UserError(f"unknown batching {batching!r}: use mixed or by_cell")
+    by_cell: dict[tuple[str, str], list[int]] = {}
+    for i, item in enumerate(items):
+        by_cell.setdefault((item.family, item.cell), []).append(i)
+    cells_per_family: dict[str, int] = {}
+    for family, _ in by_cell:
+        cells_per_family[family] = cells_per_family.get(family, 0) + 1
+    weights = torch.tensor([1.0 / cells_per_family[family] for family, _ in by_cell])
+    return [torch.tensor(index) for index in by_cell.values()], weights
 
 
 def _save(model, tokenizer, folder: Path) -> None:

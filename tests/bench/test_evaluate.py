@@ -46,3 +46,11 @@ def test_trace_matches_unpadded_forward_and_batch_size(tiny_llama):
     ids = handle.tokenizer(items[0].prompt, return_tensors="pt")
     probs = handle.model(**ids).logits[0, -1].softmax(-1)
     assert abs(float(probs.max()) - float(big.top_probs[0, 0])) < 1e-5
+
+
+def test_special_tokens_are_not_stripped_from_answers():
+    handle = load_model("default")
+    tok = handle.tokenizer
+    ids = tok("12", add_special_tokens=False)["input_ids"] + [tok.pad_token_id] + tok("3", add_special_tokens=False)["input_ids"]
+    assert decode_answer(handle, ids) == "12<pad>3"
+    assert decode_answer(handle, ids[:2] + [tok.eos_token_id] + ids) == "12"
