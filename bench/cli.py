@@ -45,7 +45,7 @@ def cmd_run(args) -> int:
                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle),
         tasks=_csv(args.tasks) if args.tasks else None, predictors=_csv(args.predictors) if args.predictors else (),
         n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
-        shots=args.shots)
+        shots=args.shots, use_cache=not args.no_cache)
     results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
     print(format_results(results))
     print(f"\nrun folder: {results['run_dir']} (results.json, report.html)")
@@ -126,8 +126,25 @@ def cmd_tasks_export(args) -> int:
 def cmd_zoo_train(args) -> int:
     from .zoo import get_preset, train, with_overrides
 
-    recipe = with_overrides(get_preset(args.preset), steps=args.steps, seed=args.seed)
-    train(recipe, Path(args.out))
+    recipe = with_overrides(get_preset(args.preset), steps=args.steps, seed=args.seed,
+                            tasks=_csv(args.tasks) if args.tasks else None)
+    train(recipe, Path(args.out), preset=args.preset)
+    return 0
+
+
+def cmd_zoo_build(args) -> int:
+    from .zoo import ZOO, build_zoo
+
+    build_zoo(Path(args.out), _csv(args.presets) if args.presets else ZOO)
+    return 0
+
+
+def cmd_zoo_list(args) -> int:
+    from .zoo import PRESETS
+
+    for name, r in PRESETS.items():
+        print(f"{name:<11} {r.arch:<5} layers={r.n_layers} d_model={r.d_model} init={r.init_scale}x "
+              f"steps={r.steps} tasks={','.join(r.tasks)}" + (f" checkpoints={list(r.checkpoints)}" if r.checkpoints else ""))
     return 0
 
 
@@ -152,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shots", type=int, default=None,
                    help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
+    p.add_argument("--no-cache", action="store_true", help="trace every item again instead of reusing cached traces")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("verify", help="recompute a run's predictions digest")
@@ -189,7 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--out", required=True)
     z.add_argument("--steps", type=int, default=None)
     z.add_argument("--seed", type=int, default=None)
+    z.add_argument("--tasks", default=None, help="families or task files to train on (their base regions only)")
     z.set_defaults(func=cmd_zoo_train)
+    z = zsub.add_parser("build", help="train every zoo member that is missing or out of date")
+    z.add_argument("--out", default="zoo")
+    z.add_argument("--presets", default=None, help="comma-separated presets (default: the whole zoo)")
+    z.set_defaults(func=cmd_zoo_build)
+    zsub.add_parser("list", help="the presets").set_defaults(func=cmd_zoo_list)
     return parser
 
 

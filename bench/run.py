@@ -27,7 +27,7 @@ from .errors import UserError
 from .evaluate import Outcome, evaluate
 from .models import ModelHandle, ModelSpec, load_model
 from .score import auroc, cell_table
-from .trace import Trace, trace
+from .trace import Trace, TraceCache, default_cache_dir, trace
 
 RESULTS_SCHEMA_VERSION = 1
 DEFAULT_SHOTS = 3
@@ -45,22 +45,31 @@ class RunSpec:
     out: Path | None = None
     batch_size: int = 64
     shots: int | None = None  # k-shot examples; None: 0 for zoo models, DEFAULT_SHOTS otherwise
+    use_cache: bool = True  # reuse traces on disk keyed by (model fingerprint, item)
+    cache_dir: Path | None = None  # None: $BRITTLEBENCH_CACHE or ~/.cache/brittlebench
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["out"] = str(self.out) if self.out else None
+        d["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
         return d
 
 
 class TracedModel:
     """What predictors are handed: the architecture card and prompt-only traces,
-    computed once per item and shared by every predictor."""
+    computed once per item (and cached on disk by model fingerprint) and shared by
+    every predictor. It holds no targets and no run folder."""
 
-    def __init__(self, handle: ModelHandle, batch_size: int = 64):
+    def __init__(self, handle: ModelHandle, batch_size: int = 64, attention: bool = False,
+                 cache: TraceCache | None = None):
         self._handle = handle
         self._batch_size = batch_size
-        self._rows: dict[str, tuple] = {}
+        self._attention = attention
+        self._cache = cache
+        self._parts: list[Trace] = []
+        self._where: dict[str, int] = {}
         self.seconds = 0.0
+        self.traced = 0  # items that needed a forward pass (not in memory or on disk)
 
     @property
     def card(self):
@@ -70,18 +79,30 @@ class TracedModel:
     def fingerprint(self) -> str:
         return self._handle.fingerprint
 
+    def _remember(self, part: Trace) -> None:
+        self._parts.append(part)
+        for item_id in part.item_ids:
+            self._where[item_id] = len(self._parts) - 1
+
     def trace(self, items: Sequence[SealedItem]) -> Trace:
-        missing = list({item.id: item for item in items if item.id not in self._rows}.values())
+        missing = [_sealed(item) for item in {it.id: it for it in items}.values() if item.id not in self._where]
         if missing:
             started = time.perf_counter()
-            new = trace(self._handle, [_sealed(item) for item in missing], self._batch_size)
-            for k, item_id in enumerate(new.item_ids):
-                self._rows[item_id] = (new.hidden[k], new.top_ids[k], new.top_probs[k], new.entropy[k],
-                                       new.prompt_tokens[k])
+            if self._cache is not None:
+                cached, missing = self._cache.get(missing, self._attention)
+                if cached is not None:
+                    self._remember(cached)
+            if missing:
+                new = trace(self._handle, missing, self._batch_size, attention=self._attention)
+                self.traced += len(missing)
+                if self._cache is not None:
+                    self._cache.put(missing, new)
+                self._remember(new)
             self.seconds += time.perf_counter() - started
-        rows = [self._rows[item.id] for item in items]
-        columns = [np.stack(c) for c in zip(*rows)] if rows else [np.zeros((0,))] * 5
-        return Trace(tuple(item.id for item in items), *columns)
+        order = [item.id for item in items]
+        used = sorted({self._where[i] for i in order})
+        return Trace.concat([self._parts[k] for k in used], order) if order else \
+            Trace((), *(np.zeros((0,)) for _ in range(5)))
 
 
 def _sealed(item: Item | SealedItem) -> SealedItem:
@@ -209,7 +230,9 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     lap("evaluate")
     calibration = [Observation(item, o.output, o.correct) for item, o in zip(base, base_outcomes)]
 
-    model_view = TracedModel(handle, spec.batch_size)
+    cache = TraceCache(spec.cache_dir or default_cache_dir(), handle.fingerprint) if spec.use_cache else None
+    attention = any("attention" in p.reads for p in predictors)
+    model_view = TracedModel(handle, spec.batch_size, attention=attention, cache=cache)
     sealed = [_sealed(item) for item in variants]
     model_view.trace(sealed)  # one shared pass before any predictor runs
     lap("trace")
@@ -257,7 +280,9 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
 
     write_report(out / "report.html", results)
     lap("report")
-    results["timings"] = {k: round(v, 3) for k, v in timings.items()} | {"trace_inside_predict": round(model_view.seconds, 3)}
+    results["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    results["trace"] = {"attention": attention, "items_traced": model_view.traced,
+                        "cache": str(cache.folder) if cache else None, "cache_hits": cache.hits if cache else 0}
     io.write_json(out / "results.json", results)
     results["run_dir"] = str(out)
     return results

@@ -1,16 +1,28 @@
 """One prompt-only forward pass per item, read from the model as loaded.
 
-Sites (the one place they are named):
-  hidden       (item, layer + 1, d_model)  residual stream at the last prompt token,
-                                            embeddings first, after every block
-  top_ids      (item, k)                   next-token ids, most probable first
-  top_probs    (item, k)                   their probabilities
-  entropy      (item,)                     entropy (nats) of the next-token distribution
-  prompt_tokens (item,)                    prompt length in tokens
+Sites (the one place they are named; shapes per item batch):
+  hidden         (item, layer + 1, d_model)  residual stream at the last prompt token,
+                                              embeddings first, then after every block
+  top_ids        (item, k)                   next-token ids, most probable first
+  top_probs      (item, k)                   their probabilities
+  entropy        (item,)                     entropy (nats) of the next-token distribution
+  prompt_tokens  (item,)                     prompt length in tokens
+  attn_entropy   (item, layer, head)         entropy of the last token's attention over the prompt
+  attn_prev      (item, layer, head)         its weight on the previous token
+  attn_first     (item, layer, head)         its weight on the first token (the attention sink)
+  attn_induction (item, layer, head)         its weight on tokens that followed earlier copies of
+                                              the last token (the induction pattern; 0 when none)
+The attention sites are filled only when asked for (`attention=True`); that pass
+runs with eager attention, switched back afterwards, since fused kernels do not
+return weights.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -20,8 +32,8 @@ from tasks import SealedItem
 from .evaluate import length_batches
 from .models import ModelHandle
 
-SITES = ("hidden", "top_ids", "top_probs", "entropy", "prompt_tokens")
 TOP_K = 8
+ATTENTION_SITES = ("attn_entropy", "attn_prev", "attn_first", "attn_induction")
 
 
 @dataclass(frozen=True)
@@ -32,12 +44,75 @@ class Trace:
     top_probs: np.ndarray
     entropy: np.ndarray
     prompt_tokens: np.ndarray
+    attn_entropy: np.ndarray | None = None
+    attn_prev: np.ndarray | None = None
+    attn_first: np.ndarray | None = None
+    attn_induction: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.item_ids)
 
+    @property
+    def has_attention(self) -> bool:
+        return self.attn_entropy is not None
 
-def _forward_batch(handle: ModelHandle, prompts: list[str]):
+    def site_names(self) -> list[str]:
+        return [f.name for f in fields(self) if f.name != "item_ids" and getattr(self, f.name) is not None]
+
+    def rows(self, index: Sequence[int]) -> "Trace":
+        idx = np.asarray(index, dtype=np.int64)
+        picked = {name: getattr(self, name)[idx] for name in self.site_names()}
+        return Trace(tuple(self.item_ids[i] for i in idx), **picked)
+
+    @staticmethod
+    def concat(parts: Sequence["Trace"], order: Sequence[str]) -> "Trace":
+        """Rows of `parts`, arranged in the order of item ids `order`."""
+        where = {item_id: (p, r) for p, part in enumerate(parts) for r, item_id in enumerate(part.item_ids)}
+        names = [n for n in parts[0].site_names() if all(getattr(q, n) is not None for q in parts)]
+        out = {}
+        for name in names:
+            out[name] = np.stack([getattr(parts[where[i][0]], name)[where[i][1]] for i in order]) if order else \
+                np.zeros((0,) + getattr(parts[0], name).shape[1:], dtype=getattr(parts[0], name).dtype)
+        return Trace(tuple(order), **out)
+
+
+@contextlib.contextmanager
+def _eager_attention(model):
+    before = model.config._attn_implementation
+    if before == "eager":
+        yield
+        return
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)
+
+
+def _attention_summaries(attentions, input_ids, mask):
+    """Per layer and head, what the last prompt token attends to. Shapes: (item, layer, head)."""
+    import torch
+
+    real = mask.bool()  # (item, pos)
+    last = input_ids[:, -1:]
+    # Induction targets: position j+1 where token j equals the last token (j before the last position).
+    same = (input_ids[:, :-1] == last) & real[:, :-1]
+    induction = torch.zeros_like(real)
+    induction[:, 1:] = same
+    induction[:, -1] = False
+    first = real.float().argmax(-1)  # index of the first real token under left padding
+    out = {k: [] for k in ATTENTION_SITES}
+    for layer in attentions:  # (item, head, query, key)
+        p = layer[:, :, -1, :].float() * real[:, None, :]  # (item, head, key)
+        logp = torch.where(p > 0, p.clamp_min(1e-30).log(), torch.zeros_like(p))
+        out["attn_entropy"].append(-(p * logp).sum(-1))
+        out["attn_prev"].append(p[:, :, -2] if p.shape[-1] > 1 else torch.zeros_like(p[:, :, 0]))
+        out["attn_first"].append(p.gather(-1, first[:, None, None].expand(-1, p.shape[1], 1)).squeeze(-1))
+        out["attn_induction"].append((p * induction[:, None, :]).sum(-1))
+    return [torch.stack(out[k], dim=1) for k in ATTENTION_SITES]
+
+
+def _forward_batch(handle: ModelHandle, prompts: list[str], attention: bool) -> dict[str, np.ndarray]:
     import torch
 
     enc = handle.tokenizer(prompts, return_tensors="pt", padding=True).to(handle.device)
@@ -45,28 +120,116 @@ def _forward_batch(handle: ModelHandle, prompts: list[str]):
     # Left padding: positions must count real tokens only, as `generate` does.
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
     out = handle.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=position_ids,
-                       output_hidden_states=True, use_cache=False)
+                       output_hidden_states=True, output_attentions=attention, use_cache=False)
     hidden = torch.stack([h[:, -1, :] for h in out.hidden_states], dim=1).float()  # (item, layer+1, d_model)
     logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (item, vocab)
     probs = logprobs.exp()
-    entropy = -(probs * logprobs).sum(-1)
     top_probs, top_ids = probs.topk(min(TOP_K, probs.shape[-1]), dim=-1)
-    return hidden, top_ids, top_probs, entropy, mask.sum(-1)
+    sites = {"hidden": hidden, "top_ids": top_ids, "top_probs": top_probs,
+             "entropy": -(probs * logprobs).sum(-1), "prompt_tokens": mask.sum(-1)}
+    if attention:
+        sites.update(zip(ATTENTION_SITES, _attention_summaries(out.attentions, enc["input_ids"], mask)))
+    return {k: v.cpu().numpy() for k, v in sites.items()}
 
 
-def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64) -> Trace:
+def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64, attention: bool = False,
+          progress: bool = False) -> Trace:
+    """Trace `items` in length-sorted batches; rows come back in the order given."""
     import torch
+    from tqdm import tqdm
 
     prompts = [item.prompt for item in items]
     lengths = [len(handle.tokenizer(p)["input_ids"]) for p in prompts]
-    parts: list[list] = [[None] * len(items) for _ in range(5)]
-    with torch.inference_mode():
-        for batch in length_batches(lengths, batch_size):
-            arrays = _forward_batch(handle, [prompts[i] for i in batch])
-            for site, array in zip(parts, arrays):
-                array = array.cpu().numpy()
+    rows: dict[str, list] = {}
+    batches = list(length_batches(lengths, batch_size))
+    context = _eager_attention(handle.model) if attention else contextlib.nullcontext()
+    with torch.inference_mode(), context:
+        for batch in tqdm(batches, desc="trace", disable=not progress, leave=False):
+            arrays = _forward_batch(handle, [prompts[i] for i in batch], attention)
+            for name, array in arrays.items():
+                column = rows.setdefault(name, [None] * len(items))
                 for row, i in enumerate(batch):
-                    site[i] = array[row]
-    hidden, top_ids, top_probs, entropy, prompt_tokens = (np.stack(p) if items else np.zeros((0,)) for p in parts)
-    return Trace(tuple(item.id for item in items), hidden.astype(np.float32), top_ids, top_probs.astype(np.float32),
-                 entropy.astype(np.float32), prompt_tokens)
+                    column[i] = array[row]
+    sites = {name: np.stack(column) for name, column in rows.items()}
+    for name in ("hidden", "top_probs", "entropy", *ATTENTION_SITES):
+        if name in sites:
+            sites[name] = sites[name].astype(np.float32)
+    if not items:
+        return Trace((), *(np.zeros((0,)) for _ in range(5)))
+    return Trace(tuple(item.id for item in items), **sites)
+
+
+def cache_key(item: SealedItem) -> str:
+    """An item's trace depends on its prompt (k-shot rendering changes it), not only its id."""
+    return hashlib.sha256(f"{item.id}\x00{item.prompt}".encode()).hexdigest()[:24]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BRITTLEBENCH_CACHE", Path.home() / ".cache" / "brittlebench")) / "traces"
+
+
+class TraceCache:
+    """Traces on disk under `root/<fingerprint>/`, one .npz per traced batch of items.
+
+    Keys are `cache_key(item)`; a file holds its keys and every site it computed, so
+    a lookup reads only the files that hold the asked-for items."""
+
+    def __init__(self, root: Path, fingerprint: str):
+        self.folder = Path(root) / fingerprint
+        self._index: dict[str, tuple[Path, int]] | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def _load_index(self) -> dict[str, tuple[Path, int]]:
+        if self._index is None:
+            self._index = {}
+            for path in sorted(self.folder.glob("*.npz")):
+                try:
+                    with np.load(path) as data:
+                        for row, key in enumerate(data["keys"].tolist()):
+                            self._index[key] = (path, row)
+                except (OSError, ValueError, KeyError):  # a torn or foreign file: ignore it
+                    continue
+        return self._index
+
+    def get(self, items: Sequence[SealedItem], attention: bool) -> tuple[Trace | None, list[SealedItem]]:
+        """The cached rows for `items` (in their order) and the items still to trace."""
+        index = self._load_index()
+        found: dict[Path, list[tuple[int, SealedItem]]] = {}
+        missing = []
+        for item in items:
+            hit = index.get(cache_key(item))
+            if hit is None:
+                missing.append(item)
+            else:
+                found.setdefault(hit[0], []).append((hit[1], item))
+        parts = []
+        for path, entries in found.items():
+            with np.load(path) as data:
+                if attention and "attn_entropy" not in data.files:
+                    missing += [item for _, item in entries]
+                    continue
+                rows = [r for r, _ in entries]
+                sites = {name: data[name][rows] for name in data.files if name != "keys"}
+            parts.append(Trace(tuple(item.id for _, item in entries), **sites))
+        self.hits += len(items) - len(missing)
+        self.misses += len(missing)
+        if not parts:
+            return None, missing
+        kept = [item.id for item in items if item not in missing]
+        return Trace.concat(parts, kept), missing
+
+    def put(self, items: Sequence[SealedItem], traced: Trace) -> None:
+        from . import io
+
+        if not items:
+            return
+        keys = np.array([cache_key(item) for item in items])
+        name = hashlib.sha256("".join(keys.tolist()).encode()).hexdigest()[:16]
+        buffer = __import__("io").BytesIO()
+        np.savez(buffer, keys=keys, **{n: getattr(traced, n) for n in traced.site_names()})
+        path = self.folder / f"{name}.npz"
+        io.write_bytes(path, buffer.getvalue())
+        index = self._load_index()
+        for row, key in enumerate(keys.tolist()):
+            index[key] = (path, row)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from tasks import Item, get_family
+from tasks import Item, resolve_families
 
 from .errors import UserError
 
@@ -43,12 +43,30 @@ class Recipe:
 
 ALL_TASKS = ("addition", "multihop", "compose", "commands", "recall", "parity", "counting")
 
+# The population varies what is believed to control compositional generalization, one
+# thing at a time from a reference member (zoo-l4): depth, positional encoding, width,
+# initialization scale, and (through zoo-l4's checkpoints) training length. Large
+# initialization keeps training near the lazy (kernel) regime, small init in the rich
+# (feature-learning) one (Chizat et al. 2019; Kunin et al. 2024).
+ZOO_TASKS = ("addition", "multihop")
+_MEMBER = Recipe(n_layers=4, d_model=64, n_heads=4, context_length=64, tasks=ZOO_TASKS, items_per_cell=20_000,
+                 steps=3000, batch_size=64, lr=2e-3, batching="by_cell")
+
 PRESETS: dict[str, Recipe] = {
-    "addition": Recipe(),
     "default": Recipe(tasks=ALL_TASKS, context_length=128, items_per_cell=20_000, steps=16_000,
                       batching="by_cell", checkpoints=(2000, 4000, 8000)),
+    "addition": Recipe(),
+    "zoo-l1": replace(_MEMBER, n_layers=1),
+    "zoo-l2": replace(_MEMBER, n_layers=2),
+    "zoo-l4": replace(_MEMBER, checkpoints=(500, 1000, 2000)),
+    "zoo-l6": replace(_MEMBER, n_layers=6),
+    "zoo-rotary": replace(_MEMBER, arch="llama"),
+    "zoo-wide": replace(_MEMBER, n_layers=2, d_model=128),
+    "zoo-lazy": replace(_MEMBER, init_scale=4.0),
+    "zoo-rich": replace(_MEMBER, init_scale=0.5),
     "tiny": Recipe(n_layers=1, d_model=32, n_heads=2, items_per_cell=200, steps=20, batch_size=16),
 }
+ZOO = tuple(name for name in PRESETS if name.startswith("zoo-"))
 
 
 def get_preset(name: str) -> Recipe:
@@ -79,8 +97,7 @@ def build_model(recipe: Recipe, vocab_size: int, special: dict[str, int]):
 def training_items(recipe: Recipe) -> list[Item]:
     """The base region of every task in the recipe, never a variant cell."""
     items: list[Item] = []
-    for name in recipe.tasks:
-        family = get_family(name)
+    for family in resolve_families(recipe.tasks).values():
         for cell in family.base_cells:
             items += family.generate(cell.name, recipe.items_per_cell, seed=TRAIN_SEED_OFFSET + recipe.seed)
     return items
@@ -107,7 +124,8 @@ def _encode(tokenizer, items: list[Item]):
     return ids, lab, mask
 
 
-def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str], None] = print,
+          preset: str | None = None) -> dict[str, Any]:
     import torch
     from tqdm import tqdm
 
@@ -163,8 +181,9 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
     handle = load_model(ModelSpec(str(out)))
     card = {
         "schema_version": 1,
-        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(recipe).items()},
-        "data_region": {name: [c.name for c in get_family(name).base_cells] for name in recipe.tasks},
+        "preset": preset,
+        "recipe": recipe_dict(recipe),
+        "data_region": {name: [c.name for c in f.base_cells] for name, f in resolve_families(recipe.tasks).items()},
         "train_items": len(items),
         "train_item_seed": TRAIN_SEED_OFFSET + recipe.seed,
         "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 6),
@@ -182,12 +201,11 @@ def base_accuracy(handle, tasks, n: int = 200, seed: int = 0) -> dict[str, dict[
     from .evaluate import evaluate
 
     result = {}
-    for name in tasks:
-        family = get_family(name)
+    for name, family in resolve_families(tasks).items():
         result[name] = {}
         for cell in family.base_cells:
             items = family.generate(cell.name, n, seed=seed)
-            outcomes = evaluate(handle, items)
+            outcomes = evaluate(handle, items, families={name: family})
             result[name][cell.name] = sum(o.correct for o in outcomes) / len(outcomes)
     return result
 
@@ -219,3 +237,22 @@ def _save(model, tokenizer, folder: Path) -> None:
 
 def with_overrides(recipe: Recipe, **overrides: Any) -> Recipe:
     return replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def recipe_dict(recipe: Recipe) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(recipe).items()}
+
+
+def build_zoo(out: Path, names: tuple[str, ...] = ZOO, progress: bool = True, log: Callable[[str], None] = print) -> list[Path]:
+    """Train every preset of the zoo into out/NAME, skipping members already trained to the same recipe."""
+    built = []
+    for name in names:
+        recipe = get_preset(name)
+        folder = Path(out) / name
+        card = folder / "zoo.json"
+        if card.is_file() and json.loads(card.read_text()).get("recipe") == recipe_dict(recipe):
+            log(f"{folder}: already trained to this recipe, kept")
+        else:
+            train(recipe, folder, progress=progress, log=log, preset=name)
+        built.append(folder)
+    return built

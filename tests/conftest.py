@@ -5,6 +5,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["BRITTLEBENCH_CACHE"] = __import__("tempfile").mkdtemp(prefix="brittlebench-test-cache-")
 
 import pytest  # noqa: E402
 

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+from bench.models import load_model
+from bench.run import TracedModel
+from bench.trace import TraceCache, trace
+from tasks import get_family
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_llama):
+    return load_model(str(tiny_llama))
+
+
+def _items(n=24):
+    cells = ("digits=1", "digits=3", "digits=5", "operands=3")
+    return [i.sealed() for c in cells for i in get_family("addition").generate(c, n // len(cells), seed=0)]
+
+
+def test_trace_is_the_same_at_batch_sizes_1_7_32(llama):
+    items = _items()
+    traces = [trace(llama, items, batch_size=b, attention=True) for b in (1, 7, 32)]
+    for other in traces[1:]:
+        for name in traces[0].site_names():
+            np.testing.assert_allclose(getattr(traces[0], name), getattr(other, name), atol=2e-5, err_msg=name)
+
+
+def test_attention_summaries_match_a_direct_eager_pass(llama):
+    items = [get_family("addition").generate("digits=3", 1, seed=4)[0].sealed()]
+    t = trace(llama, items + _items(8), batch_size=9, attention=True)  # padded batch
+    ids = llama.tokenizer(items[0].prompt, return_tensors="pt")["input_ids"]
+    llama.model.set_attn_implementation("eager")
+    try:
+        attn = llama.model(input_ids=ids, output_attentions=True).attentions
+    finally:
+        llama.model.set_attn_implementation("sdpa")
+    tokens = ids[0].tolist()
+    for layer, a in enumerate(attn):
+        p = a[0, :, -1, :]  # (head, key)
+        assert np.allclose(t.attn_prev[0, layer], p[:, -2].numpy(), atol=1e-5)
+        assert np.allclose(t.attn_first[0, layer], p[:, 0].numpy(), atol=1e-5)
+        entropy = -(p * p.clamp_min(1e-30).log()).sum(-1)
+        assert np.allclose(t.attn_entropy[0, layer], entropy.numpy(), atol=1e-4)
+        targets = [j + 1 for j in range(len(tokens) - 2) if tokens[j] == tokens[-1]]
+        assert np.allclose(t.attn_induction[0, layer], p[:, targets].sum(-1).numpy(), atol=1e-5)
+    assert llama.model.config._attn_implementation == "sdpa"  # switched back for evaluation
+
+
+def test_hidden_states_come_from_the_model_as_loaded(llama):
+    items = _items(4)
+    t = trace(llama, items, batch_size=4)
+    ids = llama.tokenizer(items[0].prompt, return_tensors="pt")
+    out = llama.model(**ids, output_hidden_states=True)
+    expected = torch.stack([h[0, -1] for h in out.hidden_states]).numpy()
+    np.testing.assert_allclose(t.hidden[0], expected, atol=1e-5)
+    assert t.hidden.shape == (4, llama.card.n_layers + 1, llama.card.d_model)
+
+
+def test_disk_cache_hit_avoids_recomputation(llama, tmp_path):
+    items = _items(16)
+    first = TracedModel(llama, cache=TraceCache(tmp_path, llama.fingerprint))
+    a = first.trace(items)
+    assert first.traced == 16
+    second = TracedModel(llama, cache=TraceCache(tmp_path, llama.fingerprint))
+    b = second.trace(items[::-1])
+    assert second.traced == 0 and second._cache.hits == 16
+    np.testing.assert_array_equal(a.hidden[::-1], b.hidden)
+    assert b.item_ids == tuple(i.id for i in items[::-1])
+    # A trace that needs attention does not take a cached trace without it.
+    third = TracedModel(llama, attention=True, cache=TraceCache(tmp_path, llama.fingerprint))
+    assert third.trace(items).has_attention and third.traced == 16
+
+
+def test_traced_model_computes_each_item_once(llama):
+    model = TracedModel(llama)
+    items = _items(8)
+    model.trace(items)
+    model.trace(items[:3])
+    assert model.traced == 8

@@ -1,0 +1,62 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench.errors import UserError
+from bench.models import load_model
+from bench.zoo import PRESETS, ZOO, build_zoo, get_preset, train, with_overrides
+
+
+def test_tiny_preset_trains_deterministically_and_writes_its_card(tmp_path):
+    recipe = get_preset("tiny")
+    card = train(recipe, tmp_path / "a", progress=False, log=lambda m: None, preset="tiny")
+    train(recipe, tmp_path / "b", progress=False, log=lambda m: None)
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    saved = json.loads((tmp_path / "a" / "zoo.json").read_text())
+    assert saved == card
+    assert saved["preset"] == "tiny" and saved["recipe"]["seed"] == 0 and saved["recipe"]["steps"] == 20
+    assert saved["data_region"] == {"addition": ["digits=1", "digits=2", "digits=3"]}
+    assert set(saved["base_accuracy"]["addition"]) == {"digits=1", "digits=2", "digits=3"}
+    assert load_model(str(tmp_path / "a")).fingerprint == saved["fingerprint"]
+
+
+def test_checkpoints_are_saved_along_training(tmp_path):
+    recipe = with_overrides(get_preset("tiny"), steps=6, checkpoints=(3,), arch="llama", n_heads=2)
+    train(recipe, tmp_path, progress=False, log=lambda m: None)
+    assert (tmp_path / "checkpoints" / "step-3" / "model.safetensors").is_file()
+    assert load_model(str(tmp_path / "checkpoints" / "step-3")).card.positional_encoding == "rotary"
+
+
+def test_trainer_takes_a_user_task_file_base_region_only(tmp_path):
+    rows = [{"prompt": f"{w} =", "target": w[::-1], "cell": "short", "split": "base"} for w in ("ab", "cd", "ef")]
+    rows += [{"prompt": "abcdef =", "target": "fedcba", "cell": "long", "split": "variant"}]
+    path = tmp_path / "rev.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = with_overrides(get_preset("tiny"), tasks=(str(path),), steps=3)
+    card = train(recipe, tmp_path / "m", progress=False, log=lambda m: None)
+    assert card["data_region"] == {"rev": ["short"]}
+
+
+def test_zoo_members_vary_one_thing_from_the_reference():
+    reference = PRESETS["zoo-l4"]
+    assert len(ZOO) >= 6
+    varied = {name: {k for k, v in PRESETS[name].__dict__.items() if v != reference.__dict__[k]} - {"checkpoints"}
+              for name in ZOO if name != "zoo-l4"}
+    assert varied["zoo-rotary"] == {"arch"} and varied["zoo-lazy"] == {"init_scale"}
+    assert reference.checkpoints  # training length, through checkpoints
+
+
+def test_build_skips_members_already_trained(tmp_path, monkeypatch):
+    monkeypatch.setitem(PRESETS, "zoo-test", get_preset("tiny"))
+    build_zoo(tmp_path, ("zoo-test",), progress=False, log=lambda m: None)
+    said = []
+    build_zoo(tmp_path, ("zoo-test",), progress=False, log=said.append)
+    assert "already trained" in said[0]
+
+
+def test_unknown_preset():
+    with pytest.raises(UserError, match="unknown zoo preset"):
+        get_preset("nope")
