@@ -128,8 +128,55 @@ class ModelHandle:
         return f"ModelHandle({self.spec.name_or_path!r}, fingerprint={self.fingerprint})"
 
 
+def _in_hf_cache(name: str, revision: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(name, "config.json", revision=revision)
+    return isinstance(found, str)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick connection attempt, so that a hub name fails in seconds, not after retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _has_safetensors(folder: Path) -> bool:
     return any(folder.glob("*.safetensors"))
+
+
+def _step(spec: ModelSpec, where: str, what: str, load: Any) -> Any:
+    """Run one loading step, turning its failure into a one-line ModelLoadError."""
+    try:
+        return load()
+    except ValueError as e:
+        text = str(e)
+        if "trust_remote_code" in text:
+            raise ModelLoadError(f"{spec.name_or_path} needs its own code from the model repo: "
+                                 "pass --trust-remote-code if you trust it") from None
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        raise ModelLoadError(f"cannot load the {what} of {spec.name_or_path}: {first}") from None
+    except ImportError as e:
+        raise ModelLoadError(f"loading {spec.name_or_path} this way needs another package: {e} "
+                             "(device 'auto' needs: pip install accelerate)") from None
+    except (OSError, KeyError) as e:
+        text = str(e).strip()
+        if "safetensors" in text.lower() and not spec.allow_pickle:
+            raise ModelLoadError(f"{spec.name_or_path} has no safetensors weights{where}: pass --allow-pickle "
+                                 "if you trust its pickle weights") from None
+        first = text.splitlines()[0] if text else type(e).__name__
+        raise ModelLoadError(f"cannot load the {what} of {spec.name_or_path!r}{where}: {first}") from None
 
 
 def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
@@ -137,7 +184,7 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
         spec = ModelSpec(spec)
     source, local = resolve(spec.name_or_path)
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -157,19 +204,18 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
         raise ModelLoadError(f"unknown dtype {spec.dtype!r}: use float32, float16, bfloat16 or auto")
     kwargs: dict[str, Any] = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     where = "" if local else " (not in the local HF cache, and the hub cannot be reached here)"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, use_safetensors=None if spec.allow_pickle else True,
-            device_map="auto" if spec.device == "auto" else None, **kwargs)
-    except ValueError as e:
-        if "trust_remote_code" in str(e):
-            raise ModelLoadError(f"{spec.name_or_path} needs its own code from the model repo: "
-                                 "pass --trust-remote-code if you trust it") from None
-        raise ModelLoadError(f"cannot load {spec.name_or_path}: {str(e).splitlines()[0]}") from None
-    except OSError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"cannot load model {spec.name_or_path!r}{where}: {first}") from None
+    if not local and not _in_hf_cache(source, spec.revision) and not _hub_reachable():
+        raise ModelLoadError(f"model {spec.name_or_path!r} is not in the local HF cache and the hub cannot be reached: "
+                             "pass a folder with config.json, or download the model where the hub is reachable")
+    config = _step(spec, where, "config", lambda: AutoConfig.from_pretrained(source, **kwargs))
+    tokenizer = _step(spec, where, "tokenizer", lambda: AutoTokenizer.from_pretrained(source, **kwargs))
+    if len(tokenizer) < 2 or not tokenizer("1+1=", add_special_tokens=False)["input_ids"]:
+        # transformers builds an empty tokenizer when the files are missing, and it encodes text to nothing
+        raise ModelLoadError(f"cannot load the tokenizer of {spec.name_or_path}: no usable tokenizer files there "
+                             "(save it with tokenizer.save_pretrained into the model folder)")
+    model = _step(spec, where, "weights", lambda: AutoModelForCausalLM.from_pretrained(
+        source, config=config, dtype=dtype, use_safetensors=None if spec.allow_pickle else True,
+        device_map="auto" if spec.device == "auto" else None, **kwargs))
     if spec.device not in ("auto", "cpu"):
         try:
             model.to(spec.device)

@@ -39,7 +39,7 @@ def test_bundled_default_model_loads():
 @pytest.mark.parametrize("name, message", [
     ("./no/such/folder", "no model at ./no/such/folder"),
     ("not a valid name!", "no model at"),
-    ("EleutherAI/pythia-160m", "hub cannot be reached"),
+    ("EleutherAI/pythia-160m", "not in the local HF cache"),
 ])
 def test_missing_models_give_one_line_errors(name, message):
     with pytest.raises(ModelLoadError, match=message) as info:
@@ -64,3 +64,27 @@ def test_pickle_only_weights_refused_unless_allowed(tmp_path, tiny_gpt2):
         load_model(ModelSpec(str(tmp_path)))
     allowed = load_model(ModelSpec(str(tmp_path), allow_pickle=True))
     assert allowed.fingerprint == handle.fingerprint
+
+
+def test_model_needing_remote_code_is_refused_without_the_flag(tmp_path):
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "brittle_custom", "auto_map": {
+        "AutoConfig": "configuration_x.XConfig", "AutoModelForCausalLM": "modeling_x.XModel"}}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="--trust-remote-code"):
+        load_model(ModelSpec(str(tmp_path)))
+
+
+def test_folder_without_tokenizer_says_which_part_failed(tmp_path, tiny_gpt2):
+    import shutil
+
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_gpt2 / name, tmp_path / name)
+    with pytest.raises(ModelLoadError, match="cannot load the tokenizer"):
+        load_model(ModelSpec(str(tmp_path)))
+
+
+def test_unknown_device_is_a_user_error(tiny_gpt2):
+    with pytest.raises(ModelLoadError, match="device"):
+        load_model(ModelSpec(str(tiny_gpt2), device="cuda:7"))
