@@ -29,6 +29,8 @@ def format_results(results: dict) -> str:
     for name, p in results["predictors"].items():
         if p["status"] != "ok":
             shown = f"failed: {p['reason']}"
+        elif "auroc" not in p:
+            shown = "n/a"
         else:
             a = p["auroc"]
             shown = "n/a (one class only)" if a["value"] is None else f"{a['value']:.3f} [{a['lo']:.3f}, {a['hi']:.3f}]"
@@ -61,15 +63,34 @@ def cmd_verify(args) -> int:
 
 
 def cmd_predictors_list(args) -> int:
-    from predictors import registered
+    from predictors.registry import describe, registered
 
     entries = registered()
     width = max([len(n) for n in entries] + [9])
-    print(f"{'predictor':<{width}}  {'provided by':<14} entry point")
+    print(f"{'predictor':<{width}}  {'reads':<20} {'version':<7} {'provided by':<14} entry point")
     for name in sorted(entries):
         e = entries[name]
-        print(f"{name:<{width}}  {e.distribution:<14} {e.target}")
+        info = describe(e)
+        print(f"{name:<{width}}  {info['reads']:<20} {info['version']:<7} {e.distribution:<14} {e.target}")
     return 0
+
+
+def cmd_check_predictor(args) -> int:
+    from predictors import load_predictor
+    from predictors.testing import check_predictor
+
+    predictor = load_predictor(args.name)
+    model = None
+    if args.model:
+        from .models import ModelSpec, load_model
+        from .run import TracedModel
+
+        model = TracedModel(load_model(ModelSpec(args.model)), attention="attention" in predictor.reads)
+    problems = check_predictor(type(predictor), model)
+    for problem in problems:
+        print(f"FAIL {problem}")
+    print(f"{args.name}: {'conforms' if not problems else f'{len(problems)} check(s) failed'}")
+    return 0 if not problems else 1
 
 
 def _axis_value(value) -> str:
@@ -179,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predictors", help="registered predictors")
     psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     psub.add_parser("list").set_defaults(func=cmd_predictors_list)
+
+    p = sub.add_parser("check-predictor", help="run the conformance checks on a predictor")
+    p.add_argument("name", help="registered name, module:Class or path/file.py:Class")
+    p.add_argument("--model", default=None, help="check against a real model (default: a fake model, no torch)")
+    p.set_defaults(func=cmd_check_predictor)
 
     p = sub.add_parser("tasks", help="task families")
     tsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)

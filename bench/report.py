@@ -40,7 +40,7 @@ def render(results: dict[str, Any]) -> str:
     model = results["provenance"]["model"]
     rows = "".join(
         f"<tr><td>{esc(name)}</td><td>{esc(p['status'])}</td><td>{_fmt(p.get('auroc'))}</td>"
-        f"<td>{esc(', '.join(p['reads']) or '-')}</td></tr>"
+        f"<td>{esc(', '.join(p.get('reads', [])) or '-')}</td></tr>"
         for name, p in results["predictors"].items())
     cells = "".join(
         f"<tr><td>{esc(c['family'])}</td><td>{esc(c['cell'])}</td><td>{esc(c['shift'])}</td><td>{c['n']}</td>"

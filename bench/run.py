@@ -68,6 +68,7 @@ class TracedModel:
         self._cache = cache
         self._parts: list[Trace] = []
         self._where: dict[str, int] = {}
+        self._pieces: dict[int, str] = {}  # token id -> its text, decoded once
         self.seconds = 0.0
         self.traced = 0  # items that needed a forward pass (not in memory or on disk)
 
@@ -78,6 +79,17 @@ class TracedModel:
     @property
     def fingerprint(self) -> str:
         return self._handle.fingerprint
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """Each text cut into the model's tokens (no special tokens), as the text each covers."""
+        tok = self._handle.tokenizer
+        out = []
+        for ids in tok(list(texts), add_special_tokens=False)["input_ids"] if texts else []:
+            for i in ids:
+                if i not in self._pieces:
+                    self._pieces[i] = tok.decode([i])
+            out.append([self._pieces[i] for i in ids])
+        return out
 
     def _remember(self, part: Trace) -> None:
         self._parts.append(part)
@@ -174,16 +186,23 @@ def _check_context(handle: ModelHandle, items: Sequence[Item]) -> None:
                             "leave that family out of --tasks or use a model with a longer context")
 
 
-def _load_predictors(names: Sequence[str]) -> list[Predictor]:
-    names = list(names) or sorted(registered())
+def _load_predictors(names: Sequence[str], log: Callable[[str], None]) -> tuple[list[Predictor], dict[str, dict]]:
+    """Predictors asked for by name must load; of 'all registered', broken ones are skipped and reported."""
+    asked = list(names)
     seen = set()
-    out = []
-    for name in names:
+    out, skipped = [], {}
+    for name in asked or sorted(registered()):
         if name in seen:
             raise UserError(f"predictor {name!r} is listed twice")
         seen.add(name)
-        out.append(load_predictor(name))
-    return out
+        try:
+            out.append(load_predictor(name))
+        except PredictorError as e:
+            if asked:
+                raise
+            log(f"skipping predictor {name}: {e}")
+            skipped[name] = {"status": "failed", "reason": str(e)}
+    return out, skipped
 
 
 def _check_scores(scores: Any, n: int) -> np.ndarray:
@@ -211,7 +230,7 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
 
     if spec.tasks is not None:
         families = resolve_families(spec.tasks)
-    predictors = _load_predictors(spec.predictors)
+    predictors, skipped = _load_predictors(spec.predictors, log)
     out = _check_out(spec)
     handle = load_model(spec.model)
     if spec.tasks is None:
@@ -234,16 +253,16 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     attention = any("attention" in p.reads for p in predictors)
     model_view = TracedModel(handle, spec.batch_size, attention=attention, cache=cache)
     sealed = [_sealed(item) for item in variants]
-    model_view.trace(sealed)  # one shared pass before any predictor runs
+    model_view.trace([_sealed(item) for item in base] + sealed)  # one shared pass before any predictor runs
     lap("trace")
     scores: dict[str, np.ndarray] = {}
-    status: dict[str, dict[str, Any]] = {}
+    status: dict[str, dict[str, Any]] = dict(skipped)
     for predictor in predictors:
         started = time.perf_counter()
         try:
             fitted = predictor.clone().fit(model_view, calibration)
             scores[predictor.name] = _check_scores(fitted.predict(model_view, sealed), len(sealed))
-            status[predictor.name] = {"status": "ok"}
+            status[predictor.name] = {"status": "ok", "notes": list(getattr(fitted, "notes_", []))}
         except Exception as e:  # a broken predictor must not sink the run
             status[predictor.name] = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
             log(f"predictor {predictor.name} failed: {type(e).__name__}: {e}")

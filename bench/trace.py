@@ -7,6 +7,9 @@ Sites (the one place they are named; shapes per item batch):
   top_probs      (item, k)                   their probabilities
   entropy        (item,)                     entropy (nats) of the next-token distribution
   prompt_tokens  (item,)                     prompt length in tokens
+  lens_top_ids   (item, layer + 1)           logit lens: top next-token id read from each layer's state
+                                              through the model's own final norm and unembedding
+  lens_final_prob (item, layer + 1)          logit lens: probability each layer gives the final top token
   attn_entropy   (item, layer, head)         entropy of the last token's attention over the prompt
   attn_prev      (item, layer, head)         its weight on the previous token
   attn_first     (item, layer, head)         its weight on the first token (the attention sink)
@@ -44,6 +47,8 @@ class Trace:
     top_probs: np.ndarray
     entropy: np.ndarray
     prompt_tokens: np.ndarray
+    lens_top_ids: np.ndarray | None = None
+    lens_final_prob: np.ndarray | None = None
     attn_entropy: np.ndarray | None = None
     attn_prev: np.ndarray | None = None
     attn_first: np.ndarray | None = None
@@ -112,6 +117,35 @@ def _attention_summaries(attentions, input_ids, mask):
     return [torch.stack(out[k], dim=1) for k in ATTENTION_SITES]
 
 
+def final_norm(model):
+    """The module that normalizes the last residual state before the unembedding, if found."""
+    base = model.base_model
+    for owner in (base, getattr(base, "decoder", None)):
+        for name in ("ln_f", "norm", "final_layer_norm"):
+            module = getattr(owner, name, None) if owner is not None else None
+            if module is not None:
+                return module
+    return None
+
+
+def _logit_lens(model, hidden_states, final_top):
+    """Top id and the final top token's probability at each layer: (item, layer + 1)."""
+    import torch
+
+    norm, head = final_norm(model), model.get_output_embeddings()
+    if norm is None or head is None:
+        return None, None
+    tops, probs = [], []
+    for k, h in enumerate(hidden_states):
+        state = h[:, -1, :]
+        if k < len(hidden_states) - 1:  # the last entry is already normalized (HF convention)
+            state = norm(state)
+        p = torch.softmax(head(state).float(), dim=-1)
+        tops.append(p.argmax(-1))
+        probs.append(p.gather(-1, final_top[:, None]).squeeze(-1))
+    return torch.stack(tops, dim=1), torch.stack(probs, dim=1)
+
+
 def _forward_batch(handle: ModelHandle, prompts: list[str], attention: bool) -> dict[str, np.ndarray]:
     import torch
 
@@ -127,6 +161,9 @@ def _forward_batch(handle: ModelHandle, prompts: list[str], attention: bool) -> 
     top_probs, top_ids = probs.topk(min(TOP_K, probs.shape[-1]), dim=-1)
     sites = {"hidden": hidden, "top_ids": top_ids, "top_probs": top_probs,
              "entropy": -(probs * logprobs).sum(-1), "prompt_tokens": mask.sum(-1)}
+    lens_top, lens_prob = _logit_lens(handle.model, out.hidden_states, top_ids[:, 0])
+    if lens_top is not None:
+        sites.update(lens_top_ids=lens_top, lens_final_prob=lens_prob)
     if attention:
         sites.update(zip(ATTENTION_SITES, _attention_summaries(out.attentions, enc["input_ids"], mask)))
     return {k: v.cpu().numpy() for k, v in sites.items()}
@@ -151,7 +188,7 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
                 for row, i in enumerate(batch):
                     column[i] = array[row]
     sites = {name: np.stack(column) for name, column in rows.items()}
-    for name in ("hidden", "top_probs", "entropy", *ATTENTION_SITES):
+    for name in ("hidden", "top_probs", "entropy", "lens_final_prob", *ATTENTION_SITES):
         if name in sites:
             sites[name] = sites[name].astype(np.float32)
     if not items:

@@ -15,8 +15,13 @@ import numpy as np
 
 from tasks import Item, SealedItem
 
-#: What a predictor may declare it reads.
-READS = frozenset({"prompt", "architecture", "hidden", "logits", "attention", "positions"})
+#: What a predictor may declare it reads:
+#:   prompt        the sealed items' text and axes, and `model.tokenize`
+#:   architecture  `model.card`
+#:   hidden        trace site `hidden` (last-token residual stream, every layer)
+#:   logits        trace sites `top_ids`, `top_probs`, `entropy`, `lens_top_ids`, `lens_final_prob`
+#:   attention     trace sites `attn_*`
+READS = frozenset({"prompt", "architecture", "hidden", "logits", "attention"})
 
 
 @dataclass(frozen=True)
@@ -29,12 +34,15 @@ class Observation:
 
 
 class ModelView(Protocol):
-    """What a predictor is handed: the architecture card and shared prompt-only traces."""
+    """What a predictor is handed: the architecture card, the tokenizer, and shared
+    prompt-only traces (`bench.trace.Trace`). Never targets, never the run folder."""
 
     @property
     def card(self) -> Any: ...
 
-    def trace(self, items: Sequence[SealedItem]) -> Any: ...
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]: ...
+
+    def trace(self, items: Sequence[SealedItem | Item]) -> Any: ...
 
 
 class Predictor:
@@ -60,6 +68,13 @@ class Predictor:
     def clone(self) -> "Predictor":
         """An unfitted copy with the same parameters."""
         return type(self)(**self.get_params())
+
+    def note(self, message: str) -> None:
+        """Record something the run should report (a fallback taken, say) in `notes_`."""
+        if not hasattr(self, "notes_"):
+            self.notes_: list[str] = []
+        if message not in self.notes_:
+            self.notes_.append(message)
 
     def fit(self, model: ModelView, calibration: Sequence[Observation]) -> "Predictor":
         return self

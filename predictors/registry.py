@@ -5,6 +5,7 @@ imported until a predictor is asked for.
 """
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import sys
@@ -37,6 +38,62 @@ def registered() -> dict[str, Registered]:
                                  f"{found[ep.name].distribution} and {dist}; uninstall one")
         found[ep.name] = Registered(ep.name, ep.value, dist)
     return found
+
+
+def _module_source(module: str) -> Path | None:
+    """Where a module's source is, found without importing it (or its package)."""
+    top, *rest = module.split(".")
+    try:
+        spec = importlib.util.find_spec(top)  # finding a top-level module executes nothing
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if not rest:
+        return Path(spec.origin) if spec.origin and spec.origin.endswith(".py") else None
+    for location in spec.submodule_search_locations or []:
+        base = Path(location).joinpath(*rest[:-1])
+        for candidate in (base / f"{rest[-1]}.py", base / rest[-1] / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def describe(entry: Registered) -> dict[str, str]:
+    """`reads`, `version` and the docstring's first line of a registered predictor, read
+    from its source with `ast`: listing never imports a plugin."""
+    module, _, cls_name = entry.target.partition(":")
+    info = {"reads": "?", "version": "?", "summary": ""}
+    path = _module_source(module)
+    if path is None:
+        return info
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return info
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == cls_name:
+            doc = ast.get_docstring(node) or ""
+            info["summary"] = doc.strip().splitlines()[0] if doc.strip() else ""
+            for stmt in node.body:
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                    key = stmt.targets[0].id
+                    if key == "version":
+                        try:
+                            info["version"] = str(ast.literal_eval(stmt.value))
+                        except ValueError:
+                            pass
+                    elif key == "reads":
+                        value = stmt.value
+                        if isinstance(value, ast.Call) and value.args:  # frozenset({...})
+                            value = value.args[0]
+                        try:
+                            info["reads"] = ",".join(sorted(ast.literal_eval(value))) or "-"
+                        except ValueError:
+                            pass
+                        if isinstance(stmt.value, ast.Call) and not stmt.value.args:
+                            info["reads"] = "-"
+    return info
 
 
 def _import_target(target: str) -> type:

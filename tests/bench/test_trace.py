@@ -78,3 +78,10 @@ def test_traced_model_computes_each_item_once(llama):
     model.trace(items)
     model.trace(items[:3])
     assert model.traced == 8
+
+
+def test_logit_lens_last_layer_agrees_with_the_output(llama):
+    t = trace(llama, _items(8), batch_size=8)
+    assert t.lens_top_ids.shape == (8, llama.card.n_layers + 1)
+    np.testing.assert_array_equal(t.lens_top_ids[:, -1], t.top_ids[:, 0])
+    np.testing.assert_allclose(t.lens_final_prob[:, -1], t.top_probs[:, 0], atol=1e-5)

@@ -1,0 +1,199 @@
+"""Test helpers for predictor authors: a fake model with scripted internals, a guard
+that records what a predictor reads, and the conformance checks.
+
+    from predictors.testing import check_predictor
+    assert check_predictor(MyPredictor) == []
+
+or, one pytest case per check:
+
+    @pytest.mark.parametrize("check", predictor_checks(MyPredictor), ids=lambda c: c.__name__)
+    def test_conformance(check): check()
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from tasks import Item, SealedItem, get_family
+
+from .base import Observation, Predictor
+
+_SITE_READS = {
+    "hidden": "hidden",
+    "top_ids": "logits", "top_probs": "logits", "entropy": "logits",
+    "lens_top_ids": "logits", "lens_final_prob": "logits",
+    "attn_entropy": "attention", "attn_prev": "attention", "attn_first": "attention", "attn_induction": "attention",
+    "prompt_tokens": "prompt",
+}
+
+
+@dataclass(frozen=True)
+class FakeCard:
+    model_type: str = "fake"
+    n_layers: int = 4
+    d_model: int = 16
+    n_heads: int = 2
+    context_length: int | None = 128
+    positional_encoding: str = "learned"
+    vocab_size: int = 101
+    n_parameters: int = 0
+    tokenizer: dict[str, Any] = field(default_factory=lambda: {
+        "number_pieces": list("1234567"), "digits_per_token": 1.0, "single_digit_tokens": True,
+        "space_merges_into_word": False, "adds_bos": True, "vocab_size": 101})
+
+
+class FakeModel:
+    """A model handle with scripted internals, no torch.
+
+    Each item's internals are a deterministic function of its id; `script(item)`
+    may return overrides (e.g. `{"hidden": array}`) to build a case where a
+    predictor's hypothesis must hold."""
+
+    def __init__(self, card: FakeCard | None = None, script: Callable[[SealedItem], dict] | None = None):
+        self.card = card or FakeCard()
+        self.script = script
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        return [list(text) for text in texts]  # one token per character
+
+    def trace(self, items: Sequence[SealedItem | Item]):
+        from bench.trace import Trace
+
+        card = self.card
+        rows = []
+        for item in items:
+            seed = int.from_bytes(hashlib.sha256(item.id.encode()).digest()[:8], "big")
+            rng = np.random.default_rng(seed)
+            logits = rng.normal(size=card.vocab_size) * 2
+            probs = np.exp(logits - logits.max())
+            probs /= probs.sum()
+            order = np.argsort(-probs)[:8]
+            attn = rng.dirichlet(np.ones(4), size=(card.n_layers, card.n_heads))
+            row = {
+                "hidden": rng.normal(size=(card.n_layers + 1, card.d_model)).astype(np.float32),
+                "top_ids": order, "top_probs": probs[order].astype(np.float32),
+                "entropy": np.float32(-(probs * np.log(probs)).sum()),
+                "prompt_tokens": len(item.prompt) + 1,
+                "lens_top_ids": np.append(rng.integers(0, card.vocab_size, card.n_layers), order[0]),
+                "lens_final_prob": np.append(rng.random(card.n_layers), probs[order[0]]).astype(np.float32),
+                "attn_entropy": (-(attn * np.log(attn)).sum(-1)).astype(np.float32),
+                "attn_prev": attn[..., 0].astype(np.float32), "attn_first": attn[..., 1].astype(np.float32),
+                "attn_induction": attn[..., 2].astype(np.float32),
+            }
+            if self.script:
+                row.update(self.script(item))
+            rows.append(row)
+        names = list(rows[0]) if rows else []
+        return Trace(tuple(i.id for i in items), **{n: np.stack([np.asarray(r[n]) for r in rows]) for n in names})
+
+
+class _GuardedTrace:
+    def __init__(self, trace, reads: set[str]):
+        self._trace, self._reads = trace, reads
+
+    def __getattr__(self, name: str):
+        if name in _SITE_READS:
+            self._reads.add(_SITE_READS[name])
+        return getattr(self._trace, name)
+
+    def __len__(self) -> int:
+        return len(self._trace)
+
+
+class GuardedModel:
+    """Wraps a model view and records which kinds of internals were read."""
+
+    def __init__(self, model):
+        self._model = model
+        self.reads: set[str] = set()
+
+    @property
+    def card(self):
+        self.reads.add("architecture")
+        return self._model.card
+
+    def tokenize(self, texts):
+        self.reads.add("prompt")
+        return self._model.tokenize(texts)
+
+    def trace(self, items):
+        return _GuardedTrace(self._model.trace(items), self.reads)
+
+
+def example_data(n: int = 24, seed: int = 0, all_correct: bool = False) -> tuple[list[Observation], list[SealedItem]]:
+    """Calibration observations (base addition items, about a third marked failed) and sealed variants."""
+    family = get_family("addition")
+    base = [i for c in family.base_cells for i in family.generate(c.name, n // 3, seed)]
+    calibration = [Observation(item, item.target, all_correct or k % 3 != 0) for k, item in enumerate(base)]
+    variants = [i.sealed() for c in family.variant_cells for i in family.generate(c.name, max(1, n // 6), seed)]
+    return calibration, variants
+
+
+def _fitted_attributes(p: Predictor) -> list[str]:
+    return [k for k in vars(p) if k.endswith("_") and not k.startswith("_")]
+
+
+def predictor_checks(cls: type[Predictor], model: Any = None) -> list[Callable[[], None]]:
+    """The conformance checks as zero-argument callables that raise AssertionError."""
+    model = model or FakeModel()
+    calibration, variants = example_data()
+
+    def constructs_with_defaults():
+        p = cls()
+        assert isinstance(p, Predictor), "not a Predictor subclass"
+        assert p.name and isinstance(p.name, str), "no name"
+        assert isinstance(p.version, str) and p.version, "no version string"
+        assert set(p.reads) <= {"prompt", "architecture", "hidden", "logits", "attention"}, f"unknown reads {p.reads}"
+        assert not _fitted_attributes(p), "the constructor sets fitted (trailing _) attributes"
+
+    def clone_round_trips():
+        p = cls()
+        c = p.clone()
+        assert c is not p and type(c) is type(p) and c.get_params() == p.get_params()
+        fitted = p.clone().fit(model, calibration)
+        assert not _fitted_attributes(fitted.clone()), "clone() copied fitted state"
+
+    def fit_returns_self():
+        p = cls()
+        assert p.fit(model, calibration) is p
+
+    def output_shape_range_and_finite():
+        scores = np.asarray(cls().fit(model, calibration).predict(model, variants), dtype=float)
+        assert scores.shape == (len(variants),), f"shape {scores.shape}, expected ({len(variants)},)"
+        assert np.isfinite(scores).all(), "NaN or infinite scores"
+        assert ((scores >= 0) & (scores <= 1)).all(), "scores outside [0, 1]"
+
+    def deterministic():
+        a = cls().fit(model, calibration).predict(model, variants)
+        b = cls().fit(model, calibration).predict(model, variants)
+        np.testing.assert_array_equal(a, b)
+
+    def copes_without_base_failures():
+        calm, _ = example_data(all_correct=True)
+        scores = np.asarray(cls().fit(model, calm).predict(model, variants), dtype=float)
+        assert scores.shape == (len(variants),) and np.isfinite(scores).all()
+        assert ((scores >= 0) & (scores <= 1)).all()
+
+    def reads_only_what_it_declares():
+        guard = GuardedModel(model)
+        p = cls()
+        p.fit(guard, calibration).predict(guard, variants)
+        extra = guard.reads - set(p.reads)
+        assert not extra, f"read {sorted(extra)} without declaring it in `reads`"
+
+    return [constructs_with_defaults, clone_round_trips, fit_returns_self, output_shape_range_and_finite,
+            deterministic, copes_without_base_failures, reads_only_what_it_declares]
+
+
+def check_predictor(cls: type[Predictor], model: Any = None) -> list[str]:
+    """Run every check; return what failed (empty when the predictor conforms)."""
+    problems = []
+    for check in predictor_checks(cls, model):
+        try:
+            check()
+        except Exception as e:  # a check failing, or the predictor raising inside it
+            problems.append(f"{check.__name__}: {type(e).__name__}: {e}")
+    return problems
