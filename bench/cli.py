@@ -18,6 +18,15 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def _ci(metric: dict | None, signed: bool = False) -> str:
+    if not metric or metric.get("value") is None:
+        return "n/a"
+    f = "+.3f" if signed else ".3f"
+    if metric.get("lo") is None:
+        return format(metric["value"], f)
+    return f"{metric['value']:{f}} [{metric['lo']:{f}}, {metric['hi']:{f}}]"
+
+
 def format_results(results: dict) -> str:
     lines = []
     width = max([len(f"{c['family']}/{c['cell']}") for c in results["cells"]] + [24])
@@ -25,16 +34,24 @@ def format_results(results: dict) -> str:
     for c in results["cells"]:
         lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {c['failure_rate']:.3f}")
     lines.append("")
-    lines.append(f"{'predictor':<{width}}  AUROC [95% CI] on {results['n_variant']} variant items")
-    for name, p in results["predictors"].items():
+    predictors = results["predictors"]
+    some = next((p for p in predictors.values() if "vs_best_baseline" in p), None)
+    baseline = some["vs_best_baseline"]["baseline"] if some else "none"
+    lines.append(f"{results['n_variant']} variant items; intervals are 95% bootstrap; "
+                 f"Δ is AUROC minus the best baseline's ({baseline}); * = beats it")
+    head = f"{'predictor':<21} {'AUROC':<22} {'Δ best baseline':<25} {'AUPRC':>6} {'Brier':>6} {'ECE':>6} {'cell ρ':>7}"
+    lines.append(head)
+    ranked = sorted(predictors.items(), key=lambda kv: -((kv[1].get("auroc") or {}).get("value") or -1))
+    for name, p in ranked:
         if p["status"] != "ok":
-            shown = f"failed: {p['reason']}"
-        elif "auroc" not in p:
-            shown = "n/a"
-        else:
-            a = p["auroc"]
-            shown = "n/a (one class only)" if a["value"] is None else f"{a['value']:.3f} [{a['lo']:.3f}, {a['hi']:.3f}]"
-        lines.append(f"{name:<{width}}  {shown}")
+            lines.append(f"{name:<21} failed: {p['reason']}")
+            continue
+        vs = p.get("vs_best_baseline", {})
+        mark = "*" if vs.get("beats") else " "
+        diff = _ci(vs.get("auroc_difference"), signed=True) if vs and name != vs.get("baseline") else "(best baseline)" if vs else "n/a"
+        val = lambda k: f"{p[k]['value']:.3f}" if p.get(k, {}).get("value") is not None else "n/a"  # noqa: E731
+        lines.append(f"{name:<20}{mark} {_ci(p.get('auroc')):<22} {diff:<25} {val('auprc'):>6} {val('brier'):>6} "
+                     f"{val('ece'):>6} {val('spearman'):>7}")
     return "\n".join(lines)
 
 

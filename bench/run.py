@@ -26,7 +26,7 @@ from . import io
 from .errors import UserError
 from .evaluate import Outcome, evaluate
 from .models import ModelHandle, ModelSpec, load_model
-from .score import auroc, cell_table
+from .score import cell_table, score_predictors
 from .trace import Trace, TraceCache, default_cache_dir, trace
 
 RESULTS_SCHEMA_VERSION = 1
@@ -310,24 +310,29 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
 def score_run(families: dict[str, TaskFamily], base: list[Item], variants: list[Item], base_outcomes: list[Outcome],
               variant_outcomes: list[Outcome], scores: dict[str, np.ndarray], status: dict[str, dict],
               seed: int) -> dict[str, Any]:
+    """Metrics per predictor (over all variant items), per family, and per cell."""
     shifts = {(name, c.name): c.shift for name, family in families.items() for c in family.cells}
     rows = [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "base",
              "failed": not o.correct} for it, o in zip(base, base_outcomes)]
     rows += [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "variant",
               "failed": not o.correct, "pred_index": i} for i, (it, o) in enumerate(zip(variants, variant_outcomes))]
-    failed = np.array([not o.correct for o in variant_outcomes])
-    table = {}
-    for name, info in status.items():
-        entry = dict(info)
-        if name in scores:
-            entry["auroc"] = auroc(failed, scores[name], seed=seed).to_dict()
-        table[name] = entry
+    failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
+    cells = np.array([f"{it.family}/{it.cell}" for it in variants])
+    overall = score_predictors(failed, cells, scores, seed) if len(failed) else {}
+    per_family = {}
+    for name in families:
+        mask = np.array([it.family == name for it in variants], dtype=bool)
+        if mask.any():
+            per_family[name] = {"n": int(mask.sum()), "failure_rate": float(failed[mask].mean()),
+                                "predictors": score_predictors(failed[mask], cells[mask],
+                                                               {k: v[mask] for k, v in scores.items()}, seed)}
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "n_base": len(base),
         "n_variant": len(variants),
-        "base_failure_rate": float(np.mean([not o.correct for o in base_outcomes])),
+        "base_failure_rate": float(np.mean([not o.correct for o in base_outcomes])) if base_outcomes else None,
         "variant_failure_rate": float(failed.mean()) if len(failed) else None,
-        "predictors": table,
+        "predictors": {name: dict(info) | overall.get(name, {}) for name, info in status.items()},
+        "families": per_family,
         "cells": cell_table(rows, scores),
     }

@@ -53,8 +53,8 @@ _MEMBER = Recipe(n_layers=4, d_model=64, n_heads=4, context_length=64, tasks=ZOO
                  steps=3000, batch_size=64, lr=2e-3, batching="by_cell")
 
 PRESETS: dict[str, Recipe] = {
-    "default": Recipe(tasks=ALL_TASKS, context_length=128, items_per_cell=20_000, steps=16_000,
-                      batching="by_cell", checkpoints=(2000, 4000, 8000)),
+    "default": Recipe(tasks=ALL_TASKS, context_length=128, items_per_cell=20_000, steps=24_000,
+                      batching="by_cell", checkpoints=(4000, 8000, 12000, 16000, 20000)),
     "addition": Recipe(),
     "zoo-l1": replace(_MEMBER, n_layers=1),
     "zoo-l2": replace(_MEMBER, n_layers=2),
