@@ -92,6 +92,15 @@ def cmd_predictors_list(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+    from .verify import check_run_folder
+
+    check_run_folder(Path(args.run))
+    print(write_report(Path(args.run)))
+    return 0
+
+
 def cmd_check_predictor(args) -> int:
     from predictors import load_predictor
     from predictors.testing import check_predictor
@@ -217,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predictors", help="registered predictors")
     psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     psub.add_parser("list").set_defaults(func=cmd_predictors_list)
+
+    p = sub.add_parser("report", help="rebuild a run folder's report.html")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("check-predictor", help="run the conformance checks on a predictor")
     p.add_argument("name", help="registered name, module:Class or path/file.py:Class")

@@ -1,75 +1,224 @@
-"""A self-contained HTML report (plots embedded as PNG data URIs)."""
+"""A self-contained HTML report of a run folder (plots embedded as PNG data URIs).
+
+Built from the folder's own files (results.json, items, outcomes, predictions), so
+`brittlebench report RUN` can rebuild it at any time.
+"""
 from __future__ import annotations
 
 import base64
 import html
 import io as _io
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import io
 
-
-def _png(fig) -> str:
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+BASELINE_STYLE = {"random": ":", "prompt_length": "--", "confidence": "--"}
 
 
-def _failure_plot(cells: list[dict]) -> str:
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(4, 0.55 * len(cells)), 3.2))
-    labels = [f"{c['family']}/{c['cell']}" for c in cells]
-    colors = ["#7a9cc6" if c["split"] == "base" else "#d9822b" for c in cells]
-    ax.bar(range(len(cells)), [c["failure_rate"] for c in cells], color=colors)
-    ax.set_xticks(range(len(cells)), labels, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("observed failure rate")
-    ax.set_ylim(0, 1)
-    ax.set_title("Failure rate per cell (blue: base, orange: variant)", fontsize=10)
-    data = _png(fig)
-    plt.close(fig)
-    return data
+    return plt
 
 
-def render(results: dict[str, Any]) -> str:
+def _png(fig) -> str:
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _plt().close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def load_run(run: Path) -> dict[str, Any]:
+    run = Path(run)
+    results = json.loads((run / "results.json").read_text())
+    items = {r["id"]: r for r in io.read_jsonl(run / "items" / "variants.jsonl")}
+    outcomes = {r["item_id"]: r for r in io.read_jsonl(run / "outcomes.jsonl") if r["split"] == "variant"}
+    base_items = {r["id"]: r for r in io.read_jsonl(run / "items" / "base.jsonl")}
+    base_outcomes = {r["item_id"]: r for r in io.read_jsonl(run / "outcomes.jsonl") if r["split"] == "base"}
+    predictions = io.read_jsonl(run / "predictions.jsonl")
+    ids = [p["item_id"] for p in predictions]
+    names = [n for n, p in results["predictors"].items() if p["status"] == "ok"]
+    scores = {n: np.array([p["scores"][n] for p in predictions]) for n in names}
+    failed = np.array([not outcomes[i]["correct"] for i in ids])
+    return {"results": results, "ids": ids, "items": items, "failed": failed, "scores": scores,
+            "base": [(base_items[i], not o["correct"]) for i, o in base_outcomes.items()]}
+
+
+def _ranked(results) -> list[str]:
+    ok = [(n, p) for n, p in results["predictors"].items() if p["status"] == "ok" and p.get("auroc", {}).get("value") is not None]
+    return [n for n, _ in sorted(ok, key=lambda kv: -kv[1]["auroc"]["value"])]
+
+
+def _roc_plot(data) -> str:
+    from sklearn.metrics import roc_curve
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    for name in _ranked(data["results"]):
+        fpr, tpr, _ = roc_curve(data["failed"], data["scores"][name])
+        auc = data["results"]["predictors"][name]["auroc"]["value"]
+        ax.plot(fpr, tpr, BASELINE_STYLE.get(name, "-"), lw=1.4, label=f"{name} ({auc:.2f})")
+    ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8)
+    ax.set_xlabel("false positive rate (passing items flagged)")
+    ax.set_ylabel("true positive rate (failures caught)")
+    ax.set_title("ROC: predicting failure on variant items", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def _grid(n: int):
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    plt = _plt()
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.9 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
+def _reliability_plot(data) -> str:
+    from sklearn.calibration import calibration_curve
+
+    names = _ranked(data["results"])
+    fig, axes = _grid(len(names))
+    for ax, name in zip(axes, names):
+        observed, predicted = calibration_curve(data["failed"], data["scores"][name], n_bins=10) \
+            if len(set(data["failed"])) > 1 else ([], [])
+        ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8)
+        ax.plot(predicted, observed, "o-", ms=3)
+        ece = data["results"]["predictors"][name]["ece"]["value"]
+        ax.set_title(f"{name} (ECE {ece:.2f})", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+    fig.supxlabel("predicted P(failure)", fontsize=9)
+    fig.supylabel("observed failure rate", fontsize=9)
+    return _png(fig)
+
+
+def _cell_plot(data) -> str:
+    names = _ranked(data["results"])
+    cells = [c for c in data["results"]["cells"] if c["split"] == "variant"]
+    fig, axes = _grid(len(names))
+    for ax, name in zip(axes, names):
+        x = [c["mean_predicted"][name] for c in cells]
+        y = [c["failure_rate"] for c in cells]
+        ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8)
+        ax.scatter(x, y, s=14)
+        for c, xi, yi in zip(cells, x, y):
+            ax.annotate(f"{c['family'][:4]}/{c['cell']}", (xi, yi), fontsize=5.5, xytext=(2, 2), textcoords="offset points")
+        rho = data["results"]["predictors"][name].get("spearman", {}).get("value")
+        ax.set_title(f"{name} (ρ {rho:.2f})" if rho is not None else name, fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.03, 1.03)
+        ax.tick_params(labelsize=7)
+    fig.supxlabel("mean predicted P(failure) in the cell", fontsize=9)
+    fig.supylabel("observed failure rate", fontsize=9)
+    return _png(fig)
+
+
+def _axes_plots(data) -> list[tuple[str, str]]:
+    """Per family: observed failure rate against each numeric axis, base and variant items together."""
+    plt = _plt()
+    rows: dict[str, list[tuple[dict, bool]]] = {}
+    for item, failed in data["base"]:
+        rows.setdefault(item["family"], []).append((item["axes"], failed))
+    for i, item_id in enumerate(data["ids"]):
+        item = data["items"][item_id]
+        rows.setdefault(item["family"], []).append((item["axes"], bool(data["failed"][i])))
+    out = []
+    for family, entries in rows.items():
+        numeric = sorted({k for axes, _ in entries for k, v in axes.items()
+                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        if not numeric:
+            continue
+        fig, axes_list = plt.subplots(1, len(numeric), figsize=(3.2 * len(numeric), 2.6), squeeze=False)
+        for ax, axis in zip(axes_list[0], numeric):
+            groups: dict[float, list[bool]] = {}
+            for axes, failed in entries:
+                if axis in axes:
+                    groups.setdefault(axes[axis], []).append(failed)
+            xs = sorted(groups)
+            ax.plot(xs, [np.mean(groups[x]) for x in xs], "o-", ms=4)
+            for x in xs:
+                ax.annotate(str(len(groups[x])), (x, np.mean(groups[x])), fontsize=6, xytext=(2, -8),
+                            textcoords="offset points", color="#777")
+            ax.set_xlabel(axis, fontsize=8)
+            ax.set_ylim(-0.03, 1.03)
+            ax.tick_params(labelsize=7)
+        axes_list[0][0].set_ylabel("observed failure rate", fontsize=8)
+        fig.suptitle(f"{family}: failure along its axes (numbers: items)", fontsize=9)
+        out.append((family, _png(fig)))
+    return out
+
+
+def _fmt(m: dict | None, signed: bool = False) -> str:
+    if not m or m.get("value") is None:
+        return "n/a"
+    f = "+.3f" if signed else ".3f"
+    if m.get("lo") is None:
+        return format(m["value"], f)
+    return f"{m['value']:{f}} <small>[{m['lo']:{f}}, {m['hi']:{f}}]</small>"
+
+
+def render(data: dict[str, Any]) -> str:
     esc = html.escape
+    results = data["results"]
     model = results["provenance"]["model"]
-    rows = "".join(
-        f"<tr><td>{esc(name)}</td><td>{esc(p['status'])}</td><td>{_fmt(p.get('auroc'))}</td>"
-        f"<td>{esc(', '.join(p.get('reads', [])) or '-')}</td></tr>"
-        for name, p in results["predictors"].items())
+    rows = []
+    for name in _ranked(results) + [n for n, p in results["predictors"].items() if p["status"] != "ok"]:
+        p = results["predictors"][name]
+        if p["status"] != "ok":
+            rows.append(f"<tr><td>{esc(name)}</td><td colspan=8>failed: {esc(p.get('reason', ''))}</td></tr>")
+            continue
+        vs = p.get("vs_best_baseline", {})
+        beats = "✔" if vs.get("beats") else ""
+        rows.append(f"<tr><td>{esc(name)}</td><td>{_fmt(p.get('auroc'))}</td>"
+                    f"<td>{_fmt(vs.get('auroc_difference'), signed=True) if name != vs.get('baseline') else 'best baseline'}</td>"
+                    f"<td>{beats}</td><td>{_fmt(p.get('auprc'))}</td><td>{_fmt(p.get('brier'))}</td>"
+                    f"<td>{_fmt(p.get('ece'))}</td><td>{_fmt(p.get('spearman'))}</td><td>{_fmt(p.get('mae'))}</td></tr>")
     cells = "".join(
         f"<tr><td>{esc(c['family'])}</td><td>{esc(c['cell'])}</td><td>{esc(c['shift'])}</td><td>{c['n']}</td>"
         f"<td>{c['failure_rate']:.3f}</td></tr>" for c in results["cells"])
+    family_plots = "".join(f"<img alt='failure along the axes of {esc(f)}' src='{src}'>" for f, src in _axes_plots(data))
+    card = model["card"]
+    baseline = next((p["vs_best_baseline"]["baseline"] for p in results["predictors"].values() if "vs_best_baseline" in p), "n/a")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>brittlebench report: {esc(model['spec']['name_or_path'])}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}
-th{{background:#f2f2f2}}code{{background:#f5f5f5;padding:1px 4px}}</style></head><body>
+<style>body{{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222;padding:0 1em}}
+table{{border-collapse:collapse;margin:1em 0;font-size:14px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
+th{{background:#f2f2f2}}code{{background:#f5f5f5;padding:1px 4px}}img{{max-width:100%;display:block;margin:1em 0}}
+small{{color:#666}}</style></head><body>
 <h1>brittlebench report</h1>
-<p>Model <code>{esc(model['spec']['name_or_path'])}</code>, fingerprint <code>{esc(model['fingerprint'])}</code>,
-{model['card']['n_layers']} layers, d_model {model['card']['d_model']}, {esc(model['card']['positional_encoding'])} positions.
-Protocol <code>{esc(results['provenance']['protocol'])}</code>, seed {results['provenance']['seed']},
-{results['n_base']} base and {results['n_variant']} variant items. Predictions sealed with SHA-256
-<code>{esc(results['predictions_sha256'][:16])}…</code> before evaluation.</p>
+<p>Model <code>{esc(model['spec']['name_or_path'])}</code> (fingerprint <code>{esc(model['fingerprint'])}</code>):
+{esc(card['model_type'])}, {card['n_layers']} layers, d_model {card['d_model']}, {card['n_heads']} heads,
+{esc(card['positional_encoding'])} positions. Protocol <code>{esc(results['provenance']['protocol'])}</code>,
+seed {results['provenance']['seed']}, {results['provenance'].get('shots', 0)}-shot prompts,
+{results['n_base']} base and {results['n_variant']} variant items (variant failure rate {results['variant_failure_rate']:.3f}).
+Predictions were sealed (SHA-256 <code>{esc(results['predictions_sha256'][:16])}…</code>) before any variant was evaluated.</p>
 <h2>Predictors</h2>
-<table><tr><th>predictor</th><th>status</th><th>AUROC [95% CI]</th><th>reads</th></tr>{rows}</table>
-<h2>Observed failure per cell</h2>
-<img alt="failure rate per cell" src="{_failure_plot(results['cells'])}">
+<p>95% bootstrap intervals over items. Δ is AUROC minus the best baseline's (<code>{esc(baseline)}</code>), paired;
+✔ where its interval excludes zero: only there does a predictor beat the baselines.</p>
+<table><tr><th>predictor</th><th>AUROC</th><th>Δ best baseline</th><th>beats</th><th>AUPRC</th><th>Brier</th><th>ECE</th>
+<th>cell ρ</th><th>cell MAE</th></tr>{''.join(rows)}</table>
+<h2>ROC curves</h2><img alt="ROC curves" src="{_roc_plot(data)}">
+<h2>Reliability</h2><img alt="reliability diagrams" src="{_reliability_plot(data)}">
+<h2>Predicted against observed failure, per cell</h2><img alt="predicted vs observed per cell" src="{_cell_plot(data)}">
+<h2>Observed failure along each family's axes</h2>{family_plots}
+<h2>Cells</h2>
 <table><tr><th>family</th><th>cell</th><th>shift</th><th>n</th><th>failure rate</th></tr>{cells}</table>
 </body></html>
 """
 
 
-def _fmt(interval: dict | None) -> str:
-    if not interval or interval.get("value") is None:
-        return "n/a"
-    return f"{interval['value']:.3f} [{interval['lo']:.3f}, {interval['hi']:.3f}]"
-
-
-def write_report(path: Path, results: dict[str, Any]) -> None:
-    io.write_bytes(path, render(results).encode())
+def write_report(run: Path, path: Path | None = None) -> Path:
+    path = Path(path) if path else Path(run) / "report.html"
+    io.write_bytes(path, render(load_run(run)).encode())
+    return path

@@ -294,14 +294,16 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
                     "tasks": tasks_info, "n_per_cell": spec.n, "shots": shots},
         predictions_sha256=digest,
     )
-    lap("score")
-    from .report import write_report
-
-    write_report(out / "report.html", results)
-    lap("report")
-    results["timings"] = {k: round(v, 3) for k, v in timings.items()}
     results["trace"] = {"attention": attention, "items_traced": model_view.traced,
                         "cache": str(cache.folder) if cache else None, "cache_hits": cache.hits if cache else 0}
+    lap("score")
+    results["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    io.write_json(out / "results.json", results)
+    from .report import write_report
+
+    write_report(out)
+    lap("report")
+    results["timings"] = {k: round(v, 3) for k, v in timings.items()}
     io.write_json(out / "results.json", results)
     results["run_dir"] = str(out)
     return results

@@ -46,11 +46,26 @@ def bootstrap_indices(n: int, seed: int, n_boot: int = N_BOOTSTRAP) -> np.ndarra
 
 # -- vectorized metric rows: one value per bootstrap resample -------------------
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks of each row, ties sharing their average rank (scipy's rankdata, one argsort)."""
+    n = x.shape[1]
+    order = np.argsort(x, axis=1)  # ties are averaged, so their order does not matter
+    s = np.take_along_axis(x, order, 1)
+    position = np.arange(n)[None, :]
+    first = np.ones_like(s, dtype=bool)
+    first[:, 1:] = s[:, 1:] != s[:, :-1]
+    last = np.ones_like(s, dtype=bool)
+    last[:, :-1] = s[:, :-1] != s[:, 1:]
+    start = np.maximum.accumulate(np.where(first, position, 0), axis=1)
+    end = np.flip(np.minimum.accumulate(np.flip(np.where(last, position, n - 1), 1), axis=1), 1)
+    ranks = np.empty_like(s, dtype=np.float64)
+    np.put_along_axis(ranks, order, (start + end) / 2 + 1, 1)
+    return ranks
+
+
 def _auroc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """AUROC of each row (Mann-Whitney U / (n_pos * n_neg)); NaN where a row has one class."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores, axis=1)
+    ranks = average_ranks(scores)
     n_pos = labels.sum(1)
     n_neg = labels.shape[1] - n_pos
     u = (ranks * labels).sum(1) - n_pos * (n_pos + 1) / 2
@@ -60,7 +75,7 @@ def _auroc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 def _auprc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Average precision of each row, as scikit-learn defines it (ties share a threshold)."""
-    order = np.argsort(-scores, axis=1, kind="stable")
+    order = np.argsort(-scores, axis=1)  # ties form one threshold, so their order does not matter
     s = np.take_along_axis(scores, order, 1)
     y = np.take_along_axis(labels, order, 1)
     tp = np.cumsum(y, axis=1)
@@ -142,14 +157,22 @@ def _interval(value: float | None, rows: np.ndarray) -> Interval:
     return Interval(value, float(lo), float(hi))
 
 
-def item_metrics(failed, scores, idx: np.ndarray) -> dict[str, Interval]:
-    """Every item-level metric with its bootstrap interval, over resamples `idx`."""
+def item_metrics(failed, scores, idx: np.ndarray, rows: dict | None = None) -> dict[str, Interval]:
+    """Every item-level metric with its bootstrap interval, over resamples `idx`.
+    Pass a dict as `rows` to get each metric's bootstrap rows back in it."""
     y = np.asarray(failed, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
+    yb, sb = y[idx], s[idx]
     out = {}
     for metric in METRICS:
         value = point(metric, y.astype(bool), s)
-        out[metric] = _interval(value, _ROWS[metric](y[idx], s[idx])) if value is not None else NONE
+        if value is None:
+            out[metric] = NONE
+            continue
+        boot = _ROWS[metric](yb, sb)
+        if rows is not None:
+            rows[metric] = boot
+        out[metric] = _interval(value, boot)
     return out
 
 
@@ -173,13 +196,11 @@ def _group_means(values: np.ndarray, groups: np.ndarray, n_groups: int, idx: np.
 
 def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman's rho of each row pair (Pearson correlation of ranks), ignoring NaN cells."""
-    from scipy.stats import rankdata
-
     out = np.full(a.shape[0], np.nan)
     ok = ~(np.isnan(a) | np.isnan(b))
     full = ok.all(1)
     if full.any():
-        ra, rb = rankdata(a[full], axis=1), rankdata(b[full], axis=1)
+        ra, rb = average_ranks(a[full]), average_ranks(b[full])
         ra -= ra.mean(1, keepdims=True)
         rb -= rb.mean(1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -246,15 +267,19 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
     _, groups = np.unique(cells, return_inverse=True)
     n_groups = int(groups.max()) + 1 if len(groups) else 0
     out: dict[str, dict] = {}
+    rows: dict[str, dict] = {}
     for name, s in scores.items():
-        metrics = item_metrics(failed, s, idx)
+        rows[name] = {}
+        metrics = item_metrics(failed, s, idx, rows[name])
         metrics.update(cell_metrics(failed, s, groups, n_groups, idx))
         out[name] = {k: v.to_dict() for k, v in metrics.items()}
     present = [b for b in BASELINES if b in scores and out[b]["auroc"]["value"] is not None]
     if present:
         best = max(present, key=lambda b: out[b]["auroc"]["value"])
-        for name, s in scores.items():
-            diff = difference(failed, s, scores[best], idx)
+        for name in scores:
+            value = out[name]["auroc"]["value"]
+            diff = NONE if value is None else _interval(value - out[best]["auroc"]["value"],
+                                                        rows[name]["auroc"] - rows[best]["auroc"])
             out[name]["vs_best_baseline"] = {"baseline": best, "auroc_difference": diff.to_dict(),
                                              "beats": bool(diff.lo is not None and diff.lo > 0)}
     return out

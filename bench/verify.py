@@ -1,27 +1,75 @@
-"""`brittlebench verify RUN`: were the predictions sealed as recorded?"""
+"""`brittlebench verify RUN`: were the predictions sealed as recorded, and do the stored
+outcomes give the recorded scores?"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+
 from . import io
 from .errors import UserError
 
+RUN_FILES = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl", "items/variants.jsonl",
+             "items/base.jsonl")
 
-def verify(run: Path) -> tuple[bool, list[str]]:
+
+def check_run_folder(run: Path) -> dict:
+    """The run's results, or a one-line UserError saying what is wrong with the folder."""
     if not run.is_dir():
         raise UserError(f"no run folder at {run}: pass the folder that 'brittlebench run' wrote")
-    paths = {name: run / name for name in ("predictions.jsonl", "predictions.sha256", "results.json")}
-    for name, path in paths.items():
-        if not path.is_file():
+    for name in RUN_FILES:
+        if not (run / name).is_file():
             raise UserError(f"{run} has no {name}: it is not a finished brittlebench run")
-    actual = io.sha256(paths["predictions.jsonl"].read_bytes())
-    sealed = paths["predictions.sha256"].read_text().split()[0]
     try:
-        recorded = json.loads(paths["results.json"].read_text())["predictions_sha256"]
-    except (json.JSONDecodeError, KeyError):
-        raise UserError(f"{paths['results.json']} is corrupted: it is not a brittlebench results file") from None
+        results = json.loads((run / "results.json").read_text())
+        results["predictions_sha256"], results["predictors"], results["schema_version"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise UserError(f"{run / 'results.json'} is corrupted: it is not a brittlebench results file") from None
+    return results
+
+
+def recompute_scores(run: Path, results: dict) -> dict[str, dict]:
+    """Every predictor's metrics again, from predictions.jsonl, outcomes.jsonl and the items."""
+    from .score import score_predictors
+
+    try:
+        predictions = io.read_jsonl(run / "predictions.jsonl")
+        outcomes = {r["item_id"]: r for r in io.read_jsonl(run / "outcomes.jsonl") if r["split"] == "variant"}
+        failed = np.array([not outcomes[p["item_id"]]["correct"] for p in predictions], dtype=bool)
+        cells = np.array([f"{p['family']}/{p['cell']}" for p in predictions])
+        names = [n for n, p in results["predictors"].items() if p.get("status") == "ok"]
+        scores = {n: np.array([p["scores"][n] for p in predictions], dtype=float) for n in names}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise UserError(f"{run}: predictions.jsonl or outcomes.jsonl is corrupted or does not match the results") from None
+    return score_predictors(failed, cells, scores, results["provenance"]["seed"])
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a))
+    return a == b
+
+
+def verify(run: Path) -> tuple[bool, list[str]]:
+    run = Path(run)
+    results = check_run_folder(run)
+    actual = io.sha256((run / "predictions.jsonl").read_bytes())
+    sealed = (run / "predictions.sha256").read_text().split()[0] if (run / "predictions.sha256").read_text().split() else ""
+    recorded = results["predictions_sha256"]
     lines = [f"predictions.jsonl sha256 {actual}",
              f"predictions.sha256       {sealed} {'ok' if sealed == actual else 'MISMATCH'}",
              f"results.json records     {recorded} {'ok' if recorded == actual else 'MISMATCH'}"]
-    return sealed == actual == recorded, lines
+    ok = sealed == actual == recorded
+    recomputed = recompute_scores(run, results)
+    for name, metrics in recomputed.items():
+        stored = {k: v for k, v in results["predictors"][name].items() if k in metrics}
+        same = _close(stored, metrics)
+        ok &= same
+        if not same:
+            moved = [k for k in metrics if not _close(stored.get(k), metrics[k])]
+            lines.append(f"scores of {name}: MISMATCH in {', '.join(moved)} (outcomes or predictions edited?)")
+    lines.append(f"scores recomputed from the stored files: {'ok' if ok else 'MISMATCH'} ({len(recomputed)} predictors)")
+    return ok, lines

@@ -91,3 +91,12 @@ def test_score_predictors_compares_with_the_best_baseline():
     assert out["strong"]["vs_best_baseline"]["beats"] is True
     assert out["random"]["vs_best_baseline"]["beats"] is False
     assert set(out["strong"]) >= {"auroc", "auprc", "brier", "ece", "spearman", "mae"}
+
+
+def test_average_ranks_equal_scipy_rankdata():
+    from scipy.stats import rankdata
+
+    from bench.score import average_ranks
+
+    x = np.round(np.random.default_rng(0).random((20, 30)), 1)
+    np.testing.assert_allclose(average_ranks(x), rankdata(x, axis=1))
