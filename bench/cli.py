@@ -92,6 +92,40 @@ def cmd_predictors_list(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .compare import compare, load_results, parse_max_drop
+
+    tolerances = parse_max_drop(args.max_drop)
+    regressed, lines = compare(load_results(Path(args.new)), load_results(Path(args.baseline)), tolerances)
+    print("\n".join(lines))
+    return 1 if regressed else 0
+
+
+def cmd_leaderboard_build(args) -> int:
+    from .leaderboard import build
+
+    board = build(Path(args.root))
+    print(f"{len(board['predictors'])} predictors on {len(board['models'])} models: "
+          f"{args.root}/leaderboard.json, LEADERBOARD.md, leaderboard.html")
+    return 0
+
+
+def cmd_leaderboard_validate(args) -> int:
+    from .leaderboard import validate
+
+    results = validate(Path(args.path))
+    print(f"valid: {results['submission']['predictor']} on {results.get('model_name') or 'model'} "
+          f"(predictions sha256 {results['predictions_sha256'][:16]}…)")
+    return 0
+
+
+def cmd_leaderboard_run_zoo(args) -> int:
+    from .leaderboard import run_zoo
+
+    run_zoo(Path(args.zoo), Path(args.out), args.n, args.seed, log=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report import write_report
     from .verify import check_run_folder
@@ -226,6 +260,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predictors", help="registered predictors")
     psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     psub.add_parser("list").set_defaults(func=cmd_predictors_list)
+
+    p = sub.add_parser("compare", help="CI gate: exit 1 if NEW regressed against the baseline beyond tolerance")
+    p.add_argument("new", help="results.json or run folder")
+    p.add_argument("--baseline", required=True, help="results.json or run folder to compare against")
+    p.add_argument("--max-drop", default=None, help="METRIC=TOL,... (default auroc=0.02)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("leaderboard", help="build or validate the leaderboard")
+    lsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    l = lsub.add_parser("build", help="collect verified runs and submissions into leaderboard files")
+    l.add_argument("--root", default="leaderboard")
+    l.set_defaults(func=cmd_leaderboard_build)
+    l = lsub.add_parser("validate", help="check a submission folder (digest, scores, submission.json)")
+    l.add_argument("path")
+    l.set_defaults(func=cmd_leaderboard_validate)
+    l = lsub.add_parser("run-zoo", help="run every built-in predictor on every zoo model")
+    l.add_argument("--zoo", default="zoo")
+    l.add_argument("--out", default="leaderboard/runs")
+    l.add_argument("--n", type=int, default=100)
+    l.add_argument("--seed", type=int, default=0)
+    l.set_defaults(func=cmd_leaderboard_run_zoo)
 
     p = sub.add_parser("report", help="rebuild a run folder's report.html")
     p.add_argument("run")

@@ -169,6 +169,13 @@ def zoo_card(handle: ModelHandle) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def model_name(spec: ModelSpec, handle: ModelHandle) -> str:
+    """How tables name the model: 'default', a zoo preset, or the name or folder given."""
+    if spec.name_or_path == "default":
+        return "default"
+    return (zoo_card(handle) or {}).get("preset") or Path(spec.name_or_path).name or spec.name_or_path
+
+
 def default_tasks(handle: ModelHandle) -> tuple[str, ...]:
     """A zoo model's own families (it cannot read the others' formats); every built-in family otherwise."""
     card = zoo_card(handle)
@@ -293,6 +300,7 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
                               "card": handle.card.to_dict()},
                     "tasks": tasks_info, "n_per_cell": spec.n, "shots": shots},
         predictions_sha256=digest,
+        model_name=model_name(spec.model, handle),
     )
     results["trace"] = {"attention": attention, "items_traced": model_view.traced,
                         "cache": str(cache.folder) if cache else None, "cache_hits": cache.hits if cache else 0}

@@ -1,0 +1,171 @@
+"""The leaderboard: every predictor on every zoo model (and submitted runs), verified.
+
+Layout under `leaderboard/`:
+  runs/MODEL/            run folders of the built-in predictors on each zoo model
+                         (`brittlebench leaderboard run-zoo` writes them)
+  submissions/NAME/      a third party's run folder plus `submission.json`
+  leaderboard.json, LEADERBOARD.md, leaderboard.html   what `leaderboard build` writes
+
+A submission is the folder `brittlebench run --predictors PLUGIN` wrote, with a
+`submission.json`: {"predictor": NAME, "source": "where its code is (URL, package==version)",
+"authors": "..."}. `leaderboard validate` recomputes its digest and scores and rejects
+it with the reason when anything does not match.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from . import io
+from .errors import UserError
+from .verify import check_run_folder, verify
+
+SCHEMA_VERSION = 1
+KEEP = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl", "items")
+
+
+def model_label(results: dict) -> str:
+    return results.get("model_name") or Path(results["provenance"]["model"]["spec"]["name_or_path"]).name
+
+
+def validate(path: Path, submission: bool = True) -> dict:
+    """The results of a valid run folder (and submission), or a UserError saying why not."""
+    path = Path(path)
+    results = check_run_folder(path)
+    ok, lines = verify(path)
+    if not ok:
+        bad = next((l for l in lines if "MISMATCH" in l), "digest or scores do not match")
+        raise UserError(f"{path} is tampered or corrupted: {' '.join(bad.split())}")
+    if submission:
+        meta_path = path / "submission.json"
+        if not meta_path.is_file():
+            raise UserError(f"{path} has no submission.json: add {{\"predictor\": ..., \"source\": ...}}")
+        try:
+            meta = json.loads(meta_path.read_text())
+            name, source = meta["predictor"], meta["source"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"{meta_path} must be a JSON object with 'predictor' and 'source'") from None
+        if not isinstance(source, str) or not source.strip():
+            raise UserError(f"{meta_path}: 'source' must say where the predictor's code is")
+        entry = results["predictors"].get(name)
+        if entry is None or entry.get("status") != "ok":
+            raise UserError(f"{path}: the submitted predictor {name!r} has no successful result in results.json")
+        results["submission"] = meta
+    return results
+
+
+def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] = print) -> list[Path]:
+    """Run every built-in predictor on every zoo member; keep the verifiable files."""
+    from .models import ModelSpec
+    from .run import RunSpec, run
+
+    folders = []
+    for member in sorted(p for p in Path(zoo).iterdir() if (p / "zoo.json").is_file()):
+        target = Path(out) / member.name
+        if target.exists():
+            shutil.rmtree(target)
+        scratch = Path(out) / f".{member.name}.tmp"
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        run(RunSpec(model=ModelSpec(str(member)), n=n, seed=seed, out=scratch), log=log)
+        target.mkdir(parents=True)
+        for name in KEEP:
+            source = scratch / name
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / name)
+        shutil.rmtree(scratch)
+        folders.append(target)
+        log(f"leaderboard run: {target}")
+    return folders
+
+
+def build(root: Path) -> dict[str, Any]:
+    root = Path(root)
+    entries = []
+    for kind in ("runs", "submissions"):
+        for folder in sorted((root / kind).glob("*/")) if (root / kind).is_dir() else []:
+            results = validate(folder, submission=(kind == "submissions"))
+            entries.append((kind, folder, results))
+    models: list[str] = []
+    table: dict[str, dict] = {}
+    for kind, folder, results in entries:
+        model = model_label(results)
+        if model not in models:
+            models.append(model)
+        names = [results["submission"]["predictor"]] if kind == "submissions" else list(results["predictors"])
+        for name in names:
+            p = results["predictors"][name]
+            if p.get("status") != "ok" or p.get("auroc", {}).get("value") is None:
+                continue
+            row = table.setdefault(name, {"source": results.get("submission", {}).get("source", "built-in"),
+                                          "reads": p.get("reads", []), "models": {}})
+            vs = p.get("vs_best_baseline", {})
+            row["models"][model] = {"auroc": p["auroc"], "auroc_vs_best_baseline": vs.get("auroc_difference"),
+                                    "best_baseline": vs.get("baseline"), "beats": bool(vs.get("beats")),
+                                    "run": str(folder.relative_to(root))}
+    for row in table.values():
+        values = [m["auroc"]["value"] for m in row["models"].values()]
+        row["mean_auroc"] = sum(values) / len(values)
+        row["beats_best_baseline_on"] = sum(m["beats"] for m in row["models"].values())
+    ranked = dict(sorted(table.items(), key=lambda kv: (-kv[1]["beats_best_baseline_on"], -kv[1]["mean_auroc"])))
+    board = {"schema_version": SCHEMA_VERSION, "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             "models": models, "predictors": ranked}
+    io.write_json(root / "leaderboard.json", board)
+    io.write_bytes(root / "LEADERBOARD.md", markdown(board).encode())
+    io.write_bytes(root / "leaderboard.html", page(board).encode())
+    return board
+
+
+def _cell(m: dict | None) -> str:
+    if not m:
+        return "–"
+    a = m["auroc"]
+    return f"{a['value']:.3f}{'*' if m['beats'] else ''}"
+
+
+def markdown(board: dict) -> str:
+    models = board["models"]
+    lines = ["# brittlebench leaderboard", "",
+             "AUROC of each predictor's P(failure) against observed failure on each zoo model's variant items. "
+             "`*`: beats the best baseline (random, prompt length, output confidence) with a 95% paired bootstrap "
+             "interval above zero. Ranked by the number of models where it beats the baselines, then mean AUROC. "
+             "Rebuilt by `brittlebench leaderboard build`.", "",
+             "| predictor | beats baselines on | mean AUROC | " + " | ".join(models) + " |",
+             "|---|---|---|" + "---|" * len(models)]
+    for name, row in board["predictors"].items():
+        cells = " | ".join(_cell(row["models"].get(m)) for m in models)
+        lines.append(f"| {name} | {row['beats_best_baseline_on']}/{len(row['models'])} | {row['mean_auroc']:.3f} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def page(board: dict) -> str:
+    esc = html.escape
+    models = board["models"]
+    head = "".join(f"<th>{esc(h)}</th>" for h in ["predictor", "reads", "source", "beats baselines", "mean AUROC", *models])
+    rows = []
+    for name, row in board["predictors"].items():
+        cells = "".join(f"<td data-v='{row['models'][m]['auroc']['value'] if m in row['models'] else -1}'>"
+                        f"{esc(_cell(row['models'].get(m)))}</td>" for m in models)
+        rows.append(f"<tr><td>{esc(name)}</td><td>{esc(', '.join(row['reads']))}</td><td>{esc(row['source'])}</td>"
+                    f"<td data-v='{row['beats_best_baseline_on']}'>{row['beats_best_baseline_on']}/{len(row['models'])}</td>"
+                    f"<td data-v='{row['mean_auroc']}'>{row['mean_auroc']:.3f}</td>{cells}</tr>")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>brittlebench leaderboard</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px}}th{{background:#f2f2f2;cursor:pointer}}</style></head><body>
+<h1>brittlebench leaderboard</h1>
+<p>AUROC per zoo model; * beats the best baseline (95% paired bootstrap). Click a column to sort. Built {esc(board['built'])}.</p>
+<table id="board"><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>
+<script>
+document.querySelectorAll('#board th').forEach((th, col) => th.addEventListener('click', () => {{
+  const body = document.querySelector('#board tbody');
+  const rows = [...body.rows];
+  const key = r => {{ const c = r.cells[col]; return c.dataset.v !== undefined ? parseFloat(c.dataset.v) : c.textContent; }};
+  const dir = th.dataset.dir = th.dataset.dir === 'desc' ? 'asc' : 'desc';
+  rows.sort((a, b) => {{ const x = key(a), y = key(b); const c = x < y ? -1 : x > y ? 1 : 0; return dir === 'desc' ? -c : c; }});
+  rows.forEach(r => body.appendChild(r));
+}}));
+</script></body></html>
+"""

@@ -1,0 +1,82 @@
+import json
+import shutil
+
+import pytest
+
+from bench.cli import main
+from bench.errors import UserError
+from bench.leaderboard import KEEP, build, validate
+from bench.run import RunSpec, run
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("leaderboard")
+    scratch = tmp_path_factory.mktemp("scratch") / "r"
+    run(RunSpec(n=10, out=scratch, predictors=("random", "confidence", "prompt_length", "knn_distance")), log=lambda m: None)
+    for folder in (root / "runs" / "default", root / "submissions" / "knn"):
+        folder.mkdir(parents=True)
+        for name in KEEP:
+            src = scratch / name
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, folder / name)
+    (root / "submissions" / "knn" / "submission.json").write_text(
+        json.dumps({"predictor": "knn_distance", "source": "https://example.org/knn.git@v1", "authors": "A. N. Other"}))
+    return root
+
+
+def test_build_writes_json_markdown_and_sortable_html(root):
+    board = build(root)
+    assert board["models"] == ["default"]
+    assert set(board["predictors"]) == {"random", "confidence", "prompt_length", "knn_distance"}
+    saved = json.loads((root / "leaderboard.json").read_text())
+    assert saved["schema_version"] == 1 and saved["predictors"].keys() == board["predictors"].keys()
+    md = (root / "LEADERBOARD.md").read_text()
+    assert "| predictor | beats baselines on | mean AUROC | default |" in md
+    page = (root / "leaderboard.html").read_text()
+    assert "<table id=\"board\">" in page and "addEventListener('click'" in page
+
+
+def test_valid_submission(root, capsys):
+    assert main(["leaderboard", "validate", str(root / "submissions" / "knn")]) == 0
+    assert "valid: knn_distance" in capsys.readouterr().out
+
+
+def _copy(root, tmp_path):
+    target = tmp_path / "sub"
+    shutil.copytree(root / "submissions" / "knn", target)
+    return target
+
+
+def test_tampered_predictions_are_rejected(root, tmp_path):
+    sub = _copy(root, tmp_path)
+    text = (sub / "predictions.jsonl").read_text()
+    (sub / "predictions.jsonl").write_text(text.replace('"knn_distance":0.', '"knn_distance":0.9', 1))
+    with pytest.raises(UserError, match="tampered"):
+        validate(sub)
+
+
+def test_tampered_outcomes_are_rejected(root, tmp_path):
+    sub = _copy(root, tmp_path)
+    rows = [json.loads(l) for l in (sub / "outcomes.jsonl").read_text().splitlines()]
+    flipped = next(r for r in rows if r["split"] == "variant")
+    flipped["correct"] = not flipped["correct"]
+    (sub / "outcomes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(UserError, match="tampered"):
+        validate(sub)
+
+
+@pytest.mark.parametrize("meta, message", [
+    (None, "no submission.json"),
+    ("[1]", "must be a JSON object"),
+    ('{"predictor": "knn_distance", "source": ""}', "'source' must say"),
+    ('{"predictor": "nope", "source": "x"}', "no successful result"),
+])
+def test_malformed_submissions(root, tmp_path, meta, message, capsys):
+    sub = _copy(root, tmp_path)
+    if meta is None:
+        (sub / "submission.json").unlink()
+    else:
+        (sub / "submission.json").write_text(meta)
+    assert main(["leaderboard", "validate", str(sub)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
