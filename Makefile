@@ -4,7 +4,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test install clean
+.PHONY: run test install clean baseline leaderboard
 
 # Rebuilt only when the project's dependencies change; quick the second time.
 $(STAMP): pyproject.toml constraints.txt
@@ -23,3 +23,15 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The regression baseline that `make test` gates on: the default model, a small suite.
+BASELINE_RUN := --n 30 --seed 0
+baseline: $(STAMP)
+	rm -rf runs/baseline && $(VENV)/bin/brittlebench run $(BASELINE_RUN) --out runs/baseline
+	cp runs/baseline/results.json leaderboard/baseline.json
+
+# Rebuild the zoo (members already trained are kept), rerun it, and rebuild the leaderboard.
+leaderboard: $(STAMP)
+	$(VENV)/bin/brittlebench zoo build --out zoo
+	$(VENV)/bin/brittlebench leaderboard run-zoo --zoo zoo --out leaderboard/runs
+	$(VENV)/bin/brittlebench leaderboard build --root leaderboard

@@ -61,10 +61,11 @@ def _roc_plot(data) -> str:
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 5))
-    for name in _ranked(data["results"]):
+    colors = plt.get_cmap("tab20").colors  # distinct colours for up to 20 predictors
+    for k, name in enumerate(_ranked(data["results"])):
         fpr, tpr, _ = roc_curve(data["failed"], data["scores"][name])
         auc = data["results"]["predictors"][name]["auroc"]["value"]
-        ax.plot(fpr, tpr, BASELINE_STYLE.get(name, "-"), lw=1.4, label=f"{name} ({auc:.2f})")
+        ax.plot(fpr, tpr, BASELINE_STYLE.get(name, "-"), lw=1.4, color=colors[k % len(colors)], label=f"{name} ({auc:.2f})")
     ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8)
     ax.set_xlabel("false positive rate (passing items flagged)")
     ax.set_ylabel("true positive rate (failures caught)")
