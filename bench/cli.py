@@ -34,10 +34,19 @@ def format_results(results: dict) -> str:
     for c in results["cells"]:
         lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {c['failure_rate']:.3f}")
     lines.append("")
-    predictors = results["predictors"]
+    lines.append(format_predictors(results["predictors"], results["n_variant"]))
+    return "\n".join(lines)
+
+
+def _rate(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def format_predictors(predictors: dict, n_items: int) -> str:
+    lines = []
     some = next((p for p in predictors.values() if "vs_best_baseline" in p), None)
     baseline = some["vs_best_baseline"]["baseline"] if some else "none"
-    lines.append(f"{results['n_variant']} variant items; intervals are 95% bootstrap; "
+    lines.append(f"{n_items} items; intervals are 95% bootstrap; "
                  f"Δ is AUROC minus the best baseline's ({baseline}); * = beats it")
     head = f"{'predictor':<21} {'AUROC':<22} {'Δ best baseline':<25} {'AUPRC':>6} {'Brier':>6} {'ECE':>6} {'cell ρ':>7}"
     lines.append(head)
@@ -64,9 +73,17 @@ def cmd_run(args) -> int:
                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle),
         tasks=_csv(args.tasks) if args.tasks else None, predictors=_csv(args.predictors) if args.predictors else (),
         n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
-        shots=args.shots, use_cache=not args.no_cache)
+        shots=args.shots, use_cache=not args.no_cache, protocol=args.protocol, target=args.target)
     results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
     print(format_results(results))
+    for protocol, view in results.get("protocols", {}).items():
+        print(f"\nprotocol {protocol}:")
+        print(format_predictors(view["predictors"], results["n_variant"]))
+    for target, view in results.get("targets", {}).items():
+        print(f"\ntarget {target}: {view['n_eligible']} items with every component solved "
+              f"(of {view['n_with_components']} with components); failure rate {_rate(view['compositional_failure_rate'])}")
+        if view["predictors"]:
+            print(format_predictors({n: {"status": "ok"} | m for n, m in view["predictors"].items()}, view["n_eligible"]))
     print(f"\nrun folder: {results['run_dir']} (results.json, report.html)")
     return 0
 
@@ -251,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=None,
                    help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
     p.add_argument("--no-cache", action="store_true", help="trace every item again instead of reusing cached traces")
+    p.add_argument("--protocol", default="base", help="base (labels from base items only) or leave-one-family-out "
+                   "(also the observed variant outcomes of every other family)")
+    p.add_argument("--target", default="failure", help="failure, or compositional: among items whose components "
+                   "the model solves, does it fail the whole")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("verify", help="recompute a run's predictions digest")

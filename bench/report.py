@@ -160,6 +160,16 @@ def _axes_plots(data) -> list[tuple[str, str]]:
     return out
 
 
+def _prediction_plots(data) -> str:
+    if not _ranked(data["results"]):
+        return ("<p><b>No predictor can be scored</b>: every variant item had the same outcome "
+                f"(variant failure rate {data['results']['variant_failure_rate']:.3f}), so there is nothing to rank.</p>")
+    return (f'<h2>ROC curves</h2><img alt="ROC curves" src="{_roc_plot(data)}">'
+            f'<h2>Reliability</h2><img alt="reliability diagrams" src="{_reliability_plot(data)}">'
+            f'<h2>Predicted against observed failure, per cell</h2>'
+            f'<img alt="predicted vs observed per cell" src="{_cell_plot(data)}">')
+
+
 def _fmt(m: dict | None, signed: bool = False) -> str:
     if not m or m.get("value") is None:
         return "n/a"
@@ -209,9 +219,7 @@ Predictions were sealed (SHA-256 <code>{esc(results['predictions_sha256'][:16])}
 ✔ where its interval excludes zero: only there does a predictor beat the baselines.</p>
 <table><tr><th>predictor</th><th>AUROC</th><th>Δ best baseline</th><th>beats</th><th>AUPRC</th><th>Brier</th><th>ECE</th>
 <th>cell ρ</th><th>cell MAE</th></tr>{''.join(rows)}</table>
-<h2>ROC curves</h2><img alt="ROC curves" src="{_roc_plot(data)}">
-<h2>Reliability</h2><img alt="reliability diagrams" src="{_reliability_plot(data)}">
-<h2>Predicted against observed failure, per cell</h2><img alt="predicted vs observed per cell" src="{_cell_plot(data)}">
+{_prediction_plots(data)}
 <h2>Observed failure along each family's axes</h2>{family_plots}
 <h2>Cells</h2>
 <table><tr><th>family</th><th>cell</th><th>shift</th><th>n</th><th>failure rate</th></tr>{cells}</table>

@@ -30,6 +30,8 @@ from .score import cell_table, score_predictors
 from .trace import Trace, TraceCache, default_cache_dir, trace
 
 RESULTS_SCHEMA_VERSION = 1
+PROTOCOLS = ("base", "leave-one-family-out")
+TARGETS = ("failure", "compositional")
 DEFAULT_SHOTS = 3
 
 
@@ -45,6 +47,8 @@ class RunSpec:
     out: Path | None = None
     batch_size: int = 64
     shots: int | None = None  # k-shot examples; None: 0 for zoo models, DEFAULT_SHOTS otherwise
+    protocol: str = "base"  # or "leave-one-family-out" (see PROTOCOLS)
+    target: str = "failure"  # or "compositional": components solved, whole failed
     use_cache: bool = True  # reuse traces on disk keyed by (model fingerprint, item)
     cache_dir: Path | None = None  # None: $BRITTLEBENCH_CACHE or ~/.cache/brittlebench
 
@@ -226,6 +230,10 @@ def _check_scores(scores: Any, n: int) -> np.ndarray:
 def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     if spec.n <= 0:
         raise UserError(f"--n must be a positive number of items per cell, got {spec.n}")
+    if spec.protocol not in PROTOCOLS:
+        raise UserError(f"unknown protocol {spec.protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    if spec.target not in TARGETS:
+        raise UserError(f"unknown target {spec.target!r}: use one of {', '.join(TARGETS)}")
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -262,26 +270,11 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     sealed = [_sealed(item) for item in variants]
     model_view.trace([_sealed(item) for item in base] + sealed)  # one shared pass before any predictor runs
     lap("trace")
-    scores: dict[str, np.ndarray] = {}
-    status: dict[str, dict[str, Any]] = dict(skipped)
-    for predictor in predictors:
-        started = time.perf_counter()
-        try:
-            fitted = predictor.clone().fit(model_view, calibration)
-            scores[predictor.name] = _check_scores(fitted.predict(model_view, sealed), len(sealed))
-            status[predictor.name] = {"status": "ok", "notes": list(getattr(fitted, "notes_", []))}
-        except Exception as e:  # a broken predictor must not sink the run
-            status[predictor.name] = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
-            log(f"predictor {predictor.name} failed: {type(e).__name__}: {e}")
-        status[predictor.name].update(seconds=round(time.perf_counter() - started, 4), version=predictor.version,
-                                      reads=sorted(predictor.reads), params=predictor.get_params(),
-                                      cls=f"{type(predictor).__module__}:{type(predictor).__qualname__}")
+    scores, status = fit_predict(predictors, model_view, calibration, sealed, log)
+    status = dict(skipped) | status
     lap("predict")
 
-    predictions = [{"item_id": item.id, "family": item.family, "cell": item.cell,
-                    "scores": {name: float(s[i]) for name, s in scores.items()}} for i, item in enumerate(sealed)]
-    digest = io.sha256(io.write_jsonl(out / "predictions.jsonl", predictions))
-    io.write_bytes(out / "predictions.sha256", f"{digest}  predictions.jsonl\n".encode())
+    digest = write_predictions(out, "predictions", sealed, scores)
     lap("seal")
 
     variant_outcomes = evaluate(handle, variants, spec.batch_size, families)
@@ -292,10 +285,30 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     io.write_jsonl(out / "outcomes.jsonl", outcome_rows)
 
     results = score_run(families, base, variants, base_outcomes, variant_outcomes, scores, status, spec.seed)
+    results["protocols"], results["targets"] = {}, {}
+    cells = np.array([f"{it.family}/{it.cell}" for it in variants])
+    failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
+    if spec.protocol == "leave-one-family-out":
+        lofo_scores, lofo_status = leave_one_family_out(predictors, model_view, calibration, variants, variant_outcomes, log)
+        lofo_digest = write_predictions(out, "predictions.leave-one-family-out", sealed, lofo_scores)
+        metrics = score_predictors(failed, cells, lofo_scores, spec.seed)
+        results["protocols"]["leave-one-family-out"] = {
+            "predictions_sha256": lofo_digest,
+            "predictors": {n: info | metrics.get(n, {}) for n, info in lofo_status.items()}}
+        lap("predict")
+    if spec.target == "compositional":
+        eligible, whole_failed, rows = compositional_labels(families, handle, variants, variant_outcomes, spec.batch_size)
+        io.write_jsonl(out / "components.jsonl", rows)
+        subset = {n: v[eligible] for n, v in scores.items()}
+        results["targets"]["compositional"] = {
+            "n_eligible": int(eligible.sum()), "n_with_components": int(len({r["parent"] for r in rows})),
+            "compositional_failure_rate": float(whole_failed[eligible].mean()) if eligible.any() else None,
+            "predictors": score_predictors(whole_failed[eligible], cells[eligible], subset, spec.seed) if eligible.any() else {}}
+        lap("evaluate")
     results.update(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         spec=spec.to_dict(),
-        provenance={"versions": _versions(), "protocol": "base", "seed": spec.seed,
+        provenance={"versions": _versions(), "protocol": spec.protocol, "target": spec.target, "seed": spec.seed,
                     "model": {"spec": asdict(spec.model), "source": handle.source, "fingerprint": handle.fingerprint,
                               "card": handle.card.to_dict()},
                     "tasks": tasks_info, "n_per_cell": spec.n, "shots": shots},
@@ -315,6 +328,76 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     io.write_json(out / "results.json", results)
     results["run_dir"] = str(out)
     return results
+
+
+def fit_predict(predictors: Sequence[Predictor], model_view: TracedModel, calibration: list[Observation],
+                sealed: list[SealedItem], log: Callable[[str], None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Each predictor, cloned unfitted, fit on `calibration` and asked about `sealed`. A predictor
+    that raises or returns bad scores is marked failed with its reason; the others go on."""
+    scores: dict[str, np.ndarray] = {}
+    status: dict[str, dict[str, Any]] = {}
+    for predictor in predictors:
+        started = time.perf_counter()
+        try:
+            fitted = predictor.clone().fit(model_view, calibration)
+            scores[predictor.name] = _check_scores(fitted.predict(model_view, sealed), len(sealed))
+            status[predictor.name] = {"status": "ok", "notes": list(getattr(fitted, "notes_", []))}
+        except Exception as e:  # a broken predictor must not sink the run
+            status[predictor.name] = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
+            log(f"predictor {predictor.name} failed: {type(e).__name__}: {e}")
+        status[predictor.name].update(seconds=round(time.perf_counter() - started, 4), version=predictor.version,
+                                      reads=sorted(predictor.reads), params=predictor.get_params(),
+                                      cls=f"{type(predictor).__module__}:{type(predictor).__qualname__}")
+    return scores, status
+
+
+def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores: dict[str, np.ndarray]) -> str:
+    """`name`.jsonl and `name`.sha256; returns the digest."""
+    rows = [{"item_id": item.id, "family": item.family, "cell": item.cell,
+             "scores": {k: float(v[i]) for k, v in scores.items()}} for i, item in enumerate(items)]
+    digest = io.sha256(io.write_jsonl(out / f"{name}.jsonl", rows))
+    io.write_bytes(out / f"{name}.sha256", f"{digest}  {name}.jsonl\n".encode())
+    return digest
+
+
+def leave_one_family_out(predictors, model_view, calibration, variants, variant_outcomes, log):
+    """Each family's variants predicted from base outcomes plus every other family's variant
+    outcomes; the runner withholds the scored family's own."""
+    sealed = [_sealed(item) for item in variants]
+    scores: dict[str, np.ndarray] = {}
+    status: dict[str, dict] = {}
+    for family in dict.fromkeys(item.family for item in variants):
+        index = [i for i, item in enumerate(variants) if item.family == family]
+        others = [Observation(item, o.output, o.correct) for item, o in zip(variants, variant_outcomes)
+                  if item.family != family]
+        fold_scores, fold_status = fit_predict(predictors, model_view, calibration + others, [sealed[i] for i in index], log)
+        for name, info in fold_status.items():
+            if info["status"] != "ok":
+                status[name] = info | {"reason": f"on family {family}: {info['reason']}"}
+            status.setdefault(name, info)
+        for name, values in fold_scores.items():
+            scores.setdefault(name, np.zeros(len(variants)))[index] = values
+    return {k: v for k, v in scores.items() if status[k]["status"] == "ok"}, status
+
+
+def compositional_labels(families, handle, variants, variant_outcomes, batch_size):
+    """(eligible, failed, rows): items whose components the model all solves, and whether it
+    fails the whole (Press et al. 2022's compositional gap)."""
+    parts, owner = [], []
+    for i, item in enumerate(variants):
+        for part in families[item.family].components(item):
+            parts.append(part)
+            owner.append(i)
+    outcomes = evaluate(handle, parts, batch_size, families) if parts else []
+    solved = np.ones(len(variants), dtype=bool)
+    has = np.zeros(len(variants), dtype=bool)
+    for i, o in zip(owner, outcomes):
+        has[i] = True
+        solved[i] &= o.correct
+    eligible = has & solved
+    failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
+    rows = [o.to_dict() | {"parent": variants[i].id} for i, o in zip(owner, outcomes)]
+    return eligible, failed, rows
 
 
 def score_run(families: dict[str, TaskFamily], base: list[Item], variants: list[Item], base_outcomes: list[Outcome],

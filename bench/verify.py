@@ -29,20 +29,30 @@ def check_run_folder(run: Path) -> dict:
     return results
 
 
-def recompute_scores(run: Path, results: dict) -> dict[str, dict]:
-    """Every predictor's metrics again, from predictions.jsonl, outcomes.jsonl and the items."""
+def recompute_scores(run: Path, results: dict, name: str = "predictions", view: dict | None = None,
+                     eligible_only: bool = False) -> dict[str, dict]:
+    """Every predictor's metrics again, from `name`.jsonl, outcomes.jsonl (and components.jsonl)."""
     from .score import score_predictors
 
+    view = view or results
     try:
-        predictions = io.read_jsonl(run / "predictions.jsonl")
+        predictions = io.read_jsonl(run / f"{name}.jsonl")
         outcomes = {r["item_id"]: r for r in io.read_jsonl(run / "outcomes.jsonl") if r["split"] == "variant"}
         failed = np.array([not outcomes[p["item_id"]]["correct"] for p in predictions], dtype=bool)
         cells = np.array([f"{p['family']}/{p['cell']}" for p in predictions])
-        names = [n for n, p in results["predictors"].items() if p.get("status") == "ok"]
+        names = [n for n, p in view["predictors"].items() if p.get("status", "ok") == "ok"]
         scores = {n: np.array([p["scores"][n] for p in predictions], dtype=float) for n in names}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise UserError(f"{run}: predictions.jsonl or outcomes.jsonl is corrupted or does not match the results") from None
-    return score_predictors(failed, cells, scores, results["provenance"]["seed"])
+        keep = np.ones(len(predictions), dtype=bool)
+        if eligible_only:
+            solved: dict[str, bool] = {}
+            for row in io.read_jsonl(run / "components.jsonl"):
+                solved[row["parent"]] = solved.get(row["parent"], True) and bool(row["correct"])
+            keep = np.array([solved.get(p["item_id"], False) for p in predictions], dtype=bool)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise UserError(f"{run}: {name}.jsonl, outcomes.jsonl or components.jsonl is corrupted or does not match "
+                        "the results") from None
+    return score_predictors(failed[keep], cells[keep], {n: v[keep] for n, v in scores.items()},
+                            results["provenance"]["seed"])
 
 
 def _close(a, b) -> bool:
@@ -63,13 +73,30 @@ def verify(run: Path) -> tuple[bool, list[str]]:
              f"predictions.sha256       {sealed} {'ok' if sealed == actual else 'MISMATCH'}",
              f"results.json records     {recorded} {'ok' if recorded == actual else 'MISMATCH'}"]
     ok = sealed == actual == recorded
-    recomputed = recompute_scores(run, results)
-    for name, metrics in recomputed.items():
-        stored = {k: v for k, v in results["predictors"][name].items() if k in metrics}
-        same = _close(stored, metrics)
+    views = [("base protocol", "predictions", results, False)]
+    for protocol, view in results.get("protocols", {}).items():
+        name = f"predictions.{protocol}"
+        path = run / f"{name}.jsonl"
+        actual = io.sha256(path.read_bytes()) if path.is_file() else "missing"
+        sealed = (run / f"{name}.sha256").read_text().split()[0] if (run / f"{name}.sha256").is_file() else "missing"
+        same = actual == sealed == view.get("predictions_sha256")
         ok &= same
-        if not same:
-            moved = [k for k in metrics if not _close(stored.get(k), metrics[k])]
-            lines.append(f"scores of {name}: MISMATCH in {', '.join(moved)} (outcomes or predictions edited?)")
-    lines.append(f"scores recomputed from the stored files: {'ok' if ok else 'MISMATCH'} ({len(recomputed)} predictors)")
+        lines.append(f"{name}.jsonl sha256 {'ok' if same else 'MISMATCH'}")
+        if same:
+            views.append((f"protocol {protocol}", name, view, False))
+    for target, view in results.get("targets", {}).items():
+        views.append((f"target {target}", "predictions", view, True))
+    for label, name, view, eligible_only in views:
+        recomputed = recompute_scores(run, results, name, view, eligible_only)
+        count = 0
+        for predictor, metrics in recomputed.items():
+            stored = {k: v for k, v in view["predictors"][predictor].items() if k in metrics}
+            same = _close(stored, metrics)
+            ok &= same
+            count += 1
+            if not same:
+                moved = [k for k in metrics if not _close(stored.get(k), metrics[k])]
+                lines.append(f"{label}: scores of {predictor}: MISMATCH in {', '.join(moved)} (outcomes or predictions edited?)")
+        lines.append(f"{label}: scores recomputed from the stored files for {count} predictors")
+    lines.append("verified" if ok else "MISMATCH: this run folder was edited after it was written")
     return ok, lines
