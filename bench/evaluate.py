@@ -3,6 +3,18 @@
 An answer ends at the model's EOS token or a newline. Each item may generate
 at most `answer_budget` tokens: the target's length plus room to show it
 would not stop, which is all exact match needs to decide.
+
+The fast path (`teacher_forced`) runs one forward pass over prompt + target and
+reads the argmax at every answer position and at the end:
+  * every argmax is the target's token and the end's is a stop token: greedy
+    decoding would write exactly the target and stop, so the item is correct;
+  * the first differing argmax makes a text that can no longer strip to the
+    target: greedy decoding would fail, so the item is wrong;
+  * anything else (a whitespace divergence, a top-1/top-2 margin too small to
+    trust across numerical paths, a family with its own `check`, a target the
+    tokenizer does not round-trip): the item is generated for real.
+Where the fast path decides a failure, `output` holds the greedy answer up to
+and including the first wrong token, and `complete` is False.
 """
 from __future__ import annotations
 
@@ -14,18 +26,23 @@ from tasks import Item, TaskFamily, get_family
 from .models import ModelHandle
 
 
+MARGIN = 1e-3  # logit gap under which the fast path does not trust its argmax
+
+
 @dataclass(frozen=True)
 class Outcome:
     item_id: str
     output: str
     correct: bool
+    complete: bool = True  # False: `output` is the greedy answer's decided prefix
 
     def to_dict(self) -> dict:
-        return {"item_id": self.item_id, "output": self.output, "correct": self.correct}
+        return {"item_id": self.item_id, "output": self.output, "correct": self.correct, "complete": self.complete}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Outcome":
-        return cls(item_id=d["item_id"], output=d["output"], correct=bool(d["correct"]))
+        return cls(item_id=d["item_id"], output=d["output"], correct=bool(d["correct"]),
+                   complete=bool(d.get("complete", True)))
 
 
 def answer_budget(handle: ModelHandle, target: str) -> int:
@@ -71,12 +88,87 @@ def greedy_answers(handle: ModelHandle, prompts: Sequence[str], budgets: Sequenc
     return answers
 
 
+def _decide(handle: ModelHandle, target: str, target_ids: list[int], argmax: list[int], ok_margin: list[bool]):
+    """(correct, output, complete) when teacher forcing settles the item, else None."""
+    stops = set(handle.stop_token_ids)
+    for j, token in enumerate(argmax):
+        if not ok_margin[j]:
+            return None
+        if j < len(target_ids) and token == target_ids[j]:
+            continue
+        if j == len(target_ids) and token in stops:
+            return True, target, True
+        if token in stops:  # the answer ends here: the output is fully known
+            text = handle.tokenizer.decode(target_ids[:j], skip_special_tokens=False).split("\n", 1)[0]
+            return text.strip() == target, text, True
+        text = handle.tokenizer.decode(target_ids[:j] + [token], skip_special_tokens=False)
+        if "\n" in text:  # the answer ends at the newline: the output is fully known
+            text = text.split("\n", 1)[0]
+            return text.strip() == target, text, True
+        head = text.lstrip()
+        if target.startswith(head) or (head.startswith(target) and not head[len(target):].strip()):
+            return None  # could still strip to the target: generate it
+        return False, text, False
+    return None
+
+
+def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64) -> list[tuple[bool, str, bool] | None]:
+    """One forward pass per item over prompt + target; see the module docstring."""
+    import torch
+
+    tok = handle.tokenizer
+    prompts = [tok(item.prompt)["input_ids"] for item in items]
+    targets = [tok(item.target, add_special_tokens=False)["input_ids"] for item in items]
+    decided: list[tuple[bool, str, bool] | None] = [None] * len(items)
+    usable = [i for i, item in enumerate(items)
+              if targets[i] and tok.decode(targets[i], skip_special_tokens=False) == item.target]
+    lengths = [len(prompts[i]) + len(targets[i]) for i in usable]
+    with torch.inference_mode():
+        for batch in length_batches(lengths, batch_size):
+            rows = [usable[k] for k in batch]
+            width = max(len(prompts[i]) + len(targets[i]) for i in rows)
+            keep = max(len(targets[i]) for i in rows) + 1
+            ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, i in enumerate(rows):
+                seq = prompts[i] + targets[i]
+                ids[r, width - len(seq):] = torch.tensor(seq)
+                mask[r, width - len(seq):] = 1
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
+                                  position_ids=position_ids.to(handle.device), use_cache=False,
+                                  logits_to_keep=keep).logits.float()  # (item, keep, vocab)
+            top2 = logits.topk(2, dim=-1)
+            argmax = top2.indices[..., 0].cpu().tolist()
+            margin_ok = ((top2.values[..., 0] - top2.values[..., 1]) > MARGIN).cpu().tolist()
+            for r, i in enumerate(rows):
+                n = len(targets[i]) + 1  # every answer token and the end
+                decided[i] = _decide(handle, items[i].target, targets[i], argmax[r][keep - n:], margin_ok[r][keep - n:])
+    return decided
+
+
 def evaluate(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
-             families: Mapping[str, TaskFamily] | None = None) -> list[Outcome]:
+             families: Mapping[str, TaskFamily] | None = None, fast: bool = True,
+             stats: dict | None = None) -> list[Outcome]:
+    """Greedy exact match for each item; `fast` uses the teacher-forced path where it decides.
+    `stats`, if given, counts the items each path decided."""
     families = dict(families or {})
     for item in items:
         if item.family not in families:
             families[item.family] = get_family(item.family)
-    budgets = [answer_budget(handle, item.target) for item in items]
-    answers = greedy_answers(handle, [item.prompt for item in items], budgets, batch_size)
-    return [Outcome(item.id, answer, families[item.family].check(answer, item)) for item, answer in zip(items, answers)]
+    outcomes: list[Outcome | None] = [None] * len(items)
+    if fast:
+        plain_check = [type(families[item.family]).check is TaskFamily.check for item in items]
+        for i, result in enumerate(teacher_forced(handle, items, batch_size)):
+            if result is not None and plain_check[i]:
+                outcomes[i] = Outcome(items[i].id, *result)
+    todo = [i for i, o in enumerate(outcomes) if o is None]
+    if stats is not None:
+        stats["teacher_forced"] = stats.get("teacher_forced", 0) + len(items) - len(todo)
+        stats["generated"] = stats.get("generated", 0) + len(todo)
+    if todo:
+        budgets = [answer_budget(handle, items[i].target) for i in todo]
+        answers = greedy_answers(handle, [items[i].prompt for i in todo], budgets, batch_size)
+        for i, answer in zip(todo, answers):
+            outcomes[i] = Outcome(items[i].id, answer, families[items[i].family].check(answer, items[i]))
+    return outcomes

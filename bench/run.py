@@ -260,7 +260,8 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     io.write_jsonl(out / "items" / "base.jsonl", (item.to_dict() for item in base))
     io.write_jsonl(out / "items" / "variants.sealed.jsonl", (_sealed(item).to_dict() for item in variants))
-    base_outcomes = evaluate(handle, base, spec.batch_size, families)
+    eval_stats: dict[str, int] = {}
+    base_outcomes = evaluate(handle, base, spec.batch_size, families, stats=eval_stats)
     lap("evaluate")
     calibration = [Observation(item, o.output, o.correct) for item, o in zip(base, base_outcomes)]
 
@@ -277,7 +278,7 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     digest = write_predictions(out, "predictions", sealed, scores)
     lap("seal")
 
-    variant_outcomes = evaluate(handle, variants, spec.batch_size, families)
+    variant_outcomes = evaluate(handle, variants, spec.batch_size, families, stats=eval_stats)
     lap("evaluate")
     io.write_jsonl(out / "items" / "variants.jsonl", (item.to_dict() for item in variants))
     outcome_rows = [dict(o.to_dict(), split=split) for split, outs in (("base", base_outcomes), ("variant", variant_outcomes))
@@ -315,6 +316,7 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
         predictions_sha256=digest,
         model_name=model_name(spec.model, handle),
     )
+    results["evaluation"] = eval_stats
     results["trace"] = {"attention": attention, "items_traced": model_view.traced,
                         "cache": str(cache.folder) if cache else None, "cache_hits": cache.hits if cache else 0}
     lap("score")
