@@ -161,7 +161,8 @@ def evaluate(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
         plain_check = [type(families[item.family]).check is TaskFamily.check for item in items]
         for i, result in enumerate(teacher_forced(handle, items, batch_size)):
             if result is not None and plain_check[i]:
-                outcomes[i] = Outcome(items[i].id, *result)
+                correct, output, complete = result
+                outcomes[i] = Outcome(items[i].id, output, correct, complete)
     todo = [i for i, o in enumerate(outcomes) if o is None]
     if stats is not None:
         stats["teacher_forced"] = stats.get("teacher_forced", 0) + len(items) - len(todo)
