@@ -25,7 +25,10 @@ def test_run_writes_the_folder_and_scores_real_outcomes(finished_run):
         assert (out / name).is_file(), name
     saved = json.loads((out / "results.json").read_text())
     assert saved["schema_version"] == 1
-    assert set(saved["predictors"]) == {"random", "confidence"}
+    from predictors import registered
+
+    assert set(saved["predictors"]) == set(registered())
+    assert all(p["status"] == "ok" for p in saved["predictors"].values())
     outcomes = [json.loads(line) for line in (out / "outcomes.jsonl").read_text().splitlines()]
     variant = [o for o in outcomes if o["split"] == "variant"]
     assert saved["variant_failure_rate"] == pytest.approx(sum(not o["correct"] for o in variant) / len(variant))
@@ -37,11 +40,11 @@ def test_predictions_are_sealed_before_any_variant_is_evaluated(tmp_path, monkey
     real = run_module.evaluate
     seen = []
 
-    def spy(handle, items, batch_size=64, families=None):
+    def spy(handle, items, batch_size=64, families=None, **options):
         split = "base" if all(i.cell.startswith("digits=") and i.cell[-1] in "123" for i in items) else "variant"
         sealed = (tmp_path / "r" / "predictions.sha256").exists()
         seen.append((split, sealed, (tmp_path / "r" / "items" / "variants.jsonl").exists()))
-        return real(handle, items, batch_size, families)
+        return real(handle, items, batch_size, families, **options)
 
     monkeypatch.setattr(run_module, "evaluate", spy)
     run(RunSpec(n=4, out=tmp_path / "r"), log=lambda m: None)
