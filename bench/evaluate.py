@@ -56,6 +56,17 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> Iterable[list[int
         yield order[start:start + batch_size]
 
 
+def exact_length_batches(lengths: Sequence[int], batch_size: int) -> Iterable[list[int]]:
+    """Indices grouped by exactly equal length (no padding), at most `batch_size` a batch."""
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(n, []).append(i)
+    for n in sorted(groups, reverse=True):
+        members = groups[n]
+        for start in range(0, len(members), batch_size):
+            yield members[start:start + batch_size]
+
+
 def decode_answer(handle: ModelHandle, new_tokens: Sequence[int]) -> str:
     stops = set(handle.stop_token_ids)
     kept = []
@@ -76,7 +87,7 @@ def greedy_answers(handle: ModelHandle, prompts: Sequence[str], budgets: Sequenc
     lengths = [len(tok(p)["input_ids"]) for p in prompts]
     answers: list[str] = [""] * len(prompts)
     with torch.inference_mode():
-        for batch in length_batches(lengths, batch_size):
+        for batch in exact_length_batches(lengths, batch_size):
             enc = tok([prompts[i] for i in batch], return_tensors="pt", padding=True).to(handle.device)
             out = handle.model.generate(
                 **enc, do_sample=False, max_new_tokens=max(budgets[i] for i in batch),
@@ -124,7 +135,7 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
               if targets[i] and tok.decode(targets[i], skip_special_tokens=False) == item.target]
     lengths = [len(prompts[i]) + len(targets[i]) for i in usable]
     with torch.inference_mode():
-        for batch in length_batches(lengths, batch_size):
+        for batch in exact_length_batches(lengths, batch_size):
             rows = [usable[k] for k in batch]
             width = max(len(prompts[i]) + len(targets[i]) for i in rows)
             keep = max(len(targets[i]) for i in rows) + 1

@@ -18,6 +18,13 @@ Sites (the one place they are named; shapes per item batch):
 The attention sites are filled only when asked for (`attention=True`); that pass
 runs with eager attention, switched back afterwards, since fused kernels do not
 return weights.
+
+Every item's trace is bit-for-bit the same whatever the batch size, the other
+items, or whether it came from the cache: items are batched only with items of
+exactly the same token length (no padding), and the pass runs on one thread,
+where a row's result does not depend on the batch's shape (with several threads
+it does, in the last bits). Eager attention's batched products do depend on the
+batch's shape, so a pass that reads attention runs one item at a time.
 """
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ import numpy as np
 
 from tasks import SealedItem
 
-from .evaluate import length_batches
+from .evaluate import exact_length_batches
 from .models import ModelHandle
 
 TOP_K = 8
@@ -79,6 +86,16 @@ class Trace:
             out[name] = np.stack([getattr(parts[where[i][0]], name)[where[i][1]] for i in order]) if order else \
                 np.zeros((0,) + getattr(parts[0], name).shape[1:], dtype=getattr(parts[0], name).dtype)
         return Trace(tuple(order), **out)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    before = __import__("torch").get_num_threads()
+    __import__("torch").set_num_threads(1)
+    try:
+        yield
+    finally:
+        __import__("torch").set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -135,15 +152,13 @@ def _logit_lens(model, hidden_states, final_top):
     norm, head = final_norm(model), model.get_output_embeddings()
     if norm is None or head is None:
         return None, None
-    tops, probs = [], []
-    for k, h in enumerate(hidden_states):
-        state = h[:, -1, :]
-        if k < len(hidden_states) - 1:  # the last entry is already normalized (HF convention)
-            state = norm(state)
-        p = torch.softmax(head(state).float(), dim=-1)
-        tops.append(p.argmax(-1))
-        probs.append(p.gather(-1, final_top[:, None]).squeeze(-1))
-    return torch.stack(tops, dim=1), torch.stack(probs, dim=1)
+    states = torch.stack([h[:, -1, :] for h in hidden_states], dim=1)  # (item, layer + 1, d_model)
+    # The last entry is already normalized (HF convention); the others go through the final norm.
+    states = torch.cat([norm(states[:, :-1]), states[:, -1:]], dim=1)
+    # Item by item: every product then has the same (layer + 1, d_model) shape whatever the batch,
+    # and so the same summation order (BLAS picks kernels by shape).
+    probs = torch.softmax(torch.stack([head(row) for row in states]).float(), dim=-1)  # (item, layer + 1, vocab)
+    return probs.argmax(-1), probs.gather(-1, final_top[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(-1)
 
 
 def _forward_batch(handle: ModelHandle, prompts: list[str], attention: bool) -> dict[str, np.ndarray]:
@@ -178,9 +193,9 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
     prompts = [item.prompt for item in items]
     lengths = [len(handle.tokenizer(p)["input_ids"]) for p in prompts]
     rows: dict[str, list] = {}
-    batches = list(length_batches(lengths, batch_size))
+    batches = list(exact_length_batches(lengths, 1 if attention else batch_size))
     context = _eager_attention(handle.model) if attention else contextlib.nullcontext()
-    with torch.inference_mode(), context:
+    with torch.inference_mode(), context, _one_thread():
         for batch in tqdm(batches, desc="trace", disable=not progress, leave=False):
             arrays = _forward_batch(handle, [prompts[i] for i in batch], attention)
             for name, array in arrays.items():

@@ -18,12 +18,14 @@ def _items(n=24):
     return [i.sealed() for c in cells for i in get_family("addition").generate(c, n // len(cells), seed=0)]
 
 
-def test_trace_is_the_same_at_batch_sizes_1_7_32(llama):
+def test_trace_is_bit_identical_at_batch_sizes_1_7_32_and_in_any_company(llama):
     items = _items()
     traces = [trace(llama, items, batch_size=b, attention=True) for b in (1, 7, 32)]
+    alone = trace(llama, items[5:6], batch_size=1, attention=True)
     for other in traces[1:]:
         for name in traces[0].site_names():
-            np.testing.assert_allclose(getattr(traces[0], name), getattr(other, name), atol=2e-5, err_msg=name)
+            np.testing.assert_array_equal(getattr(traces[0], name), getattr(other, name), err_msg=name)
+    np.testing.assert_array_equal(alone.hidden[0], traces[2].hidden[5])
 
 
 def test_attention_summaries_match_a_direct_eager_pass(llama):

@@ -1,0 +1,37 @@
+"""Same seed and inputs: byte-identical items, predictions, outcomes and results (apart from
+timestamps, durations and cache bookkeeping) across batch sizes and a process restart."""
+import json
+import subprocess
+import sys
+
+from bench.run import RunSpec, run
+
+VOLATILE = {"created", "timings", "trace", "spec", "run_dir"}
+FILES = ("items/base.jsonl", "items/variants.sealed.jsonl", "items/variants.jsonl", "predictions.jsonl",
+         "predictions.sha256", "outcomes.jsonl")
+
+
+def _stable(results: dict) -> dict:
+    out = {k: v for k, v in results.items() if k not in VOLATILE}
+    for p in out["predictors"].values():
+        p.pop("seconds", None)
+    return out
+
+
+def test_byte_identical_across_batch_sizes_and_processes(tmp_path):
+    predictors = ("random", "confidence", "entropy", "knn_distance", "mahalanobis", "logit_lens_settling",
+                  "attention_shift", "prompt_length")
+    for b in (1, 8, 64):
+        run(RunSpec(n=6, out=tmp_path / f"b{b}", batch_size=b, predictors=predictors, use_cache=False),
+            log=lambda m: None)
+    code = ("from bench.run import RunSpec, run; from pathlib import Path; "
+            f"run(RunSpec(n=6, out=Path({str(tmp_path / 'fresh')!r}), batch_size=8, predictors={predictors!r}), "
+            "log=lambda m: None)")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    reference = tmp_path / "b1"
+    for other in ("b8", "b64", "fresh"):
+        for name in FILES:
+            assert (reference / name).read_bytes() == (tmp_path / other / name).read_bytes(), (other, name)
+        a = _stable(json.loads((reference / "results.json").read_text()))
+        b = _stable(json.loads((tmp_path / other / "results.json").read_text()))
+        assert a == b, other
