@@ -148,6 +148,8 @@ def cmd_report(args) -> int:
     from .verify import check_run_folder
 
     check_run_folder(Path(args.run))
+    if not (Path(args.run) / "items" / "variants.jsonl").is_file():
+        raise UserError(f"{args.run} has no items/: a report needs the full run folder")
     print(write_report(Path(args.run)))
     return 0
 

@@ -25,7 +25,7 @@ from .errors import UserError
 from .verify import check_run_folder, verify
 
 SCHEMA_VERSION = 1
-KEEP = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl", "items")
+KEEP = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl")  # enough to verify
 
 
 def model_label(results: dict) -> str:

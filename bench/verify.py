@@ -10,8 +10,7 @@ import numpy as np
 from . import io
 from .errors import UserError
 
-RUN_FILES = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl", "items/variants.jsonl",
-             "items/base.jsonl")
+RUN_FILES = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl")  # what verify reads
 
 
 def check_run_folder(run: Path) -> dict:
