@@ -73,7 +73,8 @@ def cmd_run(args) -> int:
                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle),
         tasks=_csv(args.tasks) if args.tasks else None, predictors=_csv(args.predictors) if args.predictors else (),
         n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
-        shots=args.shots, use_cache=not args.no_cache, protocol=args.protocol, target=args.target)
+        shots=args.shots, use_cache=not args.no_cache, protocol=args.protocol, target=args.target,
+        predictor_timeout=args.predictor_timeout, resume=args.resume)
     results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
     print(format_results(results))
     for protocol, view in results.get("protocols", {}).items():
@@ -270,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=None,
                    help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
     p.add_argument("--no-cache", action="store_true", help="trace every item again instead of reusing cached traces")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out, reusing what it stored")
+    p.add_argument("--predictor-timeout", type=float, default=None, metavar="SECONDS",
+                   help="mark a predictor failed when its fit + predict takes longer")
     p.add_argument("--protocol", default="base", help="base (labels from base items only) or leave-one-family-out "
                    "(also the observed variant outcomes of every other family)")
     p.add_argument("--target", default="failure", help="failure, or compositional: among items whose components "

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import threading
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +32,7 @@ from .score import cell_table, score_predictors
 from .trace import Trace, TraceCache, default_cache_dir, trace
 
 RESULTS_SCHEMA_VERSION = 1
+MIN_FREE_BYTES = 64 * 2**20  # a run folder of the default suite takes a few MiB
 PROTOCOLS = ("base", "leave-one-family-out")
 TARGETS = ("failure", "compositional")
 DEFAULT_SHOTS = 3
@@ -48,6 +51,8 @@ class RunSpec:
     batch_size: int = 64
     shots: int | None = None  # k-shot examples; None: 0 for zoo models, DEFAULT_SHOTS otherwise
     protocol: str = "base"  # or "leave-one-family-out" (see PROTOCOLS)
+    predictor_timeout: float | None = None  # seconds for one predictor's fit + predict; None: no limit
+    resume: bool = False  # continue the run in `out`, reusing every stage already stored there
     target: str = "failure"  # or "compositional": components solved, whole failed
     use_cache: bool = True  # reuse traces on disk keyed by (model fingerprint, item)
     cache_dir: Path | None = None  # None: $BRITTLEBENCH_CACHE or ~/.cache/brittlebench
@@ -56,6 +61,15 @@ class RunSpec:
         d = asdict(self)
         d["out"] = str(self.out) if self.out else None
         d["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
+        return d
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the results: a resumed run must match it."""
+        d = self.to_dict()
+        for volatile in ("out", "resume", "batch_size", "use_cache", "cache_dir", "predictor_timeout"):
+            d.pop(volatile)
+        d["tasks"] = list(d["tasks"]) if d["tasks"] is not None else None
+        d["predictors"] = list(d["predictors"])
         return d
 
 
@@ -145,13 +159,31 @@ def _check_out(spec: RunSpec) -> Path:
         out = Path(spec.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} is a file: pass --out a folder path")
+    if spec.resume:
+        if spec.out is None:
+            raise UserError("--resume needs --out: the folder of the run to continue")
+        stored = out / "run.json"
+        if not stored.is_file():
+            raise UserError(f"nothing to resume in {out}: it has no run.json (start the run without --resume)")
+        try:
+            identity = json.loads(stored.read_text())["identity"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"{stored} is corrupted: start the run again in a new --out") from None
+        if identity != spec.identity():
+            moved = sorted(k for k in identity if identity.get(k) != spec.identity().get(k))
+            raise UserError(f"{out} holds a run with other settings ({', '.join(moved)}): resume it with the same "
+                            "options, or pass another --out")
+        return out
     if out.is_dir() and any(out.iterdir()):
-        raise UserError(f"output folder {out} already holds files: pass another --out")
+        raise UserError(f"output folder {out} already holds files: pass another --out, or --resume to continue it")
     parent = out
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to output folder {out}: {parent} is not a writable folder")
+    free = shutil.disk_usage(parent).free
+    if free < MIN_FREE_BYTES:
+        raise UserError(f"only {free // 2**20} MiB free under {parent}: free some space or pass another --out")
     return out
 
 
@@ -230,6 +262,12 @@ def _check_scores(scores: Any, n: int) -> np.ndarray:
 def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     if spec.n <= 0:
         raise UserError(f"--n must be a positive number of items per cell, got {spec.n}")
+    if spec.batch_size <= 0:
+        raise UserError(f"--batch-size must be a positive number, got {spec.batch_size}")
+    if spec.shots is not None and spec.shots < 0:
+        raise UserError(f"--shots must be 0 or more, got {spec.shots}")
+    if spec.predictor_timeout is not None and spec.predictor_timeout <= 0:
+        raise UserError(f"--predictor-timeout must be a positive number of seconds, got {spec.predictor_timeout}")
     if spec.protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {spec.protocol!r}: use one of {', '.join(PROTOCOLS)}")
     if spec.target not in TARGETS:
@@ -258,10 +296,18 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     log(f"model {spec.model.name_or_path} ({handle.fingerprint}); {len(base)} base and {len(variants)} variant items")
 
     out.mkdir(parents=True, exist_ok=True)
+    reused: list[str] = []
+    if not spec.resume:
+        io.write_json(out / "run.json", {"identity": spec.identity(), "fingerprint": handle.fingerprint})
     io.write_jsonl(out / "items" / "base.jsonl", (item.to_dict() for item in base))
     io.write_jsonl(out / "items" / "variants.sealed.jsonl", (_sealed(item).to_dict() for item in variants))
     eval_stats: dict[str, int] = {}
-    base_outcomes = evaluate(handle, base, spec.batch_size, families, stats=eval_stats)
+    base_outcomes = _stored_outcomes(out / "stages" / "outcomes.base.jsonl", base) if spec.resume else None
+    if base_outcomes is None:
+        base_outcomes = evaluate(handle, base, spec.batch_size, families, stats=eval_stats)
+        io.write_jsonl(out / "stages" / "outcomes.base.jsonl", (o.to_dict() for o in base_outcomes))
+    else:
+        reused.append("base evaluation")
     lap("evaluate")
     calibration = [Observation(item, o.output, o.correct) for item, o in zip(base, base_outcomes)]
 
@@ -269,16 +315,27 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     attention = any("attention" in p.reads for p in predictors)
     model_view = TracedModel(handle, spec.batch_size, attention=attention, cache=cache)
     sealed = [_sealed(item) for item in variants]
-    model_view.trace([_sealed(item) for item in base] + sealed)  # one shared pass before any predictor runs
-    lap("trace")
-    scores, status = fit_predict(predictors, model_view, calibration, sealed, log)
-    status = dict(skipped) | status
-    lap("predict")
+    stored = _stored_predictions(out, sealed) if spec.resume else None
+    if stored is None:
+        model_view.trace([_sealed(item) for item in base] + sealed)  # one shared pass before any predictor runs
+        lap("trace")
+        scores, status = fit_predict(predictors, model_view, calibration, sealed, log, spec.predictor_timeout)
+        status = dict(skipped) | status
+        lap("predict")
+        # The status first, then the predictions and their digest: a digest on disk means both are stored.
+        io.write_json(out / "stages" / "predictors.json", status)
+        digest = write_predictions(out, "predictions", sealed, scores)
+        lap("seal")
+    else:
+        scores, status, digest = stored
+        reused.append("sealed predictions")
 
-    digest = write_predictions(out, "predictions", sealed, scores)
-    lap("seal")
-
-    variant_outcomes = evaluate(handle, variants, spec.batch_size, families, stats=eval_stats)
+    variant_outcomes = _stored_outcomes(out / "stages" / "outcomes.variants.jsonl", variants) if spec.resume else None
+    if variant_outcomes is None:
+        variant_outcomes = evaluate(handle, variants, spec.batch_size, families, stats=eval_stats)
+        io.write_jsonl(out / "stages" / "outcomes.variants.jsonl", (o.to_dict() for o in variant_outcomes))
+    else:
+        reused.append("variant evaluation")
     lap("evaluate")
     io.write_jsonl(out / "items" / "variants.jsonl", (item.to_dict() for item in variants))
     outcome_rows = [dict(o.to_dict(), split=split) for split, outs in (("base", base_outcomes), ("variant", variant_outcomes))
@@ -290,7 +347,8 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     cells = np.array([f"{it.family}/{it.cell}" for it in variants])
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
     if spec.protocol == "leave-one-family-out":
-        lofo_scores, lofo_status = leave_one_family_out(predictors, model_view, calibration, variants, variant_outcomes, log)
+        lofo_scores, lofo_status = leave_one_family_out(predictors, model_view, calibration, variants, variant_outcomes,
+                                                        log, spec.predictor_timeout)
         lofo_digest = write_predictions(out, "predictions.leave-one-family-out", sealed, lofo_scores)
         metrics = score_predictors(failed, cells, lofo_scores, spec.seed)
         results["protocols"]["leave-one-family-out"] = {
@@ -317,6 +375,7 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
         model_name=model_name(spec.model, handle),
     )
     results["evaluation"] = eval_stats
+    results["resumed"] = reused
     results["trace"] = {"attention": attention, "items_traced": model_view.traced,
                         "cache": str(cache.folder) if cache else None, "cache_hits": cache.hits if cache else 0}
     lap("score")
@@ -332,17 +391,73 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     return results
 
 
+def _stored_outcomes(path: Path, items: Sequence[Item]) -> list[Outcome] | None:
+    if not path.is_file():
+        return None
+    try:
+        rows = io.read_jsonl(path)
+        outcomes = [Outcome.from_dict(r) for r in rows]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return outcomes if [o.item_id for o in outcomes] == [i.id for i in items] else None
+
+
+def _stored_predictions(out: Path, sealed: Sequence[SealedItem]):
+    """(scores, status, digest) sealed by an earlier attempt, if complete and intact."""
+    try:
+        digest = (out / "predictions.sha256").read_text().split()[0]
+        data = (out / "predictions.jsonl").read_bytes()
+        status = json.loads((out / "stages" / "predictors.json").read_text())
+    except (OSError, IndexError, json.JSONDecodeError):
+        return None
+    if io.sha256(data) != digest:
+        return None
+    rows = [json.loads(line) for line in data.decode().splitlines()]
+    if [r["item_id"] for r in rows] != [i.id for i in sealed]:
+        return None
+    names = [n for n, info in status.items() if info["status"] == "ok"]
+    return {n: np.array([r["scores"][n] for r in rows]) for n in names}, status, digest
+
+
+def _call_with_timeout(fn: Callable[[], Any], timeout: float | None) -> Any:
+    """fn() in a daemon thread, so that a predictor that hangs cannot hold up the run or its exit."""
+    if timeout is None:
+        return fn()
+    box: dict[str, Any] = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed back to the caller's thread
+            box["error"] = e
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"did not finish within --predictor-timeout {timeout:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def fit_predict(predictors: Sequence[Predictor], model_view: TracedModel, calibration: list[Observation],
-                sealed: list[SealedItem], log: Callable[[str], None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+                sealed: list[SealedItem], log: Callable[[str], None],
+                timeout: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """Each predictor, cloned unfitted, fit on `calibration` and asked about `sealed`. A predictor
-    that raises or returns bad scores is marked failed with its reason; the others go on."""
+    that raises, hangs past `timeout` or returns bad scores is marked failed with its reason;
+    the others go on."""
     scores: dict[str, np.ndarray] = {}
     status: dict[str, dict[str, Any]] = {}
     for predictor in predictors:
         started = time.perf_counter()
         try:
-            fitted = predictor.clone().fit(model_view, calibration)
-            scores[predictor.name] = _check_scores(fitted.predict(model_view, sealed), len(sealed))
+            def fit_and_predict(p=predictor):
+                fitted = p.clone().fit(model_view, calibration)
+                return fitted, fitted.predict(model_view, sealed)
+
+            fitted, raw = _call_with_timeout(fit_and_predict, timeout)
+            scores[predictor.name] = _check_scores(raw, len(sealed))
             status[predictor.name] = {"status": "ok", "notes": list(getattr(fitted, "notes_", []))}
         except Exception as e:  # a broken predictor must not sink the run
             status[predictor.name] = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
@@ -362,7 +477,7 @@ def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores:
     return digest
 
 
-def leave_one_family_out(predictors, model_view, calibration, variants, variant_outcomes, log):
+def leave_one_family_out(predictors, model_view, calibration, variants, variant_outcomes, log, timeout=None):
     """Each family's variants predicted from base outcomes plus every other family's variant
     outcomes; the runner withholds the scored family's own."""
     sealed = [_sealed(item) for item in variants]
@@ -372,7 +487,8 @@ def leave_one_family_out(predictors, model_view, calibration, variants, variant_
         index = [i for i, item in enumerate(variants) if item.family == family]
         others = [Observation(item, o.output, o.correct) for item, o in zip(variants, variant_outcomes)
                   if item.family != family]
-        fold_scores, fold_status = fit_predict(predictors, model_view, calibration + others, [sealed[i] for i in index], log)
+        fold_scores, fold_status = fit_predict(predictors, model_view, calibration + others, [sealed[i] for i in index],
+                                               log, timeout)
         for name, info in fold_status.items():
             if info["status"] != "ok":
                 status[name] = info | {"reason": f"on family {family}: {info['reason']}"}

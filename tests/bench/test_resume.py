@@ -1,0 +1,135 @@
+"""A run killed mid-way and started again with --resume finishes with the results of an
+uninterrupted run, reusing what it stored."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from bench.errors import UserError
+from bench.run import RunSpec, fit_predict, run
+from predictors import Predictor
+
+PREDICTORS = "random,confidence,knn_distance"
+VOLATILE = {"created", "timings", "trace", "spec", "run_dir", "resumed", "evaluation"}
+
+
+def _stable(path):
+    results = json.loads(path.read_text())
+    out = {k: v for k, v in results.items() if k not in VOLATILE}
+    for p in out["predictors"].values():
+        p.pop("seconds", None)
+    return out
+
+
+def _start(out):
+    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--n", "12", "--predictors", PREDICTORS,
+                             "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _kill_when(proc, path, sig, limit=120):
+    started = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() - started < limit
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    proc.wait()
+
+
+@pytest.mark.parametrize("stage, sig", [("stages/outcomes.base.jsonl", signal.SIGKILL),
+                                        ("predictions.sha256", signal.SIGKILL),
+                                        ("run.json", signal.SIGTERM)])
+def test_killed_run_resumes_to_the_same_results(stage, sig, tmp_path):
+    whole = tmp_path / "whole"
+    assert subprocess.run([sys.executable, "-m", "bench.cli", "run", "--n", "12", "--predictors", PREDICTORS,
+                           "--out", str(whole)], capture_output=True).returncode == 0
+    out = tmp_path / "killed"
+    _kill_when(_start(out), out / stage, sig)
+    assert not (out / "results.json").exists()
+    again = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--n", "12", "--predictors", PREDICTORS,
+                            "--out", str(out), "--resume"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert _stable(out / "results.json") == _stable(whole / "results.json")
+    resumed = json.loads((out / "results.json").read_text())["resumed"]
+    if stage == "predictions.sha256":
+        assert {"base evaluation", "sealed predictions"} <= set(resumed)
+    if stage == "stages/outcomes.base.jsonl":
+        assert "base evaluation" in resumed
+    assert (out / "predictions.jsonl").read_bytes() == (whole / "predictions.jsonl").read_bytes()
+
+
+def test_resume_refuses_other_settings_and_missing_runs(tmp_path):
+    run(RunSpec(n=3, out=tmp_path / "r", predictors=("random",)), log=lambda m: None)
+    with pytest.raises(UserError, match="other settings"):
+        run(RunSpec(n=4, out=tmp_path / "r", predictors=("random",), resume=True), log=lambda m: None)
+    with pytest.raises(UserError, match="nothing to resume"):
+        run(RunSpec(n=3, out=tmp_path / "empty", resume=True), log=lambda m: None)
+    with pytest.raises(UserError, match="--resume to continue"):
+        run(RunSpec(n=3, out=tmp_path / "r", predictors=("random",)), log=lambda m: None)
+
+
+class Hangs(Predictor):
+    """Hypothesis: none; never returns."""
+
+    name = "hangs"
+
+    def predict(self, model, items):
+        time.sleep(60)
+
+
+class Raises(Predictor):
+    """Hypothesis: none; raises."""
+
+    name = "raises"
+
+    def predict(self, model, items):
+        raise RuntimeError("boom")
+
+
+class BadShape(Predictor):
+    name = "bad_shape"
+
+    def predict(self, model, items):
+        return np.zeros(len(items) + 1)
+
+
+class NaNs(Predictor):
+    name = "nans"
+
+    def predict(self, model, items):
+        return np.full(len(items), np.nan)
+
+
+class OutOfRange(Predictor):
+    name = "out_of_range"
+
+    def predict(self, model, items):
+        return np.full(len(items), 1.5)
+
+
+class Fine(Predictor):
+    name = "fine"
+
+    def predict(self, model, items):
+        return np.full(len(items), 0.5)
+
+
+def test_faulty_predictors_are_marked_failed_and_the_others_finish():
+    from tasks import get_family
+
+    items = [i.sealed() for i in get_family("addition").generate("digits=4", 5)]
+    started = time.time()
+    scores, status = fit_predict([Hangs(), Raises(), BadShape(), NaNs(), OutOfRange(), Fine()], None, [], items,
+                                 log=lambda m: None, timeout=1.0)
+    assert time.time() - started < 10
+    assert "predictor-timeout" in status["hangs"]["reason"]
+    assert "RuntimeError: boom" in status["raises"]["reason"]
+    assert "shape" in status["bad_shape"]["reason"]
+    assert "NaN" in status["nans"]["reason"]
+    assert "outside [0, 1]" in status["out_of_range"]["reason"]
+    assert status["fine"]["status"] == "ok" and list(scores) == ["fine"]
