@@ -196,7 +196,16 @@ def cmd_tasks_show(args) -> int:
     from tasks import resolve_families
 
     family = next(iter(resolve_families([args.family]).values()))
+    if args.n <= 0:
+        raise UserError(f"-n must be a positive number of items, got {args.n}")
+    if args.axis and args.axis not in family.axes:
+        raise UserError(f"family {family.name!r} has no axis {args.axis!r}; its axes are: {', '.join(family.axes)}")
     cells = [family.cell(args.cell)] if args.cell else list(family.cells)
+    if args.axis:
+        for cell in cells:
+            values = sorted({str(i.axes.get(args.axis)) for i in family.generate(cell.name, args.n, args.seed)})
+            print(f"{family.name}/{cell.name} ({cell.shift}): {args.axis} in {{{', '.join(values)}}}")
+        return 0
     for cell in cells:
         print(f"{family.name}/{cell.name} ({cell.shift})")
         for item in family.generate(cell.name, args.n, args.seed):
@@ -324,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = tsub.add_parser("show", help="print generated items")
     t.add_argument("family", help="family name or task file")
     t.add_argument("--cell", default=None)
+    t.add_argument("--axis", default=None, help="only list the values this axis takes in each cell")
     t.add_argument("-n", type=int, default=3)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_tasks_show)
@@ -366,8 +376,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"brittlebench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("brittlebench: interrupted", file=sys.stderr)
+        print("brittlebench: interrupted (a run can continue with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `brittlebench ... | head`: the reader has gone, which is fine
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
