@@ -1,0 +1,213 @@
+"""Evaluation speed, side by side in one run (prints figures; asserts nothing).
+
+    python perf/bench_eval.py [--models default,zoo/zoo-l6] [--tasks addition] [--n 300] [--no-lm-eval]
+
+For each model, on the same items (n per cell of the given families), in separate
+processes so that each peak RSS is its own:
+  1. brittlebench's evaluation (teacher-forced fast path, generation where it cannot decide);
+  2. a plain batched HF `generate` greedy loop, written the way a user would;
+  3. lm-evaluation-harness (`generate_until`) on the same items, exported with
+     `brittlebench tasks export --format lm-eval`, local model folder, offline;
+then the ratios and whether all three agree on every item's exact match. Then the
+whole `brittlebench run` on the default suite: wall time, share per stage, each
+predictor's share, and achieved forward GFLOP/s against this machine's fp32 matmul peak.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
+
+BRITTLEBENCH = """
+import json, sys, time
+from bench.models import load_model
+from bench.evaluate import evaluate
+from tasks import Item
+items = [Item.from_dict(json.loads(l)) for l in open(sys.argv[2])]
+handle = load_model(sys.argv[1])
+evaluate(handle, items[:8])  # warm-up, as every method gets
+stats = {}
+t = time.perf_counter()
+outcomes = evaluate(handle, items, batch_size=64, stats=stats)
+seconds = time.perf_counter() - t
+tokens = sum(len(handle.tokenizer(i.prompt + i.target)["input_ids"]) for i in items)  # one teacher-forced pass each
+json.dump({"seconds": seconds, "correct": [o.correct for o in outcomes], "stats": stats, "tokens": tokens,
+           "params": handle.card.n_parameters}, open(sys.argv[3], "w"))
+"""
+
+PLAIN_LOOP = """
+import json, sys, time, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+rows = [json.loads(l) for l in open(sys.argv[2])]
+tok = AutoTokenizer.from_pretrained(sys.argv[1]); tok.padding_side = "left"
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1]).eval()
+stop = [tok.eos_token_id] + [i for i in tok("\\n", add_special_tokens=False)["input_ids"][:1]]
+def answers(batch):
+    enc = tok([r["prompt"] for r in batch], return_tensors="pt", padding=True)
+    budget = max(len(tok(r["target"], add_special_tokens=False)["input_ids"]) for r in batch) + 2
+    with torch.no_grad():
+        out = model.generate(**enc, do_sample=False, max_new_tokens=budget, eos_token_id=stop, pad_token_id=tok.pad_token_id)
+    texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return [t.split("\\n")[0].strip() for t in texts]
+answers(rows[:8])
+t = time.perf_counter()
+correct = []
+for i in range(0, len(rows), 64):
+    batch = rows[i:i + 64]
+    correct += [a == r["target"] for a, r in zip(answers(batch), batch)]
+seconds = time.perf_counter() - t
+raw = []
+for i in range(0, len(rows), 64):
+    batch = rows[i:i + 64]
+    enc = tok([r["prompt"] for r in batch], return_tensors="pt", padding=True)
+    budget = max(len(tok(r["target"], add_special_tokens=False)["input_ids"]) for r in batch) + 2
+    with torch.no_grad():
+        out = model.generate(**enc, do_sample=False, max_new_tokens=budget, eos_token_id=stop, pad_token_id=tok.pad_token_id)
+    raw += tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=False)
+json.dump({"seconds": seconds, "correct": correct, "raw": raw}, open(sys.argv[3], "w"))
+"""
+
+
+def _child(code: str, *args: str) -> tuple[dict, float, float]:
+    """Run code in a fresh python; (its JSON result, wall seconds, peak RSS MiB)."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        result = f.name
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code, *args, result], env=ENV, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"child failed: {proc.stderr.read().decode()[-2000:]}")
+    return json.loads(Path(result).read_text()), wall, usage.ru_maxrss / 1024
+
+
+def lm_eval(model: str, folder: Path, items: list[dict]) -> tuple[dict, float, float]:
+    out = folder / f"lm_eval_out_{abs(hash(model))}"  # one folder per model: results must not be mixed up
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
+           f"pretrained={Path(model).resolve()},dtype=float32", "--tasks", "bb_perf", "--include_path", str(folder),
+           "--batch_size", "64", "--device", "cpu", "--log_samples", "--output_path", str(out)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"lm_eval failed: {proc.stderr.read().decode()[-3000:]}")
+    samples = next(out.rglob("samples_bb_perf*.jsonl"))
+    by_id = {}
+    for line in samples.read_text().splitlines():
+        row = json.loads(line)
+        by_id[row["doc"]["id"]] = bool(row["exact_match"])
+    return {"correct": [by_id[r["id"]] for r in items]}, wall, usage.ru_maxrss / 1024
+
+
+PEAK = [1.0]
+
+
+def _disagreements(name: str, ours: dict, other: dict, rows: list[dict]) -> None:
+    differ = [k for k, (a, b) in enumerate(zip(ours["correct"], other["correct"])) if a != b]
+    if differ:
+        shown = ", ".join(f"{rows[k]['prompt']!r}->{rows[k]['target']!r} (brittlebench {ours['correct'][k]}, "
+                          f"{name} {other['correct'][k]})" for k in differ[:3])
+        print(f"  {len(differ)} items where brittlebench and {name} disagree, e.g. {shown}")
+
+
+def matmul_peak() -> float:
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * 2048**3 / best / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", default="default,zoo/zoo-l6")
+    parser.add_argument("--tasks", default="addition")
+    parser.add_argument("--n", type=int, default=300, help="items per cell")
+    parser.add_argument("--no-lm-eval", action="store_true")
+    parser.add_argument("--no-run", action="store_true", help="skip the whole-run figures")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from bench.models import DEFAULT_MODEL_PATH
+    from tasks import family_names
+    from tasks.export import export
+    from tasks.registry import resolve_families
+
+    import torch
+
+    PEAK[0] = matmul_peak()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matmul peak {PEAK[0]:.0f} GFLOP/s")
+    families = resolve_families(args.tasks.split(","))
+    items, shifts = [], {}
+    for family in families.values():
+        for cell in family.cells:
+            items += family.generate(cell.name, args.n, seed=0)
+            shifts[family.name, cell.name] = cell.shift
+    folder = Path(tempfile.mkdtemp(prefix="bb-perf-"))
+    export(items, shifts, "jsonl", folder)
+    export(items, shifts, "lm-eval", folder, name="bb_perf")
+    data = str(folder / "items.jsonl")
+    rows = [json.loads(l) for l in Path(data).read_text().splitlines()]
+    print(f"{len(items)} items from {', '.join(families)} ({args.n} per cell)\n")
+    for model in args.models.split(","):
+        path = str(DEFAULT_MODEL_PATH) if model == "default" else model
+        ours, _, ours_rss = _child(BRITTLEBENCH, path, data)
+        plain, _, plain_rss = _child(PLAIN_LOOP, path, data)
+        print(f"model {model}")
+        print(f"  brittlebench evaluate   {len(items) / ours['seconds']:8.1f} items/s  peak RSS {ours_rss:6.0f} MiB  "
+              f"(teacher-forced {ours['stats'].get('teacher_forced', 0)}, generated {ours['stats'].get('generated', 0)})")
+        gflops = 2 * ours["params"] * ours["tokens"] / ours["seconds"] / 1e9
+        print(f"  forward pass: {ours['params'] / 1e6:.2f} M parameters, {ours['tokens']} tokens, ~{gflops:.1f} GFLOP/s "
+              f"achieved ({gflops / PEAK[0]:.1%} of the fp32 matmul peak; lower bound: fallback generation not counted)")
+        print(f"  plain generate loop     {len(items) / plain['seconds']:8.1f} items/s  peak RSS {plain_rss:6.0f} MiB")
+        agree = ours["correct"] == plain["correct"]
+        _disagreements("plain loop", ours, plain, rows)
+        line = f"  speed-up vs plain loop  {plain['seconds'] / ours['seconds']:8.2f}x"
+        if not args.no_lm_eval:
+            theirs, wall, rss = lm_eval(path, folder, rows)
+            print(f"  lm-evaluation-harness   {len(items) / wall:8.1f} items/s  peak RSS {rss:6.0f} MiB  (whole command, "
+                  f"{wall:.1f} s)")
+            agree = agree and ours["correct"] == theirs["correct"]
+            _disagreements("lm-eval", ours, theirs, rows)
+            line += f"; vs lm-eval (whole command) {wall / ours['seconds']:.1f}x"
+        print(line)
+        print(f"  all agree on every item's exact match: {agree} "
+              f"(accuracy {sum(ours['correct']) / len(items):.3f})\n")
+    if not args.no_run:
+        whole_run(args)
+
+
+def whole_run(args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r", "--no-cache"], env=ENV,
+                       check=True, capture_output=True)
+        wall = time.perf_counter() - started
+        results = json.loads(Path(f"{tmp}/r/results.json").read_text())
+    timings = results["timings"]
+    inside = sum(timings.values())
+    print(f"whole `brittlebench run` on the default suite ({results['n_base'] + results['n_variant']} items, "
+          f"{len(results['predictors'])} predictors): {wall:.1f} s wall ({inside:.1f} s in stages, the rest is "
+          "Python start-up and imports)")
+    print("  " + ", ".join(f"{k} {v:.2f}s ({v / wall:.0%})" for k, v in timings.items()))
+    shares = {n: p["seconds"] / wall for n, p in results["predictors"].items()}
+    ranked = sorted(shares.items(), key=lambda kv: -kv[1])
+    print("  each predictor's share of the run (its fit + predict on the shared trace): " +
+          ", ".join(f"{n} {s:.1%}" for n, s in ranked))
+
+
+if __name__ == "__main__":
+    main()
