@@ -18,15 +18,6 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
-def _ci(metric: dict | None, signed: bool = False) -> str:
-    if not metric or metric.get("value") is None:
-        return "n/a"
-    f = "+.3f" if signed else ".3f"
-    if metric.get("lo") is None:
-        return format(metric["value"], f)
-    return f"{metric['value']:{f}} [{metric['lo']:{f}}, {metric['hi']:{f}}]"
-
-
 def format_results(results: dict) -> str:
     lines = []
     width = max([len(f"{c['family']}/{c['cell']}") for c in results["cells"]] + [24])
@@ -43,6 +34,8 @@ def _rate(value) -> str:
 
 
 def format_predictors(predictors: dict, n_items: int) -> str:
+    from .score import format_interval as _ci
+
     lines = []
     some = next((p for p in predictors.values() if "vs_best_baseline" in p), None)
     baseline = some["vs_best_baseline"]["baseline"] if some else "none"

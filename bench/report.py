@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import io
+from .score import format_interval
 
 BASELINE_STYLE = {"random": ":", "prompt_length": "--", "confidence": "--"}
 
@@ -171,12 +172,7 @@ def _prediction_plots(data) -> str:
 
 
 def _fmt(m: dict | None, signed: bool = False) -> str:
-    if not m or m.get("value") is None:
-        return "n/a"
-    f = "+.3f" if signed else ".3f"
-    if m.get("lo") is None:
-        return format(m["value"], f)
-    return f"{m['value']:{f}} <small>[{m['lo']:{f}}, {m['hi']:{f}}]</small>"
+    return format_interval(m, signed, around=lambda text: f"<small>{text}</small>")
 
 
 def render(data: dict[str, Any]) -> str:

@@ -302,12 +302,19 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     io.write_jsonl(out / "items" / "base.jsonl", (item.to_dict() for item in base))
     io.write_jsonl(out / "items" / "variants.sealed.jsonl", (_sealed(item).to_dict() for item in variants))
     eval_stats: dict[str, int] = {}
-    base_outcomes = _stored_outcomes(out / "stages" / "outcomes.base.jsonl", base) if spec.resume else None
-    if base_outcomes is None:
-        base_outcomes = evaluate(handle, base, spec.batch_size, families, stats=eval_stats)
-        io.write_jsonl(out / "stages" / "outcomes.base.jsonl", (o.to_dict() for o in base_outcomes))
-    else:
-        reused.append("base evaluation")
+
+    def evaluated(split: str, items: list[Item]) -> list[Outcome]:
+        """The split's outcomes: stored by an earlier attempt (with --resume), else evaluated and stored."""
+        path = out / "stages" / f"outcomes.{split}.jsonl"
+        stored = _stored_outcomes(path, items) if spec.resume else None
+        if stored is not None:
+            reused.append(f"{split} evaluation")
+            return stored
+        outcomes = evaluate(handle, items, spec.batch_size, families, stats=eval_stats)
+        io.write_jsonl(path, (o.to_dict() for o in outcomes))
+        return outcomes
+
+    base_outcomes = evaluated("base", base)
     lap("evaluate")
     calibration = [Observation(item, o.output, o.correct) for item, o in zip(base, base_outcomes)]
 
@@ -330,12 +337,7 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
         scores, status, digest = stored
         reused.append("sealed predictions")
 
-    variant_outcomes = _stored_outcomes(out / "stages" / "outcomes.variants.jsonl", variants) if spec.resume else None
-    if variant_outcomes is None:
-        variant_outcomes = evaluate(handle, variants, spec.batch_size, families, stats=eval_stats)
-        io.write_jsonl(out / "stages" / "outcomes.variants.jsonl", (o.to_dict() for o in variant_outcomes))
-    else:
-        reused.append("variant evaluation")
+    variant_outcomes = evaluated("variant", variants)
     lap("evaluate")
     io.write_jsonl(out / "items" / "variants.jsonl", (item.to_dict() for item in variants))
     outcome_rows = [dict(o.to_dict(), split=split) for split, outs in (("base", base_outcomes), ("variant", variant_outcomes))

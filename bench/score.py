@@ -39,6 +39,16 @@ class Interval:
 NONE = Interval(None, None, None)
 
 
+def format_interval(metric: dict | None, signed: bool = False, around=lambda text: text) -> str:
+    """'0.911 [0.868, 0.944]' from a stored interval; `around` wraps the bracketed part."""
+    if not metric or metric.get("value") is None:
+        return "n/a"
+    f = "+.3f" if signed else ".3f"
+    if metric.get("lo") is None:
+        return format(metric["value"], f)
+    return f"{metric['value']:{f}} " + around(f"[{metric['lo']:{f}}, {metric['hi']:{f}}]")
+
+
 def bootstrap_indices(n: int, seed: int, n_boot: int = N_BOOTSTRAP) -> np.ndarray:
     """(n_boot, n) resampled item indices, the same for every predictor of a run."""
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
