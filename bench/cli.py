@@ -137,6 +137,16 @@ def cmd_leaderboard_run_zoo(args) -> int:
     return 0
 
 
+def cmd_lomo(args) -> int:
+    from .lomo import leave_one_model_out
+
+    summary = leave_one_model_out([Path(r) for r in args.runs], log=lambda m: print(m, file=sys.stderr))
+    for run, view in summary.items():
+        print(f"\n{run} (protocol leave-one-model-out):")
+        print(format_predictors(view["predictors"], view["n"]))
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report import write_report
     from .verify import check_run_folder
@@ -310,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     l.add_argument("--n", type=int, default=100)
     l.add_argument("--seed", type=int, default=0)
     l.set_defaults(func=cmd_leaderboard_run_zoo)
+
+    p = sub.add_parser("lomo", help="leave-one-model-out: refit predictors on the other models' variant outcomes")
+    p.add_argument("runs", nargs="+", help="run folders of different models on the same suite")
+    p.set_defaults(func=cmd_lomo)
 
     p = sub.add_parser("report", help="rebuild a run folder's report.html")
     p.add_argument("run")

@@ -1,0 +1,88 @@
+"""The leave-one-model-out protocol, over finished runs of several models on one suite.
+
+`brittlebench lomo RUN_A RUN_B ...`: for each model, every predictor is refit on that
+model's base outcomes plus the *other* models' observed variant outcomes on the same
+items, and predicts this model's variants from this model's own internals. The
+runner owns the split: a model's own variant outcomes are never in its calibration.
+Each run folder gets `predictions.leave-one-model-out.jsonl` (+ .sha256) and a
+`protocols["leave-one-model-out"]` view in results.json, which `verify` checks.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from predictors import Observation, load_predictor, registered
+from tasks import Item
+
+from . import io
+from .errors import UserError
+from .evaluate import Outcome
+from .models import ModelSpec, load_model
+from .run import TracedModel, fit_predict, write_predictions
+from .score import score_predictors
+from .trace import TraceCache, default_cache_dir
+from .verify import check_run_folder
+
+PROTOCOL = "leave-one-model-out"
+
+
+def _load(run: Path) -> dict:
+    results = check_run_folder(run)
+    for name in ("items/base.jsonl", "items/variants.jsonl"):
+        if not (run / name).is_file():
+            raise UserError(f"{run} has no {name}: leave-one-model-out needs full run folders")
+    outcomes = {r["item_id"]: Outcome.from_dict(r) for r in io.read_jsonl(run / "outcomes.jsonl")}
+    base = [Item.from_dict(r) for r in io.read_jsonl(run / "items" / "base.jsonl")]
+    variants = [Item.from_dict(r) for r in io.read_jsonl(run / "items" / "variants.jsonl")]
+    return {"run": run, "results": results, "base": base, "variants": variants, "outcomes": outcomes}
+
+
+def leave_one_model_out(runs: Sequence[Path], log: Callable[[str], None] = print) -> dict[str, dict]:
+    if len(runs) < 2:
+        raise UserError("leave-one-model-out needs the runs of at least two models")
+    loaded = [_load(Path(r)) for r in runs]
+    suite = [i.id for i in loaded[0]["variants"]]
+    for other in loaded[1:]:
+        if [i.id for i in other["variants"]] != suite:
+            raise UserError(f"{other['run']} was run on other items than {loaded[0]['run']}: "
+                            "run every model with the same --tasks, --n and --seed")
+    fingerprints = [r["results"]["provenance"]["model"]["fingerprint"] for r in loaded]
+    if len(set(fingerprints)) != len(fingerprints):
+        raise UserError("two of the runs are of the same model: pass one run per model")
+    summary = {}
+    for k, this in enumerate(loaded):
+        results = this["results"]
+        spec = ModelSpec(**results["provenance"]["model"]["spec"])
+        handle = load_model(spec)
+        if handle.fingerprint != fingerprints[k]:
+            raise UserError(f"the model of {this['run']} has changed since it was run (fingerprint differs)")
+        names = [n for n, p in results["predictors"].items() if p.get("status") == "ok"]
+        registered_names = set(registered())
+        predictors = [load_predictor(n if n in registered_names else p["cls"])
+                      for n, p in results["predictors"].items() if n in names]
+        predictors = [p.set_params(**results["predictors"][p.name]["params"]) for p in predictors]
+        calibration = [Observation(item, this["outcomes"][item.id].output, this["outcomes"][item.id].correct)
+                       for item in this["base"]]
+        for j, other in enumerate(loaded):
+            if j != k:  # every other model's observed variant outcomes: never this model's own
+                calibration += [Observation(item, other["outcomes"][item.id].output, other["outcomes"][item.id].correct)
+                                for item in other["variants"]]
+        view = TracedModel(handle, attention=any("attention" in p.reads for p in predictors),
+                           cache=TraceCache(default_cache_dir(), handle.fingerprint))
+        sealed = [item.sealed() for item in this["variants"]]
+        scores, status = fit_predict(predictors, view, calibration, sealed, log)
+        digest = write_predictions(this["run"], f"predictions.{PROTOCOL}", sealed, scores)
+        failed = np.array([not this["outcomes"][i.id].correct for i in this["variants"]], dtype=bool)
+        cells = np.array([f"{i.family}/{i.cell}" for i in this["variants"]])
+        metrics = score_predictors(failed, cells, scores, results["provenance"]["seed"])
+        results.setdefault("protocols", {})[PROTOCOL] = {
+            "predictions_sha256": digest, "n": len(sealed), "other_models": [str(r["run"]) for j, r in enumerate(loaded) if j != k],
+            "predictors": {n: info | metrics.get(n, {}) for n, info in status.items()}}
+        io.write_json(this["run"] / "results.json", results)
+        summary[str(this["run"])] = results["protocols"][PROTOCOL]
+        log(f"{this['run']}: leave-one-model-out predictions from {len(loaded) - 1} other model(s)")
+    return summary
