@@ -28,7 +28,7 @@ from . import io
 from .errors import UserError
 from .evaluate import Outcome, evaluate
 from .models import ModelHandle, ModelSpec, load_model
-from .score import cell_table, score_predictors
+from .score import SCORING_VERSION, cell_table, score_predictors
 from .trace import Trace, TraceCache, default_cache_dir, trace
 
 RESULTS_SCHEMA_VERSION = 1
@@ -541,6 +541,7 @@ def score_run(families: dict[str, TaskFamily], base: list[Item], variants: list[
                                                                {k: v[mask] for k, v in scores.items()}, seed)}
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
+        "scoring_version": SCORING_VERSION,
         "n_base": len(base),
         "n_variant": len(variants),
         "base_failure_rate": float(np.mean([not o.correct for o in base_outcomes])) if base_outcomes else None,

@@ -13,6 +13,8 @@ from typing import Sequence
 import numpy as np
 
 N_BOOTSTRAP = 1000
+#: Bump when a metric or the resampling changes: results record it, verify compares like with like.
+SCORING_VERSION = 2
 ECE_BINS = 10
 #: The bar every predictor is shown against (DESIGN.md): random, prompt length, output confidence.
 BASELINES = ("random", "prompt_length", "confidence")
@@ -49,9 +51,18 @@ def format_interval(metric: dict | None, signed: bool = False, around=lambda tex
     return f"{metric['value']:{f}} " + around(f"[{metric['lo']:{f}}, {metric['hi']:{f}}]")
 
 
+CHUNK = 100  # resamples held in memory at once: (CHUNK, n) indices, whatever n_boot is
+
+
+def resample_chunks(n: int, seed: int, n_boot: int = N_BOOTSTRAP, chunk: int = CHUNK):
+    """Resampled item indices, `chunk` resamples at a time, each chunk from its own seeded stream."""
+    for k, start in enumerate(range(0, n_boot, chunk)):
+        yield np.random.default_rng([seed, k]).integers(0, n, size=(min(chunk, n_boot - start), n))
+
+
 def bootstrap_indices(n: int, seed: int, n_boot: int = N_BOOTSTRAP) -> np.ndarray:
-    """(n_boot, n) resampled item indices, the same for every predictor of a run."""
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    """All (n_boot, n) resampled indices at once (small n only: tests and hand checks)."""
+    return np.concatenate(list(resample_chunks(n, seed, n_boot)))
 
 
 # -- vectorized metric rows: one value per bootstrap resample -------------------
@@ -167,23 +178,21 @@ def _interval(value: float | None, rows: np.ndarray) -> Interval:
     return Interval(value, float(lo), float(hi))
 
 
-def item_metrics(failed, scores, idx: np.ndarray, rows: dict | None = None) -> dict[str, Interval]:
-    """Every item-level metric with its bootstrap interval, over resamples `idx`.
-    Pass a dict as `rows` to get each metric's bootstrap rows back in it."""
+def _item_rows(y: np.ndarray, s: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+    yb, sb = y[idx], s[idx]
+    return {metric: _ROWS[metric](yb, sb) for metric in METRICS}
+
+
+def _points(y: np.ndarray, s: np.ndarray) -> dict[str, float | None]:
+    return {metric: point(metric, y.astype(bool), s) for metric in METRICS}
+
+
+def item_metrics(failed, scores, idx: np.ndarray) -> dict[str, Interval]:
+    """Every item-level metric with its bootstrap interval, over resamples `idx`."""
     y = np.asarray(failed, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
-    yb, sb = y[idx], s[idx]
-    out = {}
-    for metric in METRICS:
-        value = point(metric, y.astype(bool), s)
-        if value is None:
-            out[metric] = NONE
-            continue
-        boot = _ROWS[metric](yb, sb)
-        if rows is not None:
-            rows[metric] = boot
-        out[metric] = _interval(value, boot)
-    return out
+    rows, points = _item_rows(y, s, idx), _points(y, s)
+    return {m: _interval(points[m], rows[m]) if points[m] is not None else NONE for m in METRICS}
 
 
 def auroc(failed: Sequence[bool], scores: Sequence[float], seed: int = 0, n_boot: int = N_BOOTSTRAP) -> Interval:
@@ -218,23 +227,31 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def cell_metrics(failed, scores, groups: np.ndarray, n_groups: int, idx: np.ndarray) -> dict[str, Interval]:
-    """Across cells: Spearman rho and mean absolute error between mean predicted and observed failure."""
+def _cell_points(y, s, groups, n_groups) -> tuple[dict[str, float | None], np.ndarray]:
     from scipy.stats import spearmanr
     from sklearn.metrics import mean_absolute_error
 
-    y = np.asarray(failed, dtype=np.float64)
-    s = np.asarray(scores, dtype=np.float64)
     identity = np.arange(len(y))[None, :]
     observed, predicted = _group_means(y, groups, n_groups, identity)[0], _group_means(s, groups, n_groups, identity)[0]
-    boot_obs, boot_pred = _group_means(y, groups, n_groups, idx), _group_means(s, groups, n_groups, idx)
-    out = {"mae": _interval(float(mean_absolute_error(observed, predicted)), np.nanmean(np.abs(boot_obs - boot_pred), 1))}
+    rho = None
     if n_groups >= 3 and np.ptp(observed) > 0 and np.ptp(predicted) > 0:
         rho = float(spearmanr(predicted, observed).statistic)
-        out["spearman"] = _interval(rho, _spearman_rows(boot_pred, boot_obs))
-    else:
-        out["spearman"] = NONE
-    return out
+    return {"mae": float(mean_absolute_error(observed, predicted)), "spearman": rho}, observed
+
+
+def _cell_rows(y, s, groups, n_groups, idx, observed_rows=None) -> dict[str, np.ndarray]:
+    boot_obs = observed_rows if observed_rows is not None else _group_means(y, groups, n_groups, idx)
+    boot_pred = _group_means(s, groups, n_groups, idx)
+    return {"mae": np.nanmean(np.abs(boot_obs - boot_pred), 1), "spearman": _spearman_rows(boot_pred, boot_obs)}
+
+
+def cell_metrics(failed, scores, groups: np.ndarray, n_groups: int, idx: np.ndarray) -> dict[str, Interval]:
+    """Across cells: Spearman rho and mean absolute error between mean predicted and observed failure."""
+    y = np.asarray(failed, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    points, _ = _cell_points(y, s, groups, n_groups)
+    rows = _cell_rows(y, s, groups, n_groups, idx)
+    return {m: _interval(points[m], rows[m]) if points[m] is not None else NONE for m in CELL_METRICS}
 
 
 def difference(failed, scores, reference, idx: np.ndarray, metric: str = "auroc") -> Interval:
@@ -271,25 +288,37 @@ def cell_table(rows: Sequence[dict], predictions: dict[str, np.ndarray]) -> list
 
 def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], seed: int,
                      n_boot: int = N_BOOTSTRAP) -> dict[str, dict]:
-    """Every metric for every predictor, and each one's AUROC difference from the best baseline."""
-    failed = np.asarray(failed, dtype=bool)
-    idx = bootstrap_indices(len(failed), seed, n_boot)
+    """Every metric for every predictor, and each one's AUROC difference from the best baseline.
+
+    Resamples are drawn a chunk at a time and shared by every predictor (paired differences),
+    so memory stays bounded however many items there are."""
+    y = np.asarray(failed, dtype=np.float64)
     _, groups = np.unique(cells, return_inverse=True)
     n_groups = int(groups.max()) + 1 if len(groups) else 0
+    values = {name: np.asarray(s, dtype=np.float64) for name, s in scores.items()}
+    points = {}
+    for name, s in values.items():
+        cell_points, _ = _cell_points(y, s, groups, n_groups)
+        points[name] = _points(y, s) | cell_points
+    rows: dict[str, dict[str, list]] = {name: {m: [] for m in METRICS + CELL_METRICS} for name in values}
+    for idx in resample_chunks(len(y), seed, n_boot):
+        observed_rows = _group_means(y, groups, n_groups, idx)
+        for name, s in values.items():
+            chunk = _item_rows(y, s, idx) | _cell_rows(y, s, groups, n_groups, idx, observed_rows)
+            for metric, r in chunk.items():
+                rows[name][metric].append(r)
     out: dict[str, dict] = {}
-    rows: dict[str, dict] = {}
-    for name, s in scores.items():
-        rows[name] = {}
-        metrics = item_metrics(failed, s, idx, rows[name])
-        metrics.update(cell_metrics(failed, s, groups, n_groups, idx))
-        out[name] = {k: v.to_dict() for k, v in metrics.items()}
-    present = [b for b in BASELINES if b in scores and out[b]["auroc"]["value"] is not None]
+    boot = {name: {m: np.concatenate(r) for m, r in per.items()} for name, per in rows.items()}
+    for name in values:
+        out[name] = {m: (_interval(points[name][m], boot[name][m]) if points[name][m] is not None else NONE).to_dict()
+                     for m in METRICS + CELL_METRICS}
+    present = [b for b in BASELINES if b in values and out[b]["auroc"]["value"] is not None]
     if present:
         best = max(present, key=lambda b: out[b]["auroc"]["value"])
-        for name in scores:
+        for name in values:
             value = out[name]["auroc"]["value"]
             diff = NONE if value is None else _interval(value - out[best]["auroc"]["value"],
-                                                        rows[name]["auroc"] - rows[best]["auroc"])
+                                                        boot[name]["auroc"] - boot[best]["auroc"])
             out[name]["vs_best_baseline"] = {"baseline": best, "auroc_difference": diff.to_dict(),
                                              "beats": bool(diff.lo is not None and diff.lo > 0)}
     return out

@@ -72,6 +72,12 @@ def verify(run: Path) -> tuple[bool, list[str]]:
              f"predictions.sha256       {sealed} {'ok' if sealed == actual else 'MISMATCH'}",
              f"results.json records     {recorded} {'ok' if recorded == actual else 'MISMATCH'}"]
     ok = sealed == actual == recorded
+    from .score import SCORING_VERSION
+
+    if results.get("scoring_version", 1) != SCORING_VERSION:
+        lines.append(f"scores: made by scoring version {results.get('scoring_version', 1)}, this is version "
+                     f"{SCORING_VERSION}: rerun the run to recompute them (the digests above still hold)")
+        return False, lines
     views = [("base protocol", "predictions", results, False)]
     for protocol, view in results.get("protocols", {}).items():
         name = f"predictions.{protocol}"
