@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("zoo", help="train the model zoo")
     zsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     z = zsub.add_parser("train")
-    z.add_argument("--preset", default="default")
+    z.add_argument("--preset", default="addition", help="a preset from 'zoo list' (addition: the bundled default model)")
     z.add_argument("--out", required=True)
     z.add_argument("--steps", type=int, default=None)
     z.add_argument("--seed", type=int, default=None)

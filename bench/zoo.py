@@ -53,7 +53,10 @@ _MEMBER = Recipe(n_layers=4, d_model=64, n_heads=4, context_length=64, tasks=ZOO
                  steps=3000, batch_size=64, lr=2e-3, batching="by_cell")
 
 PRESETS: dict[str, Recipe] = {
-    "default": Recipe(tasks=ALL_TASKS, context_length=128, items_per_cell=20_000, steps=24_000,
+    # The bundled default model (bench/default_model) was trained with "addition". "suite" is the
+    # recipe meant to replace it with one model for every family; at 4,000 of its 24,000 steps it was
+    # far from the base region (see the issue notes), so it is not the default yet.
+    "suite": Recipe(tasks=ALL_TASKS, context_length=128, items_per_cell=20_000, steps=24_000,
                       batching="by_cell", checkpoints=(4000, 8000, 12000, 16000, 20000)),
     "addition": Recipe(),
     "zoo-l1": replace(_MEMBER, n_layers=1),

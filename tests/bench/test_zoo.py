@@ -60,3 +60,12 @@ def test_build_skips_members_already_trained(tmp_path, monkeypatch):
 def test_unknown_preset():
     with pytest.raises(UserError, match="unknown zoo preset"):
         get_preset("nope")
+
+
+def test_the_bundled_default_model_records_the_addition_preset():
+    from bench.models import DEFAULT_MODEL_PATH
+    from bench.zoo import recipe_dict
+
+    card = json.loads((DEFAULT_MODEL_PATH / "zoo.json").read_text())
+    assert card["recipe"] == recipe_dict(get_preset("addition"))  # `zoo train --preset addition` rebuilds it
+    assert min(card["base_accuracy"]["addition"].values()) >= 0.95
