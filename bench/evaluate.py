@@ -49,13 +49,6 @@ def answer_budget(handle: ModelHandle, target: str) -> int:
     return len(handle.tokenizer(target, add_special_tokens=False)["input_ids"]) + 2
 
 
-def length_batches(lengths: Sequence[int], batch_size: int) -> Iterable[list[int]]:
-    """Indices grouped into batches of similar length, longest first."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    for start in range(0, len(order), batch_size):
-        yield order[start:start + batch_size]
-
-
 def exact_length_batches(lengths: Sequence[int], batch_size: int) -> Iterable[list[int]]:
     """Indices grouped by exactly equal length (no padding), at most `batch_size` a batch."""
     groups: dict[int, list[int]] = {}

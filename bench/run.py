@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import platform
 import shutil
 import threading
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata

@@ -71,11 +71,6 @@ class Trace:
     def site_names(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "item_ids" and getattr(self, f.name) is not None]
 
-    def rows(self, index: Sequence[int]) -> "Trace":
-        idx = np.asarray(index, dtype=np.int64)
-        picked = {name: getattr(self, name)[idx] for name in self.site_names()}
-        return Trace(tuple(self.item_ids[i] for i in idx), **picked)
-
     @staticmethod
     def concat(parts: Sequence["Trace"], order: Sequence[str]) -> "Trace":
         """Rows of `parts`, arranged in the order of item ids `order`."""
