@@ -14,7 +14,7 @@ import numpy as np
 
 N_BOOTSTRAP = 1000
 #: Bump when a metric or the resampling changes: results record it, verify compares like with like.
-SCORING_VERSION = 2
+SCORING_VERSION = 3
 ECE_BINS = 10
 #: The bar every predictor is shown against (DESIGN.md): random, prompt length, output confidence.
 BASELINES = ("random", "prompt_length", "confidence")
@@ -65,7 +65,26 @@ def bootstrap_indices(n: int, seed: int, n_boot: int = N_BOOTSTRAP) -> np.ndarra
     return np.concatenate(list(resample_chunks(n, seed, n_boot)))
 
 
-# -- vectorized metric rows: one value per bootstrap resample -------------------
+# -- vectorized metric rows: one value per bootstrap resample ------------------
+#
+# A resample is a vector of counts (how often each item was drawn), so every metric of
+# a chunk of resamples is a few matrix products and cumulative sums over one sort of
+# the scores: O(n) per resample, no re-sorting.
+
+def counts_of(idx: np.ndarray, n: int) -> np.ndarray:
+    """(resample, item) draw counts from (resample, draw) indices."""
+    offsets = (np.arange(idx.shape[0]) * n)[:, None]
+    return np.bincount((idx + offsets).ravel(), minlength=idx.shape[0] * n).reshape(idx.shape[0], n).astype(np.float64)
+
+
+class Sorted:
+    """One predictor's scores sorted once, with their tie groups (equal scores share a threshold)."""
+
+    def __init__(self, scores: np.ndarray):
+        self.order = np.argsort(scores, kind="stable")
+        ranked = scores[self.order]
+        self.starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
     """Ranks of each row, ties sharing their average rank (scipy's rankdata, one argsort)."""
@@ -84,53 +103,48 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _auroc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """AUROC of each row (Mann-Whitney U / (n_pos * n_neg)); NaN where a row has one class."""
-    ranks = average_ranks(scores)
-    n_pos = labels.sum(1)
-    n_neg = labels.shape[1] - n_pos
-    u = (ranks * labels).sum(1) - n_pos * (n_pos + 1) / 2
+def _tie_sums(counts: np.ndarray, y: np.ndarray, sorted_: Sorted) -> tuple[np.ndarray, np.ndarray]:
+    """Drawn failures and successes per tie group, groups in ascending score: (resample, group) each."""
+    c = counts[:, sorted_.order]
+    failures = c * y[sorted_.order]
+    return np.add.reduceat(failures, sorted_.starts, axis=1), np.add.reduceat(c - failures, sorted_.starts, axis=1)
+
+
+def _auroc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorted | None = None) -> np.ndarray:
+    """AUROC of each resample (Mann-Whitney U over tie groups); NaN where a resample has one class."""
+    pos, neg = _tie_sums(counts, y, sorted_ or Sorted(s))
+    below = np.cumsum(neg, axis=1) - neg  # successes scored strictly lower
+    u = (pos * (below + 0.5 * neg)).sum(1)
+    n_pos, n_neg = pos.sum(1), neg.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
-def _auprc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Average precision of each row, as scikit-learn defines it (ties share a threshold)."""
-    order = np.argsort(-scores, axis=1)  # ties form one threshold, so their order does not matter
-    s = np.take_along_axis(scores, order, 1)
-    y = np.take_along_axis(labels, order, 1)
-    tp = np.cumsum(y, axis=1)
-    rank = np.arange(1, s.shape[1] + 1)[None, :]
-    last_of_tie = np.ones_like(s, dtype=bool)
-    last_of_tie[:, :-1] = s[:, :-1] != s[:, 1:]
-    n_pos = y.sum(1, keepdims=True)
-    precision = tp / rank
-    recall = tp / np.maximum(n_pos, 1)
-    # Each tie group counts once, at its last item; the recall step is from the previous group's end.
-    first_of_tie = np.ones_like(s, dtype=bool)
-    first_of_tie[:, 1:] = s[:, 1:] != s[:, :-1]
-    start = np.maximum.accumulate(np.where(first_of_tie, np.arange(s.shape[1])[None, :], 0), axis=1)
-    before = np.take_along_axis(recall, np.maximum(start - 1, 0), 1)
-    previous = np.where(start > 0, before, 0.0)
-    ap = np.where(last_of_tie, (recall - previous) * precision, 0.0).sum(1)
-    return np.where(n_pos[:, 0] > 0, ap, np.nan)
+def _auprc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorted | None = None) -> np.ndarray:
+    """Average precision of each resample as scikit-learn defines it: thresholds from the top score down."""
+    pos, neg = _tie_sums(counts, y, sorted_ or Sorted(s))
+    pos, neg = pos[:, ::-1], neg[:, ::-1]
+    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        n_pos = pos.sum(1)
+        return np.where(n_pos > 0, (pos * precision).sum(1) / n_pos, np.nan)
 
 
-def _brier_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    return ((scores - labels) ** 2).mean(1)
+def _brier_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_=None) -> np.ndarray:
+    return counts @ ((s - y) ** 2) / counts.sum(1)
 
 
-def _ece_rows(labels: np.ndarray, scores: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
-    """Expected calibration error with equal-width bins (the binning of sklearn's calibration_curve)."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.searchsorted(edges[1:-1], scores)  # the same bins as sklearn.calibration.calibration_curve
-    n = scores.shape[1]
-    offsets = (np.arange(scores.shape[0]) * bins)[:, None]
-    flat = (which + offsets).ravel()
-    count = np.bincount(flat, minlength=scores.shape[0] * bins).reshape(-1, bins)
-    conf = np.bincount(flat, weights=scores.ravel(), minlength=scores.shape[0] * bins).reshape(-1, bins)
-    acc = np.bincount(flat, weights=labels.ravel(), minlength=scores.shape[0] * bins).reshape(-1, bins)
-    return (np.abs(acc - conf)).sum(1) / n
+def _bins(s: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
+    """(item, bin) one-hot of sklearn.calibration.calibration_curve's equal-width bins."""
+    which = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], s)
+    return np.eye(bins)[which]
+
+
+def _ece_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_=None, bins: int = ECE_BINS) -> np.ndarray:
+    """Expected calibration error: drawn failures minus predicted failure, summed per bin, over n."""
+    onehot = _bins(s, bins)
+    return np.abs(counts @ (onehot * (y - s)[:, None])).sum(1) / counts.sum(1)
 
 
 _ROWS = {"auroc": _auroc_rows, "auprc": _auprc_rows, "brier": _brier_rows, "ece": _ece_rows}
@@ -163,7 +177,7 @@ def expected_calibration_error(failed, scores, bins: int = ECE_BINS) -> float:
     if len(y) == 0:
         return float("nan")
     if len(set(y)) < 2:  # calibration_curve needs both outcomes; one bin term per occupied bin
-        return float(_ece_rows(y[None], s[None], bins)[0])
+        return float(_ece_rows(np.ones((1, len(y))), y, s, bins=bins)[0])
     observed, predicted = calibration_curve(y, s, n_bins=bins, strategy="uniform")
     occupied = np.bincount(np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], s),
                            minlength=bins)
@@ -178,9 +192,9 @@ def _interval(value: float | None, rows: np.ndarray) -> Interval:
     return Interval(value, float(lo), float(hi))
 
 
-def _item_rows(y: np.ndarray, s: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
-    yb, sb = y[idx], s[idx]
-    return {metric: _ROWS[metric](yb, sb) for metric in METRICS}
+def _item_rows(y: np.ndarray, s: np.ndarray, counts: np.ndarray, sorted_: Sorted | None = None) -> dict[str, np.ndarray]:
+    sorted_ = sorted_ or Sorted(s)
+    return {metric: _ROWS[metric](counts, y, s, sorted_) for metric in METRICS}
 
 
 def _points(y: np.ndarray, s: np.ndarray) -> dict[str, float | None]:
@@ -191,7 +205,7 @@ def item_metrics(failed, scores, idx: np.ndarray) -> dict[str, Interval]:
     """Every item-level metric with its bootstrap interval, over resamples `idx`."""
     y = np.asarray(failed, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
-    rows, points = _item_rows(y, s, idx), _points(y, s)
+    rows, points = _item_rows(y, s, counts_of(idx, len(y))), _points(y, s)
     return {m: _interval(points[m], rows[m]) if points[m] is not None else NONE for m in METRICS}
 
 
@@ -203,14 +217,14 @@ def auroc(failed: Sequence[bool], scores: Sequence[float], seed: int = 0, n_boot
 
 # -- cells ------------------------------------------------------------------------
 
-def _group_means(values: np.ndarray, groups: np.ndarray, n_groups: int, idx: np.ndarray) -> np.ndarray:
-    """(resample, group) mean of `values` over each resample's items in each group."""
-    b = idx.shape[0]
-    g = groups[idx] + (np.arange(b) * n_groups)[:, None]
-    total = np.bincount(g.ravel(), weights=values[idx].ravel(), minlength=b * n_groups).reshape(b, n_groups)
-    count = np.bincount(g.ravel(), minlength=b * n_groups).reshape(b, n_groups)
+CELL_DECIMALS = 12  # cell means that tie must tie, whatever order the sums ran in
+
+
+def _group_means(values: np.ndarray, onehot: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(resample, group) mean of `values` over each resample's draws in each group, rounded so
+    that equal means compare equal (Spearman's ranks must not depend on summation order)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return total / count
+        return np.round((counts @ (onehot * values[:, None])) / (counts @ onehot), CELL_DECIMALS)
 
 
 def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -227,21 +241,22 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cell_points(y, s, groups, n_groups) -> tuple[dict[str, float | None], np.ndarray]:
+def _cell_points(y, s, onehot) -> tuple[dict[str, float | None], np.ndarray]:
     from scipy.stats import spearmanr
     from sklearn.metrics import mean_absolute_error
 
-    identity = np.arange(len(y))[None, :]
-    observed, predicted = _group_means(y, groups, n_groups, identity)[0], _group_means(s, groups, n_groups, identity)[0]
+    once = np.ones((1, len(y)))
+    observed, predicted = _group_means(y, onehot, once)[0], _group_means(s, onehot, once)[0]
+    n_groups = onehot.shape[1]
     rho = None
     if n_groups >= 3 and np.ptp(observed) > 0 and np.ptp(predicted) > 0:
         rho = float(spearmanr(predicted, observed).statistic)
     return {"mae": float(mean_absolute_error(observed, predicted)), "spearman": rho}, observed
 
 
-def _cell_rows(y, s, groups, n_groups, idx, observed_rows=None) -> dict[str, np.ndarray]:
-    boot_obs = observed_rows if observed_rows is not None else _group_means(y, groups, n_groups, idx)
-    boot_pred = _group_means(s, groups, n_groups, idx)
+def _cell_rows(y, s, onehot, counts, observed_rows=None) -> dict[str, np.ndarray]:
+    boot_obs = observed_rows if observed_rows is not None else _group_means(y, onehot, counts)
+    boot_pred = _group_means(s, onehot, counts)
     return {"mae": np.nanmean(np.abs(boot_obs - boot_pred), 1), "spearman": _spearman_rows(boot_pred, boot_obs)}
 
 
@@ -249,8 +264,9 @@ def cell_metrics(failed, scores, groups: np.ndarray, n_groups: int, idx: np.ndar
     """Across cells: Spearman rho and mean absolute error between mean predicted and observed failure."""
     y = np.asarray(failed, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
-    points, _ = _cell_points(y, s, groups, n_groups)
-    rows = _cell_rows(y, s, groups, n_groups, idx)
+    onehot = np.eye(n_groups)[groups]
+    points, _ = _cell_points(y, s, onehot)
+    rows = _cell_rows(y, s, onehot, counts_of(idx, len(y)))
     return {m: _interval(points[m], rows[m]) if points[m] is not None else NONE for m in CELL_METRICS}
 
 
@@ -260,7 +276,8 @@ def difference(failed, scores, reference, idx: np.ndarray, metric: str = "auroc"
     a, b = point(metric, y.astype(bool), scores), point(metric, y.astype(bool), reference)
     if a is None or b is None:
         return NONE
-    rows = _ROWS[metric](y[idx], np.asarray(scores, float)[idx]) - _ROWS[metric](y[idx], np.asarray(reference, float)[idx])
+    counts = counts_of(idx, len(y))
+    rows = _ROWS[metric](counts, y, np.asarray(scores, float)) - _ROWS[metric](counts, y, np.asarray(reference, float))
     return _interval(a - b, rows)
 
 
@@ -294,17 +311,19 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
     so memory stays bounded however many items there are."""
     y = np.asarray(failed, dtype=np.float64)
     _, groups = np.unique(cells, return_inverse=True)
-    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    onehot = np.eye(int(groups.max()) + 1 if len(groups) else 0)[groups]  # (item, cell)
     values = {name: np.asarray(s, dtype=np.float64) for name, s in scores.items()}
+    sorts = {name: Sorted(s) for name, s in values.items()}
     points = {}
     for name, s in values.items():
-        cell_points, _ = _cell_points(y, s, groups, n_groups)
+        cell_points, _ = _cell_points(y, s, onehot)
         points[name] = _points(y, s) | cell_points
     rows: dict[str, dict[str, list]] = {name: {m: [] for m in METRICS + CELL_METRICS} for name in values}
     for idx in resample_chunks(len(y), seed, n_boot):
-        observed_rows = _group_means(y, groups, n_groups, idx)
+        counts = counts_of(idx, len(y))
+        observed_rows = _group_means(y, onehot, counts)
         for name, s in values.items():
-            chunk = _item_rows(y, s, idx) | _cell_rows(y, s, groups, n_groups, idx, observed_rows)
+            chunk = _item_rows(y, s, counts, sorts[name]) | _cell_rows(y, s, onehot, counts, observed_rows)
             for metric, r in chunk.items():
                 rows[name][metric].append(r)
     out: dict[str, dict] = {}

@@ -4,7 +4,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, brier_score_loss, mean_absolute_error, roc_auc_score
 
 from bench.score import (_auprc_rows, _auroc_rows, _brier_rows, _ece_rows, auroc, bootstrap_indices, cell_metrics,
-                         difference, expected_calibration_error, point, score_predictors, _spearman_rows)
+                         counts_of, difference, expected_calibration_error, point, score_predictors, _spearman_rows)
 
 
 def test_hand_computable_cases():
@@ -28,8 +28,9 @@ def test_vectorized_rows_equal_library_metrics_on_each_resample(seed):
     y = rng.random(60) < 0.4
     s = np.round(rng.random(60), 1)  # ties included
     idx = bootstrap_indices(60, seed=seed, n_boot=25)
-    yb, sb = y[idx].astype(float), s[idx]
-    a, p, b, e = _auroc_rows(yb, sb), _auprc_rows(yb, sb), _brier_rows(yb, sb), _ece_rows(yb, sb)
+    counts, yf = counts_of(idx, 60), y.astype(float)
+    a, p = _auroc_rows(counts, yf, s), _auprc_rows(counts, yf, s)
+    b, e = _brier_rows(counts, yf, s), _ece_rows(counts, yf, s)
     for k in range(25):
         yk, sk = y[idx[k]], s[idx[k]]
         two = 0 < yk.sum() < len(yk)
@@ -100,3 +101,14 @@ def test_average_ranks_equal_scipy_rankdata():
 
     x = np.round(np.random.default_rng(0).random((20, 30)), 1)
     np.testing.assert_allclose(average_ranks(x), rankdata(x, axis=1))
+
+
+def test_tied_cell_means_stay_tied():
+    from bench.score import _cell_points
+
+    # Two cells whose predicted means are equal in exact arithmetic, but not in float summation order.
+    s = np.array([0.1, 0.2, 0.3, 0.3, 0.2, 0.1, 0.9, 0.9])
+    y = np.array([0, 1, 0, 1, 1, 0, 1, 1], dtype=float)
+    onehot = np.eye(3)[[0, 0, 0, 1, 1, 1, 2, 2]]
+    points, _ = _cell_points(y, s, onehot)
+    assert points["spearman"] == pytest.approx(spearmanr([0.2, 0.2, 0.9], [1 / 3, 2 / 3, 1]).statistic)
