@@ -166,7 +166,7 @@ def cmd_check_predictor(args) -> int:
     model = None
     if args.model:
         from .models import ModelSpec, load_model
-        from .run import TracedModel
+        from .trace import TracedModel
 
         model = TracedModel(load_model(ModelSpec(args.model)), attention="attention" in predictor.reads)
     problems = check_predictor(type(predictor), model)

@@ -22,9 +22,9 @@ from . import io
 from .errors import UserError
 from .evaluate import Outcome
 from .models import ModelSpec, load_model
-from .run import TracedModel, fit_predict, write_predictions
+from .run import fit_predict, write_predictions
 from .score import score_predictors
-from .trace import TraceCache, default_cache_dir
+from .trace import TraceCache, TracedModel, default_cache_dir
 from .verify import check_run_folder
 
 PROTOCOL = "leave-one-model-out"

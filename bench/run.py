@@ -29,7 +29,7 @@ from .errors import UserError
 from .evaluate import Outcome, evaluate
 from .models import ModelHandle, ModelSpec, load_model
 from .score import SCORING_VERSION, cell_table, score_predictors
-from .trace import Trace, TraceCache, default_cache_dir, trace
+from .trace import TraceCache, TracedModel, default_cache_dir
 
 RESULTS_SCHEMA_VERSION = 1
 MIN_FREE_BYTES = 64 * 2**20  # a run folder of the default suite takes a few MiB
@@ -71,68 +71,6 @@ class RunSpec:
         d["tasks"] = list(d["tasks"]) if d["tasks"] is not None else None
         d["predictors"] = list(d["predictors"])
         return d
-
-
-class TracedModel:
-    """What predictors are handed: the architecture card and prompt-only traces,
-    computed once per item (and cached on disk by model fingerprint) and shared by
-    every predictor. It holds no targets and no run folder."""
-
-    def __init__(self, handle: ModelHandle, batch_size: int = 64, attention: bool = False,
-                 cache: TraceCache | None = None):
-        self._handle = handle
-        self._batch_size = batch_size
-        self._attention = attention
-        self._cache = cache
-        self._parts: list[Trace] = []
-        self._where: dict[str, int] = {}
-        self._pieces: dict[int, str] = {}  # token id -> its text, decoded once
-        self.seconds = 0.0
-        self.traced = 0  # items that needed a forward pass (not in memory or on disk)
-
-    @property
-    def card(self):
-        return self._handle.card
-
-    @property
-    def fingerprint(self) -> str:
-        return self._handle.fingerprint
-
-    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
-        """Each text cut into the model's tokens (no special tokens), as the text each covers."""
-        tok = self._handle.tokenizer
-        out = []
-        for ids in tok(list(texts), add_special_tokens=False)["input_ids"] if texts else []:
-            for i in ids:
-                if i not in self._pieces:
-                    self._pieces[i] = tok.decode([i])
-            out.append([self._pieces[i] for i in ids])
-        return out
-
-    def _remember(self, part: Trace) -> None:
-        self._parts.append(part)
-        for item_id in part.item_ids:
-            self._where[item_id] = len(self._parts) - 1
-
-    def trace(self, items: Sequence[SealedItem]) -> Trace:
-        missing = [_sealed(item) for item in {it.id: it for it in items}.values() if item.id not in self._where]
-        if missing:
-            started = time.perf_counter()
-            if self._cache is not None:
-                cached, missing = self._cache.get(missing, self._attention)
-                if cached is not None:
-                    self._remember(cached)
-            if missing:
-                new = trace(self._handle, missing, self._batch_size, attention=self._attention)
-                self.traced += len(missing)
-                if self._cache is not None:
-                    self._cache.put(missing, new)
-                self._remember(new)
-            self.seconds += time.perf_counter() - started
-        order = [item.id for item in items]
-        used = sorted({self._where[i] for i in order})
-        return Trace.concat([self._parts[k] for k in used], order) if order else \
-            Trace((), *(np.zeros((0,)) for _ in range(5)))
 
 
 def _sealed(item: Item | SealedItem) -> SealedItem:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from bench.models import load_model
-from bench.run import TracedModel
+from bench.trace import TracedModel
 from bench.trace import TraceCache, trace
 from tasks import get_family
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from bench.models import load_model
-from bench.run import TracedModel
+from bench.trace import TracedModel
 from predictors import Predictor, PredictorError, load_predictor, registered
 from predictors.baselines import RandomPredictor
 from predictors.output import ConfidencePredictor
