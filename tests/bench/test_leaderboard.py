@@ -80,3 +80,18 @@ def test_malformed_submissions(root, tmp_path, meta, message, capsys):
     assert main(["leaderboard", "validate", str(sub)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_the_committed_leaderboard_verifies_and_covers_the_zoo():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    members = sorted(p.name for p in (root / "zoo").iterdir() if (p / "zoo.json").is_file())
+    runs = sorted(p for p in (root / "leaderboard" / "runs").iterdir() if p.is_dir())
+    assert [p.name for p in runs] == members
+    for folder in runs:
+        assert validate(folder, submission=False)["model_name"] == folder.name
+    board = json.loads((root / "leaderboard" / "leaderboard.json").read_text())
+    assert sorted(board["models"]) == members
+    md = (root / "leaderboard" / "LEADERBOARD.md").read_text()
+    assert all(m in md for m in members)
