@@ -133,7 +133,8 @@ def cmd_leaderboard_validate(args) -> int:
 def cmd_leaderboard_run_zoo(args) -> int:
     from .leaderboard import run_zoo
 
-    run_zoo(Path(args.zoo), Path(args.out), args.n, args.seed, log=lambda m: print(m, file=sys.stderr))
+    run_zoo(Path(args.zoo), Path(args.out), args.n, args.seed, log=lambda m: print(m, file=sys.stderr),
+            members=_csv(args.members) if args.members else None)
     return 0
 
 
@@ -319,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     l.add_argument("--out", default="leaderboard/runs")
     l.add_argument("--n", type=int, default=100)
     l.add_argument("--seed", type=int, default=0)
+    l.add_argument("--members", default=None, help="comma-separated zoo members (default: all)")
     l.set_defaults(func=cmd_leaderboard_run_zoo)
 
     p = sub.add_parser("lomo", help="leave-one-model-out: refit predictors on the other models' variant outcomes")

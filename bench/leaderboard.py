@@ -18,7 +18,7 @@ import html
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from . import io
 from .errors import UserError
@@ -58,13 +58,18 @@ def validate(path: Path, submission: bool = True) -> dict:
     return results
 
 
-def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] = print) -> list[Path]:
-    """Run every built-in predictor on every zoo member; keep the verifiable files."""
+def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] = print,
+            members: Sequence[str] | None = None) -> list[Path]:
+    """Run every built-in predictor on every zoo member (or the named ones); keep the verifiable files."""
     from .models import ModelSpec
     from .run import RunSpec, run
 
     folders = []
-    for member in sorted(p for p in Path(zoo).iterdir() if (p / "zoo.json").is_file()):
+    found = sorted(p for p in Path(zoo).iterdir() if (p / "zoo.json").is_file())
+    unknown = set(members or ()) - {p.name for p in found}
+    if unknown:
+        raise UserError(f"no zoo member {', '.join(sorted(unknown))} in {zoo}: train it with 'brittlebench zoo build'")
+    for member in [p for p in found if not members or p.name in members]:
         target = Path(out) / member.name
         if target.exists():
             shutil.rmtree(target)

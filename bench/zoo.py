@@ -67,6 +67,8 @@ PRESETS: dict[str, Recipe] = {
     "zoo-wide": replace(_MEMBER, n_layers=2, d_model=128),
     "zoo-lazy": replace(_MEMBER, init_scale=4.0),
     "zoo-rich": replace(_MEMBER, init_scale=0.5),
+    # Long answers (up to 36 characters): the families where generation costs most per item.
+    "zoo-long": replace(_MEMBER, n_layers=6, tasks=("commands", "compose", "counting"), context_length=128),
     "tiny": Recipe(n_layers=1, d_model=32, n_heads=2, items_per_cell=200, steps=20, batch_size=16),
 }
 ZOO = tuple(name for name in PRESETS if name.startswith("zoo-"))
