@@ -75,12 +75,21 @@ class Trace:
     @staticmethod
     def concat(parts: Sequence["Trace"], order: Sequence[str]) -> "Trace":
         """Rows of `parts`, arranged in the order of item ids `order`."""
-        where = {item_id: (p, r) for p, part in enumerate(parts) for r, item_id in enumerate(part.item_ids)}
         names = [n for n in parts[0].site_names() if all(getattr(q, n) is not None for q in parts)]
+        if len(parts) == 1 and tuple(order) == parts[0].item_ids:
+            return Trace(tuple(order), **{n: getattr(parts[0], n) for n in names})  # no copy
+        where = {item_id: (p, r) for p, part in enumerate(parts) for r, item_id in enumerate(part.item_ids)}
+        which = np.array([where[i][0] for i in order], dtype=np.int64)
+        rows = np.array([where[i][1] for i in order], dtype=np.int64)
         out = {}
         for name in names:
-            out[name] = np.stack([getattr(parts[where[i][0]], name)[where[i][1]] for i in order]) if order else \
-                np.zeros((0,) + getattr(parts[0], name).shape[1:], dtype=getattr(parts[0], name).dtype)
+            first = getattr(parts[0], name)
+            column = np.empty((len(order),) + first.shape[1:], dtype=first.dtype)
+            for p, part in enumerate(parts):
+                mask = which == p
+                if mask.any():
+                    column[mask] = getattr(part, name)[rows[mask]]
+            out[name] = column
         return Trace(tuple(order), **out)
 
 
@@ -187,23 +196,20 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
     from tqdm import tqdm
 
     prompts = [item.prompt for item in items]
-    lengths = [len(handle.tokenizer(p)["input_ids"]) for p in prompts]
-    rows: dict[str, list] = {}
+    if not items:
+        return Trace((), *(np.zeros((0,)) for _ in range(5)))
+    lengths = [len(ids) for ids in handle.tokenizer(prompts)["input_ids"]]
+    sites: dict[str, np.ndarray] = {}  # filled in place: no per-item rows, no copy when stacking
     batches = list(exact_length_batches(lengths, 1 if attention else batch_size))
     context = _eager_attention(handle.model) if attention else contextlib.nullcontext()
     with torch.inference_mode(), context, _one_thread():
         for batch in tqdm(batches, desc="trace", disable=not progress, leave=False):
             arrays = _forward_batch(handle, [prompts[i] for i in batch], attention)
             for name, array in arrays.items():
-                column = rows.setdefault(name, [None] * len(items))
-                for row, i in enumerate(batch):
-                    column[i] = array[row]
-    sites = {name: np.stack(column) for name, column in rows.items()}
-    for name in ("hidden", "top_probs", "entropy", "lens_final_prob", *ATTENTION_SITES):
-        if name in sites:
-            sites[name] = sites[name].astype(np.float32)
-    if not items:
-        return Trace((), *(np.zeros((0,)) for _ in range(5)))
+                if name not in sites:
+                    dtype = np.float32 if array.dtype.kind == "f" else array.dtype
+                    sites[name] = np.empty((len(items),) + array.shape[1:], dtype=dtype)
+                sites[name][batch] = array
     return Trace(tuple(item.id for item in items), **sites)
 
 
