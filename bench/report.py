@@ -36,9 +36,9 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def load_run(run: Path) -> dict[str, Any]:
+def load_run(run: Path, results: dict | None = None) -> dict[str, Any]:
     run = Path(run)
-    results = json.loads((run / "results.json").read_text())
+    results = results if results is not None else json.loads((run / "results.json").read_text())
     items = {r["id"]: r for r in io.read_jsonl(run / "items" / "variants.jsonl")}
     outcomes = {r["item_id"]: r for r in io.read_jsonl(run / "outcomes.jsonl") if r["split"] == "variant"}
     base_items = {r["id"]: r for r in io.read_jsonl(run / "items" / "base.jsonl")}
@@ -223,7 +223,8 @@ Predictions were sealed (SHA-256 <code>{esc(results['predictions_sha256'][:16])}
 """
 
 
-def write_report(run: Path, path: Path | None = None) -> Path:
+def write_report(run: Path, path: Path | None = None, results: dict | None = None) -> Path:
+    """Write the report of run folder `run` (its results.json, unless `results` are given)."""
     path = Path(path) if path else Path(run) / "report.html"
-    io.write_bytes(path, render(load_run(run)).encode())
+    io.write_bytes(path, render(load_run(run, results)).encode())
     return path

@@ -319,11 +319,9 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     results["trace"] = {"attention": attention, "items_traced": model_view.traced,
                         "cache": str(cache.folder) if cache else None, "cache_hits": cache.hits if cache else 0}
     lap("score")
-    results["timings"] = {k: round(v, 3) for k, v in timings.items()}
-    io.write_json(out / "results.json", results)
     from .report import write_report
 
-    write_report(out)
+    write_report(out, results=results)
     lap("report")
     results["timings"] = {k: round(v, 3) for k, v in timings.items()}
     io.write_json(out / "results.json", results)
