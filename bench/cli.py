@@ -57,6 +57,19 @@ def format_predictors(predictors: dict, n_items: int) -> str:
     return "\n".join(lines)
 
 
+def _read_private_seed(path: str) -> str:
+    """The secret of a held-out suite, from a file or '-' (standard input)."""
+    try:
+        secret = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read --private-seed-file {path}: {e}") from None
+    secret = secret.strip()
+    if len(secret) < 16:
+        raise UserError(f"--private-seed-file {path} holds {len(secret)} characters; use a secret of at least 16 "
+                        "(for example: python -c 'import secrets; print(secrets.token_hex(16))')")
+    return secret
+
+
 def cmd_run(args) -> int:
     from .models import ModelSpec
     from .run import RunSpec, run
@@ -67,7 +80,8 @@ def cmd_run(args) -> int:
         tasks=_csv(args.tasks) if args.tasks else None, predictors=_csv(args.predictors) if args.predictors else (),
         n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
         shots=args.shots, use_cache=not args.no_cache, protocol=args.protocol, target=args.target,
-        predictor_timeout=args.predictor_timeout, resume=args.resume)
+        predictor_timeout=args.predictor_timeout, resume=args.resume,
+        private_seed=_read_private_seed(args.private_seed_file) if args.private_seed_file else None)
     results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
     print(format_results(results))
     for protocol, view in results.get("protocols", {}).items():
@@ -279,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictors", default="", help="comma-separated names or module:Class (default: all registered)")
     p.add_argument("--n", type=int, default=100, help="items per cell")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--private-seed-file", metavar="FILE", default=None,
+                   help="a secret (file, or - for stdin) mixed into the item seed: a held-out suite that nobody "
+                        "without it, predictors included, can regenerate; the run records only its SHA-256")
     p.add_argument("--out", default=None, help="run folder (default: runs/<time>-<model>-seed<seed>)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shots", type=int, default=None,

@@ -57,6 +57,9 @@ def compare(new: dict, base: dict, max_drop: dict[str, float]) -> tuple[bool, li
     if _suite(new) != _suite(base) or new["provenance"]["seed"] != base["provenance"]["seed"]:
         raise UserError("the two runs are on different suites (tasks, cells, n or seed differ): "
                         "compare runs made with the same --tasks, --n and --seed")
+    if new["provenance"].get("private_seed") != base["provenance"].get("private_seed"):
+        raise UserError("the two runs used different private seeds (different held-out items): "
+                        "compare runs made with the same --private-seed-file")
     lines, regressed = [], False
     for name, old in base["predictors"].items():
         now = new["predictors"].get(name)

@@ -9,20 +9,19 @@ Each run folder gets `predictions.leave-one-model-out.jsonl` (+ .sha256) and a
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from predictors import Observation, load_predictor, registered
+from predictors import Observation, registered
 from tasks import Item
 
 from . import io
 from .errors import UserError
 from .evaluate import Outcome
 from .models import ModelSpec, load_model
-from .run import fit_predict, write_predictions
+from .run import fit_predict, open_predictors, share_context, write_predictions
 from .score import score_predictors
 from .trace import TraceCache, TracedModel, default_cache_dir
 from .verify import check_run_folder
@@ -62,19 +61,22 @@ def leave_one_model_out(runs: Sequence[Path], log: Callable[[str], None] = print
             raise UserError(f"the model of {this['run']} has changed since it was run (fingerprint differs)")
         names = [n for n, p in results["predictors"].items() if p.get("status") == "ok"]
         registered_names = set(registered())
-        predictors = [load_predictor(n if n in registered_names else p["cls"])
-                      for n, p in results["predictors"].items() if n in names]
-        predictors = [p.set_params(**results["predictors"][p.name]["params"]) for p in predictors]
+        asked = {(n if n in registered_names else results["predictors"][n]["cls"]): n for n in names}
+        pool, _ = open_predictors(list(asked), None, log,
+                                  params={a: results["predictors"][n]["params"] for a, n in asked.items()})
         calibration = [Observation(item, this["outcomes"][item.id].output, this["outcomes"][item.id].correct)
                        for item in this["base"]]
         for j, other in enumerate(loaded):
             if j != k:  # every other model's observed variant outcomes: never this model's own
                 calibration += [Observation(item, other["outcomes"][item.id].output, other["outcomes"][item.id].correct)
                                 for item in other["variants"]]
-        view = TracedModel(handle, attention=any("attention" in p.reads for p in predictors),
+        view = TracedModel(handle, attention=any("attention" in info["reads"] for info in pool.infos.values()),
                            cache=TraceCache(default_cache_dir(), handle.fingerprint))
         sealed = [item.sealed() for item in this["variants"]]
-        scores, status = fit_predict(predictors, view, calibration, sealed, log)
+        everything = {i.id: i.sealed() for i in this["base"] + [v for r in loaded for v in r["variants"]]}
+        with pool:
+            share_context(pool, view, list(everything.values()))
+            scores, status = fit_predict(pool, calibration, sealed, log)
         digest = write_predictions(this["run"], f"predictions.{PROTOCOL}", sealed, scores)
         failed = np.array([not this["outcomes"][i.id].correct for i in this["variants"]], dtype=bool)
         cells = np.array([f"{i.family}/{i.cell}" for i in this["variants"]])

@@ -1,17 +1,18 @@
 """The protocol, in order: generate, calibrate, predict (sealed), seal, evaluate, score.
 
 Variant targets are not written anywhere until the predictions and their
-SHA-256 are on disk; predictors are handed sealed items and a `TracedModel`,
-never the run folder.
+SHA-256 are on disk. Predictors run in a separate worker process
+(`bench.worker`) that is handed sealed items, calibration observations and the
+shared trace, and never holds a target, the model, the seed or the run folder.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
 import shutil
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -20,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from predictors import Observation, Predictor, PredictorError, load_predictor, registered
+from predictors import Observation, PredictorError, registered
 from tasks import Item, SealedItem, TaskFamily, family_names, resolve_families
 from tasks.render import few_shot
 
@@ -30,6 +31,7 @@ from .evaluate import Outcome, evaluate
 from .models import ModelHandle, ModelSpec, load_model
 from .score import SCORING_VERSION, cell_table, score_predictors
 from .trace import TraceCache, TracedModel, default_cache_dir
+from .worker import PredictorFailed, PredictorPool, WorkerError
 
 RESULTS_SCHEMA_VERSION = 1
 MIN_FREE_BYTES = 64 * 2**20  # a run folder of the default suite takes a few MiB
@@ -56,11 +58,23 @@ class RunSpec:
     target: str = "failure"  # or "compositional": components solved, whole failed
     use_cache: bool = True  # reuse traces on disk keyed by (model fingerprint, item)
     cache_dir: Path | None = None  # None: $BRITTLEBENCH_CACHE or ~/.cache/brittlebench
+    # A secret mixed into the item seed (a held-out suite): nobody without it, predictors
+    # included, can regenerate the items. Never written anywhere; runs record its SHA-256.
+    private_seed: str | None = field(default=None, repr=False)
+
+    @property
+    def item_seed(self) -> int:
+        """The seed the items are generated from: `seed`, or with a private seed a 60-bit
+        number derived from both that cannot be guessed without the secret."""
+        if self.private_seed is None:
+            return self.seed
+        return int(hashlib.sha256(f"{self.private_seed}\0{self.seed}".encode()).hexdigest()[:15], 16)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["out"] = str(self.out) if self.out else None
         d["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
+        d["private_seed"] = private_seed_digest(self.private_seed)
         return d
 
     def identity(self) -> dict[str, Any]:
@@ -71,6 +85,11 @@ class RunSpec:
         d["tasks"] = list(d["tasks"]) if d["tasks"] is not None else None
         d["predictors"] = list(d["predictors"])
         return d
+
+
+def private_seed_digest(secret: str | None) -> str | None:
+    """What a run records of its private seed: a commitment that the same secret was used."""
+    return None if secret is None else "sha256:" + hashlib.sha256(f"brittlebench private seed\0{secret}".encode()).hexdigest()
 
 
 def _sealed(item: Item | SealedItem) -> SealedItem:
@@ -129,7 +148,7 @@ def _generate(spec: RunSpec, families: dict[str, TaskFamily], shots: int) -> tup
     base, variants, tasks_info = [], [], {}
     for name, family in families.items():
         for cell in family.cells:
-            items = few_shot(family.generate(cell.name, spec.n, spec.seed), family, shots, spec.seed)
+            items = few_shot(family.generate(cell.name, spec.n, spec.item_seed), family, shots, spec.item_seed)
             (base if cell.is_base else variants).extend(items)
         tasks_info[name] = {"description": family.description, "axes": dict(family.axes),
                             "source": getattr(family, "source", "built-in"),
@@ -167,23 +186,28 @@ def _check_context(handle: ModelHandle, items: Sequence[Item]) -> None:
                             "leave that family out of --tasks or use a model with a longer context")
 
 
-def _load_predictors(names: Sequence[str], log: Callable[[str], None]) -> tuple[list[Predictor], dict[str, dict]]:
-    """Predictors asked for by name must load; of 'all registered', broken ones are skipped and reported."""
+def open_predictors(names: Sequence[str], timeout: float | None, log: Callable[[str], None],
+                    params: dict[str, dict] | None = None) -> tuple[PredictorPool, dict[str, dict]]:
+    """The worker process with the predictors loaded in it (plugins are imported there, never
+    here). Predictors asked for by name must load; of 'all registered', broken ones are skipped
+    and reported."""
     asked = list(names)
-    seen = set()
-    out, skipped = [], {}
-    for name in asked or sorted(registered()):
-        if name in seen:
-            raise UserError(f"predictor {name!r} is listed twice")
-        seen.add(name)
-        try:
-            out.append(load_predictor(name))
-        except PredictorError as e:
-            if asked:
-                raise
-            log(f"skipping predictor {name}: {e}")
-            skipped[name] = {"status": "failed", "reason": str(e)}
-    return out, skipped
+    if len(set(asked)) != len(asked):
+        twice = next(n for n in asked if asked.count(n) > 1)
+        raise UserError(f"predictor {twice!r} is listed twice")
+    if asked:
+        unknown = [n for n in asked if ":" not in n and n not in registered()]
+        if unknown:
+            raise PredictorError(f"unknown predictor {unknown[0]!r}; registered: {', '.join(sorted(registered())) or 'none'}")
+    pool = PredictorPool(asked or sorted(registered()), timeout, params)
+    skipped = {}
+    for name, error in pool.errors.items():
+        if asked:
+            pool.close()
+            raise PredictorError(error)
+        log(f"skipping predictor {name}: {error}")
+        skipped[name] = {"status": "failed", "reason": error}
+    return pool, skipped
 
 
 def _check_scores(scores: Any, n: int) -> np.ndarray:
@@ -221,8 +245,16 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
 
     if spec.tasks is not None:
         families = resolve_families(spec.tasks)
-    predictors, skipped = _load_predictors(spec.predictors, log)
     out = _check_out(spec)
+    pool, skipped = open_predictors(spec.predictors, spec.predictor_timeout, log)
+    try:
+        return _run(spec, log, pool, skipped, out, families if spec.tasks is not None else None, timings, lap)
+    finally:
+        pool.close()
+
+
+def _run(spec: RunSpec, log: Callable[[str], None], pool: PredictorPool, skipped: dict[str, dict], out: Path,
+         families: dict[str, TaskFamily] | None, timings: dict[str, float], lap: Callable[[str], None]) -> dict[str, Any]:
     handle = load_model(spec.model)
     if spec.tasks is None:
         families = resolve_families(default_tasks(handle))
@@ -257,14 +289,14 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     calibration = [Observation(item, o.output, o.correct) for item, o in zip(base, base_outcomes)]
 
     cache = TraceCache(spec.cache_dir or default_cache_dir(), handle.fingerprint) if spec.use_cache else None
-    attention = any("attention" in p.reads for p in predictors)
+    attention = any("attention" in info["reads"] for info in pool.infos.values())
     model_view = TracedModel(handle, spec.batch_size, attention=attention, cache=cache)
     sealed = [_sealed(item) for item in variants]
     stored = _stored_predictions(out, sealed) if spec.resume else None
     if stored is None:
-        model_view.trace([_sealed(item) for item in base] + sealed)  # one shared pass before any predictor runs
+        share_context(pool, model_view, [_sealed(item) for item in base] + sealed)  # one pass, every predictor
         lap("trace")
-        scores, status = fit_predict(predictors, model_view, calibration, sealed, log, spec.predictor_timeout)
+        scores, status = fit_predict(pool, calibration, sealed, log)
         status = dict(skipped) | status
         lap("predict")
         # The status first, then the predictions and their digest: a digest on disk means both are stored.
@@ -287,8 +319,9 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     cells = np.array([f"{it.family}/{it.cell}" for it in variants])
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
     if spec.protocol == "leave-one-family-out":
-        lofo_scores, lofo_status = leave_one_family_out(predictors, model_view, calibration, variants, variant_outcomes,
-                                                        log, spec.predictor_timeout)
+        if stored is not None:  # resumed after sealing: the worker has no traces yet
+            share_context(pool, model_view, [_sealed(item) for item in base] + sealed)
+        lofo_scores, lofo_status = leave_one_family_out(pool, calibration, variants, variant_outcomes, log)
         lofo_digest = write_predictions(out, "predictions.leave-one-family-out", sealed, lofo_scores)
         metrics = score_predictors(failed, cells, lofo_scores, spec.seed)
         results["protocols"]["leave-one-family-out"] = {
@@ -308,6 +341,7 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         spec=spec.to_dict(),
         provenance={"versions": _versions(), "protocol": spec.protocol, "target": spec.target, "seed": spec.seed,
+                    "private_seed": private_seed_digest(spec.private_seed),
                     "model": {"spec": asdict(spec.model), "source": handle.source, "fingerprint": handle.fingerprint,
                               "card": handle.card.to_dict()},
                     "tasks": tasks_info, "n_per_cell": spec.n, "shots": shots},
@@ -357,53 +391,34 @@ def _stored_predictions(out: Path, sealed: Sequence[SealedItem]):
     return {n: np.array([r["scores"][n] for r in rows]) for n in names}, status, digest
 
 
-def _call_with_timeout(fn: Callable[[], Any], timeout: float | None) -> Any:
-    """fn() in a daemon thread, so that a predictor that hangs cannot hold up the run or its exit."""
-    if timeout is None:
-        return fn()
-    box: dict[str, Any] = {}
-
-    def target():
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed back to the caller's thread
-            box["error"] = e
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise TimeoutError(f"did not finish within --predictor-timeout {timeout:g}s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def fit_predict(predictors: Sequence[Predictor], model_view: TracedModel, calibration: list[Observation],
-                sealed: list[SealedItem], log: Callable[[str], None],
-                timeout: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-    """Each predictor, cloned unfitted, fit on `calibration` and asked about `sealed`. A predictor
-    that raises, hangs past `timeout` or returns bad scores is marked failed with its reason;
-    the others go on."""
+def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: list[SealedItem],
+                log: Callable[[str], None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Each of the pool's predictors, fresh, fit on `calibration` and asked about `sealed`, in the
+    worker process. A predictor that raises, hangs past the timeout or returns bad scores is
+    marked failed with its reason; the others go on."""
     scores: dict[str, np.ndarray] = {}
     status: dict[str, dict[str, Any]] = {}
-    for predictor in predictors:
+    for asked, info in pool.infos.items():
+        name = info["predictor"]
         started = time.perf_counter()
         try:
-            def fit_and_predict(p=predictor):
-                fitted = p.clone().fit(model_view, calibration)
-                return fitted, fitted.predict(model_view, sealed)
-
-            fitted, raw = _call_with_timeout(fit_and_predict, timeout)
-            scores[predictor.name] = _check_scores(raw, len(sealed))
-            status[predictor.name] = {"status": "ok", "notes": list(getattr(fitted, "notes_", []))}
-        except Exception as e:  # a broken predictor must not sink the run
-            status[predictor.name] = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
-            log(f"predictor {predictor.name} failed: {type(e).__name__}: {e}")
-        status[predictor.name].update(seconds=round(time.perf_counter() - started, 4), version=predictor.version,
-                                      reads=sorted(predictor.reads), params=predictor.get_params(),
-                                      cls=f"{type(predictor).__module__}:{type(predictor).__qualname__}")
+            raw, notes = pool.predict(asked, calibration, sealed)
+            scores[name] = _check_scores(raw, len(sealed))
+            status[name] = {"status": "ok", "notes": notes}
+        except (PredictorFailed, TimeoutError, WorkerError, ValueError) as e:  # a broken predictor must not sink the run
+            reason = str(e) if isinstance(e, PredictorFailed) else f"{type(e).__name__}: {e}"
+            status[name] = {"status": "failed", "reason": reason}
+            log(f"predictor {name} failed: {reason}")
+        status[name].update(seconds=round(time.perf_counter() - started, 4), version=info["version"],
+                            reads=info["reads"], params=info["params"], cls=info["cls"])
     return scores, status
+
+
+def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem]) -> None:
+    """One shared trace of `items` (calibration and variants), handed to the worker."""
+    trace = model_view.trace(items)
+    tokenizer = model_view._handle.tokenizer
+    pool.set_context(model_view.card, tokenizer.backend_tokenizer.to_str(), trace, [i.prompt for i in items])
 
 
 def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores: dict[str, np.ndarray]) -> str:
@@ -415,7 +430,7 @@ def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores:
     return digest
 
 
-def leave_one_family_out(predictors, model_view, calibration, variants, variant_outcomes, log, timeout=None):
+def leave_one_family_out(pool, calibration, variants, variant_outcomes, log):
     """Each family's variants predicted from base outcomes plus every other family's variant
     outcomes; the runner withholds the scored family's own."""
     sealed = [_sealed(item) for item in variants]
@@ -425,8 +440,7 @@ def leave_one_family_out(predictors, model_view, calibration, variants, variant_
         index = [i for i, item in enumerate(variants) if item.family == family]
         others = [Observation(item, o.output, o.correct) for item, o in zip(variants, variant_outcomes)
                   if item.family != family]
-        fold_scores, fold_status = fit_predict(predictors, model_view, calibration + others, [sealed[i] for i in index],
-                                               log, timeout)
+        fold_scores, fold_status = fit_predict(pool, calibration + others, [sealed[i] for i in index], log)
         for name, info in fold_status.items():
             if info["status"] != "ok":
                 status[name] = info | {"reason": f"on family {family}: {info['reason']}"}

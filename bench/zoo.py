@@ -138,7 +138,6 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
     import torch
     from tqdm import tqdm
 
-    from .evaluate import evaluate
     from .models import ModelSpec, load_model
     from .tokenizer import build_tokenizer
 

@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from .base import Predictor

@@ -77,6 +77,9 @@ class Item:
             "meta": dict(self.meta),
         }
 
+    def __reduce__(self):  # pickles as its dict (the frozen mappings do not pickle themselves)
+        return (Item.from_dict, (self.to_dict(),))
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Item":
         return cls(
@@ -102,3 +105,11 @@ class SealedItem:
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "id": self.id, "family": self.family,
                 "cell": self.cell, "axes": dict(self.axes), "prompt": self.prompt}
+
+    def __reduce__(self):
+        return (SealedItem.from_dict, (self.to_dict(),))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SealedItem":
+        return cls(id=d["id"], family=d["family"], cell=d["cell"], axes=d["axes"], prompt=d["prompt"],
+                   schema_version=d.get("schema_version", SCHEMA_VERSION))

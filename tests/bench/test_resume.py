@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench.errors import UserError
-from bench.run import RunSpec, fit_predict, run
+from bench.run import RunSpec, fit_predict, open_predictors, run
 from predictors import Predictor
 
 PREDICTORS = "random,confidence,knn_distance"
@@ -119,17 +119,43 @@ class Fine(Predictor):
         return np.full(len(items), 0.5)
 
 
+class Exits(Predictor):
+    """Hypothesis: none; takes its process down."""
+
+    name = "exits"
+
+    def predict(self, model, items):
+        os._exit(3)
+
+
+class Prints(Predictor):
+    """Hypothesis: none; chatters on stdout, which must not garble the worker's answers."""
+
+    name = "prints"
+
+    def predict(self, model, items):
+        print('{"ok": true, "scores": [0.0]}')
+        return np.full(len(items), 0.25)
+
+
 def test_faulty_predictors_are_marked_failed_and_the_others_finish():
     from tasks import get_family
 
     items = [i.sealed() for i in get_family("addition").generate("digits=4", 5)]
+    names = [f"tests.bench.test_resume:{c}" for c in ("Hangs", "Raises", "BadShape", "NaNs", "OutOfRange", "Exits",
+                                                         "Prints", "Fine")]
     started = time.time()
-    scores, status = fit_predict([Hangs(), Raises(), BadShape(), NaNs(), OutOfRange(), Fine()], None, [], items,
-                                 log=lambda m: None, timeout=1.0)
-    assert time.time() - started < 10
+    pool, skipped = open_predictors(names, 1.0, log=lambda m: None)
+    with pool:
+        scores, status = fit_predict(pool, [], items, log=lambda m: None)
+    assert time.time() - started < 20
+    assert skipped == {}
     assert "predictor-timeout" in status["hangs"]["reason"]
     assert "RuntimeError: boom" in status["raises"]["reason"]
     assert "shape" in status["bad_shape"]["reason"]
     assert "NaN" in status["nans"]["reason"]
     assert "outside [0, 1]" in status["out_of_range"]["reason"]
-    assert status["fine"]["status"] == "ok" and list(scores) == ["fine"]
+    assert "worker exited" in status["exits"]["reason"]
+    assert status["prints"]["status"] == "ok" and list(scores["prints"]) == [0.25] * 5
+    assert status["fine"]["status"] == "ok" and sorted(scores) == ["fine", "prints"]
+    assert status["fine"]["cls"] == "tests.bench.test_resume:Fine"

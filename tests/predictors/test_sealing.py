@@ -1,21 +1,30 @@
-"""A deliberately adversarial predictor cannot reach variant targets through the
-objects it is handed (the sealed items, the model view, its calibration)."""
+"""Deliberately adversarial predictors try to reach variant targets, outcomes, the seed or
+the run folder through everything they can touch: what they are handed (sealed items,
+model view, calibration), the model handle, their own process (gc, frames, argv,
+environment, working folder), tracing inputs of their own making (teacher forcing), and
+re-generating the items. Each reports what it found in a note; none may find anything."""
 import dataclasses
+import gc
+import json
+import os
+import sys
 import types
-from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.run import RunSpec, run
 from predictors import Predictor
 from tasks import Item, SealedItem
 
-FOUND: dict[str, list] = {}
+# Drawn at import: the worker imports this module too (to find Snoop) and draws another,
+# so the run's secret exists only in the test's process, as a user's would.
+SECRET = __import__("secrets").token_hex(20)
 
 
 def reachable(roots, limit=300_000):
-    """Every object reachable by attributes, dataclass fields and container members,
-    stopping at modules, classes, functions and array contents."""
+    """Every object reachable by attributes, dataclass fields, container members and
+    closures, stopping at modules, classes and array contents."""
     seen, stack, out = set(), list(roots), []
     while stack and len(seen) < limit:
         obj = stack.pop()
@@ -23,12 +32,12 @@ def reachable(roots, limit=300_000):
             continue
         seen.add(id(obj))
         out.append(obj)
-        if isinstance(obj, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, str, bytes,
-                            int, float, bool, np.ndarray)) or obj is None:
+        if isinstance(obj, (types.ModuleType, type, str, bytes, int, float, bool, np.ndarray)) or obj is None:
             continue
-        if type(obj).__module__.startswith("torch"):
-            continue  # tensors and modules: weights only
-        if isinstance(obj, dict) or isinstance(obj, types.MappingProxyType):
+        if isinstance(obj, types.FunctionType):
+            stack.extend(c.cell_contents for c in (obj.__closure__ or ()) if c.cell_contents is not None)
+            continue
+        if isinstance(obj, (dict, types.MappingProxyType)):
             stack.extend(obj.keys())
             stack.extend(obj.values())
         elif isinstance(obj, (list, tuple, set, frozenset)):
@@ -43,42 +52,138 @@ def reachable(roots, limit=300_000):
 
 
 class Snoop(Predictor):
-    """Hypothesis: none; it looks for answers it must not find."""
+    """Hypothesis: none; it looks for answers it must not find and reports what it saw."""
 
     name = "snoop"
     reads = frozenset({"hidden", "logits", "architecture", "prompt"})
     version = "1"
 
     def fit(self, model, calibration):
-        self.calibration_ids_ = {o.item.id for o in calibration}
+        self.calibration_ids_ = [o.item.id for o in calibration]
         return self
 
     def predict(self, model, items):
-        attempts = []
-        for item in items[:3]:
-            for name in ("target", "meta", "_target", "seed"):
-                attempts.append(hasattr(item, name))
-        objects = reachable([model, list(items)])
+        from tasks import get_family
+
+        found = {"pid": os.getpid()}
         variant_ids = {i.id for i in items}
-        FOUND["attempts"] = attempts
-        FOUND["variant_items"] = [o for o in objects if isinstance(o, Item) and o.id in variant_ids]
-        FOUND["sealed_types"] = {type(i) for i in items}
-        FOUND["strings"] = {o for o in objects if isinstance(o, str)}
-        FOUND["paths"] = [o for o in objects if isinstance(o, Path)]
+        # 1. what it is handed
+        handed = reachable([model, list(items)])
+        found["sealed_types"] = sorted({type(i).__name__ for i in items})
+        found["item_attrs"] = [n for n in ("target", "meta", "_target", "seed") if hasattr(items[0], n)]
+        found["handed_strings"] = sorted({o for o in handed if isinstance(o, str)})
+        found["handed_items"] = [o.id for o in handed if isinstance(o, Item) and o.id in variant_ids]
+        found["calibration_variants"] = [i for i in self.calibration_ids_ if i in variant_ids]
+        # 2. the model handle: weights or generation
+        found["model_attrs"] = [n for n in ("_handle", "handle", "model", "generate", "_model", "forward")
+                                if hasattr(model, n)]
+        found["torch_modules"] = sum(type(o).__module__.startswith("torch.nn") for o in gc.get_objects()
+                                     if isinstance(o, object) and hasattr(type(o), "__module__"))
+        # 3. its own process
+        everything = gc.get_objects()
+        found["process_items"] = [o.id for o in everything if isinstance(o, Item) and o.id in variant_ids]
+        frames = [f for f in sys._current_frames().values()]
+        found["frame_locals"] = sorted({repr(v)[:200] for f in frames for v in f.f_locals.values()})
+        found["argv"] = list(sys.argv)
+        found["environ"] = dict(os.environ)
+        found["cwd"] = os.getcwd()
+        found["cwd_files"] = sorted(os.listdir("."))
+        found["process_strings"] = sorted({r for o in everything for r in gc.get_referents(o)
+                                           if isinstance(r, str) and len(r) < 400})
+        # 4. teacher forcing: trace a prompt of its own making (prompt + a guessed answer)
+        forged = SealedItem(id=items[0].id, family=items[0].family, cell=items[0].cell, axes=items[0].axes,
+                            prompt=items[0].prompt + "1")
+        try:
+            model.trace([forged])
+            found["forged_trace"] = "allowed"
+        except PermissionError as e:
+            found["forged_trace"] = f"refused: {e}"
+        # 5. re-generating the items with every seed it might guess
+        prompts = {i.prompt for i in items}
+        matches = 0
+        for family_name in sorted({i.family for i in items}):
+            family = get_family(family_name)
+            for cell in family.variant_cells:
+                for seed in range(0, 20):
+                    matches += sum(x.prompt in prompts for x in family.generate(cell.name, 20, seed))
+        found["regenerated_matches"] = matches
+        self.note(json.dumps(found, default=str))
         return np.full(len(items), 0.5)
 
 
-def test_adversarial_predictor_finds_no_targets(tmp_path):
+def _snoop_run(tmp_path, **spec):
     out = tmp_path / "run"
-    run(RunSpec(n=8, out=out, predictors=("tests.predictors.test_sealing:Snoop",)), log=lambda m: None)
-    found = __import__("sys").modules["tests.predictors.test_sealing"].FOUND  # the module the registry imported
-    assert len(found["strings"]) > 100  # it did walk the tokenizer and the rest
-    assert found["sealed_types"] == {SealedItem}
-    assert not any(found["attempts"])
-    assert found["variant_items"] == []
-    assert not any(str(out) in s for s in found["strings"]), "the run folder is reachable"
-    assert all(str(out) not in str(p) for p in found["paths"])
-    variants = [Item.from_dict(__import__("json").loads(line))
-                for line in (out / "items" / "variants.jsonl").read_text().splitlines()]
+    results = run(RunSpec(n=8, out=out, predictors=("tests.predictors.test_sealing:Snoop",), **spec),
+                  log=lambda m: None)
+    assert results["predictors"]["snoop"]["status"] == "ok", results["predictors"]["snoop"]
+    found = json.loads(results["predictors"]["snoop"]["notes"][0])
+    variants = [Item.from_dict(json.loads(line)) for line in (out / "items" / "variants.jsonl").read_text().splitlines()]
+    return out, found, variants
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    return _snoop_run(tmp_path_factory.mktemp("held_out"), seed=7, private_seed=SECRET)
+
+
+def test_predictors_run_in_another_process(held_out):
+    _, found, _ = held_out
+    assert found["pid"] != os.getpid()
+
+
+def test_nothing_handed_over_carries_a_target(held_out):
+    out, found, variants = held_out
+    assert found["sealed_types"] == ["SealedItem"]
+    assert found["item_attrs"] == []
+    assert found["handed_items"] == [] and found["calibration_variants"] == []
+    assert len(found["handed_strings"]) > 50  # it did walk the tokenizer and the rest
     multi_char_targets = {i.target for i in variants if len(i.target) >= 4}
-    assert multi_char_targets and not multi_char_targets & found["strings"]
+    assert multi_char_targets and not multi_char_targets & set(found["handed_strings"])
+
+
+def test_the_model_itself_is_out_of_reach(held_out):
+    _, found, _ = held_out
+    assert found["model_attrs"] == []
+    assert found["torch_modules"] == 0  # no weights in the worker at all
+    assert found["forged_trace"].startswith("refused")
+
+
+def test_the_worker_process_holds_no_target_seed_or_run_folder(held_out):
+    out, found, variants = held_out
+    assert found["process_items"] == []
+    multi_char_targets = {i.target for i in variants if len(i.target) >= 4}
+    assert not multi_char_targets & set(found["process_strings"])
+    strings = found["process_strings"] + found["frame_locals"] + found["argv"] + [found["cwd"]] + \
+        [f"{k}={v}" for k, v in found["environ"].items()] + found["cwd_files"]
+    assert not any(str(out) in s for s in strings), "the run folder is reachable"
+    assert not any(SECRET in s for s in strings), "the private seed is reachable"
+    assert found["cwd_files"] == []
+    assert not any(k.startswith("BRITTLEBENCH") for k in found["environ"])
+
+
+def test_a_private_seed_defeats_regenerating_the_items(held_out):
+    out, found, variants = held_out
+    assert found["regenerated_matches"] == 0
+    results = json.loads((out / "results.json").read_text())
+    text = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+    assert SECRET not in text  # only its commitment is written
+    assert results["provenance"]["private_seed"].startswith("sha256:")
+
+
+def test_without_a_private_seed_the_public_suite_can_be_regenerated(tmp_path):
+    """The contrast that shows the regeneration probe works: a public seed means public items."""
+    _, found, _ = _snoop_run(tmp_path, seed=3)
+    assert found["regenerated_matches"] > 0
+
+
+def test_same_private_seed_same_items_different_secret_different_items(tmp_path):
+    from bench.run import _generate
+    from tasks import resolve_families
+
+    families = resolve_families(("addition",))
+    a = _generate(RunSpec(n=5, private_seed=SECRET), families, 0)[1]
+    b = _generate(RunSpec(n=5, private_seed=SECRET), families, 0)[1]
+    c = _generate(RunSpec(n=5, private_seed=SECRET + "x"), families, 0)[1]
+    assert [i.to_dict() for i in a] == [i.to_dict() for i in b]
+    assert [i.prompt for i in a] != [i.prompt for i in c]
+    assert "private_seed=" not in repr(RunSpec(private_seed=SECRET)) and SECRET not in repr(RunSpec(private_seed=SECRET))

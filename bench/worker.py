@@ -1,0 +1,290 @@
+"""Predictors run here, in a separate process that never holds a target.
+
+The run's process generates the items, evaluates the base region and traces every
+item once; then it hands this worker only what a predictor may see: the sealed
+items, the calibration observations, the architecture card, the tokenizer and the
+trace arrays (memory-mapped from a private folder). The worker has no model
+weights, no run folder, no seed, no command line and none of the caller's
+`BRITTLEBENCH_*` environment, and it runs in an empty working folder, so a
+plugin cannot find what it must not know by looking around its own process
+(`gc`, frames, `sys.argv`, `os.environ`) either. It answers in JSON, never in
+pickle, so a plugin cannot run code in the process that holds the targets.
+
+A predictor that hangs past `--predictor-timeout` is killed with the worker,
+and a fresh worker goes on with the next predictor.
+
+Protocol: the parent writes pickled requests to stdin; the worker answers each
+with one JSON line on the stdout it was started with (a plugin's own prints go
+to stderr).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .trace import Trace
+
+_KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+             "OPENBLAS_NUM_THREADS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VIRTUAL_ENV", "SYSTEMROOT")
+
+
+class WorkerError(RuntimeError):
+    """The worker died or broke the protocol (not a predictor's own failure)."""
+
+
+# ---------------------------------------------------------------- worker side
+
+class TraceStore:
+    """The run's trace arrays, read-only, row by item id."""
+
+    def __init__(self, folder: Path):
+        meta = json.loads((folder / "trace.json").read_text())
+        self.rows = {item_id: r for r, item_id in enumerate(meta["item_ids"])}
+        self.prompts: list[str] = meta["prompts"]
+        self.sites = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in meta["sites"]}
+
+    def take(self, items: Sequence[Any]) -> Trace:
+        rows = []
+        for item in items:
+            r = self.rows.get(item.id)
+            if r is None or self.prompts[r] != item.prompt:
+                raise PermissionError(f"item {item.id!r} is not one of this run's items; "
+                                      "only the run's own items can be traced")
+            rows.append(r)
+        index = np.asarray(rows, dtype=np.int64)
+        return Trace(tuple(item.id for item in items), **{n: np.asarray(a[index]) for n, a in self.sites.items()})
+
+
+class WorkerView:
+    """The `ModelView` predictors get in the worker: card, tokenizer and the run's traces."""
+
+    def __init__(self, card: Any, tokenizer_json: str, store: TraceStore):
+        self._card = card
+        self._tokenizer_json = tokenizer_json
+        self._tokenizer = None
+        self._store = store
+        self._pieces: dict[int, str] = {}
+
+    @property
+    def card(self):
+        return self._card
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_str(self._tokenizer_json)
+        out = []
+        for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False) if texts else []:
+            for i in encoding.ids:
+                if i not in self._pieces:
+                    self._pieces[i] = self._tokenizer.decode([i], skip_special_tokens=False)
+            out.append([self._pieces[i] for i in encoding.ids])
+        return out
+
+    def trace(self, items: Sequence[Any]) -> Trace:
+        return self._store.take(items)
+
+
+def _serve() -> None:
+    from predictors import load_predictor
+
+    reply_to = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # a plugin's prints must not corrupt the answers
+    sys.stdout = sys.stderr
+    stdin = sys.stdin.buffer
+    sys.stdin = open(os.devnull)
+    view = None
+    loaded: dict[str, Any] = {}
+
+    def answer(message: dict) -> None:
+        reply_to.write(json.dumps(message) + "\n")
+        reply_to.flush()
+
+    while True:
+        try:
+            request = pickle.load(stdin)
+        except EOFError:
+            return
+        op = request["op"]
+        if op == "setup":
+            sys.path[:] = request["sys_path"]
+            answer({"ok": True})
+        elif op == "load":
+            infos = []
+            for name, params in request["predictors"]:
+                try:
+                    predictor = load_predictor(name)
+                    if params:
+                        predictor.set_params(**params)
+                    loaded[name] = predictor
+                    infos.append({"name": name, "ok": True, "info": _info(predictor)})
+                except Exception as e:  # reported, and the parent decides
+                    infos.append({"name": name, "ok": False, "error": str(e)})
+            answer({"ok": True, "predictors": infos})
+        elif op == "context":
+            view = WorkerView(request["card"], request["tokenizer_json"], TraceStore(Path(request["trace_dir"])))
+            answer({"ok": True})
+        elif op == "predict":
+            name = request["name"]
+            try:
+                fitted = loaded[name].clone().fit(view, request["calibration"])
+                raw = fitted.predict(view, request["sealed"])
+                scores = np.asarray(raw, dtype=np.float64)
+                if scores.ndim != 1:
+                    raise ValueError(f"returned shape {scores.shape}, expected ({len(request['sealed'])},)")
+                answer({"ok": True, "scores": [float(v) for v in scores],
+                        "notes": [str(n) for n in getattr(fitted, "notes_", [])]})
+            except BaseException as e:  # the predictor's failure, told to the parent
+                answer({"ok": False, "error": f"{type(e).__name__}: {e}"})
+
+
+def _info(predictor) -> dict[str, Any]:
+    cls = type(predictor)
+    return {"predictor": predictor.name, "version": str(predictor.version), "reads": sorted(predictor.reads),
+            "params": _jsonable(predictor.get_params()), "cls": f"{cls.__module__}:{cls.__qualname__}"}
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=repr))
+
+
+# ---------------------------------------------------------------- parent side
+
+def save_trace(trace: Trace, prompts: Sequence[str], folder: Path) -> Path:
+    """The trace arrays as .npy files the worker maps read-only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sites = trace.site_names()
+    for name in sites:
+        np.save(folder / f"{name}.npy", np.ascontiguousarray(getattr(trace, name)), allow_pickle=False)
+    (folder / "trace.json").write_text(json.dumps({"item_ids": list(trace.item_ids), "prompts": list(prompts),
+                                                   "sites": sites}))
+    return folder
+
+
+class PredictorPool:
+    """The parent's end: starts the worker, loads predictors there, and asks for predictions.
+    A predictor that times out takes the worker down with it; the next request starts a new one."""
+
+    def __init__(self, names: Sequence[str], timeout: float | None = None,
+                 params: dict[str, dict] | None = None):
+        self.timeout = timeout
+        self.infos: dict[str, dict] = {}  # asked name -> what the predictor says of itself
+        self.errors: dict[str, str] = {}  # asked name -> why it could not be loaded
+        self._load = {"op": "load", "predictors": [(n, (params or {}).get(n)) for n in names]}
+        self._context: dict | None = None
+        self._proc: subprocess.Popen | None = None
+        self._lines: queue.Queue = queue.Queue()
+        self._scratch = Path(tempfile.mkdtemp(prefix="brittlebench-worker-"))
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.infos)
+
+    def _start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV or k.startswith("LC_")}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        empty = self._scratch / "cwd"
+        empty.mkdir(exist_ok=True)
+        self._proc = subprocess.Popen([sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=None, cwd=empty, env=env)
+        self._lines = queue.Queue()
+        threading.Thread(target=_pump, args=(self._proc.stdout, self._lines), daemon=True).start()
+        self._ask({"op": "setup", "sys_path": [p for p in sys.path if p]}, timeout=None)
+        reply = self._ask(self._load, timeout=None)
+        if not self.infos and not self.errors:
+            for entry in reply["predictors"]:
+                if entry["ok"]:
+                    self.infos[entry["name"]] = entry["info"]
+                else:
+                    self.errors[entry["name"]] = entry["error"]
+        if self._context is not None:
+            self._ask(self._context, timeout=None)
+
+    def _ask(self, request: dict, timeout: float | None) -> dict:
+        if self._proc is None:
+            self._start()
+        try:
+            pickle.dump(request, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._kill()
+            raise WorkerError("the predictor worker exited") from None
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self._kill()
+            raise TimeoutError(f"did not finish within --predictor-timeout {timeout:g}s") from None
+        if line is None:
+            self._kill()
+            raise WorkerError("the predictor worker exited")
+        return json.loads(line)
+
+    def set_context(self, card: Any, tokenizer_json: str, trace: Trace, prompts: Sequence[str]) -> None:
+        folder = save_trace(trace, prompts, self._scratch / "trace")
+        self._context = {"op": "context", "card": card, "tokenizer_json": tokenizer_json, "trace_dir": str(folder)}
+        self._ask(self._context, timeout=None)
+
+    def predict(self, name: str, calibration: list, sealed: list) -> tuple[np.ndarray, list[str]]:
+        """Scores from predictor `name` (fit on `calibration`) for `sealed`; raises with the reason."""
+        reply = self._ask({"op": "predict", "name": name, "calibration": calibration, "sealed": sealed},
+                          timeout=self.timeout)
+        if not reply["ok"]:
+            raise PredictorFailed(reply["error"])
+        return np.asarray(reply["scores"], dtype=np.float64), reply["notes"]
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                self._proc.stdin.close()
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+        import shutil
+
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def __enter__(self) -> "PredictorPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PredictorFailed(Exception):
+    """The predictor itself raised; the message is its exception, as the worker saw it."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _pump(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line.decode("utf-8"))
+    lines.put(None)
+
+
+if __name__ == "__main__":
+    _serve()
