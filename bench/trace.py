@@ -15,16 +15,21 @@ Sites (the one place they are named; shapes per item batch):
   attn_first     (item, layer, head)         its weight on the first token (the attention sink)
   attn_induction (item, layer, head)         its weight on tokens that followed earlier copies of
                                               the last token (the induction pattern; 0 when none)
-The attention sites are filled only when asked for (`attention=True`); that pass
-runs with eager attention, switched back afterwards, since fused kernels do not
-return weights.
+The attention sites are filled only when asked for (`attention=True`). Fused
+kernels do not return weights, so that pass registers one more attention function
+with transformers' `AttentionInterface`: it calls the model's own SDPA function for
+the layer's output, unchanged, and reads the last query's weights from the query
+and key tensors the layer computed (post-rotary, GQA heads repeated), with the
+layer's mask, scaling and position bias. A model whose attention does not go through
+the interface falls back to eager attention, one item at a time.
 
 Every item's trace is bit-for-bit the same whatever the batch size, the other
 items, or whether it came from the cache: items are batched only with items of
 exactly the same token length (no padding), and the pass runs on one thread,
 where a row's result does not depend on the batch's shape (with several threads
-it does, in the last bits). Eager attention's batched products do depend on the
-batch's shape, so a pass that reads attention runs one item at a time.
+it does, in the last bits). The attention read is an elementwise product and a
+sum over keys, row by row, so it too is independent of the batch (eager attention's
+batched products are not, which is why the fallback goes one item at a time).
 """
 from __future__ import annotations
 
@@ -116,8 +121,54 @@ def _eager_attention(model):
         model.set_attn_implementation(before)
 
 
+PROBE = "brittlebench_probe"
+_probe_rows: list | None = None  # while a probed pass runs: per layer, (item, head, key) weights
+
+
+def _probe_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """The model's SDPA attention, plus the last query's weights for the trace (see the docstring)."""
+    import torch
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    out = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    if _probe_rows is not None:
+        scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+        keys = repeat_kv(key, query.shape[1] // key.shape[1])
+        scores = (query[:, :, -1:, :].float() * keys.float()).sum(-1) * scale  # (item, head, key)
+        bias = kwargs.get("position_bias")
+        if bias is not None:
+            scores = scores + bias[..., -1, : scores.shape[-1]].float()
+        if attention_mask is not None:
+            row = attention_mask[:, :, -1, : scores.shape[-1]]
+            scores = scores.masked_fill(~row, float("-inf")) if row.dtype == torch.bool else scores + row.float()
+        _probe_rows.append(torch.softmax(scores, dim=-1))
+    return out
+
+
+@contextlib.contextmanager
+def _probed_attention(model):
+    """Route the model's attention through `_probe_attention` and collect its rows; yields False
+    (and changes nothing) where the model does not take an attention function by name."""
+    global _probe_rows
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(PROBE, _probe_attention)
+    before = model.config._attn_implementation
+    try:
+        model.set_attn_implementation(PROBE)
+    except (ValueError, NotImplementedError, KeyError, TypeError):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        _probe_rows = None
+        model.set_attn_implementation(before)
+
+
 def _attention_summaries(attentions, input_ids, mask):
-    """Per layer and head, what the last prompt token attends to. Shapes: (item, layer, head)."""
+    """Per layer and head, what the last prompt token attends to. `attentions`: per layer the
+    last query's weights, (item, head, key). Shapes out: (item, layer, head)."""
     import torch
 
     real = mask.bool()  # (item, pos)
@@ -129,8 +180,8 @@ def _attention_summaries(attentions, input_ids, mask):
     induction[:, -1] = False
     first = real.float().argmax(-1)  # index of the first real token under left padding
     out = {k: [] for k in ATTENTION_SITES}
-    for layer in attentions:  # (item, head, query, key)
-        p = layer[:, :, -1, :].float() * real[:, None, :]  # (item, head, key)
+    for layer in attentions:  # (item, head, key)
+        p = layer.float() * real[:, None, :]
         logp = torch.where(p > 0, p.clamp_min(1e-30).log(), torch.zeros_like(p))
         out["attn_entropy"].append(-(p * logp).sum(-1))
         out["attn_prev"].append(p[:, :, -2] if p.shape[-1] > 1 else torch.zeros_like(p[:, :, 0]))
@@ -166,15 +217,19 @@ def _logit_lens(model, hidden_states, final_top):
     return probs.argmax(-1), probs.gather(-1, final_top[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(-1)
 
 
-def _forward_batch(handle: ModelHandle, prompts: list[str], attention: bool) -> dict[str, np.ndarray]:
+def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | None) -> dict[str, np.ndarray]:
+    """One pass; `attention` is None, "probe" (rows collected by `_probe_attention`) or "eager"."""
+    global _probe_rows
     import torch
 
     enc = handle.tokenizer(prompts, return_tensors="pt", padding=True).to(handle.device)
     mask = enc["attention_mask"]
     # Left padding: positions must count real tokens only, as `generate` does.
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    _probe_rows = [] if attention == "probe" else None
     out = handle.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=position_ids,
-                       output_hidden_states=True, output_attentions=attention, use_cache=False)
+                       output_hidden_states=True, output_attentions=attention == "eager", use_cache=False)
+    rows, _probe_rows = _probe_rows, None
     hidden = torch.stack([h[:, -1, :] for h in out.hidden_states], dim=1).float()  # (item, layer+1, d_model)
     logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (item, vocab)
     probs = logprobs.exp()
@@ -184,8 +239,12 @@ def _forward_batch(handle: ModelHandle, prompts: list[str], attention: bool) -> 
     lens_top, lens_prob = _logit_lens(handle.model, out.hidden_states, top_ids[:, 0])
     if lens_top is not None:
         sites.update(lens_top_ids=lens_top, lens_final_prob=lens_prob)
+    if attention == "eager":
+        rows = [layer[:, :, -1, :] for layer in out.attentions]
     if attention:
-        sites.update(zip(ATTENTION_SITES, _attention_summaries(out.attentions, enc["input_ids"], mask)))
+        if len(rows) != len(out.hidden_states) - 1:
+            raise RuntimeError(f"read attention from {len(rows)} of {len(out.hidden_states) - 1} layers")
+        sites.update(zip(ATTENTION_SITES, _attention_summaries(rows, enc["input_ids"], mask)))
     return {k: v.cpu().numpy() for k, v in sites.items()}
 
 
@@ -200,11 +259,17 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
         return Trace((), *(np.zeros((0,)) for _ in range(5)))
     lengths = [len(ids) for ids in handle.tokenizer(prompts)["input_ids"]]
     sites: dict[str, np.ndarray] = {}  # filled in place: no per-item rows, no copy when stacking
-    batches = list(exact_length_batches(lengths, 1 if attention else batch_size))
-    context = _eager_attention(handle.model) if attention else contextlib.nullcontext()
-    with torch.inference_mode(), context, _one_thread():
+    with contextlib.ExitStack() as stack:
+        mode = None
+        if attention:
+            mode = "probe" if stack.enter_context(_probed_attention(handle.model)) else "eager"
+            if mode == "eager":
+                stack.enter_context(_eager_attention(handle.model))
+        batches = list(exact_length_batches(lengths, 1 if mode == "eager" else batch_size))
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(_one_thread())
         for batch in tqdm(batches, desc="trace", disable=not progress, leave=False):
-            arrays = _forward_batch(handle, [prompts[i] for i in batch], attention)
+            arrays = _forward_batch(handle, [prompts[i] for i in batch], mode)
             for name, array in arrays.items():
                 if name not in sites:
                     dtype = np.float32 if array.dtype.kind == "f" else array.dtype

@@ -87,3 +87,36 @@ def test_logit_lens_last_layer_agrees_with_the_output(llama):
     assert t.lens_top_ids.shape == (8, llama.card.n_layers + 1)
     np.testing.assert_array_equal(t.lens_top_ids[:, -1], t.top_ids[:, 0])
     np.testing.assert_allclose(t.lens_final_prob[:, -1], t.top_probs[:, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "mistral", "qwen2", "gpt_neox", "opt"])
+def test_attention_read_through_the_interface_matches_eager_for_each_architecture(kind, tmp_path, monkeypatch):
+    """The probe reads the last query's weights from the layer's own query and key (no eager pass:
+    it is made to fail here); they match eager attention's weights item by item, batched."""
+    import bench.trace as bt
+    from tests.bench.test_architecture import _save
+
+    handle = load_model(str(_save(kind, tmp_path)))
+    items = _items(12)
+
+    def no_eager(model):
+        raise AssertionError("fell back to eager attention")
+
+    monkeypatch.setattr(bt, "_eager_attention", no_eager)
+    t = trace(handle, items, batch_size=32, attention=True)
+    monkeypatch.undo()
+    assert handle.model.config._attn_implementation == "sdpa"
+    for row, item in enumerate(items):
+        ids = handle.tokenizer(item.prompt, return_tensors="pt")["input_ids"]
+        handle.model.set_attn_implementation("eager")
+        try:
+            with torch.inference_mode():
+                attn = handle.model(input_ids=ids, output_attentions=True).attentions
+        finally:
+            handle.model.set_attn_implementation("sdpa")
+        for layer, a in enumerate(attn):
+            p = a[0, :, -1, :].float()
+            np.testing.assert_allclose(t.attn_prev[row, layer], p[:, -2].numpy(), atol=1e-5)
+            np.testing.assert_allclose(t.attn_first[row, layer], p[:, 0].numpy(), atol=1e-5)
+            entropy = -(p * p.clamp_min(1e-30).log()).sum(-1)
+            np.testing.assert_allclose(t.attn_entropy[row, layer], entropy.numpy(), atol=1e-4)
