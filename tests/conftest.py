@@ -5,7 +5,8 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ["BRITTLEBENCH_CACHE"] = __import__("tempfile").mkdtemp(prefix="brittlebench-test-cache-")
+os.environ["BRITTLEBENCH_CACHE"] = _CACHE = __import__("tempfile").mkdtemp(prefix="brittlebench-test-cache-")
+__import__("atexit").register(__import__("shutil").rmtree, _CACHE, True)  # no trace caches left in /tmp
 
 import pytest  # noqa: E402
 
