@@ -57,6 +57,15 @@ def format_predictors(predictors: dict, n_items: int) -> str:
     return "\n".join(lines)
 
 
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number or auto, got {text!r}") from None
+
+
 def _read_private_seed(path: str) -> str:
     """The secret of a held-out suite, from a file or '-' (standard input)."""
     try:
@@ -297,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a secret (file, or - for stdin) mixed into the item seed: a held-out suite that nobody "
                         "without it, predictors included, can regenerate; the run records only its SHA-256")
     p.add_argument("--out", default=None, help="run folder (default: runs/<time>-<model>-seed<seed>)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=_batch_size, default=64, help="items per forward pass, or auto "
+                   "(from the model's size and the free memory); results are the same at every batch size")
     p.add_argument("--shots", type=int, default=None,
                    help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
     p.add_argument("--no-cache", action="store_true", help="trace every item again instead of reusing cached traces")

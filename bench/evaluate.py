@@ -53,6 +53,40 @@ def answer_budget(handle: ModelHandle, target: str) -> int:
     return len(handle.tokenizer(target, add_special_tokens=False)["input_ids"]) + 2
 
 
+def auto_batch_size(handle: ModelHandle, max_tokens: int) -> int:
+    """`--batch-size auto`: the largest power of two (at most 256 on an accelerator, 64 on CPU, where
+    bigger batches stop paying) whose pass over `max_tokens` tokens fits in a quarter of the free
+    memory: per item, every layer's hidden states, one layer's attention scores and the logits."""
+    import torch
+
+    card = handle.card
+    per_item = 4 * max_tokens * (card.d_model * (card.n_layers + 1) * 2 + card.vocab_size
+                                 + card.n_heads * max_tokens)
+    device = handle.device
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+        cap = 256
+    else:
+        free = _available_ram()
+        cap = 64
+    size = 1
+    while size * 2 <= cap and size * 2 * per_item <= free / 4:
+        size *= 2
+    return size
+
+
+def _available_ram() -> int:
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
 def exact_length_batches(lengths: Sequence[int], batch_size: int) -> Iterable[list[int]]:
     """Indices grouped by exactly equal length (no padding), at most `batch_size` a batch."""
     groups: dict[int, list[int]] = {}

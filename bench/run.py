@@ -15,7 +15,7 @@ import platform
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,7 +28,7 @@ from tasks.render import few_shot
 
 from . import io
 from .errors import UserError
-from .evaluate import Outcome, evaluate
+from .evaluate import Outcome, auto_batch_size, evaluate
 from .models import ModelHandle, ModelSpec, load_model
 from .score import SCORING_VERSION, cell_table, score_predictors
 from .trace import TraceCache, TracedModel, default_cache_dir
@@ -51,7 +51,7 @@ class RunSpec:
     n: int = 100  # items per cell
     seed: int = 0
     out: Path | None = None
-    batch_size: int = 64
+    batch_size: int | str = 64  # or "auto" (`bench.evaluate.auto_batch_size`); results do not depend on it
     shots: int | None = None  # k-shot examples; None: 0 for zoo models, DEFAULT_SHOTS otherwise
     protocol: str = "base"  # or "leave-one-family-out" (see PROTOCOLS)
     predictor_timeout: float | None = None  # seconds for one predictor's fit + predict; None: no limit
@@ -225,8 +225,8 @@ def _check_scores(scores: Any, n: int) -> np.ndarray:
 def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     if spec.n <= 0:
         raise UserError(f"--n must be a positive number of items per cell, got {spec.n}")
-    if spec.batch_size <= 0:
-        raise UserError(f"--batch-size must be a positive number, got {spec.batch_size}")
+    if spec.batch_size != "auto" and (not isinstance(spec.batch_size, int) or spec.batch_size <= 0):
+        raise UserError(f"--batch-size must be a positive number or auto, got {spec.batch_size}")
     if spec.shots is not None and spec.shots < 0:
         raise UserError(f"--shots must be 0 or more, got {spec.shots}")
     if spec.predictor_timeout is not None and spec.predictor_timeout <= 0:
@@ -263,6 +263,11 @@ def _run(spec: RunSpec, log: Callable[[str], None], pool: PredictorPool, skipped
     shots = spec.shots if spec.shots is not None else (0 if zoo_card(handle) else DEFAULT_SHOTS)
     base, variants, tasks_info = _generate(spec, families, shots)
     _check_context(handle, base + variants)
+    if spec.batch_size == "auto":
+        longest = max((len(ids) for ids in handle.tokenizer([i.prompt + i.target for i in base + variants])["input_ids"]),
+                      default=1)
+        spec = replace(spec, batch_size=auto_batch_size(handle, longest))
+        log(f"--batch-size auto: {spec.batch_size}")
     lap("generate")
     log(f"model {spec.model.name_or_path} ({handle.fingerprint}); {len(base)} base and {len(variants)} variant items")
 
@@ -298,7 +303,7 @@ def _run(spec: RunSpec, log: Callable[[str], None], pool: PredictorPool, skipped
     stored = _stored_predictions(out, sealed) if spec.resume else None
     ahead = None
     if stored is None:
-        share_context(pool, model_view, [_sealed(item) for item in base] + sealed)  # one pass, every predictor
+        share_context(pool, model_view, [_sealed(item) for item in base] + sealed, calibration, sealed)
         lap("trace")
         # The variants are evaluated here while the worker predicts: the worker cannot see this
         # process, and the outcomes are written only after the predictions are sealed.
@@ -442,11 +447,14 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
     return scores, status
 
 
-def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem]) -> None:
-    """One shared trace of `items` (calibration and variants), handed to the worker."""
+def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem],
+                  calibration: list[Observation] | None = None, sealed: list[SealedItem] | None = None) -> None:
+    """One shared trace of `items` (calibration and variants), handed to the worker with the
+    default `calibration` and `sealed` items (`fit_predict` given these very lists sends no copy)."""
     trace = model_view.trace(items)
     tokenizer = model_view._handle.tokenizer
-    pool.set_context(model_view.card, tokenizer.backend_tokenizer.to_str(), trace, [i.prompt for i in items])
+    pool.set_context(model_view.card, tokenizer.backend_tokenizer.to_str(), trace, [i.prompt for i in items],
+                     calibration, sealed)
 
 
 def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores: dict[str, np.ndarray]) -> str:

@@ -105,6 +105,7 @@ def _serve() -> None:
     stdin = sys.stdin.buffer
     sys.stdin = open(os.devnull)
     view = None
+    defaults: dict[str, Any] = {"calibration": [], "sealed": []}
     loaded: dict[str, Any] = {}
 
     def answer(message: dict) -> None:
@@ -134,15 +135,18 @@ def _serve() -> None:
             answer({"ok": True, "predictors": infos})
         elif op == "context":
             view = WorkerView(request["card"], request["tokenizer_json"], TraceStore(Path(request["trace_dir"])))
+            defaults = {"calibration": request["calibration"], "sealed": request["sealed"]}
             answer({"ok": True})
         elif op == "predict":
             name = request["name"]
+            calibration = request["calibration"] if request["calibration"] is not None else defaults["calibration"]
+            sealed = request["sealed"] if request["sealed"] is not None else defaults["sealed"]
             try:
-                fitted = loaded[name].clone().fit(view, request["calibration"])
-                raw = fitted.predict(view, request["sealed"])
+                fitted = loaded[name].clone().fit(view, calibration)
+                raw = fitted.predict(view, sealed)
                 scores = np.asarray(raw, dtype=np.float64)
                 if scores.ndim != 1:
-                    raise ValueError(f"returned shape {scores.shape}, expected ({len(request['sealed'])},)")
+                    raise ValueError(f"returned shape {scores.shape}, expected ({len(sealed)},)")
                 answer({"ok": True, "scores": [float(v) for v in scores],
                         "notes": [str(n) for n in getattr(fitted, "notes_", [])]})
             except BaseException as e:  # the predictor's failure, told to the parent
@@ -183,6 +187,7 @@ class PredictorPool:
         self.errors: dict[str, str] = {}  # asked name -> why it could not be loaded
         self._load = {"op": "load", "predictors": [(n, (params or {}).get(n)) for n in names]}
         self._context: dict | None = None
+        self._defaults: tuple | None = None
         self._proc: subprocess.Popen | None = None
         self._lines: queue.Queue = queue.Queue()
         self._scratch = Path(tempfile.mkdtemp(prefix="brittlebench-worker-"))
@@ -235,14 +240,22 @@ class PredictorPool:
             raise WorkerError("the predictor worker exited")
         return json.loads(line)
 
-    def set_context(self, card: Any, tokenizer_json: str, trace: Trace, prompts: Sequence[str]) -> None:
+    def set_context(self, card: Any, tokenizer_json: str, trace: Trace, prompts: Sequence[str],
+                    calibration: list | None = None, sealed: list | None = None) -> None:
+        """What every predictor may read: the card, the tokenizer, the trace of the run's items,
+        and the default calibration and sealed items (sent once, not with each request)."""
         folder = save_trace(trace, prompts, self._scratch / "trace")
-        self._context = {"op": "context", "card": card, "tokenizer_json": tokenizer_json, "trace_dir": str(folder)}
+        self._context = {"op": "context", "card": card, "tokenizer_json": tokenizer_json, "trace_dir": str(folder),
+                         "calibration": list(calibration or []), "sealed": list(sealed or [])}
         self._ask(self._context, timeout=None)
+        self._defaults = (calibration, sealed)  # the caller's own lists: `predict` checks identity
 
     def predict(self, name: str, calibration: list, sealed: list) -> tuple[np.ndarray, list[str]]:
         """Scores from predictor `name` (fit on `calibration`) for `sealed`; raises with the reason."""
-        reply = self._ask({"op": "predict", "name": name, "calibration": calibration, "sealed": sealed},
+        same = self._defaults
+        reply = self._ask({"op": "predict", "name": name,
+                           "calibration": None if same and calibration is same[0] else calibration,
+                           "sealed": None if same and sealed is same[1] else sealed},
                           timeout=self.timeout)
         if not reply["ok"]:
             raise PredictorFailed(reply["error"])

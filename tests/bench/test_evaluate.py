@@ -54,3 +54,15 @@ def test_special_tokens_are_not_stripped_from_answers():
     ids = tok("12", add_special_tokens=False)["input_ids"] + [tok.pad_token_id] + tok("3", add_special_tokens=False)["input_ids"]
     assert decode_answer(handle, ids) == "12<pad>3"
     assert decode_answer(handle, ids[:2] + [tok.eos_token_id] + ids) == "12"
+
+
+def test_auto_batch_size_is_a_power_of_two_that_shrinks_with_longer_inputs(tiny_gpt2, monkeypatch):
+    import bench.evaluate as be
+    from bench.evaluate import auto_batch_size
+
+    handle = load_model(str(tiny_gpt2))
+    roomy = auto_batch_size(handle, 32)
+    assert roomy == 64  # the CPU cap, for a tiny model
+    monkeypatch.setattr(be, "_available_ram", lambda: 64 * 2**20)  # 64 MiB free
+    tight = auto_batch_size(handle, 2048)
+    assert 1 <= tight < roomy and tight & (tight - 1) == 0
