@@ -133,6 +133,7 @@ def _serve() -> None:
                 except Exception as e:  # reported, and the parent decides
                     infos.append({"name": name, "ok": False, "error": str(e)})
             answer({"ok": True, "predictors": infos})
+            _warm_up()  # while the run loads the model and evaluates the base region
         elif op == "context":
             view = WorkerView(request["card"], request["tokenizer_json"], TraceStore(Path(request["trace_dir"])))
             defaults = {"calibration": request["calibration"], "sealed": request["sealed"]}
@@ -151,6 +152,21 @@ def _serve() -> None:
                         "notes": [str(n) for n in getattr(fitted, "notes_", [])]})
             except BaseException as e:  # the predictor's failure, told to the parent
                 answer({"ok": False, "error": f"{type(e).__name__}: {e}"})
+
+
+WARM = ("sklearn.covariance", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
+        "sklearn.neighbors", "sklearn.pipeline", "sklearn.preprocessing", "tokenizers")
+
+
+def _warm_up() -> None:
+    """Import what the built-in predictors use, so that no predictor's time includes it."""
+    import importlib
+
+    for name in WARM:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
 
 
 def _info(predictor) -> dict[str, Any]:

@@ -48,7 +48,8 @@ class _DistanceModel:
         else:
             from sklearn.neighbors import NearestNeighbors
 
-            self.nn = NearestNeighbors(n_neighbors=min(self.k, len(z))).fit(z)
+            # Brute force: exact, and in d_model dimensions far faster than a tree.
+            self.nn = NearestNeighbors(n_neighbors=min(self.k, len(z)), algorithm="brute").fit(z)
         return self
 
     def distance(self, states: np.ndarray) -> np.ndarray:
@@ -128,7 +129,7 @@ class KNNDistancePredictor(_DistancePredictor):
 
     name = "knn_distance"
     reads = frozenset({"hidden"})
-    version = "1"
+    version = "2"  # 2: brute-force neighbours (1: sklearn's automatic tree)
     kind = "knn"
 
 

@@ -73,12 +73,15 @@ def test_a_name_claimed_twice_names_both_distributions(monkeypatch):
 
 
 def test_broken_plugin_is_skipped_unless_asked_for(monkeypatch, tmp_path):
-    real = registry.registered()
-    broken = registry.Registered("broken", "no_such_module_xyz:Thing", "dist-broken")
-    monkeypatch.setattr(registry, "registered", lambda: real | {"broken": broken})
-    import bench.run as run_module
-
-    monkeypatch.setattr(run_module, "registered", lambda: {"random": real["random"], "broken": broken})
+    """A really installed distribution (a .dist-info on sys.path) whose entry point cannot be
+    imported: the worker process, which alone imports plugins, sees it as the run does."""
+    site = tmp_path / "site"
+    info = site / "brittlebench_broken-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brittlebench-broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{registry.GROUP}]\nbroken = no_such_module_xyz:Thing\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert registry.registered()["broken"].distribution == "brittlebench-broken"
     said = []
     results = run(RunSpec(n=3, out=tmp_path / "all"), log=said.append)
     assert results["predictors"]["broken"]["status"] == "failed"

@@ -77,8 +77,9 @@ class Snoop(Predictor):
         # 2. the model handle: weights or generation
         found["model_attrs"] = [n for n in ("_handle", "handle", "model", "generate", "_model", "forward")
                                 if hasattr(model, n)]
-        found["torch_modules"] = sum(type(o).__module__.startswith("torch.nn") for o in gc.get_objects()
-                                     if isinstance(o, object) and hasattr(type(o), "__module__"))
+        found["torch_modules"] = sum(str(getattr(type(o), "__module__", "")).startswith("torch.nn")
+                                     for o in gc.get_objects())
+        found["torch_imported"] = "torch" in sys.modules
         # 3. its own process
         everything = gc.get_objects()
         found["process_items"] = [o.id for o in everything if isinstance(o, Item) and o.id in variant_ids]
@@ -144,7 +145,7 @@ def test_nothing_handed_over_carries_a_target(held_out):
 def test_the_model_itself_is_out_of_reach(held_out):
     _, found, _ = held_out
     assert found["model_attrs"] == []
-    assert found["torch_modules"] == 0  # no weights in the worker at all
+    assert found["torch_modules"] == 0 and not found["torch_imported"]  # no weights in the worker at all
     assert found["forged_trace"].startswith("refused")
 
 
