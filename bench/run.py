@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import shutil
-import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
@@ -279,16 +278,14 @@ def _run(spec: RunSpec, log: Callable[[str], None], pool: PredictorPool, skipped
     io.write_jsonl(out / "items" / "variants.sealed.jsonl", (_sealed(item).to_dict() for item in variants))
     eval_stats: dict[str, int] = {}
 
-    def evaluated(split: str, items: list[Item], ahead: "_Ahead | None" = None) -> list[Outcome]:
-        """The split's outcomes: stored by an earlier attempt (with --resume), else evaluated (or
-        taken from `ahead`, which evaluated them meanwhile) and stored."""
+    def evaluated(split: str, items: list[Item]) -> list[Outcome]:
+        """The split's outcomes: stored by an earlier attempt (with --resume), else evaluated and stored."""
         path = out / "stages" / f"outcomes.{split}.jsonl"
         stored = _stored_outcomes(path, items) if spec.resume else None
         if stored is not None:
             reused.append(f"{split} evaluation")
             return stored
-        outcomes = ahead.result() if ahead is not None else evaluate(handle, items, spec.batch_size, families,
-                                                                      stats=eval_stats)
+        outcomes = evaluate(handle, items, spec.batch_size, families, stats=eval_stats)
         io.write_jsonl(path, (o.to_dict() for o in outcomes))
         return outcomes
 
@@ -301,13 +298,9 @@ def _run(spec: RunSpec, log: Callable[[str], None], pool: PredictorPool, skipped
     model_view = TracedModel(handle, spec.batch_size, attention=attention, cache=cache)
     sealed = [_sealed(item) for item in variants]
     stored = _stored_predictions(out, sealed) if spec.resume else None
-    ahead = None
     if stored is None:
         share_context(pool, model_view, [_sealed(item) for item in base] + sealed, calibration, sealed)
         lap("trace")
-        # The variants are evaluated here while the worker predicts: the worker cannot see this
-        # process, and the outcomes are written only after the predictions are sealed.
-        ahead = _Ahead(lambda: evaluate(handle, variants, spec.batch_size, families, stats=eval_stats))
         scores, status = fit_predict(pool, calibration, sealed, log)
         status = dict(skipped) | status
         lap("predict")
@@ -319,7 +312,7 @@ def _run(spec: RunSpec, log: Callable[[str], None], pool: PredictorPool, skipped
         scores, status, digest = stored
         reused.append("sealed predictions")
 
-    variant_outcomes = evaluated("variant", variants, ahead)
+    variant_outcomes = evaluated("variant", variants)
     lap("evaluate")
     io.write_jsonl(out / "items" / "variants.jsonl", (item.to_dict() for item in variants))
     outcome_rows = [dict(o.to_dict(), split=split) for split, outs in (("base", base_outcomes), ("variant", variant_outcomes))
@@ -403,27 +396,6 @@ def _stored_predictions(out: Path, sealed: Sequence[SealedItem]):
     return {n: np.array([r["scores"][n] for r in rows]) for n in names}, status, digest
 
 
-class _Ahead:
-    """`fn()` on a background thread; `result()` waits for it and re-raises what it raised."""
-
-    def __init__(self, fn: Callable[[], Any]):
-        self._box: dict[str, Any] = {}
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], Any]) -> None:
-        try:
-            self._box["value"] = fn()
-        except BaseException as e:  # handed to the caller at result()
-            self._box["error"] = e
-
-    def result(self) -> Any:
-        self._thread.join()
-        if "error" in self._box:
-            raise self._box["error"]
-        return self._box["value"]
-
-
 def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: list[SealedItem],
                 log: Callable[[str], None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """Each of the pool's predictors, fresh, fit on `calibration` and asked about `sealed`, in the
@@ -478,9 +450,12 @@ def leave_one_family_out(pool, calibration, variants, variant_outcomes, log):
                   if item.family != family]
         fold_scores, fold_status = fit_predict(pool, calibration + others, [sealed[i] for i in index], log)
         for name, info in fold_status.items():
+            notes = [f"on family {family}: {n}" for n in info.get("notes", [])]
             if info["status"] != "ok":
                 status[name] = info | {"reason": f"on family {family}: {info['reason']}"}
-            status.setdefault(name, info)
+            status.setdefault(name, info | {"notes": []})
+            if "notes" in status[name]:
+                status[name]["notes"] = status[name]["notes"] + notes
         for name, values in fold_scores.items():
             scores.setdefault(name, np.zeros(len(variants)))[index] = values
     return {k: v for k, v in scores.items() if status[k]["status"] == "ok"}, status

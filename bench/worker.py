@@ -84,6 +84,9 @@ class WorkerView:
             from tokenizers import Tokenizer
 
             self._tokenizer = Tokenizer.from_str(self._tokenizer_json)
+            # The run's tokenizer may carry the padding its last batched call turned on.
+            self._tokenizer.no_padding()
+            self._tokenizer.no_truncation()
         out = []
         for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False) if texts else []:
             for i in encoding.ids:
@@ -133,7 +136,9 @@ def _serve() -> None:
                 except Exception as e:  # reported, and the parent decides
                     infos.append({"name": name, "ok": False, "error": str(e)})
             answer({"ok": True, "predictors": infos})
-            _warm_up()  # while the run loads the model and evaluates the base region
+        elif op == "warm":
+            _warm_up()
+            answer({"ok": True})
         elif op == "context":
             view = WorkerView(request["card"], request["tokenizer_json"], TraceStore(Path(request["trace_dir"])))
             defaults = {"calibration": request["calibration"], "sealed": request["sealed"]}
@@ -204,6 +209,7 @@ class PredictorPool:
         self._load = {"op": "load", "predictors": [(n, (params or {}).get(n)) for n in names]}
         self._context: dict | None = None
         self._defaults: tuple | None = None
+        self._pending = 0
         self._proc: subprocess.Popen | None = None
         self._lines: queue.Queue = queue.Queue()
         self._scratch = Path(tempfile.mkdtemp(prefix="brittlebench-worker-"))
@@ -222,12 +228,15 @@ class PredictorPool:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         empty = self._scratch / "cwd"
         empty.mkdir(exist_ok=True)
+        self._pending = 0
         self._proc = subprocess.Popen([sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=None, cwd=empty, env=env)
         self._lines = queue.Queue()
         threading.Thread(target=_pump, args=(self._proc.stdout, self._lines), daemon=True).start()
         self._ask({"op": "setup", "sys_path": [p for p in sys.path if p]}, timeout=None)
         reply = self._ask(self._load, timeout=None)
+        self._send({"op": "warm"})  # answered while the run loads the model; no predictor's time includes it
+        self._pending += 1
         if not self.infos and not self.errors:
             for entry in reply["predictors"]:
                 if entry["ok"]:
@@ -237,15 +246,23 @@ class PredictorPool:
         if self._context is not None:
             self._ask(self._context, timeout=None)
 
-    def _ask(self, request: dict, timeout: float | None) -> dict:
-        if self._proc is None:
-            self._start()
+    def _send(self, request: dict) -> None:
         try:
             pickle.dump(request, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self._proc.stdin.flush()
         except (BrokenPipeError, OSError):
             self._kill()
             raise WorkerError("the predictor worker exited") from None
+
+    def _ask(self, request: dict, timeout: float | None) -> dict:
+        if self._proc is None:
+            self._start()
+        while self._pending:  # answers owed to requests sent without waiting
+            self._pending -= 1
+            if self._lines.get() is None:
+                self._kill()
+                raise WorkerError("the predictor worker exited")
+        self._send(request)
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:

@@ -1,5 +1,4 @@
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -13,18 +12,14 @@ from bench.verify import verify
 from predictors import Predictor
 from tests.conftest import save_tiny
 
-SEEN: list[int] = []
-
-
 class CountSpy(Predictor):
     """Hypothesis: none; records how many variant observations it was fit on."""
 
     name = "count_spy"
     version = "1"
 
-    def fit(self, model, calibration):
-        sys.modules["tests.bench.test_lomo"].SEEN.append(sum(o.item.cell not in ("digits=1", "digits=2", "digits=3")
-                                                             for o in calibration))
+    def fit(self, model, calibration):  # it runs in the worker process: it reports through a note
+        self.note(str(sum(o.item.cell not in ("digits=1", "digits=2", "digits=3") for o in calibration)))
         return self
 
     def predict(self, model, items):
@@ -45,13 +40,13 @@ def runs(tmp_path_factory):
 
 
 def test_each_model_is_fit_on_the_other_models_variant_outcomes_only(runs):
-    SEEN.clear()
-    sys.modules["tests.bench.test_lomo"].SEEN.clear()
     summary = leave_one_model_out(runs, log=lambda m: None)
     n_variants = len(json.loads((runs[0] / "results.json").read_text())["cells"]) - 3
-    assert sys.modules["tests.bench.test_lomo"].SEEN == [2 * 4 * n_variants] * 3  # two other models, never its own
     for folder in runs:
         results = json.loads((folder / "results.json").read_text())
+        assert results["predictors"]["count_spy"]["notes"] == ["0"]  # the base protocol: no variant outcome
+        seen = results["protocols"]["leave-one-model-out"]["predictors"]["count_spy"]["notes"]
+        assert seen == [str(2 * 4 * n_variants)]  # the two other models' variants, never its own
         assert "leave-one-model-out" in results["protocols"]
         assert (folder / "predictions.leave-one-model-out.sha256").is_file()
         assert verify(folder)[0]

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -8,9 +10,6 @@ from bench.run import RunSpec, compositional_labels, run
 from bench.verify import verify
 from predictors import Predictor
 from tasks import get_family
-
-SEEN: list[tuple[set, set]] = []
-
 
 class FamilySpy(Predictor):
     """Hypothesis: none; records which families' variant outcomes it was fit on."""
@@ -24,8 +23,8 @@ class FamilySpy(Predictor):
                         {c.name for c in get_family(o.item.family).base_cells}}
         return self
 
-    def predict(self, model, items):
-        __import__("sys").modules["tests.bench.test_protocols"].SEEN.append((self.fit_on_, {i.family for i in items}))
+    def predict(self, model, items):  # it runs in the worker process: it reports through a note
+        self.note(json.dumps([sorted(self.fit_on_), sorted({i.family for i in items})]))
         return np.full(len(items), 0.5)
 
 
@@ -33,13 +32,14 @@ def test_leave_one_family_out_never_shows_a_family_its_own_outcomes(tiny_gpt2, t
     results = run(RunSpec(model=ModelSpec(str(tiny_gpt2)), tasks=("addition", "multihop"), n=3, shots=0,
                           protocol="leave-one-family-out", out=tmp_path / "r",
                           predictors=("random", "tests.bench.test_protocols:FamilySpy")), log=lambda m: None)
-    seen = __import__("sys").modules["tests.bench.test_protocols"].SEEN
-    folds = seen[1:]  # the first call is the sealed base-protocol prediction
+    [sealed] = [json.loads(n) for n in results["predictors"]["family_spy"]["notes"]]
+    assert sealed[0] == []  # base protocol: no variant outcome at all
+    lofo = results["protocols"]["leave-one-family-out"]["predictors"]["family_spy"]["notes"]
+    folds = [[set(x) for x in json.loads(n.split(": ", 1)[1])] for n in lofo]
     assert {frozenset(predicted) for _, predicted in folds} == {frozenset({"addition"}), frozenset({"multihop"})}
     for fit_on, predicted in folds:
         assert not fit_on & predicted, (fit_on, predicted)
         assert fit_on  # it did see the other family's variant outcomes
-    assert seen[0][0] == set()  # base protocol: no variant outcome at all
     assert "leave-one-family-out" in results["protocols"]
     assert (tmp_path / "r" / "predictions.leave-one-family-out.sha256").is_file()
     assert verify(tmp_path / "r")[0]

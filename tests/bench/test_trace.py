@@ -120,3 +120,15 @@ def test_attention_read_through_the_interface_matches_eager_for_each_architectur
             np.testing.assert_allclose(t.attn_first[row, layer], p[:, 0].numpy(), atol=1e-5)
             entropy = -(p * p.clamp_min(1e-30).log()).sum(-1)
             np.testing.assert_allclose(t.attn_entropy[row, layer], entropy.numpy(), atol=1e-4)
+
+
+def test_the_worker_tokenizes_as_the_run_does_even_after_padded_batches(llama):
+    """The worker rebuilds the tokenizer from its JSON, which carries any padding that a
+    batched call switched on: it must not pad (a real bug: every length came out equal)."""
+    from bench.worker import WorkerView
+
+    texts = ["1+2=", "123+456=", "walk twice and jump ="]
+    trace(llama, _items(4), batch_size=4)  # a padded, batched call on the run's tokenizer
+    view = WorkerView(llama.card, llama.tokenizer.backend_tokenizer.to_str(), None)
+    assert view.tokenize(texts) == TracedModel(llama).tokenize(texts)
+    assert [len(t) for t in view.tokenize(texts)] == [4, 8, 21]

@@ -64,8 +64,8 @@ def test_unknown_preset():
 
 def test_the_bundled_default_model_records_the_addition_preset():
     from bench.models import DEFAULT_MODEL_PATH
-    from bench.zoo import recipe_dict
+    from bench.zoo import recipe_from_dict
 
     card = json.loads((DEFAULT_MODEL_PATH / "zoo.json").read_text())
-    assert card["recipe"] == recipe_dict(get_preset("addition"))  # `zoo train --preset addition` rebuilds it
+    assert recipe_from_dict(card["recipe"]) == get_preset("addition")  # `zoo train --preset addition` rebuilds it
     assert min(card["base_accuracy"]["addition"].values()) >= 0.95
