@@ -62,7 +62,7 @@ def leave_one_model_out(runs: Sequence[Path], log: Callable[[str], None] = print
         names = [n for n, p in results["predictors"].items() if p.get("status") == "ok"]
         registered_names = set(registered())
         asked = {(n if n in registered_names else results["predictors"][n]["cls"]): n for n in names}
-        pool, _ = open_predictors(list(asked), None, log,
+        pool = open_predictors(list(asked), None, log,
                                   params={a: results["predictors"][n]["params"] for a, n in asked.items()})
         calibration = [Observation(item, this["outcomes"][item.id].output, this["outcomes"][item.id].correct)
                        for item in this["base"]]

@@ -187,10 +187,9 @@ def _check_context(handle: ModelHandle, items: Sequence[Item]) -> None:
 
 
 def open_predictors(names: Sequence[str], timeout: float | None, log: Callable[[str], None],
-                    params: dict[str, dict] | None = None) -> tuple[PredictorPool, dict[str, dict]]:
-    """The worker process with the predictors loaded in it (plugins are imported there, never
-    here). Predictors asked for by name must load; of 'all registered', broken ones are skipped
-    and reported."""
+                    params: dict[str, dict] | None = None, wait: bool = True) -> PredictorPool:
+    """The worker process, loading the predictors (plugins are imported there, never here).
+    With `wait=False` it starts in the background; call `check_predictors` before using it."""
     asked = list(names)
     if len(set(asked)) != len(asked):
         twice = next(n for n in asked if asked.count(n) > 1)
@@ -200,6 +199,15 @@ def open_predictors(names: Sequence[str], timeout: float | None, log: Callable[[
         if unknown:
             raise PredictorError(f"unknown predictor {unknown[0]!r}; registered: {', '.join(sorted(registered())) or 'none'}")
     pool = PredictorPool(asked or sorted(registered()), timeout, params)
+    if wait:
+        check_predictors(pool, bool(asked), log)
+    return pool
+
+
+def check_predictors(pool: PredictorPool, asked: bool, log: Callable[[str], None]) -> dict[str, dict]:
+    """Wait for the worker to load the predictors: one asked for by name must load (else a user
+    error); of 'all registered', broken ones are skipped and reported. Returns those skipped."""
+    pool.ready()
     skipped = {}
     for name, error in pool.errors.items():
         if asked:
@@ -207,7 +215,8 @@ def open_predictors(names: Sequence[str], timeout: float | None, log: Callable[[
             raise PredictorError(error)
         log(f"skipping predictor {name}: {error}")
         skipped[name] = {"status": "failed", "reason": error}
-    return pool, skipped
+    pool.skipped = skipped
+    return skipped
 
 
 def _check_scores(scores: Any, n: int) -> np.ndarray:
@@ -246,16 +255,17 @@ def run(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     if spec.tasks is not None:
         families = resolve_families(spec.tasks)
     out = _check_out(spec)
-    pool, skipped = open_predictors(spec.predictors, spec.predictor_timeout, log)
+    pool = open_predictors(spec.predictors, spec.predictor_timeout, log, wait=False)
     try:
-        return _run(spec, log, pool, skipped, out, families if spec.tasks is not None else None, timings, lap)
+        return _run(spec, log, pool, out, families if spec.tasks is not None else None, timings, lap)
     finally:
         pool.close()
 
 
-def _run(spec: RunSpec, log: Callable[[str], None], pool: PredictorPool, skipped: dict[str, dict], out: Path,
+def _run(spec: RunSpec, log: Callable[[str], None], pool: PredictorPool, out: Path,
          families: dict[str, TaskFamily] | None, timings: dict[str, float], lap: Callable[[str], None]) -> dict[str, Any]:
     handle = load_model(spec.model)
+    skipped = check_predictors(pool, bool(spec.predictors), log)
     if spec.tasks is None:
         families = resolve_families(default_tasks(handle))
     lap("load")

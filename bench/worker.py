@@ -206,24 +206,32 @@ class PredictorPool:
         self.timeout = timeout
         self.infos: dict[str, dict] = {}  # asked name -> what the predictor says of itself
         self.errors: dict[str, str] = {}  # asked name -> why it could not be loaded
+        self.skipped: dict[str, dict] = {}  # what `bench.run.check_predictors` reported skipped
         self._load = {"op": "load", "predictors": [(n, (params or {}).get(n)) for n in names]}
         self._context: dict | None = None
         self._defaults: tuple | None = None
         self._pending = 0
+        self._started = False
         self._proc: subprocess.Popen | None = None
         self._lines: queue.Queue = queue.Queue()
         self._scratch = Path(tempfile.mkdtemp(prefix="brittlebench-worker-"))
         try:
-            self._start()
+            self._start(wait=False)  # it starts while the caller loads the model; `ready()` waits
         except BaseException:
             self.close()
             raise
+
+    def ready(self) -> "PredictorPool":
+        """Wait until the predictors are loaded in the worker (`infos`, `errors` filled)."""
+        if self._proc is not None and not self.infos and not self.errors:
+            self._finish_start()
+        return self
 
     @property
     def names(self) -> list[str]:
         return list(self.infos)
 
-    def _start(self) -> None:
+    def _start(self, wait: bool = True) -> None:
         env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV or k.startswith("LC_")}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         empty = self._scratch / "cwd"
@@ -233,10 +241,22 @@ class PredictorPool:
                                       stdout=subprocess.PIPE, stderr=None, cwd=empty, env=env)
         self._lines = queue.Queue()
         threading.Thread(target=_pump, args=(self._proc.stdout, self._lines), daemon=True).start()
-        self._ask({"op": "setup", "sys_path": [p for p in sys.path if p]}, timeout=None)
-        reply = self._ask(self._load, timeout=None)
-        self._send({"op": "warm"})  # answered while the run loads the model; no predictor's time includes it
-        self._pending += 1
+        for request in ({"op": "setup", "sys_path": [p for p in sys.path if p]}, self._load, {"op": "warm"}):
+            self._send(request)
+        self._started = False
+        if wait:
+            self._finish_start()
+
+    def _finish_start(self) -> None:
+        """Read the start-up answers (setup, load; warm stays owed) and send the context, if any."""
+        for _ in range(2):
+            line = self._lines.get()
+            if line is None:
+                self._kill()
+                raise WorkerError("the predictor worker exited while starting")
+            reply = json.loads(line)
+        self._pending = 1  # the warm-up's answer
+        self._started = True
         if not self.infos and not self.errors:
             for entry in reply["predictors"]:
                 if entry["ok"]:
@@ -257,6 +277,8 @@ class PredictorPool:
     def _ask(self, request: dict, timeout: float | None) -> dict:
         if self._proc is None:
             self._start()
+        elif not self._started:
+            self._finish_start()
         while self._pending:  # answers owed to requests sent without waiting
             self._pending -= 1
             if self._lines.get() is None:

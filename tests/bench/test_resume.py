@@ -145,7 +145,8 @@ def test_faulty_predictors_are_marked_failed_and_the_others_finish():
     names = [f"tests.bench.test_resume:{c}" for c in ("Hangs", "Raises", "BadShape", "NaNs", "OutOfRange", "Exits",
                                                          "Prints", "Fine")]
     started = time.time()
-    pool, skipped = open_predictors(names, 1.0, log=lambda m: None)
+    pool = open_predictors(names, 1.0, log=lambda m: None)
+    skipped = pool.skipped
     with pool:
         scores, status = fit_predict(pool, [], items, log=lambda m: None)
     assert time.time() - started < 20
