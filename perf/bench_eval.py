@@ -142,7 +142,6 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from bench.models import DEFAULT_MODEL_PATH
-    from tasks import family_names
     from tasks.export import export
     from tasks.registry import resolve_families
 
@@ -191,15 +190,30 @@ def main() -> None:
 
 
 def whole_run(args) -> None:
+    """The whole default run, and lm-evaluation-harness evaluating exactly that run's items alone."""
+    from bench.models import DEFAULT_MODEL_PATH
+    from tasks import Item
+    from tasks.export import export
+    from tasks.registry import resolve_families
+
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r", "--no-cache"], env=ENV,
                        check=True, capture_output=True)
         wall = time.perf_counter() - started
         results = json.loads(Path(f"{tmp}/r/results.json").read_text())
+        items = [Item.from_dict(json.loads(line)) for name in ("base", "variants")
+                 for line in Path(f"{tmp}/r/items/{name}.jsonl").read_text().splitlines()]
+        families = resolve_families(sorted({i.family for i in items}))
+        shifts = {(f.name, c.name): c.shift for f in families.values() for c in f.cells}
+        folder = Path(tmp) / "export"
+        export(items, shifts, "jsonl", folder)
+        export(items, shifts, "lm-eval", folder, name="bb_perf")
+        rows = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
+        lm = None if args.no_lm_eval else lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)
     timings = results["timings"]
     inside = sum(timings.values())
-    print(f"whole `brittlebench run` on the default suite ({results['n_base'] + results['n_variant']} items, "
+    print(f"whole `brittlebench run` on the default suite ({len(items)} items, "
           f"{len(results['predictors'])} predictors): {wall:.1f} s wall ({inside:.1f} s in stages, the rest is "
           "Python start-up and imports)")
     print("  " + ", ".join(f"{k} {v:.2f}s ({v / wall:.0%})" for k, v in timings.items()))
@@ -207,6 +221,10 @@ def whole_run(args) -> None:
     ranked = sorted(shares.items(), key=lambda kv: -kv[1])
     print("  each predictor's share of the run (its fit + predict on the shared trace): " +
           ", ".join(f"{n} {s:.1%}" for n, s in ranked))
+    if lm is not None:
+        _, lm_wall, _ = lm
+        print(f"  lm-evaluation-harness evaluating the same {len(items)} items alone: {lm_wall:.1f} s wall; "
+              f"the whole brittlebench run takes {wall / lm_wall:.2f}x its time")
 
 
 if __name__ == "__main__":
