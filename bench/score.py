@@ -83,7 +83,10 @@ class Sorted:
     def __init__(self, scores: np.ndarray):
         self.order = np.argsort(scores, kind="stable")
         ranked = scores[self.order]
-        self.starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+        first = np.r_[True, ranked[1:] != ranked[:-1]] if len(ranked) else np.zeros(0, dtype=bool)
+        self.starts = np.flatnonzero(first)
+        self.group_of = np.empty(len(scores), dtype=np.int64)  # each item's tie group, ascending score
+        self.group_of[self.order] = np.cumsum(first) - 1
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
@@ -110,9 +113,20 @@ def _tie_sums(counts: np.ndarray, y: np.ndarray, sorted_: Sorted) -> tuple[np.nd
     return np.add.reduceat(failures, sorted_.starts, axis=1), np.add.reduceat(c - failures, sorted_.starts, axis=1)
 
 
-def _auroc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorted | None = None) -> np.ndarray:
+def _tie_sums_drawn(idx: np.ndarray, y: np.ndarray, sorted_: Sorted) -> tuple[np.ndarray, np.ndarray]:
+    """As `_tie_sums`, straight from the drawn indices: one integer bincount over (resample, group,
+    outcome) instead of reordering and summing a float count matrix. The same sums, exactly."""
+    rows, groups = idx.shape[0], len(sorted_.starts)
+    key = sorted_.group_of[idx] * 2 + (y[idx] > 0)
+    key += (np.arange(rows, dtype=np.int64) * (2 * groups))[:, None]
+    both = np.bincount(key.ravel(), minlength=rows * 2 * groups).reshape(rows, groups, 2).astype(np.float64)
+    return both[..., 1], both[..., 0]
+
+
+def _auroc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorted | None = None,
+                ties: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """AUROC of each resample (Mann-Whitney U over tie groups); NaN where a resample has one class."""
-    pos, neg = _tie_sums(counts, y, sorted_ or Sorted(s))
+    pos, neg = ties if ties is not None else _tie_sums(counts, y, sorted_ or Sorted(s))
     below = np.cumsum(neg, axis=1) - neg  # successes scored strictly lower
     u = (pos * (below + 0.5 * neg)).sum(1)
     n_pos, n_neg = pos.sum(1), neg.sum(1)
@@ -120,9 +134,10 @@ def _auroc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorte
         return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
-def _auprc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorted | None = None) -> np.ndarray:
+def _auprc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorted | None = None,
+                ties: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Average precision of each resample as scikit-learn defines it: thresholds from the top score down."""
-    pos, neg = _tie_sums(counts, y, sorted_ or Sorted(s))
+    pos, neg = ties if ties is not None else _tie_sums(counts, y, sorted_ or Sorted(s))
     pos, neg = pos[:, ::-1], neg[:, ::-1]
     tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -192,9 +207,13 @@ def _interval(value: float | None, rows: np.ndarray) -> Interval:
     return Interval(value, float(lo), float(hi))
 
 
-def _item_rows(y: np.ndarray, s: np.ndarray, counts: np.ndarray, sorted_: Sorted | None = None) -> dict[str, np.ndarray]:
+def _item_rows(y: np.ndarray, s: np.ndarray, counts: np.ndarray, sorted_: Sorted | None = None,
+               idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every item metric per resample; the tie sums are computed once (from `idx` if given)."""
     sorted_ = sorted_ or Sorted(s)
-    return {metric: _ROWS[metric](counts, y, s, sorted_) for metric in METRICS}
+    ties = _tie_sums_drawn(idx, y, sorted_) if idx is not None else _tie_sums(counts, y, sorted_)
+    out = {metric: _ROWS[metric](counts, y, s, sorted_) for metric in METRICS if metric not in ("auroc", "auprc")}
+    return {metric: out[metric] if metric in out else _ROWS[metric](counts, y, s, sorted_, ties) for metric in METRICS}
 
 
 def _points(y: np.ndarray, s: np.ndarray) -> dict[str, float | None]:
@@ -323,7 +342,7 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
         counts = counts_of(idx, len(y))
         observed_rows = _group_means(y, onehot, counts)
         for name, s in values.items():
-            chunk = _item_rows(y, s, counts, sorts[name]) | _cell_rows(y, s, onehot, counts, observed_rows)
+            chunk = _item_rows(y, s, counts, sorts[name], idx) | _cell_rows(y, s, onehot, counts, observed_rows)
             for metric, r in chunk.items():
                 rows[name][metric].append(r)
     out: dict[str, dict] = {}
