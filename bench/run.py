@@ -437,6 +437,7 @@ def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[
     tokenizer = model_view._handle.tokenizer
     pool.set_context(model_view.card, tokenizer.backend_tokenizer.to_str(), trace, [i.prompt for i in items],
                      calibration, sealed)
+    model_view.forget()  # the worker maps the arrays from disk; this process needs them no more
 
 
 def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores: dict[str, np.ndarray]) -> str:

@@ -390,6 +390,10 @@ class TracedModel:
             out.append([self._pieces[i] for i in ids])
         return out
 
+    def forget(self) -> None:
+        """Drop the traces held in memory (the disk cache keeps them); the next `trace` re-reads."""
+        self._parts, self._where = [], {}
+
     def _remember(self, part: Trace) -> None:
         self._parts.append(part)
         for item_id in part.item_ids:

@@ -172,6 +172,10 @@ def _warm_up() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+    try:  # scikit-learn's chunked pairwise distances: 128 MiB at a time, not its default 1 GiB
+        importlib.import_module("sklearn").set_config(working_memory=128)
+    except ImportError:
+        pass
 
 
 def _info(predictor) -> dict[str, Any]:

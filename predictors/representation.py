@@ -33,8 +33,8 @@ def _folds(n: int, k: int = 5):
 class _DistanceModel:
     """A distance of a state from the base states, fit per layer."""
 
-    def __init__(self, kind: str, k: int):
-        self.kind, self.k = kind, k
+    def __init__(self, kind: str, k: int, max_reference: int | None = None):
+        self.kind, self.k, self.max_reference = kind, k, max_reference
 
     def fit(self, states: np.ndarray) -> "_DistanceModel":
         from sklearn.preprocessing import StandardScaler
@@ -48,6 +48,10 @@ class _DistanceModel:
         else:
             from sklearn.neighbors import NearestNeighbors
 
+            if self.max_reference is not None and len(z) > self.max_reference:
+                # A fixed random subset of the base states as the reference (Sun et al. 2022 sample
+                # the training set too): the cost stays linear in the items scored.
+                z = z[np.sort(np.random.default_rng(0).choice(len(z), self.max_reference, replace=False))]
             # Brute force: exact, and in d_model dimensions far faster than a tree.
             self.nn = NearestNeighbors(n_neighbors=min(self.k, len(z)), algorithm="brute").fit(z)
         return self
@@ -90,19 +94,22 @@ class _DistancePredictor(Predictor):
         self.min_class = min_class
         self.k = k
 
+    def _distance_model(self) -> _DistanceModel:
+        return _DistanceModel(self.kind, self.k)
+
     def fit(self, model, calibration):
         hidden = model.trace([o.item for o in calibration]).hidden.astype(np.float64)  # (item, layer+1, d_model)
         failed = _labels(calibration)
 
         def fit_score(train, test):
-            return _DistanceModel(self.kind, self.k).fit(train).distance(test)
+            return self._distance_model().fit(train).distance(test)
 
         if self.layer is None:
             self.layer_, held = _choose_layer(hidden, failed, fit_score, self.min_class, self)
         else:
             self.layer_ = self.layer % hidden.shape[1]
             held = _held_out(hidden[:, self.layer_], fit_score)
-        self.distance_ = _DistanceModel(self.kind, self.k).fit(hidden[:, self.layer_])
+        self.distance_ = self._distance_model().fit(hidden[:, self.layer_])
         self.scale_ = BaseRelative().fit(held)
         return self
 
@@ -129,8 +136,15 @@ class KNNDistancePredictor(_DistancePredictor):
 
     name = "knn_distance"
     reads = frozenset({"hidden"})
-    version = "2"  # 2: brute-force neighbours (1: sklearn's automatic tree)
+    version = "3"  # 3: at most max_reference base states; 2: brute-force neighbours; 1: sklearn's tree
     kind = "knn"
+
+    def __init__(self, layer: int | None = None, min_class: int = MIN_CLASS, k: int = 5, max_reference: int = 4096):
+        super().__init__(layer, min_class, k)
+        self.max_reference = max_reference
+
+    def _distance_model(self) -> _DistanceModel:
+        return _DistanceModel(self.kind, self.k, self.max_reference)
 
 
 class ProbePredictor(Predictor):
