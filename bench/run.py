@@ -321,6 +321,8 @@ def _run(spec: RunSpec, log: Callable[[str], None], pool: PredictorPool, out: Pa
     else:
         scores, status, digest = stored
         reused.append("sealed predictions")
+    if spec.protocol != "leave-one-family-out":
+        pool.close()  # its memory is free for the evaluation and the scoring
 
     variant_outcomes = evaluated("variant", variants)
     lap("evaluate")

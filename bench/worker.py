@@ -327,6 +327,7 @@ class PredictorPool:
             self._proc = None
 
     def close(self) -> None:
+        """Stop the worker and remove its folder (idempotent)."""
         if self._proc is not None and self._proc.poll() is None:
             try:
                 self._proc.stdin.close()
