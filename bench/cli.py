@@ -265,7 +265,7 @@ def cmd_zoo_train(args) -> int:
 
     recipe = with_overrides(get_preset(args.preset), steps=args.steps, seed=args.seed,
                             tasks=_csv(args.tasks) if args.tasks else None)
-    train(recipe, Path(args.out), preset=args.preset)
+    train(recipe, Path(args.out), preset=args.preset, resume=args.resume)
     return 0
 
 
@@ -392,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--steps", type=int, default=None)
     z.add_argument("--seed", type=int, default=None)
     z.add_argument("--tasks", default=None, help="families or task files to train on (their base regions only)")
+    z.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out "
+                   "(the same result as an uninterrupted run)")
     z.set_defaults(func=cmd_zoo_train)
     z = zsub.add_parser("build", help="train every zoo member that is missing or out of date")
     z.add_argument("--out", default="zoo")

@@ -69,3 +69,20 @@ def test_the_bundled_default_model_records_the_addition_preset():
     card = json.loads((DEFAULT_MODEL_PATH / "zoo.json").read_text())
     assert recipe_from_dict(card["recipe"]) == get_preset("addition")  # `zoo train --preset addition` rebuilds it
     assert min(card["base_accuracy"]["addition"].values()) >= 0.95
+
+
+def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path):
+    import shutil
+
+    recipe = with_overrides(get_preset("tiny"), tasks=("addition", "parity"), batching="by_cell", sampling="loss",
+                            steps=12, checkpoints=(6,))
+    train(recipe, tmp_path / "whole", progress=False, log=lambda m: None)
+    shutil.copytree(tmp_path / "whole" / "checkpoints", tmp_path / "resumed" / "checkpoints")
+    said = []
+    train(recipe, tmp_path / "resumed", progress=False, log=said.append, resume=True)
+    assert "resuming" in said[0] and "step 6 of 12" in said[0]
+    whole, resumed = (load_file(tmp_path / k / "model.safetensors") for k in ("whole", "resumed"))
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    with pytest.raises(UserError, match="nothing to resume"):
+        train(with_overrides(recipe, seed=5), tmp_path / "resumed", progress=False, log=lambda m: None, resume=True)
