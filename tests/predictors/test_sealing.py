@@ -100,13 +100,15 @@ class Snoop(Predictor):
         except PermissionError as e:
             found["forged_trace"] = f"refused: {e}"
         # 5. re-generating the items with every seed it might guess
-        prompts = {i.prompt for i in items}
+        # A match is the same item (its id hashes family, cell, seed and index), not a prompt that
+        # two seeds happen to share: small cells repeat prompts across seeds by chance.
+        ids = {i.id for i in items}
         matches = 0
         for family_name in sorted({i.family for i in items}):
             family = get_family(family_name)
             for cell in family.variant_cells:
                 for seed in range(0, 20):
-                    matches += sum(x.prompt in prompts for x in family.generate(cell.name, 20, seed))
+                    matches += sum(x.id in ids for x in family.generate(cell.name, 20, seed))
         found["regenerated_matches"] = matches
         self.note(json.dumps(found, default=str))
         return np.full(len(items), 0.5)
