@@ -198,10 +198,18 @@ def open_predictors(names: Sequence[str], timeout: float | None, log: Callable[[
         unknown = [n for n in asked if ":" not in n and n not in registered()]
         if unknown:
             raise PredictorError(f"unknown predictor {unknown[0]!r}; registered: {', '.join(sorted(registered())) or 'none'}")
-    pool = PredictorPool(asked or sorted(registered()), timeout, params)
+    # The worker runs in an empty folder: a plugin file named relative to here is sent by its full path.
+    resolved = {n: _absolute_plugin(n) for n in asked}
+    pool = PredictorPool([resolved[n] for n in asked] or sorted(registered()), timeout,
+                         {resolved.get(n, n): v for n, v in (params or {}).items()})
     if wait:
         check_predictors(pool, bool(asked), log)
     return pool
+
+
+def _absolute_plugin(name: str) -> str:
+    path, sep, cls = name.rpartition(":")
+    return f"{Path(path).resolve()}:{cls}" if sep and path.endswith(".py") else name
 
 
 def check_predictors(pool: PredictorPool, asked: bool, log: Callable[[str], None]) -> dict[str, dict]:
@@ -436,8 +444,7 @@ def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[
     """One shared trace of `items` (calibration and variants), handed to the worker with the
     default `calibration` and `sealed` items (`fit_predict` given these very lists sends no copy)."""
     trace = model_view.trace(items)
-    tokenizer = model_view._handle.tokenizer
-    pool.set_context(model_view.card, tokenizer.backend_tokenizer.to_str(), trace, [i.prompt for i in items],
+    pool.set_context(model_view.card, model_view.tokenizer_json(), trace, [i.prompt for i in items],
                      calibration, sealed)
     model_view.forget()  # the worker maps the arrays from disk; this process needs them no more
 

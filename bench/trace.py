@@ -379,6 +379,10 @@ class TracedModel:
     def fingerprint(self) -> str:
         return self._handle.fingerprint
 
+    def tokenizer_json(self) -> str:
+        """The tokenizer as `tokenizers` JSON: what the predictor worker rebuilds it from."""
+        return self._handle.tokenizer.backend_tokenizer.to_str()
+
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """Each text cut into the model's tokens (no special tokens), as the text each covers."""
         tok = self._handle.tokenizer

@@ -121,10 +121,7 @@ def _serve() -> None:
         except EOFError:
             return
         op = request["op"]
-        if op == "setup":
-            sys.path[:] = request["sys_path"]
-            answer({"ok": True})
-        elif op == "load":
+        if op == "load":
             infos = []
             for name, params in request["predictors"]:
                 try:
@@ -245,20 +242,19 @@ class PredictorPool:
                                       stdout=subprocess.PIPE, stderr=None, cwd=empty, env=env)
         self._lines = queue.Queue()
         threading.Thread(target=_pump, args=(self._proc.stdout, self._lines), daemon=True).start()
-        for request in ({"op": "setup", "sys_path": [p for p in sys.path if p]}, self._load, {"op": "warm"}):
+        for request in (self._load, {"op": "warm"}):
             self._send(request)
         self._started = False
         if wait:
             self._finish_start()
 
     def _finish_start(self) -> None:
-        """Read the start-up answers (setup, load; warm stays owed) and send the context, if any."""
-        for _ in range(2):
-            line = self._lines.get()
-            if line is None:
-                self._kill()
-                raise WorkerError("the predictor worker exited while starting")
-            reply = json.loads(line)
+        """Read the load answer (warm's stays owed) and send the context, if any."""
+        line = self._lines.get()
+        if line is None:
+            self._kill()
+            raise WorkerError("the predictor worker exited while starting")
+        reply = json.loads(line)
         self._pending = 1  # the warm-up's answer
         self._started = True
         if not self.infos and not self.errors:

@@ -194,8 +194,9 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
         from safetensors.torch import load_file
 
         state = torch.load(state_path, weights_only=True)
-        model.load_state_dict(load_file(state_path.parent / "model.safetensors"), strict=False)
-        if "lm_head.weight" not in load_file(state_path.parent / "model.safetensors"):
+        saved = load_file(state_path.parent / "model.safetensors")
+        model.load_state_dict(saved, strict=False)
+        if "lm_head.weight" not in saved:  # saved tied: the head is the embedding
             model.tie_weights()
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -91,3 +91,14 @@ def test_output_that_is_a_file_is_refused(tmp_path, capsys):
     target.write_text("x")
     assert main(["run", "--n", "2", "--out", str(target)]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_a_plugin_file_named_relative_to_the_working_folder_runs(tmp_path, monkeypatch):
+    """The worker runs in an empty folder of its own: `plugin.py:Class` must still be found."""
+    (tmp_path / "plugin.py").write_text(
+        "import numpy as np\nfrom predictors import Predictor\n\n"
+        "class Half(Predictor):\n    name = 'half'\n\n    def predict(self, model, items):\n"
+        "        return np.full(len(items), 0.5)\n")
+    monkeypatch.chdir(tmp_path)
+    results = run(RunSpec(n=3, out=tmp_path / "r", predictors=("plugin.py:Half",)), log=lambda m: None)
+    assert results["predictors"]["half"]["status"] == "ok"

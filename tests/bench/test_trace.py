@@ -129,6 +129,6 @@ def test_the_worker_tokenizes_as_the_run_does_even_after_padded_batches(llama):
 
     texts = ["1+2=", "123+456=", "walk twice and jump ="]
     trace(llama, _items(4), batch_size=4)  # a padded, batched call on the run's tokenizer
-    view = WorkerView(llama.card, llama.tokenizer.backend_tokenizer.to_str(), None)
+    view = WorkerView(llama.card, TracedModel(llama).tokenizer_json(), None)
     assert view.tokenize(texts) == TracedModel(llama).tokenize(texts)
     assert [len(t) for t in view.tokenize(texts)] == [4, 8, 21]
