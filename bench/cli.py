@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -407,6 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from predictors import PredictorError
     from tasks import TaskError
 
+    def terminated(signum, frame):  # SIGTERM unwinds like Ctrl-C: open files and workers are closed
+        raise KeyboardInterrupt
+
+    restore = None
+    if threading.current_thread() is threading.main_thread():
+        restore = signal.signal(signal.SIGTERM, terminated)
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -421,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
 
 
 if __name__ == "__main__":

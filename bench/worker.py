@@ -215,7 +215,9 @@ class PredictorPool:
         self._started = False
         self._proc: subprocess.Popen | None = None
         self._lines: queue.Queue = queue.Queue()
-        self._scratch = Path(tempfile.mkdtemp(prefix="brittlebench-worker-"))
+        _sweep_orphans()
+        self._scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX))
+        (self._scratch / "owner").write_text(str(os.getpid()))
         try:
             self._start(wait=False)  # it starts while the caller loads the model; `ready()` waits
         except BaseException:
@@ -340,6 +342,27 @@ class PredictorPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_SCRATCH_PREFIX = "brittlebench-worker-"
+
+
+def _sweep_orphans() -> None:
+    """Remove worker folders whose owning process is gone (it was killed before it could clean
+    up: SIGKILL, a power cut). A folder whose owner is alive, or another user's, is left alone."""
+    import shutil
+
+    for folder in Path(tempfile.gettempdir()).glob(_SCRATCH_PREFIX + "*"):
+        try:
+            pid = int((folder / "owner").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # alive, but not ours to signal
+            continue
 
 
 class PredictorFailed(Exception):

@@ -39,10 +39,16 @@ class Recipe:
     seed: int = 0
     checkpoints: tuple[int, ...] = field(default_factory=tuple)  # steps at which to save a copy
     batching: str = "mixed"  # "mixed": any items together; "by_cell": each batch from one base cell
-    # With by_cell batching, "loss" draws cells in proportion to their recent training loss
-    # (half of the draws; the other half stays uniform per family), so steps go where the
-    # model is still wrong instead of to cells it has already learned.
+    # With by_cell batching, "loss" draws cells in proportion to their recent training loss and
+    # "error" in proportion to their recent failure chance, 1 - P(whole answer) (half of the
+    # draws; the other half stays uniform per family), so steps go where the model is still
+    # wrong instead of to cells it has already learned. The token loss undersells long answers
+    # whose tokens are mostly easy: one wrong token fails the item, so "error" is the better guide.
     sampling: str = "uniform"
+    # A curriculum's first phase: for the first `warm_steps` steps, batches come only from
+    # `warm_tasks` (a subset of `tasks`); the schedule and the optimizer run on unchanged.
+    warm_tasks: tuple[str, ...] = ()
+    warm_steps: int = 0
 
 
 ALL_TASKS = ("addition", "multihop", "compose", "commands", "recall", "parity", "counting")
@@ -63,8 +69,9 @@ PRESETS: dict[str, Recipe] = {
     # formed. A 4x128 Llama (rotary) trained on recall and multihop alone formed it between step
     # 2,000 and 4,000 (recall 0.97/0.86/0.86, multihop 0.82/0.81/0.82 at step 4,000), so the suite
     # recipe is rotary. Checkpoints every 2,000 steps save the training state: `--resume` goes on.
-    "suite": Recipe(arch="llama", tasks=ALL_TASKS, context_length=128, items_per_cell=20_000, steps=28_000, lr=2e-3,
-                    warmup=500, batching="by_cell", sampling="loss", checkpoints=tuple(range(2000, 28_000, 2000))),
+    "suite": Recipe(arch="llama", tasks=ALL_TASKS, context_length=128, items_per_cell=20_000, steps=24_000, lr=2e-3,
+                    warmup=500, batching="by_cell", sampling="error", warm_tasks=("recall", "multihop"),
+                    warm_steps=3000, checkpoints=tuple(range(2000, 24_000, 2000))),
     "addition": Recipe(),
     "zoo-l1": replace(_MEMBER, n_layers=1),
     "zoo-l2": replace(_MEMBER, n_layers=2),
@@ -179,11 +186,7 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
-    generator = torch.Generator().manual_seed(recipe.seed)
-    groups, weights = _groups(items, recipe.batching)
-    if recipe.sampling not in ("uniform", "loss"):
-        raise UserError(f"unknown sampling {recipe.sampling!r}: use uniform or loss")
-    recent = torch.ones(len(groups))  # running mean of the training loss per group
+    sampler = BatchSampler(recipe, items)
     started = time.time()
     losses: list[float] = []
     first = 0
@@ -200,37 +203,33 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
             model.tie_weights()
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        recent, losses, first = state["recent"], list(state["losses"]), int(state["step"])
+        sampler.load_state(state)
+        losses, first = list(state["losses"]), int(state["step"])
         started -= float(state["seconds"])
         log(f"resuming {out} at step {first} of {recipe.steps}")
     bar = tqdm(range(first, recipe.steps), desc=f"zoo train {out.name}", disable=not progress,
                initial=first, total=recipe.steps)
     for step in bar:
-        if len(groups) == 1:
-            batch = torch.randint(0, len(items), (recipe.batch_size,), generator=generator)
-        else:
-            chosen = int(torch.multinomial(_draw_weights(weights, recent, recipe.sampling), 1, generator=generator))
-            group = groups[chosen]
-            batch = group[torch.randint(0, len(group), (recipe.batch_size,), generator=generator)]
+        batch = sampler.draw(step)
         width = int(mask[batch].sum(1).max())
-        loss = model(input_ids=ids[batch, :width], attention_mask=mask[batch, :width], labels=labels[batch, :width]).loss
+        output = model(input_ids=ids[batch, :width], attention_mask=mask[batch, :width], labels=labels[batch, :width])
+        loss = output.loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
-        if len(groups) > 1:
-            recent[chosen] = 0.9 * recent[chosen] + 0.1 * losses[-1]
+        if sampler.adaptive:
+            sampler.update(losses[-1] if recipe.sampling == "loss" else _missed(output.logits, labels[batch, :width]))
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
         if step + 1 in recipe.checkpoints:
             folder = out / "checkpoints" / f"step-{step + 1}"
             _save(model, tokenizer, folder)
             torch.save({"step": step + 1, "recipe": json.dumps(recipe_dict(recipe)), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "recent": recent,
-                        "losses": losses, "seconds": time.time() - started}, folder / "training_state.pt")
+                        "scheduler": scheduler.state_dict(), **sampler.state(), "losses": losses,
+                        "seconds": time.time() - started}, folder / "training_state.pt")
     model.eval()
     _save(model, tokenizer, out)
     handle = load_model(ModelSpec(str(out)))
@@ -265,6 +264,51 @@ def base_accuracy(handle, tasks, n: int = 200, seed: int = 0) -> dict[str, dict[
     return result
 
 
+class BatchSampler:
+    """Which training items each step's batch holds: a seeded generator, the groups batches are
+    drawn from (one for mixed batching, one per base cell for by_cell), their prior weights, the
+    warm phase's restriction, and with adaptive sampling each group's recent loss or failure."""
+
+    def __init__(self, recipe: Recipe, items: list[Item]):
+        import torch
+
+        if recipe.sampling not in ("uniform", "loss", "error"):
+            raise UserError(f"unknown sampling {recipe.sampling!r}: use uniform, loss or error")
+        self.recipe = recipe
+        self.generator = torch.Generator().manual_seed(recipe.seed)
+        self.groups, self.weights = _groups(items, recipe.batching)
+        self.warm = _warm_groups(recipe, items, self.groups)
+        self.recent = torch.ones(len(self.groups))  # running mean of each group's signal
+        self.adaptive = len(self.groups) > 1 and recipe.sampling != "uniform"
+        self.chosen = 0
+
+    def draw(self, step: int):
+        """The item indices of batch number `step`."""
+        import torch
+
+        size, warm = self.recipe.batch_size, step < self.recipe.warm_steps
+        if len(self.groups) == 1:
+            pool = self.warm if warm else self.groups[0]
+            return pool[torch.randint(0, len(pool), (size,), generator=self.generator)]
+        draw = _draw_weights(self.weights, self.recent, self.recipe.sampling)
+        if warm:
+            draw = draw * self.warm
+        self.chosen = int(torch.multinomial(draw, 1, generator=self.generator))
+        group = self.groups[self.chosen]
+        return group[torch.randint(0, len(group), (size,), generator=self.generator)]
+
+    def update(self, signal: float) -> None:
+        """Fold the last batch's loss or failure into its group's running mean."""
+        self.recent[self.chosen] = 0.9 * self.recent[self.chosen] + 0.1 * signal
+
+    def state(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "recent": self.recent}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.recent = state["recent"]
+
+
 def _groups(items: list[Item], batching: str):
     """Index tensors of the items each batch may draw from, and how often to draw each:
     every family equally often, its base cells equally often within it."""
@@ -284,13 +328,44 @@ def _groups(items: list[Item], batching: str):
     return [torch.tensor(index) for index in by_cell.values()], weights
 
 
+def _warm_groups(recipe: Recipe, items: list[Item], groups):
+    """What the warm phase may draw from: with one group (mixed batching), the indices of the
+    warm tasks' items; with several, a 0/1 mask over the groups."""
+    import torch
+
+    if not recipe.warm_steps:
+        return None
+    unknown = set(recipe.warm_tasks) - set(recipe.tasks)
+    if not recipe.warm_tasks or unknown:
+        raise UserError(f"warm_tasks must be some of the recipe's tasks {list(recipe.tasks)}; got {list(recipe.warm_tasks)}")
+    names = {family.name for family in resolve_families(recipe.warm_tasks).values()}
+    if len(groups) == 1:
+        return torch.tensor([i for i, item in enumerate(items) if item.family in names])
+    return torch.tensor([1.0 if items[int(g[0])].family in names else 0.0 for g in groups])
+
+
+def _missed(logits, labels) -> float:
+    """The batch's mean chance of *not* producing the whole answer, 1 - P(answer) under teacher
+    forcing: a proxy for exact-match failure that, unlike the mean token loss, does not shrink
+    when an answer is long and most of its tokens are easy."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        logits, labels = logits[:, :-1].float(), labels[:, 1:]
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100,
+                              reduction="none").view(labels.shape)
+        return float((1 - torch.exp(-nll.sum(1))).mean())
+
+
 def _draw_weights(prior, recent, sampling: str):
-    """How likely each group is drawn next: the prior alone, or half prior and half the
-    share of the recent training loss (a group whose loss is near zero keeps its prior half)."""
+    """How likely each group is drawn next: the prior alone, or half prior and half the group's
+    share of its recent training loss ("loss") or of its recent failure chance ("error"); a group
+    whose signal is near zero keeps its prior half."""
     if sampling == "uniform":
         return prior
     prior = prior / prior.sum()
-    return 0.5 * prior + 0.5 * recent / recent.sum()
+    return 0.5 * prior + 0.5 * recent / recent.sum().clamp_min(1e-9)
 
 
 def _save(model, tokenizer, folder: Path) -> None:
@@ -300,7 +375,13 @@ def _save(model, tokenizer, folder: Path) -> None:
 
 
 def with_overrides(recipe: Recipe, **overrides: Any) -> Recipe:
-    return replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    """`recipe` with the fields given (None: keep). Other tasks keep the warm phase only for the
+    warm tasks still among them (none left: no warm phase)."""
+    changed = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    if changed.tasks != recipe.tasks and "warm_tasks" not in overrides:
+        kept = tuple(t for t in recipe.warm_tasks if t in changed.tasks)
+        changed = replace(changed, warm_tasks=kept, warm_steps=changed.warm_steps if kept else 0)
+    return changed
 
 
 def recipe_dict(recipe: Recipe) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,11 +50,15 @@ def test_killed_run_resumes_to_the_same_results(stage, sig, tmp_path):
     assert subprocess.run([sys.executable, "-m", "bench.cli", "run", "--n", "12", "--predictors", PREDICTORS,
                            "--out", str(whole)], capture_output=True).returncode == 0
     out = tmp_path / "killed"
-    _kill_when(_start(out), out / stage, sig)
+    killed = _start(out)
+    _kill_when(killed, out / stage, sig)
     assert not (out / "results.json").exists()
+    if sig == signal.SIGTERM:  # unwound like Ctrl-C: the worker's folder is gone already
+        assert killed.pid not in _worker_folder_owners()
     again = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--n", "12", "--predictors", PREDICTORS,
                             "--out", str(out), "--resume"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
+    assert killed.pid not in _worker_folder_owners()  # a SIGKILLed run's folder is swept by the next run
     assert _stable(out / "results.json") == _stable(whole / "results.json")
     resumed = json.loads((out / "results.json").read_text())["resumed"]
     if stage == "predictions.sha256":
@@ -61,6 +66,41 @@ def test_killed_run_resumes_to_the_same_results(stage, sig, tmp_path):
     if stage == "stages/outcomes.base.jsonl":
         assert "base evaluation" in resumed
     assert (out / "predictions.jsonl").read_bytes() == (whole / "predictions.jsonl").read_bytes()
+
+
+def _worker_folder_owners() -> set[int]:
+    import tempfile
+
+    owners = set()
+    for owner in Path(tempfile.gettempdir()).glob("brittlebench-worker-*/owner"):
+        try:
+            owners.add(int(owner.read_text()))
+        except (OSError, ValueError):
+            pass
+    return owners
+
+
+def test_a_worker_folder_left_by_a_dead_process_is_swept_and_a_live_ones_kept():
+    import tempfile
+
+    from bench.worker import PredictorPool
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = Path(tempfile.mkdtemp(prefix="brittlebench-worker-")), Path(tempfile.mkdtemp(prefix="brittlebench-worker-"))
+    (dead / "owner").write_text(gone.stdout.strip())
+    (alive / "owner").write_text(str(os.getppid()))
+    try:
+        with PredictorPool(["random"]) as pool:
+            pool.ready()
+            assert not dead.exists() and alive.exists()
+            mine = pool._scratch
+            assert (mine / "owner").read_text() == str(os.getpid())
+        assert not mine.exists()
+    finally:
+        import shutil
+
+        shutil.rmtree(dead, ignore_errors=True)
+        shutil.rmtree(alive, ignore_errors=True)
 
 
 def test_resume_refuses_other_settings_and_missing_runs(tmp_path):

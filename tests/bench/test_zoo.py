@@ -86,3 +86,52 @@ def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path):
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
     with pytest.raises(UserError, match="nothing to resume"):
         train(with_overrides(recipe, seed=5), tmp_path / "resumed", progress=False, log=lambda m: None, resume=True)
+
+
+def test_the_warm_phase_draws_only_the_warm_tasks_then_every_task():
+    from bench.zoo import BatchSampler, training_items
+
+    for batching in ("by_cell", "mixed"):
+        recipe = with_overrides(get_preset("tiny"), tasks=("addition", "parity", "recall"), batching=batching,
+                                sampling="error", warm_tasks=("recall",), warm_steps=30, steps=200)
+        items = training_items(recipe)
+        sampler = BatchSampler(recipe, items)
+        seen = []
+        for step in range(recipe.steps):
+            seen.append({items[int(i)].family for i in sampler.draw(step)})
+            if sampler.adaptive:
+                sampler.update(0.5)
+        assert set().union(*seen[:30]) == {"recall"}, batching
+        assert set().union(*seen[30:]) == {"addition", "parity", "recall"}, batching
+
+
+def test_a_warm_phase_keeps_to_the_tasks_a_recipe_still_has():
+    suite = get_preset("suite")
+    assert suite.warm_tasks and set(suite.warm_tasks) <= set(suite.tasks)
+    kept = with_overrides(suite, tasks=("recall", "addition"))
+    assert kept.warm_tasks == ("recall",) and kept.warm_steps == suite.warm_steps
+    none_left = with_overrides(suite, tasks=("addition",))
+    assert none_left.warm_tasks == () and none_left.warm_steps == 0
+    with pytest.raises(UserError, match="warm_tasks"):
+        from bench.zoo import BatchSampler, training_items
+
+        bad = with_overrides(get_preset("tiny"), warm_tasks=("parity",), warm_steps=5)
+        BatchSampler(bad, training_items(bad))
+
+
+def test_error_sampling_reads_the_chance_of_missing_the_whole_answer():
+    from bench.zoo import _missed
+
+    # Two answers of three tokens (one padded to two): each scored token has probability 0.9,
+    # so P(answer) = 0.9**3 and 0.9**2, and the failure chances are 1 - those.
+    vocab, p = 4, 0.9
+    logits = torch.full((2, 4, vocab), 0.0)
+    labels = torch.tensor([[-100, 1, 2, 3], [-100, 1, 2, -100]])
+    for row in range(2):
+        for pos in range(3):
+            target = int(labels[row, pos + 1])
+            if target >= 0:  # softmax giving the target p and the rest (1 - p) / 3
+                logits[row, pos] = torch.log(torch.full((vocab,), (1 - p) / 3))
+                logits[row, pos, target] = torch.log(torch.tensor(p))
+    expected = ((1 - p ** 3) + (1 - p ** 2)) / 2
+    assert _missed(logits, labels) == pytest.approx(expected, rel=1e-5)
