@@ -283,7 +283,10 @@ def cmd_zoo_list(args) -> int:
 
     for name, r in PRESETS.items():
         print(f"{name:<11} {r.arch:<5} layers={r.n_layers} d_model={r.d_model} init={r.init_scale}x "
-              f"steps={r.steps} tasks={','.join(r.tasks)}" + (f" checkpoints={list(r.checkpoints)}" if r.checkpoints else ""))
+              f"steps={r.steps} tasks={','.join(r.tasks)}"
+              + (f" warm={','.join(r.warm_tasks)}:{r.warm_steps}" if r.warm_steps else "")
+              + (f" sampling={r.sampling}" if r.sampling != "uniform" else "")
+              + (f" checkpoints={list(r.checkpoints)}" if r.checkpoints else ""))
     return 0
 
 
@@ -349,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     l.add_argument("--out", default="leaderboard/runs")
     l.add_argument("--n", type=int, default=100)
     l.add_argument("--seed", type=int, default=0)
-    l.add_argument("--members", default=None, help="comma-separated zoo members (default: all)")
+    l.add_argument("--members", default=None, help="comma-separated zoo members, 'default' for the bundled model (default: all and the bundled model)")
     l.set_defaults(func=cmd_leaderboard_run_zoo)
 
     p = sub.add_parser("lomo", help="leave-one-model-out: refit predictors on the other models' variant outcomes")

@@ -60,23 +60,27 @@ def validate(path: Path, submission: bool = True) -> dict:
 
 def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] = print,
             members: Sequence[str] | None = None) -> list[Path]:
-    """Run every built-in predictor on every zoo member (or the named ones); keep the verifiable files."""
-    from .models import ModelSpec
+    """Run every built-in predictor on the bundled default model ("default", trained on every family)
+    and on every zoo member (or the named ones); keep the verifiable files."""
+    from .models import DEFAULT_MODEL, ModelSpec
     from .run import RunSpec, run
 
     folders = []
-    found = sorted(p for p in Path(zoo).iterdir() if (p / "zoo.json").is_file())
-    unknown = set(members or ()) - {p.name for p in found}
+    found = {DEFAULT_MODEL: DEFAULT_MODEL}
+    found.update((p.name, str(p)) for p in sorted(Path(zoo).iterdir()) if (p / "zoo.json").is_file())
+    unknown = set(members or ()) - set(found)
     if unknown:
         raise UserError(f"no zoo member {', '.join(sorted(unknown))} in {zoo}: train it with 'brittlebench zoo build'")
-    for member in [p for p in found if not members or p.name in members]:
-        target = Path(out) / member.name
+    for name, model in found.items():
+        if members and name not in members:
+            continue
+        target = Path(out) / name
         if target.exists():
             shutil.rmtree(target)
-        scratch = Path(out) / f".{member.name}.tmp"
+        scratch = Path(out) / f".{name}.tmp"
         if scratch.exists():
             shutil.rmtree(scratch)
-        run(RunSpec(model=ModelSpec(str(member)), n=n, seed=seed, out=scratch), log=log)
+        run(RunSpec(model=ModelSpec(model), n=n, seed=seed, out=scratch), log=log)
         target.mkdir(parents=True)
         for name in KEEP:
             source = scratch / name

@@ -49,6 +49,10 @@ class Recipe:
     # `warm_tasks` (a subset of `tasks`); the schedule and the optimizer run on unchanged.
     warm_tasks: tuple[str, ...] = ()
     warm_steps: int = 0
+    # Continued training: start from the weights of this preset's trained model (trained first,
+    # into OUT/init/PRESET, unless already there to the same recipe), with a fresh optimizer and
+    # schedule. The architecture must be the same.
+    init_from: str = ""
 
 
 ALL_TASKS = ("addition", "multihop", "compose", "commands", "recall", "parity", "counting")
@@ -62,16 +66,23 @@ ZOO_TASKS = ("addition", "multihop")
 _MEMBER = Recipe(n_layers=4, d_model=64, n_heads=4, context_length=64, tasks=ZOO_TASKS, items_per_cell=20_000,
                  steps=3000, batch_size=64, lr=2e-3, batching="by_cell")
 
+_SUITE = Recipe(arch="llama", tasks=ALL_TASKS, context_length=128, items_per_cell=20_000, steps=24_000, lr=2e-3,
+                warmup=500, batching="by_cell", sampling="error", warm_tasks=("recall", "multihop"), warm_steps=3000,
+                checkpoints=tuple(range(2000, 24_000, 2000)))
+
 PRESETS: dict[str, Recipe] = {
-    # The bundled default model (bench/default_model) was trained with "addition". "suite" is the
-    # recipe meant to replace it with one model for every family. With learned positions (GPT-2)
-    # it stalled at chance on multihop and recall for 12,000 steps: the lookup they need never
-    # formed. A 4x128 Llama (rotary) trained on recall and multihop alone formed it between step
-    # 2,000 and 4,000 (recall 0.97/0.86/0.86, multihop 0.82/0.81/0.82 at step 4,000), so the suite
-    # recipe is rotary. Checkpoints every 2,000 steps save the training state: `--resume` goes on.
-    "suite": Recipe(arch="llama", tasks=ALL_TASKS, context_length=128, items_per_cell=20_000, steps=24_000, lr=2e-3,
-                    warmup=500, batching="by_cell", sampling="error", warm_tasks=("recall", "multihop"),
-                    warm_steps=3000, checkpoints=tuple(range(2000, 24_000, 2000))),
+    # The bundled default model (bench/default_model) is "suite": one model for every family.
+    # With learned positions (GPT-2) it stalled at chance on multihop and recall for 12,000 steps:
+    # the lookup they need never formed. A 4x128 Llama (rotary) formed it for recall, after a warm
+    # phase of 3,000 steps on recall and multihop alone; multihop's lookup formed last, as the
+    # learning rate decayed (hops=1 0.83 at step 14,000, 0.97 at 24,000). Failure-chance sampling
+    # sends the steps to the cells still failing. Checkpoints every 2,000 steps save the training
+    # state: `--resume` goes on. "addition" is the recipe of the earlier, addition-only default.
+    "suite": _SUITE,
+    # "suite" continued for 6,000 steps at a fifth of the learning rate, half of the draws going
+    # to the cells still failing: multihop's 2- and 3-hop chains and recall with 4 pairs.
+    "suite-long": replace(_SUITE, steps=6000, lr=4e-4, warmup=100, warm_tasks=(), warm_steps=0,
+                          checkpoints=(2000, 4000), init_from="suite"),
     "addition": Recipe(),
     "zoo-l1": replace(_MEMBER, n_layers=1),
     "zoo-l2": replace(_MEMBER, n_layers=2),
@@ -173,6 +184,8 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
                    pad_token_id=tokenizer.pad_token_id)
     model = build_model(recipe, len(tokenizer), special)
     model.train()
+    state_path = _latest_state(out, recipe) if resume else None
+    init = _init_from(recipe, model, out, progress, log) if recipe.init_from and state_path is None else None
     items = training_items(recipe)
     ids, labels, mask = _encode(tokenizer, items)
     if ids.shape[1] > recipe.context_length:
@@ -190,7 +203,6 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
     started = time.time()
     losses: list[float] = []
     first = 0
-    state_path = _latest_state(out, recipe) if resume else None
     if resume and state_path is None:
         raise UserError(f"nothing to resume in {out}: no checkpoint with a training state for this recipe")
     if state_path is not None:
@@ -240,6 +252,7 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
         "data_region": {name: [c.name for c in f.base_cells] for name, f in resolve_families(recipe.tasks).items()},
         "train_items": len(items),
         "train_item_seed": TRAIN_SEED_OFFSET + recipe.seed,
+        **({"init": init} if init else {}),
         "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 6),
         "train_seconds": round(time.time() - started, 1),
         "torch_version": torch.__version__,
@@ -249,6 +262,32 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
     (out / "zoo.json").write_text(json.dumps(card, indent=2) + "\n")
     log(f"saved {out}: base accuracy {card['base_accuracy']}, final loss {card['final_loss']}")
     return card
+
+
+ARCHITECTURE = ("arch", "n_layers", "d_model", "n_heads", "context_length")
+
+
+def _init_from(recipe: Recipe, model, out: Path, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """Load the trained weights of preset `recipe.init_from` into `model` (training it first into
+    out/init/PRESET where it is not there to the same recipe); what the card records of it."""
+    from safetensors.torch import load_file
+
+    parent = get_preset(recipe.init_from)
+    different = [k for k in ARCHITECTURE if getattr(parent, k) != getattr(recipe, k)]
+    if different:
+        raise UserError(f"cannot continue from preset {recipe.init_from!r}: its {', '.join(different)} differ")
+    folder = Path(out) / "init" / recipe.init_from
+    card_path = folder / "zoo.json"
+    if card_path.is_file() and recipe_from_dict(json.loads(card_path.read_text())["recipe"]) == parent:
+        log(f"continuing from {folder} (already trained to preset {recipe.init_from!r})")
+    else:
+        train(parent, folder, progress=progress, log=log, preset=recipe.init_from)
+    card = json.loads(card_path.read_text())
+    saved = load_file(folder / "model.safetensors")
+    model.load_state_dict(saved, strict=False)
+    if "lm_head.weight" not in saved:
+        model.tie_weights()
+    return {"preset": recipe.init_from, "fingerprint": card["fingerprint"], "base_accuracy": card["base_accuracy"]}
 
 
 def base_accuracy(handle, tasks, n: int = 200, seed: int = 0) -> dict[str, dict[str, float]]:

@@ -30,11 +30,13 @@ def test_batched_evaluation_equals_plain_greedy_loop(tiny_gpt2):
         assert outcome.correct == (expected.strip() == item.target)
 
 
-def test_default_model_solves_base_items():
+def test_default_model_solves_base_items_and_fails_on_harder_variants():
     handle = load_model("default")
-    items = get_family("addition").generate("digits=2", 50, seed=0)
-    outcomes = evaluate(handle, items)
-    assert sum(o.correct for o in outcomes) / len(outcomes) >= 0.9
+    family = get_family("addition")
+    base = evaluate(handle, family.generate("digits=2", 50, seed=3))
+    longer = evaluate(handle, family.generate("digits=5", 50, seed=3))
+    assert sum(o.correct for o in base) / len(base) >= 0.9
+    assert sum(o.correct for o in longer) / len(longer) <= 0.5
 
 
 def test_trace_matches_unpadded_forward_and_batch_size(tiny_llama):

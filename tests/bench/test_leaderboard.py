@@ -95,3 +95,19 @@ def test_the_committed_leaderboard_verifies_and_covers_the_zoo():
     assert sorted(board["models"]) == members
     md = (root / "leaderboard" / "LEADERBOARD.md").read_text()
     assert all(m in md for m in members)
+
+
+def test_run_zoo_runs_the_bundled_model_and_the_members_it_is_asked_for(tmp_path):
+    from bench.leaderboard import model_label, run_zoo
+    from bench.zoo import get_preset, train
+
+    train(get_preset("tiny"), tmp_path / "zoo" / "zoo-tiny", progress=False, log=lambda m: None, preset="tiny")
+    with pytest.raises(UserError, match="no zoo member nope"):
+        run_zoo(tmp_path / "zoo", tmp_path / "out", n=2, seed=0, log=lambda m: None, members=["nope"])
+    folders = run_zoo(tmp_path / "zoo", tmp_path / "out", n=2, seed=0, log=lambda m: None,
+                      members=["default", "zoo-tiny"])
+    assert [f.name for f in folders] == ["default", "zoo-tiny"]
+    for folder in folders:
+        assert sorted(p.name for p in folder.iterdir()) == sorted(KEEP)
+    # Tables name a zoo model by its preset
+    assert [model_label(validate(f, submission=False)) for f in folders] == ["default", "tiny"]

@@ -32,7 +32,7 @@ def test_fingerprint_changes_with_weights(tmp_path):
 
 def test_bundled_default_model_loads():
     handle = load_model("default")
-    assert handle.card.model_type == "gpt2"
+    assert handle.card.model_type == "llama" and handle.card.positional_encoding == "rotary"
     assert handle.tokenizer.padding_side == "left"
 
 

@@ -9,6 +9,7 @@ from bench.cli import main
 from bench.models import ModelSpec
 from bench.run import RunSpec, run
 from bench.verify import verify
+from tasks import get_family
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def test_predictions_are_sealed_before_any_variant_is_evaluated(tmp_path, monkey
     seen = []
 
     def spy(handle, items, batch_size=64, families=None, **options):
-        split = "base" if all(i.cell.startswith("digits=") and i.cell[-1] in "123" for i in items) else "variant"
+        base = all(i.cell in {c.name for c in get_family(i.family).base_cells} for i in items)
+        split = "base" if base else "variant"
         sealed = (tmp_path / "r" / "predictions.sha256").exists()
         seen.append((split, sealed, (tmp_path / "r" / "items" / "variants.jsonl").exists()))
         return real(handle, items, batch_size, families, **options)

@@ -62,13 +62,23 @@ def test_unknown_preset():
         get_preset("nope")
 
 
-def test_the_bundled_default_model_records_the_addition_preset():
+def test_the_bundled_default_model_records_the_suite_preset_and_solves_every_family():
     from bench.models import DEFAULT_MODEL_PATH
-    from bench.zoo import recipe_from_dict
+    from bench.zoo import ALL_TASKS, base_accuracy, recipe_from_dict
+    from tasks import family_names
 
     card = json.loads((DEFAULT_MODEL_PATH / "zoo.json").read_text())
-    assert recipe_from_dict(card["recipe"]) == get_preset("addition")  # `zoo train --preset addition` rebuilds it
-    assert min(card["base_accuracy"]["addition"].values()) >= 0.95
+    assert recipe_from_dict(card["recipe"]) == get_preset("suite")  # `zoo train --preset suite` rebuilds it
+    assert set(ALL_TASKS) == set(family_names())
+    assert set(card["base_accuracy"]) == set(ALL_TASKS)
+    # Every family's base region is learned (12 of 15 cells >= 0.95; multihop's 2- and 3-hop chains,
+    # recall with 4 pairs below), and the variants are where it fails: see the README's table.
+    assert min(v for cells in card["base_accuracy"].values() for v in cells.values()) >= 0.8
+    assert sum(v >= 0.95 for cells in card["base_accuracy"].values() for v in cells.values()) >= 12  # of 15
+    handle = load_model("default")
+    assert handle.fingerprint == card["fingerprint"]
+    # The card's figures are measured, and measured again here the same: 200 items per base cell.
+    assert base_accuracy(handle, ALL_TASKS) == card["base_accuracy"]
 
 
 def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path):
@@ -135,3 +145,23 @@ def test_error_sampling_reads_the_chance_of_missing_the_whole_answer():
                 logits[row, pos, target] = torch.log(torch.tensor(p))
     expected = ((1 - p ** 3) + (1 - p ** 2)) / 2
     assert _missed(logits, labels) == pytest.approx(expected, rel=1e-5)
+
+
+def test_continued_training_starts_from_the_parent_presets_weights(tmp_path, monkeypatch):
+    from bench.models import load_model as load
+
+    monkeypatch.setitem(PRESETS, "parent-test", with_overrides(get_preset("tiny"), steps=10))
+    child = with_overrides(get_preset("tiny"), steps=4, lr=1e-9, warmup=1, init_from="parent-test")
+    said = []
+    card = train(child, tmp_path / "child", progress=False, log=said.append)
+    parent = tmp_path / "child" / "init" / "parent-test"
+    assert card["init"]["preset"] == "parent-test"
+    assert card["init"]["fingerprint"] == json.loads((parent / "zoo.json").read_text())["fingerprint"]
+    # At a learning rate of 1e-9 four steps move nothing that matters: the child still is the parent.
+    a, b = load_file(parent / "model.safetensors"), load_file(tmp_path / "child" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    train(child, tmp_path / "child", progress=False, log=said.append)  # the parent is reused, not retrained
+    assert any("already trained to preset 'parent-test'" in line for line in said)
+    with pytest.raises(UserError, match="d_model differ"):
+        train(with_overrides(child, d_model=64), tmp_path / "other", progress=False, log=lambda m: None)
+    assert load(str(tmp_path / "child")).card.n_layers == 1
