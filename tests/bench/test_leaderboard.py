@@ -86,11 +86,16 @@ def test_the_committed_leaderboard_verifies_and_covers_the_zoo():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    members = sorted(p.name for p in (root / "zoo").iterdir() if (p / "zoo.json").is_file())
+    from bench.models import load_model
+
+    members = sorted(["default"] + [p.name for p in (root / "zoo").iterdir() if (p / "zoo.json").is_file()])
     runs = sorted(p for p in (root / "leaderboard" / "runs").iterdir() if p.is_dir())
     assert [p.name for p in runs] == members
     for folder in runs:
         assert validate(folder, submission=False)["model_name"] == folder.name
+    # The default column is the bundled model as it is now, not an earlier one.
+    default = json.loads((root / "leaderboard" / "runs" / "default" / "results.json").read_text())
+    assert default["provenance"]["model"]["fingerprint"] == load_model("default").fingerprint
     board = json.loads((root / "leaderboard" / "leaderboard.json").read_text())
     assert sorted(board["models"]) == members
     md = (root / "leaderboard" / "LEADERBOARD.md").read_text()
