@@ -124,6 +124,12 @@ def _snoop_run(tmp_path, **spec):
     return out, found, variants
 
 
+def _telling(variants) -> set[str]:
+    """The targets that would give an item away if found: four characters or more, and not one
+    character repeated (`>>>>`, a commands answer, is also just a string any Python process may hold)."""
+    return {i.target for i in variants if len(i.target) >= 4 and len(set(i.target)) > 1}
+
+
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory):
     return _snoop_run(tmp_path_factory.mktemp("held_out"), seed=7, private_seed=SECRET)
@@ -140,8 +146,7 @@ def test_nothing_handed_over_carries_a_target(held_out):
     assert found["item_attrs"] == []
     assert found["handed_items"] == [] and found["calibration_variants"] == []
     assert len(found["handed_strings"]) > 50  # it did walk the tokenizer and the rest
-    multi_char_targets = {i.target for i in variants if len(i.target) >= 4}
-    assert multi_char_targets and not multi_char_targets & set(found["handed_strings"])
+    assert _telling(variants) and not _telling(variants) & set(found["handed_strings"])
 
 
 def test_the_model_itself_is_out_of_reach(held_out):
@@ -154,8 +159,13 @@ def test_the_model_itself_is_out_of_reach(held_out):
 def test_the_worker_process_holds_no_target_seed_or_run_folder(held_out):
     out, found, variants = held_out
     assert found["process_items"] == []
-    multi_char_targets = {i.target for i in variants if len(i.target) >= 4}
-    assert not multi_char_targets & set(found["process_strings"])
+    # The worker legitimately holds the calibration: base targets and the model's base outputs. A
+    # variant target can equal one of those by chance (a commands answer reached by another phrase).
+    handed = {json.loads(line)["target"] for line in (out / "items" / "base.jsonl").read_text().splitlines()}
+    handed |= {json.loads(line)["output"] for line in (out / "outcomes.jsonl").read_text().splitlines()
+               if json.loads(line)["split"] == "base"}
+    leaked = (_telling(variants) - handed) & set(found["process_strings"])
+    assert not leaked, sorted(leaked)
     strings = found["process_strings"] + found["frame_locals"] + found["argv"] + [found["cwd"]] + \
         [f"{k}={v}" for k, v in found["environ"].items()] + found["cwd_files"]
     assert not any(str(out) in s for s in strings), "the run folder is reachable"
