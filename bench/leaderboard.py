@@ -82,9 +82,9 @@ def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] 
             shutil.rmtree(scratch)
         run(RunSpec(model=ModelSpec(model), n=n, seed=seed, out=scratch), log=log)
         target.mkdir(parents=True)
-        for name in KEEP:
-            source = scratch / name
-            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / name)
+        for kept in KEEP:
+            source = scratch / kept
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / kept)
         shutil.rmtree(scratch)
         folders.append(target)
         log(f"leaderboard run: {target}")

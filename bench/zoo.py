@@ -186,6 +186,8 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
     model = build_model(recipe, len(tokenizer), special)
     model.train()
     state_path = _latest_state(out, recipe) if resume else None
+    if resume and state_path is None:
+        raise UserError(f"nothing to resume in {out}: no checkpoint with a training state for this recipe")
     init = None
     if recipe.init_from and state_path is None:
         init = _init_from(recipe, model, out, progress, log)
@@ -208,16 +210,9 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
     started = time.time()
     losses: list[float] = []
     first = 0
-    if resume and state_path is None:
-        raise UserError(f"nothing to resume in {out}: no checkpoint with a training state for this recipe")
     if state_path is not None:
-        from safetensors.torch import load_file
-
         state = torch.load(state_path, weights_only=True)
-        saved = load_file(state_path.parent / "model.safetensors")
-        model.load_state_dict(saved, strict=False)
-        if "lm_head.weight" not in saved:  # saved tied: the head is the embedding
-            model.tie_weights()
+        _load_weights(model, state_path.parent)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state(state)
@@ -275,24 +270,33 @@ ARCHITECTURE = ("arch", "n_layers", "d_model", "n_heads", "context_length")
 def _init_from(recipe: Recipe, model, out: Path, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
     """Load the trained weights of preset `recipe.init_from` into `model` (training it first into
     out/init/PRESET where it is not there to the same recipe); what the card records of it."""
-    from safetensors.torch import load_file
-
     parent = get_preset(recipe.init_from)
     different = [k for k in ARCHITECTURE if getattr(parent, k) != getattr(recipe, k)]
     if different:
         raise UserError(f"cannot continue from preset {recipe.init_from!r}: its {', '.join(different)} differ")
     folder = Path(out) / "init" / recipe.init_from
-    card_path = folder / "zoo.json"
-    if card_path.is_file() and recipe_from_dict(json.loads(card_path.read_text())["recipe"]) == parent:
+    if _trained_to(folder, parent):
         log(f"continuing from {folder} (already trained to preset {recipe.init_from!r})")
     else:
         train(parent, folder, progress=progress, log=log, preset=recipe.init_from)
-    card = json.loads(card_path.read_text())
-    saved = load_file(folder / "model.safetensors")
+    _load_weights(model, folder)
+    return _init_record(recipe.init_from, json.loads((folder / "zoo.json").read_text()))
+
+
+def _load_weights(model, folder: Path) -> None:
+    """The weights saved in `folder` into `model` (a head saved tied is the embedding)."""
+    from safetensors.torch import load_file
+
+    saved = load_file(Path(folder) / "model.safetensors")
     model.load_state_dict(saved, strict=False)
     if "lm_head.weight" not in saved:
         model.tie_weights()
-    return _init_record(recipe.init_from, card)
+
+
+def _trained_to(folder: Path, recipe: Recipe) -> bool:
+    """Whether `folder` holds a finished model whose card records exactly `recipe`."""
+    card = Path(folder) / "zoo.json"
+    return card.is_file() and recipe_from_dict(json.loads(card.read_text()).get("recipe", {})) == recipe
 
 
 def _init_record(preset: str, card: dict[str, Any]) -> dict[str, Any]:
@@ -448,8 +452,7 @@ def build_zoo(out: Path, names: tuple[str, ...] = ZOO, progress: bool = True, lo
     for name in names:
         recipe = get_preset(name)
         folder = Path(out) / name
-        card = folder / "zoo.json"
-        if card.is_file() and recipe_from_dict(json.loads(card.read_text()).get("recipe", {})) == recipe:
+        if _trained_to(folder, recipe):
             log(f"{folder}: already trained to this recipe, kept")
         else:
             train(recipe, folder, progress=progress, log=log, preset=name)
