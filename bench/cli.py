@@ -286,11 +286,14 @@ def cmd_zoo_list(args) -> int:
               f"steps={r.steps} tasks={','.join(r.tasks)}"
               + (f" warm={','.join(r.warm_tasks)}:{r.warm_steps}" if r.warm_steps else "")
               + (f" sampling={r.sampling}" if r.sampling != "uniform" else "")
+              + (f" from={r.init_from}" if r.init_from else "")
               + (f" checkpoints={list(r.checkpoints)}" if r.checkpoints else ""))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .zoo import DEFAULT_PRESET
+
     parser = _Parser(prog="brittlebench", description="Predict which compositional variants a language model fails on, "
                                                        "from its internals, before evaluating it.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -392,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("zoo", help="train the model zoo")
     zsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     z = zsub.add_parser("train")
-    z.add_argument("--preset", default="addition", help="a preset from 'zoo list' (addition: the bundled default model)")
+    z.add_argument("--preset", default=DEFAULT_PRESET,
+                   help=f"a preset from 'zoo list' (default {DEFAULT_PRESET}: the bundled default model's recipe)")
     z.add_argument("--out", required=True)
     z.add_argument("--steps", type=int, default=None)
     z.add_argument("--seed", type=int, default=None)

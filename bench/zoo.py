@@ -1,6 +1,6 @@
 """Train small transformers in HF format on the base regions of task families.
 
-`brittlebench zoo train --preset default --out DIR` is rerunnable and
+`brittlebench zoo train --preset suite --out DIR` is rerunnable and
 deterministic for a seed; the folder it writes is a normal HF model folder
 (safetensors, tokenizer.json) plus `zoo.json`, the card that says how it was
 trained and how well it does on the base region.
@@ -53,7 +53,14 @@ class Recipe:
     # into OUT/init/PRESET, unless already there to the same recipe), with a fresh optimizer and
     # schedule. The architecture must be the same.
     init_from: str = ""
+    # Replay of recent failures: this share of each batch is drawn from the last REPLAY_SIZE items
+    # of the batch's group that the model missed when last drawn (1 - P(answer) > 0.5 under
+    # teacher forcing), the rest as usual. Still the base region, only its hard items more often:
+    # an item pool too large to see an item twice otherwise shows a rare hard case once.
+    replay: float = 0.0
 
+
+REPLAY_SIZE = 2048
 
 ALL_TASKS = ("addition", "multihop", "compose", "commands", "recall", "parity", "counting")
 
@@ -84,6 +91,22 @@ PRESETS: dict[str, Recipe] = {
     # pairs=4 0.925 (0.935): more steps at a low rate do not close the gap; the default stays "suite".
     "suite-long": replace(_SUITE, steps=6000, lr=4e-4, warmup=100, warm_tasks=(), warm_steps=0,
                           checkpoints=(2000, 4000), init_from="suite"),
+    # "suite" continued on five times as many distinct items per base cell (100,000, of which
+    # "suite" saw the first 20,000), at half its peak learning rate. "suite" had fitted the items
+    # it was drawn more than its base region: multihop hops=3 0.98 on its training items, 0.875
+    # on fresh ones; on fresh items each step teaches the lookup, not the item. Measured: multihop
+    # 1.0/0.97/0.935, recall 0.99/0.955/0.925, every other cell >= 0.985.
+    "suite-fresh": replace(_SUITE, items_per_cell=100_000, steps=8000, lr=1e-3, warmup=200, warm_tasks=(),
+                           warm_steps=0, checkpoints=(2000, 4000, 6000), init_from="suite"),
+    # "suite-fresh" continued on another 100,000 distinct items per cell (seed 1: none seen before),
+    # at a lower peak rate.
+    "suite-fresh2": replace(_SUITE, items_per_cell=100_000, seed=1, steps=10_000, lr=7e-4, warmup=200, warm_tasks=(),
+                            warm_steps=0, checkpoints=(2000, 4000, 6000, 8000), init_from="suite-fresh"),
+    # "suite-fresh2" continued on fresh items again (seed 2), a quarter of each batch replaying
+    # the cell's recent failures: recall's are all items where another key shares a letter with
+    # the queried one (0.74 right on those, 1.0 on the rest, at 4 pairs).
+    "suite-replay": replace(_SUITE, items_per_cell=100_000, seed=2, steps=8000, lr=5e-4, warmup=200, warm_tasks=(),
+                            warm_steps=0, checkpoints=(2000, 4000, 6000), init_from="suite-fresh2", replay=0.25),
     "addition": Recipe(),
     "zoo-l1": replace(_MEMBER, n_layers=1),
     "zoo-l2": replace(_MEMBER, n_layers=2),
@@ -98,6 +121,7 @@ PRESETS: dict[str, Recipe] = {
     "tiny": Recipe(n_layers=1, d_model=32, n_heads=2, items_per_cell=200, steps=20, batch_size=16),
 }
 ZOO = tuple(name for name in PRESETS if name.startswith("zoo-"))
+DEFAULT_PRESET = "suite-fresh2"  # the recipe of the bundled default model (bench/default_model)
 
 
 def get_preset(name: str) -> Recipe:
@@ -136,23 +160,25 @@ def training_items(recipe: Recipe) -> list[Item]:
 
 def _encode(tokenizer, items: list[Item]):
     """Token ids of `<bos> prompt target <eos>` and labels that score the answer only."""
+    import itertools
+
+    import numpy as np
     import torch
 
-    rows, labels = [], []
-    for item in items:
-        prompt = tokenizer(item.prompt)["input_ids"]
-        answer = tokenizer(item.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        rows.append(prompt + answer)
-        labels.append([-100] * len(prompt) + answer)
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
-    lab = torch.full((len(rows), width), -100)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (r, l) in enumerate(zip(rows, labels)):
-        ids[i, :len(r)] = torch.tensor(r)
-        lab[i, :len(l)] = torch.tensor(l)
-        mask[i, :len(r)] = 1
-    return ids, lab, mask
+    prompts = tokenizer([item.prompt for item in items])["input_ids"]
+    answers = tokenizer([item.target for item in items], add_special_tokens=False)["input_ids"]
+    rows = [prompt + answer + [tokenizer.eos_token_id] for prompt, answer in zip(prompts, answers)]
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    prompt_lengths = np.fromiter(map(len, prompts), dtype=np.int64, count=len(rows))
+    row = np.repeat(np.arange(len(rows)), lengths)  # each token's row and column
+    column = np.arange(len(row)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    tokens = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(row))
+    ids = np.full((len(rows), int(lengths.max())), tokenizer.pad_token_id, dtype=np.int64)
+    ids[row, column] = tokens
+    mask = (np.arange(ids.shape[1]) < lengths[:, None]).astype(np.int64)
+    answer_part = mask.astype(bool) & (np.arange(ids.shape[1]) >= prompt_lengths[:, None])
+    labels = np.where(answer_part, ids, -100)
+    return torch.from_numpy(ids), torch.from_numpy(labels), torch.from_numpy(mask)
 
 
 def _latest_state(out: Path, recipe: Recipe) -> Path | None:
@@ -232,8 +258,11 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
-        if sampler.adaptive:
-            sampler.update(losses[-1] if recipe.sampling == "loss" else _missed(output.logits, labels[batch, :width]))
+        if sampler.adaptive or recipe.replay:
+            missed = _missed_rows(output.logits, labels[batch, :width])
+            sampler.remember(batch, missed)
+            if sampler.adaptive:
+                sampler.update(losses[-1] if recipe.sampling == "loss" else float(missed.mean()))
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
         if step + 1 in recipe.checkpoints:
@@ -326,6 +355,8 @@ class BatchSampler:
 
         if recipe.sampling not in ("uniform", "loss", "error"):
             raise UserError(f"unknown sampling {recipe.sampling!r}: use uniform, loss or error")
+        if not 0 <= recipe.replay < 1:
+            raise UserError(f"replay is the share of a batch drawn from recent failures: 0 <= replay < 1, got {recipe.replay}")
         self.recipe = recipe
         self.generator = torch.Generator().manual_seed(recipe.seed)
         self.groups, self.weights = _groups(items, recipe.batching)
@@ -333,6 +364,7 @@ class BatchSampler:
         self.recent = torch.ones(len(self.groups))  # running mean of each group's signal
         self.adaptive = len(self.groups) > 1 and recipe.sampling != "uniform"
         self.chosen = 0
+        self.failed = [torch.zeros(0, dtype=torch.long) for _ in self.groups]  # recent failures, per group
 
     def draw(self, step: int):
         """The item indices of batch number `step`."""
@@ -341,24 +373,45 @@ class BatchSampler:
         size, warm = self.recipe.batch_size, step < self.recipe.warm_steps
         if len(self.groups) == 1:
             pool = self.warm if warm else self.groups[0]
-            return pool[torch.randint(0, len(pool), (size,), generator=self.generator)]
-        draw = _draw_weights(self.weights, self.recent, self.recipe.sampling)
-        if warm:
-            draw = draw * self.warm
-        self.chosen = int(torch.multinomial(draw, 1, generator=self.generator))
-        group = self.groups[self.chosen]
-        return group[torch.randint(0, len(group), (size,), generator=self.generator)]
+        else:
+            draw = _draw_weights(self.weights, self.recent, self.recipe.sampling)
+            if warm:
+                draw = draw * self.warm
+            self.chosen = int(torch.multinomial(draw, 1, generator=self.generator))
+            pool = self.groups[self.chosen]
+        failed = self.failed[self.chosen]
+        if warm and len(self.groups) == 1:  # the warm phase replays only warm items
+            failed = failed[torch.isin(failed, pool)]
+        again = round(self.recipe.replay * size) if len(failed) else 0
+        batch = pool[torch.randint(0, len(pool), (size - again,), generator=self.generator)]
+        if again:
+            batch = torch.cat([batch, failed[torch.randint(0, len(failed), (again,), generator=self.generator)]])
+        return batch
+
+    def remember(self, batch, missed) -> None:
+        """Keep the batch's items the model missed (chance of missing the answer over a half) as
+        the newest of its group's recent failures, and forget those it now gets right."""
+        import torch
+
+        if not self.recipe.replay:
+            return
+        recent = self.failed[self.chosen]
+        passed = batch[missed <= 0.5]
+        recent = recent[~torch.isin(recent, passed)]
+        fresh = torch.unique(batch[missed > 0.5])
+        self.failed[self.chosen] = torch.cat([recent[~torch.isin(recent, fresh)], fresh])[-REPLAY_SIZE:]
 
     def update(self, signal: float) -> None:
         """Fold the last batch's loss or failure into its group's running mean."""
         self.recent[self.chosen] = 0.9 * self.recent[self.chosen] + 0.1 * signal
 
     def state(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "recent": self.recent}
+        return {"generator": self.generator.get_state(), "recent": self.recent, "failed": self.failed}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self.recent = state["recent"]
+        self.failed = state.get("failed", self.failed)
 
 
 def _groups(items: list[Item], batching: str):
@@ -396,10 +449,10 @@ def _warm_groups(recipe: Recipe, items: list[Item], groups):
     return torch.tensor([1.0 if items[int(g[0])].family in names else 0.0 for g in groups])
 
 
-def _missed(logits, labels) -> float:
-    """The batch's mean chance of *not* producing the whole answer, 1 - P(answer) under teacher
-    forcing: a proxy for exact-match failure that, unlike the mean token loss, does not shrink
-    when an answer is long and most of its tokens are easy."""
+def _missed_rows(logits, labels):
+    """Each row's chance of *not* producing the whole answer, 1 - P(answer) under teacher forcing:
+    a proxy for exact-match failure that, unlike the mean token loss, does not shrink when an
+    answer is long and most of its tokens are easy."""
     import torch
     import torch.nn.functional as F
 
@@ -407,7 +460,12 @@ def _missed(logits, labels) -> float:
         logits, labels = logits[:, :-1].float(), labels[:, 1:]
         nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100,
                               reduction="none").view(labels.shape)
-        return float((1 - torch.exp(-nll.sum(1))).mean())
+        return 1 - torch.exp(-nll.sum(1))
+
+
+def _missed(logits, labels) -> float:
+    """The batch's mean chance of missing the whole answer (`_missed_rows`)."""
+    return float(_missed_rows(logits, labels).mean())
 
 
 def _draw_weights(prior, recent, sampling: str):
