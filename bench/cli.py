@@ -279,15 +279,19 @@ def cmd_zoo_build(args) -> int:
 
 
 def cmd_zoo_list(args) -> int:
-    from .zoo import PRESETS
+    from .zoo import DEFAULT_PRESET, PRESETS
 
+    width = max(map(len, PRESETS)) + 1
     for name, r in PRESETS.items():
-        print(f"{name:<11} {r.arch:<5} layers={r.n_layers} d_model={r.d_model} init={r.init_scale}x "
-              f"steps={r.steps} tasks={','.join(r.tasks)}"
+        print(f"{name + ('*' if name == DEFAULT_PRESET else ''):<{width}} {r.arch:<5} layers={r.n_layers} "
+              f"d_model={r.d_model} init={r.init_scale}x steps={r.steps} lr={r.lr:g} items/cell={r.items_per_cell} "
+              f"seed={r.seed} tasks={','.join(r.tasks)}"
               + (f" warm={','.join(r.warm_tasks)}:{r.warm_steps}" if r.warm_steps else "")
               + (f" sampling={r.sampling}" if r.sampling != "uniform" else "")
+              + (f" replay={r.replay:g}" if r.replay else "")
               + (f" from={r.init_from}" if r.init_from else "")
               + (f" checkpoints={list(r.checkpoints)}" if r.checkpoints else ""))
+    print("* the bundled default model's recipe (`zoo train` without --preset)")
     return 0
 
 

@@ -208,3 +208,14 @@ def test_replay_draws_a_share_of_each_batch_from_the_items_last_missed():
     assert len(sampler.failed[0]) == 0 and len(sampler.draw(2)) == 8
     with pytest.raises(UserError, match="replay"):
         BatchSampler(with_overrides(recipe, replay=1.0), items)
+
+
+def test_zoo_list_marks_the_default_models_preset_and_zoo_train_defaults_to_it(capsys):
+    from bench.cli import build_parser, main
+    from bench.zoo import DEFAULT_PRESET
+
+    assert main(["zoo", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines if line.split()[0].endswith("*")] == [DEFAULT_PRESET + "*"]
+    assert len([line for line in lines if not line.startswith("*")]) == len(PRESETS)
+    assert build_parser().parse_args(["zoo", "train", "--out", "x"]).preset == DEFAULT_PRESET
