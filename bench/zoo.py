@@ -79,12 +79,12 @@ _SUITE = Recipe(arch="llama", tasks=ALL_TASKS, context_length=128, items_per_cel
 
 PRESETS: dict[str, Recipe] = {
     # The bundled default model (bench/default_model) is DEFAULT_PRESET, below: "suite" trained
-    # on, on fresh items, one model for every family. With learned positions (GPT-2) it stalled at chance on multihop and recall for 12,000 steps:
-    # the lookup they need never formed. A 4x128 Llama (rotary) formed it for recall, after a warm
-    # phase of 3,000 steps on recall and multihop alone; multihop's lookup formed last, as the
-    # learning rate decayed (hops=1 0.83 at step 14,000, 0.97 at 24,000). Failure-chance sampling
-    # sends the steps to the cells still failing. Checkpoints every 2,000 steps save the training
-    # state: `--resume` goes on. "addition" is the recipe of the earlier, addition-only default.
+    # on, on fresh items, one model for every family. With learned positions (GPT-2) "suite"
+    # stalled at chance on multihop and recall for 12,000 steps: the lookup never formed. A 4x128
+    # Llama (rotary) formed it for recall, after a warm phase of 3,000 steps on recall and
+    # multihop alone; multihop's lookup formed last, as the learning rate decayed (hops=1 0.83 at
+    # step 14,000, 0.97 at 24,000). Failure-chance sampling sends the steps to the cells still
+    # failing. Checkpoints every 2,000 steps save the training state: `--resume` goes on. "addition" is the recipe of the earlier, addition-only default.
     "suite": _SUITE,
     # "suite" continued for 6,000 steps at a fifth of the learning rate, half of the draws going
     # to the cells still failing. Measured: multihop 0.97/0.92/0.86 (suite: 0.97/0.91/0.84), recall
@@ -382,9 +382,7 @@ class BatchSampler:
                 draw = draw * self.warm
             self.chosen = int(torch.multinomial(draw, 1, generator=self.generator))
             pool = self.groups[self.chosen]
-        failed = self.failed[self.chosen]
-        if warm and len(self.groups) == 1:  # the warm phase replays only warm items
-            failed = failed[torch.isin(failed, pool)]
+        failed = self.failed[self.chosen]  # in the warm phase, only warm items were drawn to fail
         again = round(self.recipe.replay * size) if len(failed) else 0
         batch = pool[torch.randint(0, len(pool), (size - again,), generator=self.generator)]
         if again:
@@ -464,11 +462,6 @@ def _missed_rows(logits, labels):
         nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100,
                               reduction="none").view(labels.shape)
         return 1 - torch.exp(-nll.sum(1))
-
-
-def _missed(logits, labels) -> float:
-    """The batch's mean chance of missing the whole answer (`_missed_rows`)."""
-    return float(_missed_rows(logits, labels).mean())
 
 
 def _draw_weights(prior, recent, sampling: str):
