@@ -289,6 +289,7 @@ def cmd_zoo_list(args) -> int:
               + (f" warm={','.join(r.warm_tasks)}:{r.warm_steps}" if r.warm_steps else "")
               + (f" sampling={r.sampling}" if r.sampling != "uniform" else "")
               + (f" replay={r.replay:g}" if r.replay else "")
+              + (f" mining={r.mining}" if r.mining > 1 else "")
               + (f" from={r.init_from}" if r.init_from else "")
               + (f" checkpoints={list(r.checkpoints)}" if r.checkpoints else ""))
     print("* the bundled default model's recipe (`zoo train` without --preset)")

@@ -58,6 +58,16 @@ class Recipe:
     # teacher forcing), the rest as usual. Still the base region, only its hard items more often:
     # an item pool too large to see an item twice otherwise shows a rare hard case once.
     replay: float = 0.0
+    # Online hard-example mining (Shrivastava et al. 2016): draw `mining` times the batch's fresh
+    # items, score them in one no-grad pass, and train on the ones the model is likeliest to miss
+    # (1 - P(answer)). Still fresh items of the base region, never the same item on purpose: a
+    # rare hard case (one in ten) fills the batch without any item being seen twice.
+    mining: int = 1
+    # Growth: where `init_from`'s model has fewer layers (all else the same), its layers keep
+    # their order and the new ones are inserted before its layer `grow_at` (0: at the bottom),
+    # each starting as the identity (attention and MLP output projections zero), so training
+    # continues from the same function (function-preserving growth, as Net2Net's deeper nets).
+    grow_at: int = 0
 
 
 REPLAY_SIZE = 2048
@@ -110,6 +120,17 @@ PRESETS: dict[str, Recipe] = {
     # "suite-fresh2"): replaying them does not teach the two-letter match; the default stays.
     "suite-replay": replace(_SUITE, items_per_cell=100_000, seed=2, steps=8000, lr=5e-4, warmup=200, warm_tasks=(),
                             warm_steps=0, checkpoints=(2000, 4000, 6000), init_from="suite-fresh2", replay=0.25),
+    # "suite-fresh2" continued on fresh items (seed 2), each batch the 128 hardest of 512 fresh
+    # candidates: recall's rare shared-first-letter keys fill its batches without repeats.
+    "suite-mined": replace(_SUITE, items_per_cell=100_000, seed=2, steps=4000, lr=7e-4, warmup=200, warm_tasks=(),
+                           warm_steps=0, checkpoints=(1000, 2000, 3000), init_from="suite-fresh2", mining=4),
+    # "suite-fresh2" grown to 5 layers, the new one at the bottom (identity at first), then
+    # trained on fresh items (seed 3) with mining. Recall's lookup reads, at the "?", a layer-0
+    # head's copy of the key's first letter and nothing of its second: a new bottom layer is
+    # room for the second letter without unlearning the rest.
+    "suite-grown": replace(_SUITE, n_layers=5, grow_at=0, items_per_cell=100_000, seed=3, steps=4000, lr=1e-3,
+                           warmup=200, warm_tasks=(), warm_steps=0, checkpoints=(1000, 2000, 3000),
+                           init_from="suite-fresh2", mining=4),
     "addition": Recipe(),
     "zoo-l1": replace(_MEMBER, n_layers=1),
     "zoo-l2": replace(_MEMBER, n_layers=2),
@@ -250,8 +271,16 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
         log(f"resuming {out} at step {first} of {recipe.steps}")
     bar = tqdm(range(first, recipe.steps), desc=f"zoo train {out.name}", disable=not progress,
                initial=first, total=recipe.steps)
+    def score(candidates):
+        width = int(mask[candidates].sum(1).max())
+        model.eval()
+        with torch.no_grad():
+            logits = model(input_ids=ids[candidates, :width], attention_mask=mask[candidates, :width]).logits
+        model.train()
+        return _missed_rows(logits, labels[candidates, :width])
+
     for step in bar:
-        batch = sampler.draw(step)
+        batch = sampler.draw(step, score if recipe.mining > 1 else None)
         width = int(mask[batch].sum(1).max())
         output = model(input_ids=ids[batch, :width], attention_mask=mask[batch, :width], labels=labels[batch, :width])
         loss = output.loss
@@ -265,7 +294,8 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
             missed = _missed_rows(output.logits, labels[batch, :width])
             sampler.remember(batch, missed)
             if sampler.adaptive:
-                sampler.update(losses[-1] if recipe.sampling == "loss" else float(missed.mean()))
+                error = sampler.signal if sampler.signal is not None else float(missed.mean())
+                sampler.update(losses[-1] if recipe.sampling == "loss" else error)
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
         if step + 1 in recipe.checkpoints:
@@ -303,16 +333,54 @@ def _init_from(recipe: Recipe, model, out: Path, progress: bool, log: Callable[[
     """Load the trained weights of preset `recipe.init_from` into `model` (training it first into
     out/init/PRESET where it is not there to the same recipe); what the card records of it."""
     parent = get_preset(recipe.init_from)
-    different = [k for k in ARCHITECTURE if getattr(parent, k) != getattr(recipe, k)]
-    if different:
-        raise UserError(f"cannot continue from preset {recipe.init_from!r}: its {', '.join(different)} differ")
+    different = [k for k in ARCHITECTURE if getattr(parent, k) != getattr(recipe, k) and k != "n_layers"]
+    if different or parent.n_layers > recipe.n_layers:
+        raise UserError(f"cannot continue from preset {recipe.init_from!r}: its {', '.join(different or ['n_layers'])} "
+                        f"differ{'' if different else ' (a model can grow, not shrink)'}")
+    if not 0 <= recipe.grow_at <= parent.n_layers:
+        raise UserError(f"grow_at must name one of preset {recipe.init_from!r}'s {parent.n_layers} layers or its top; "
+                        f"got {recipe.grow_at}")
     folder = Path(out) / "init" / recipe.init_from
     if _trained_to(folder, parent):
         log(f"continuing from {folder} (already trained to preset {recipe.init_from!r})")
     else:
         train(parent, folder, progress=progress, log=log, preset=recipe.init_from)
-    _load_weights(model, folder)
+    if parent.n_layers == recipe.n_layers:
+        _load_weights(model, folder)
+    else:
+        _grow(model, folder, parent.n_layers, recipe.grow_at)
+        log(f"grown from {parent.n_layers} to {recipe.n_layers} layers, the new ones identity at layer {recipe.grow_at}")
     return _init_record(recipe.init_from, json.loads((folder / "zoo.json").read_text()))
+
+
+_LAYERS = {"llama": ("model.layers.", ("self_attn.o_proj.", "mlp.down_proj.")),
+           "gpt2": ("transformer.h.", ("attn.c_proj.", "mlp.c_proj."))}
+
+
+def _grow(model, folder: Path, parent_layers: int, grow_at: int) -> None:
+    """`folder`'s weights into `model`, which has more layers: the saved layers in order, the new
+    ones inserted before saved layer `grow_at` with zero output projections (the identity, as
+    every block adds its outputs to the residual stream)."""
+    import torch
+    from safetensors.torch import load_file
+
+    arch = "gpt2" if model.config.model_type == "gpt2" else "llama"
+    prefix, outputs = _LAYERS[arch]
+    added = model.config.num_hidden_layers - parent_layers
+    state = model.state_dict()
+    for key, value in load_file(Path(folder) / "model.safetensors").items():
+        if key.startswith(prefix):
+            index, rest = key[len(prefix):].split(".", 1)
+            key = f"{prefix}{int(index) + (added if int(index) >= grow_at else 0)}.{rest}"
+        if key not in state or state[key].shape != value.shape:
+            raise UserError(f"cannot grow from {folder}: its weight {key} does not fit the new model")
+        state[key] = value
+    for layer in range(grow_at, grow_at + added):
+        for key in state:
+            if key.startswith(f"{prefix}{layer}.") and key[len(f"{prefix}{layer}."):].startswith(outputs):
+                state[key] = torch.zeros_like(state[key])
+    model.load_state_dict(state, strict=True)
+    model.tie_weights()
 
 
 def _load_weights(model, folder: Path) -> None:
@@ -358,6 +426,8 @@ class BatchSampler:
 
         if recipe.sampling not in ("uniform", "loss", "error"):
             raise UserError(f"unknown sampling {recipe.sampling!r}: use uniform, loss or error")
+        if recipe.mining < 1:
+            raise UserError(f"mining is how many candidates to score per batch item: an integer >= 1, got {recipe.mining}")
         if not 0 <= recipe.replay < 1:
             raise UserError(f"replay is the share of a batch drawn from recent failures: 0 <= replay < 1, got {recipe.replay}")
         self.recipe = recipe
@@ -367,10 +437,13 @@ class BatchSampler:
         self.recent = torch.ones(len(self.groups))  # running mean of each group's signal
         self.adaptive = len(self.groups) > 1 and recipe.sampling != "uniform"
         self.chosen = 0
+        self.signal: float | None = None  # with mining: the last candidates' mean failure chance
         self.failed = [torch.zeros(0, dtype=torch.long) for _ in self.groups]  # recent failures, per group
 
-    def draw(self, step: int):
-        """The item indices of batch number `step`."""
+    def draw(self, step: int, score: Callable | None = None):
+        """The item indices of batch number `step`. With mining, `score(indices)` gives each
+        candidate's chance of being missed; the batch keeps the likeliest, and `self.signal` is the
+        candidates' mean (an unbiased estimate of the group's failure, unlike the mined batch's)."""
         import torch
 
         size, warm = self.recipe.batch_size, step < self.recipe.warm_steps
@@ -384,7 +457,13 @@ class BatchSampler:
             pool = self.groups[self.chosen]
         failed = self.failed[self.chosen]  # in the warm phase, only warm items were drawn to fail
         again = round(self.recipe.replay * size) if len(failed) else 0
-        batch = pool[torch.randint(0, len(pool), (size - again,), generator=self.generator)]
+        mining = self.recipe.mining if score is not None else 1
+        batch = pool[torch.randint(0, len(pool), ((size - again) * mining,), generator=self.generator)]
+        self.signal = None
+        if mining > 1:
+            missed = score(batch)
+            self.signal = float(missed.mean())
+            batch = batch[torch.sort(missed, descending=True, stable=True).indices[:size - again]]
         if again:
             batch = torch.cat([batch, failed[torch.randint(0, len(failed), (again,), generator=self.generator)]])
         return batch

@@ -82,7 +82,7 @@ def test_the_bundled_default_model_records_its_preset_and_solves_every_family():
     assert base_accuracy(handle, ALL_TASKS) == card["base_accuracy"]
 
 
-@pytest.mark.parametrize("sampling", [dict(sampling="loss"), dict(sampling="error", replay=0.5)])
+@pytest.mark.parametrize("sampling", [dict(sampling="loss"), dict(sampling="error", replay=0.5), dict(sampling="error", mining=2)])
 def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, sampling):
     import shutil
 
@@ -168,6 +168,50 @@ def test_continued_training_starts_from_the_parent_presets_weights(tmp_path, mon
     assert load(str(tmp_path / "child")).card.n_layers == 1
 
 
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("grow_at", [0, 1, 2])
+def test_a_grown_model_computes_what_its_parent_did(tmp_path, arch, grow_at):
+    from bench.tokenizer import build_tokenizer
+    from bench.zoo import _grow, _save, build_model
+
+    tokenizer = build_tokenizer()
+    special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                   pad_token_id=tokenizer.pad_token_id)
+    recipe = with_overrides(get_preset("tiny"), arch=arch, n_layers=2)
+    torch.manual_seed(0)
+    parent = build_model(recipe, len(tokenizer), special).eval()
+    _save(parent, tokenizer, tmp_path)
+    child = build_model(with_overrides(recipe, n_layers=4), len(tokenizer), special).eval()
+    _grow(child, tmp_path, 2, grow_at)
+    ids = torch.randint(5, len(tokenizer), (3, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(parent(ids).logits, child(ids).logits, atol=1e-5)
+    new = [grow_at, grow_at + 1]  # the inserted layers: random inside, zero at their outputs
+    blocks = child.model.layers if arch == "llama" else child.transformer.h
+    old = parent.model.layers if arch == "llama" else parent.transformer.h
+    for i, block in enumerate(blocks):
+        out = (block.self_attn.o_proj.weight, block.mlp.down_proj.weight) if arch == "llama" else (
+            block.attn.c_proj.weight, block.mlp.c_proj.weight)
+        if i in new:
+            assert all(not w.any() for w in out)
+            assert block.state_dict().keys() == old[0].state_dict().keys()
+        else:
+            j = i - 2 if i > grow_at else i
+            assert all(torch.equal(block.state_dict()[k], old[j].state_dict()[k]) for k in old[j].state_dict())
+
+
+def test_growth_takes_more_layers_only(tmp_path, monkeypatch):
+    monkeypatch.setitem(PRESETS, "parent-test", with_overrides(get_preset("tiny"), steps=2, n_layers=2))
+    child = with_overrides(get_preset("tiny"), steps=2, init_from="parent-test")  # 1 layer: fewer
+    with pytest.raises(UserError, match="grow, not shrink"):
+        train(child, tmp_path / "child", progress=False, log=lambda m: None)
+    with pytest.raises(UserError, match="grow_at"):
+        train(with_overrides(child, n_layers=3, grow_at=3), tmp_path / "child", progress=False, log=lambda m: None)
+    said = []
+    card = train(with_overrides(child, n_layers=3, grow_at=2), tmp_path / "child", progress=False, log=said.append)
+    assert any("grown from 2 to 3 layers" in line for line in said) and card["recipe"]["n_layers"] == 3
+
+
 def test_training_rows_hold_prompt_answer_and_eos_and_score_the_answer_only():
     from bench.tokenizer import build_tokenizer
     from bench.zoo import _encode
@@ -207,6 +251,30 @@ def test_replay_draws_a_share_of_each_batch_from_the_items_last_missed():
     assert len(sampler.failed[0]) == 0 and len(sampler.draw(2)) == 8
     with pytest.raises(UserError, match="replay"):
         BatchSampler(with_overrides(recipe, replay=1.0), items)
+
+
+def test_mining_trains_on_the_candidates_likeliest_to_be_missed():
+    from bench.zoo import BatchSampler, training_items
+
+    recipe = with_overrides(get_preset("tiny"), batching="mixed", mining=3, batch_size=4)
+    items = training_items(recipe)
+    seen = []
+
+    def score(candidates):  # a stand-in model: misses the items with the largest index
+        seen.append(candidates)
+        return candidates.float() / len(items)
+
+    batch = BatchSampler(recipe, items).draw(0, score)
+    candidates = seen[0]
+    assert len(candidates) == 12 and len(batch) == 4
+    assert batch.tolist() == sorted(candidates.tolist(), reverse=True)[:4]
+    again = BatchSampler(recipe, items)
+    assert torch.equal(again.draw(0, score), batch)  # seeded: the same candidates, the same batch
+    assert again.signal == pytest.approx(float(score(candidates).mean()))  # the candidates' failure, not the batch's
+    plain = BatchSampler(recipe, items).draw(0)  # no scorer (as without mining): an ordinary batch
+    assert len(plain) == 4 and plain.tolist() == candidates[:4].tolist()
+    with pytest.raises(UserError, match="mining"):
+        BatchSampler(with_overrides(recipe, mining=0), items)
 
 
 def test_zoo_list_marks_the_default_models_preset_and_zoo_train_defaults_to_it(capsys):
