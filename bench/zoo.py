@@ -65,9 +65,12 @@ class Recipe:
     mining: int = 1
     # Growth: where `init_from`'s model has fewer layers (all else the same), its layers keep
     # their order and the new ones are inserted before its layer `grow_at` (0: at the bottom),
-    # each starting as the identity (attention and MLP output projections zero), so training
-    # continues from the same function (function-preserving growth, as Net2Net's deeper nets).
+    # each with its attention and MLP output projections zero, so that it adds nothing and
+    # training continues from the same function. Inside, a new layer is a copy of the saved layer
+    # it is inserted before (`grow_init="copy"`, the top one at the top: as progressive stacking),
+    # or freshly initialized ("random").
     grow_at: int = 0
+    grow_init: str = "copy"
 
 
 REPLAY_SIZE = 2048
@@ -124,8 +127,8 @@ PRESETS: dict[str, Recipe] = {
     # candidates: recall's rare shared-first-letter keys fill its batches without repeats.
     "suite-mined": replace(_SUITE, items_per_cell=100_000, seed=2, steps=4000, lr=7e-4, warmup=200, warm_tasks=(),
                            warm_steps=0, checkpoints=(1000, 2000, 3000), init_from="suite-fresh2", mining=4),
-    # "suite-fresh2" grown to 5 layers, the new one at the bottom (identity at first), then
-    # trained on fresh items (seed 3) with mining. Recall's lookup reads, at the "?", a layer-0
+    # "suite-fresh2" grown to 5 layers, the new one at the bottom (a copy of layer 0 that adds
+    # nothing at first), then trained on fresh items (seed 3) with mining. Recall's lookup reads, at the "?", a layer-0
     # head's copy of the key's first letter and nothing of its second: a new bottom layer is
     # room for the second letter without unlearning the rest.
     "suite-grown": replace(_SUITE, n_layers=5, grow_at=0, items_per_cell=100_000, seed=3, steps=4000, lr=1e-3,
@@ -337,6 +340,8 @@ def _init_from(recipe: Recipe, model, out: Path, progress: bool, log: Callable[[
     if different or parent.n_layers > recipe.n_layers:
         raise UserError(f"cannot continue from preset {recipe.init_from!r}: its {', '.join(different or ['n_layers'])} "
                         f"differ{'' if different else ' (a model can grow, not shrink)'}")
+    if recipe.grow_init not in ("copy", "random"):
+        raise UserError(f"unknown grow_init {recipe.grow_init!r}: use copy or random")
     if not 0 <= recipe.grow_at <= parent.n_layers:
         raise UserError(f"grow_at must name one of preset {recipe.init_from!r}'s {parent.n_layers} layers or its top; "
                         f"got {recipe.grow_at}")
@@ -348,8 +353,9 @@ def _init_from(recipe: Recipe, model, out: Path, progress: bool, log: Callable[[
     if parent.n_layers == recipe.n_layers:
         _load_weights(model, folder)
     else:
-        _grow(model, folder, parent.n_layers, recipe.grow_at)
-        log(f"grown from {parent.n_layers} to {recipe.n_layers} layers, the new ones identity at layer {recipe.grow_at}")
+        _grow(model, folder, parent.n_layers, recipe.grow_at, recipe.grow_init)
+        log(f"grown from {parent.n_layers} to {recipe.n_layers} layers: new at layer {recipe.grow_at} "
+            f"({recipe.grow_init} inside, adding nothing until trained)")
     return _init_record(recipe.init_from, json.loads((folder / "zoo.json").read_text()))
 
 
@@ -357,10 +363,11 @@ _LAYERS = {"llama": ("model.layers.", ("self_attn.o_proj.", "mlp.down_proj.")),
            "gpt2": ("transformer.h.", ("attn.c_proj.", "mlp.c_proj."))}
 
 
-def _grow(model, folder: Path, parent_layers: int, grow_at: int) -> None:
+def _grow(model, folder: Path, parent_layers: int, grow_at: int, init: str = "copy") -> None:
     """`folder`'s weights into `model`, which has more layers: the saved layers in order, the new
-    ones inserted before saved layer `grow_at` with zero output projections (the identity, as
-    every block adds its outputs to the residual stream)."""
+    ones inserted before saved layer `grow_at`, copies of it (`init="copy"`; of the top layer
+    when inserted at the top) or as initialized ("random"), with zero output projections: the
+    identity, as every block adds its outputs to the residual stream."""
     import torch
     from safetensors.torch import load_file
 
@@ -368,13 +375,21 @@ def _grow(model, folder: Path, parent_layers: int, grow_at: int) -> None:
     prefix, outputs = _LAYERS[arch]
     added = model.config.num_hidden_layers - parent_layers
     state = model.state_dict()
-    for key, value in load_file(Path(folder) / "model.safetensors").items():
+    saved = load_file(Path(folder) / "model.safetensors")
+    source = f"{prefix}{min(grow_at, parent_layers - 1)}."
+    for key, value in saved.items():
+        targets = []
         if key.startswith(prefix):
             index, rest = key[len(prefix):].split(".", 1)
-            key = f"{prefix}{int(index) + (added if int(index) >= grow_at else 0)}.{rest}"
-        if key not in state or state[key].shape != value.shape:
-            raise UserError(f"cannot grow from {folder}: its weight {key} does not fit the new model")
-        state[key] = value
+            targets.append(f"{prefix}{int(index) + (added if int(index) >= grow_at else 0)}.{rest}")
+            if init == "copy" and key.startswith(source):
+                targets += [f"{prefix}{layer}.{rest}" for layer in range(grow_at, grow_at + added)]
+        else:
+            targets.append(key)
+        for target in targets:
+            if target not in state or state[target].shape != value.shape:
+                raise UserError(f"cannot grow from {folder}: its weight {key} does not fit the new model")
+            state[target] = value.clone()
     for layer in range(grow_at, grow_at + added):
         for key in state:
             if key.startswith(f"{prefix}{layer}.") and key[len(f"{prefix}{layer}."):].startswith(outputs):

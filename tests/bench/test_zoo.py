@@ -169,8 +169,8 @@ def test_continued_training_starts_from_the_parent_presets_weights(tmp_path, mon
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
-@pytest.mark.parametrize("grow_at", [0, 1, 2])
-def test_a_grown_model_computes_what_its_parent_did(tmp_path, arch, grow_at):
+@pytest.mark.parametrize("grow_at,init", [(0, "copy"), (1, "random"), (2, "copy")])
+def test_a_grown_model_computes_what_its_parent_did(tmp_path, arch, grow_at, init):
     from bench.tokenizer import build_tokenizer
     from bench.zoo import _grow, _save, build_model
 
@@ -182,22 +182,25 @@ def test_a_grown_model_computes_what_its_parent_did(tmp_path, arch, grow_at):
     parent = build_model(recipe, len(tokenizer), special).eval()
     _save(parent, tokenizer, tmp_path)
     child = build_model(with_overrides(recipe, n_layers=4), len(tokenizer), special).eval()
-    _grow(child, tmp_path, 2, grow_at)
+    _grow(child, tmp_path, 2, grow_at, init)
     ids = torch.randint(5, len(tokenizer), (3, 12), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.allclose(parent(ids).logits, child(ids).logits, atol=1e-5)
-    new = [grow_at, grow_at + 1]  # the inserted layers: random inside, zero at their outputs
-    blocks = child.model.layers if arch == "llama" else child.transformer.h
-    old = parent.model.layers if arch == "llama" else parent.transformer.h
-    for i, block in enumerate(blocks):
-        out = (block.self_attn.o_proj.weight, block.mlp.down_proj.weight) if arch == "llama" else (
-            block.attn.c_proj.weight, block.mlp.c_proj.weight)
-        if i in new:
-            assert all(not w.any() for w in out)
-            assert block.state_dict().keys() == old[0].state_dict().keys()
-        else:
-            j = i - 2 if i > grow_at else i
-            assert all(torch.equal(block.state_dict()[k], old[j].state_dict()[k]) for k in old[j].state_dict())
+    layers = (lambda m: m.model.layers) if arch == "llama" else (lambda m: m.transformer.h)
+    outputs = ("self_attn.o_proj.", "mlp.down_proj.") if arch == "llama" else ("attn.c_proj.", "mlp.c_proj.")
+    old = [block.state_dict() for block in layers(parent)]
+    source = old[min(grow_at, 1)]  # a copy of the layer it is inserted before, or of the top one
+    for i, block in enumerate(layers(child)):
+        new = block.state_dict()
+        assert new.keys() == old[0].keys()
+        if i in (grow_at, grow_at + 1):  # an inserted layer: zero at its outputs
+            assert all(not new[k].any() for k in new if k.startswith(outputs))
+            query = "self_attn.q_proj.weight" if arch == "llama" else "attn.c_attn.weight"
+            assert torch.equal(new[query], source[query]) == (init == "copy")
+            if init == "copy":
+                assert all(torch.equal(new[k], source[k]) for k in new if not k.startswith(outputs))
+        else:  # a saved layer, in its order
+            assert all(torch.equal(new[k], old[i - 2 if i > grow_at else i][k]) for k in new)
 
 
 def test_growth_takes_more_layers_only(tmp_path, monkeypatch):
@@ -205,6 +208,8 @@ def test_growth_takes_more_layers_only(tmp_path, monkeypatch):
     child = with_overrides(get_preset("tiny"), steps=2, init_from="parent-test")  # 1 layer: fewer
     with pytest.raises(UserError, match="grow, not shrink"):
         train(child, tmp_path / "child", progress=False, log=lambda m: None)
+    with pytest.raises(UserError, match="grow_init"):
+        train(with_overrides(child, n_layers=3, grow_init="zero"), tmp_path / "child", progress=False, log=lambda m: None)
     with pytest.raises(UserError, match="grow_at"):
         train(with_overrides(child, n_layers=3, grow_at=3), tmp_path / "child", progress=False, log=lambda m: None)
     said = []
