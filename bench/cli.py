@@ -291,6 +291,7 @@ def cmd_zoo_list(args) -> int:
               + (f" replay={r.replay:g}" if r.replay else "")
               + (f" mining={r.mining}" if r.mining > 1 else "")
               + (f" from={r.init_from}" if r.init_from else "")
+              + (f" grow={r.grow_init}@{r.grow_at}" if r.init_from and PRESETS[r.init_from].n_layers < r.n_layers else "")
               + (f" checkpoints={list(r.checkpoints)}" if r.checkpoints else ""))
     print("* the bundled default model's recipe (`zoo train` without --preset)")
     return 0
