@@ -411,7 +411,10 @@ def _load_weights(model, folder: Path) -> None:
     from safetensors.torch import load_file
 
     saved = load_file(Path(folder) / "model.safetensors")
-    model.load_state_dict(saved, strict=False)
+    missing, unexpected = model.load_state_dict(saved, strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:  # only a tied head may be absent
+        raise UserError(f"the weights in {folder} do not fit this recipe's model: "
+                        f"{len(missing)} missing, {len(unexpected)} unexpected (e.g. {(unexpected or missing)[0]})")
     if "lm_head.weight" not in saved:
         model.tie_weights()
 

@@ -291,3 +291,19 @@ def test_zoo_list_marks_the_default_models_preset_and_zoo_train_defaults_to_it(c
     assert footnote.startswith("* the bundled default model")
     assert [row.split()[0] for row in rows] == [name + "*" * (name == DEFAULT_PRESET) for name in PRESETS]
     assert build_parser().parse_args(["zoo", "train", "--out", "x"]).preset == DEFAULT_PRESET
+
+
+def test_loading_saved_weights_into_a_different_model_is_refused(tmp_path):
+    from bench.tokenizer import build_tokenizer
+    from bench.zoo import _load_weights, _save, build_model
+
+    tokenizer = build_tokenizer()
+    special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                   pad_token_id=tokenizer.pad_token_id)
+    recipe = with_overrides(get_preset("tiny"), arch="llama", n_layers=2)
+    _save(build_model(recipe, len(tokenizer), special), tokenizer, tmp_path)
+    same = build_model(recipe, len(tokenizer), special)
+    _load_weights(same, tmp_path)  # the tied head is the one weight a save may leave out
+    assert torch.equal(same.lm_head.weight, same.model.embed_tokens.weight)
+    with pytest.raises(UserError, match="do not fit"):
+        _load_weights(build_model(with_overrides(recipe, n_layers=3), len(tokenizer), special), tmp_path)
