@@ -282,7 +282,8 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
         log(f"resuming {out} at step {first} of {recipe.steps}")
     bar = tqdm(range(first, recipe.steps), desc=f"zoo train {out.name}", disable=not progress,
                initial=first, total=recipe.steps)
-    def score(candidates):
+
+    def score(candidates):  # mining: each candidate's chance of being missed, no gradient
         width = int(mask[candidates].sum(1).max())
         model.eval()
         with torch.no_grad():
