@@ -97,7 +97,8 @@ PRESETS: dict[str, Recipe] = {
     # Llama (rotary) formed it for recall, after a warm phase of 3,000 steps on recall and
     # multihop alone; multihop's lookup formed last, as the learning rate decayed (hops=1 0.83 at
     # step 14,000, 0.97 at 24,000). Failure-chance sampling sends the steps to the cells still
-    # failing. Checkpoints every 2,000 steps save the training state: `--resume` goes on. "addition" is the recipe of the earlier, addition-only default.
+    # failing. Checkpoints every 2,000 steps save the training state: `--resume` goes on.
+    # "addition" is the recipe of the earlier, addition-only default.
     "suite": _SUITE,
     # "suite" continued for 6,000 steps at a fifth of the learning rate, half of the draws going
     # to the cells still failing. Measured: multihop 0.97/0.92/0.86 (suite: 0.97/0.91/0.84), recall
@@ -113,14 +114,14 @@ PRESETS: dict[str, Recipe] = {
                            warm_steps=0, checkpoints=(2000, 4000, 6000), init_from="suite"),
     # "suite-fresh" continued on another 100,000 distinct items per cell (seed 1: none seen before),
     # at a lower peak rate. Measured: multihop 1.0/0.96/0.995, recall 0.98/0.955/0.925, every other
-    # cell >= 0.995. Recall's failures at 4 pairs: where another key shares a letter with the
-    # queried one (0.74 right on those, 1.0 on the rest, 1,000 items).
+    # cell >= 0.995. Recall's failures at 4 pairs: where another key shares the queried one's
+    # first letter (0.46 right on those, 1.0 on the rest, 1,000 items: scripts/recall_keys.py).
     "suite-fresh2": replace(_SUITE, items_per_cell=100_000, seed=1, steps=10_000, lr=7e-4, warmup=200, warm_tasks=(),
                             warm_steps=0, checkpoints=(2000, 4000, 6000, 8000), init_from="suite-fresh"),
     # "suite-fresh2" continued on fresh items again (seed 2), a quarter of each batch replaying
     # the cell's recent failures, so that the rare ambiguous keys come back until learned.
-    # Measured: recall 0.99/0.955/0.935 (1,000 items at 4 pairs: 0.945, ambiguous keys 0.73; as
-    # "suite-fresh2"): replaying them does not teach the two-letter match; the default stays.
+    # Measured: recall 0.99/0.955/0.935 (1,000 items at 4 pairs: 0.945, shared first letter 0.43;
+    # as "suite-fresh2"): replaying them does not teach the two-letter match; the default stays.
     "suite-replay": replace(_SUITE, items_per_cell=100_000, seed=2, steps=8000, lr=5e-4, warmup=200, warm_tasks=(),
                             warm_steps=0, checkpoints=(2000, 4000, 6000), init_from="suite-fresh2", replay=0.25),
     # "suite-fresh2" continued on fresh items (seed 2), each batch the 128 hardest of 512 fresh
