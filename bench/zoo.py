@@ -145,6 +145,14 @@ PRESETS: dict[str, Recipe] = {
     # Measured at step 4,000 (the run goes on): recall 0.265 / 0.13 / 0.08, no lookup yet, where
     # "suite" had one after its 3,000-step warm phase: the hardest items first are no curriculum.
     "suite-hard": replace(_SUITE, items_per_cell=100_000, mining=4),
+    # "suite-fresh2" continued with a warm phase of recall alone (mined: the 128 hardest of 512
+    # fresh items, so a batch is mostly keys that share the queried one's first letter), then every
+    # family again, so that the lookup learns the key's second letter before the rest is revisited.
+    # Measured at step 1,000 (stopped there; scripts/recall_keys.py, 600 items): 0.43 right where
+    # another key shares the first letter (0.48 at step 500): recall alone does not teach it either.
+    "suite-keyed": replace(_SUITE, items_per_cell=100_000, seed=4, steps=6000, lr=1e-3, warmup=200,
+                           warm_tasks=("recall",), warm_steps=2000, checkpoints=(500, 1000, 2000, 3000, 4000, 5000),
+                           init_from="suite-fresh2", mining=4),
     "addition": Recipe(),
     "zoo-l1": replace(_MEMBER, n_layers=1),
     "zoo-l2": replace(_MEMBER, n_layers=2),
