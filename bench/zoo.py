@@ -145,15 +145,17 @@ PRESETS: dict[str, Recipe] = {
     # "suite" from scratch on 100,000 items per cell, every batch mined (the 128 hardest of 512
     # fresh ones) from the first step: recall's lookup forms on batches where matching one letter
     # of the key fails, instead of forming on one letter and never leaving it.
-    # Measured at step 4,000 (the run goes on): recall 0.265 / 0.13 / 0.08, no lookup yet, where
-    # "suite" had one after its 3,000-step warm phase: the hardest items first are no curriculum.
+    # Measured (stopped at step 6,000): recall with 4 pairs 0.09 / 0.09 / 0.10 of 1,000 items at
+    # steps 2,000 / 4,000 / 6,000, no lookup, where "suite" had one after its 3,000-step warm
+    # phase: the hardest items first are no curriculum.
     "suite-hard": replace(_SUITE, items_per_cell=100_000, mining=4),
     # "suite-fresh2" continued with a warm phase of recall alone (mined: the 128 hardest of 512
-    # fresh items, so that some 0.4 of a batch has a key sharing the queried one's first letter), then every
-    # family again, so that the lookup learns the key's second letter before the rest is revisited.
+    # fresh items, so that some 0.4 of a batch has a key sharing the queried one's first letter),
+    # then every family again, so that the lookup learns the key's second letter first.
     # Measured (scripts/recall_keys.py, 600 items): 0.48 right where another key shares the first
     # letter at step 500, 0.43 at 1,000, 1.0 at 2,000 (0.998 of all 1,000 4-pair items at the end).
-    # Multihop pays for the warm phase: 0.905 / 0.815 / 0.875 at step 3,000, 0.995 / 0.95 / 0.93 at 6,000.
+    # Multihop pays for the warm phase: 0.905 / 0.815 / 0.875 at step 3,000, 0.995 / 0.95 / 0.93
+    # at 6,000.
     "suite-keyed": replace(_SUITE, items_per_cell=100_000, seed=4, steps=6000, lr=1e-3, warmup=200,
                            warm_tasks=("recall",), warm_steps=2000, checkpoints=(500, 1000, 2000, 3000, 4000, 5000),
                            init_from="suite-fresh2", mining=4),
