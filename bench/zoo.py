@@ -93,6 +93,14 @@ _SUITE = Recipe(arch="llama", tasks=ALL_TASKS, context_length=128, items_per_cel
 _RECALL_H8 = replace(_SUITE, tasks=("recall",), n_heads=8, items_per_cell=100_000, steps=4000, warm_tasks=(),
                      warm_steps=0, checkpoints=(1000, 2000, 3000), sampling="uniform")
 
+
+def _continued(parent: str, **changes) -> Recipe:
+    """The "suite" recipe trained on from `parent`'s weights, on 100,000 items per cell, with no warm phase
+    unless `changes` gives one: the shape of every step of the default model's line."""
+    return replace(_SUITE, **{"init_from": parent, "items_per_cell": 100_000, "warm_tasks": (), "warm_steps": 0,
+                              **changes})
+
+
 PRESETS: dict[str, Recipe] = {
     # The bundled default model (bench/default_model) is DEFAULT_PRESET, below: "suite" trained
     # on, on fresh items, one model for every family. With learned positions (GPT-2) "suite"
@@ -113,35 +121,33 @@ PRESETS: dict[str, Recipe] = {
     # it was drawn more than its base region: multihop hops=3 0.98 on its training items, 0.875
     # on fresh ones; on fresh items each step teaches the lookup, not the item. Measured: multihop
     # 1.0/0.97/0.935, recall 0.99/0.955/0.925, every other cell >= 0.985.
-    "suite-fresh": replace(_SUITE, items_per_cell=100_000, steps=8000, lr=1e-3, warmup=200, warm_tasks=(),
-                           warm_steps=0, checkpoints=(2000, 4000, 6000), init_from="suite"),
+    "suite-fresh": _continued("suite", steps=8000, lr=1e-3, warmup=200, checkpoints=(2000, 4000, 6000)),
     # "suite-fresh" continued on another 100,000 distinct items per cell (seed 1: none seen before),
     # at a lower peak rate. Measured: multihop 1.0/0.96/0.995, recall 0.98/0.955/0.925, every other
     # cell >= 0.995. Recall's failures at 4 pairs: where another key shares the queried one's
     # first letter (0.46 right on those, 1.0 on the rest, 1,000 items: scripts/recall_keys.py).
-    "suite-fresh2": replace(_SUITE, items_per_cell=100_000, seed=1, steps=10_000, lr=7e-4, warmup=200, warm_tasks=(),
-                            warm_steps=0, checkpoints=(2000, 4000, 6000, 8000), init_from="suite-fresh"),
+    "suite-fresh2": _continued("suite-fresh", seed=1, steps=10_000, lr=7e-4, warmup=200,
+                                checkpoints=(2000, 4000, 6000, 8000)),
     # "suite-fresh2" continued on fresh items again (seed 2), a quarter of each batch replaying
     # the cell's recent failures, so that the rare ambiguous keys come back until learned.
     # Measured: recall 0.99/0.955/0.935 (1,000 items at 4 pairs: 0.945, shared first letter 0.43;
     # as "suite-fresh2"): replaying them does not teach the two-letter match.
-    "suite-replay": replace(_SUITE, items_per_cell=100_000, seed=2, steps=8000, lr=5e-4, warmup=200, warm_tasks=(),
-                            warm_steps=0, checkpoints=(2000, 4000, 6000), init_from="suite-fresh2", replay=0.25),
+    "suite-replay": _continued("suite-fresh2", seed=2, steps=8000, lr=5e-4, warmup=200, checkpoints=(2000, 4000, 6000),
+                                replay=0.25),
     # "suite-fresh2" continued on fresh items (seed 2), each batch the 128 hardest of 512 fresh
     # candidates: recall's rare shared-first-letter keys fill its batches without repeats.
     # Measured at step 2,000 (the run was stopped there; scripts/recall_keys.py): 0.52 right where
     # another key shares the first letter (0.46 before), 0.951 overall: no lookup of the second letter.
-    "suite-mined": replace(_SUITE, items_per_cell=100_000, seed=2, steps=4000, lr=7e-4, warmup=200, warm_tasks=(),
-                           warm_steps=0, checkpoints=(1000, 2000, 3000), init_from="suite-fresh2", mining=4),
+    "suite-mined": _continued("suite-fresh2", seed=2, steps=4000, lr=7e-4, warmup=200, checkpoints=(1000, 2000, 3000),
+                               mining=4),
     # "suite-fresh2" grown to 5 layers, the new one at the bottom (a copy of layer 0 that adds
     # nothing at first), then trained on fresh items (seed 3) with mining. Recall's lookup reads,
     # at the "?", a layer-0 head's copy of the key's first letter and nothing of its second: a new
     # bottom layer is room for the second letter without unlearning the rest. Measured at step
     # 2,000 (stopped there): 0.47 right where another key shares the first letter, 0.949 overall;
     # with grow_init="random" 0.40, the new layer's attention still uniform. No second letter.
-    "suite-grown": replace(_SUITE, n_layers=5, grow_at=0, items_per_cell=100_000, seed=3, steps=4000, lr=1e-3,
-                           warmup=200, warm_tasks=(), warm_steps=0, checkpoints=(1000, 2000, 3000),
-                           init_from="suite-fresh2", mining=4),
+    "suite-grown": _continued("suite-fresh2", n_layers=5, grow_at=0, seed=3, steps=4000, lr=1e-3, warmup=200,
+                               checkpoints=(1000, 2000, 3000), mining=4),
     # "suite" from scratch on 100,000 items per cell, every batch mined (the 128 hardest of 512
     # fresh ones) from the first step: recall's lookup forms on batches where matching one letter
     # of the key fails, instead of forming on one letter and never leaving it.
@@ -156,17 +162,14 @@ PRESETS: dict[str, Recipe] = {
     # letter at step 500, 0.43 at 1,000, 1.0 at 2,000 (0.998 of all 1,000 4-pair items at the end).
     # Multihop pays for the warm phase: 0.905 / 0.815 / 0.875 at step 3,000, 0.995 / 0.95 / 0.93
     # at 6,000.
-    "suite-keyed": replace(_SUITE, items_per_cell=100_000, seed=4, steps=6000, lr=1e-3, warmup=200,
-                           warm_tasks=("recall",), warm_steps=2000, checkpoints=(500, 1000, 2000, 3000, 4000, 5000),
-                           init_from="suite-fresh2", mining=4),
+    "suite-keyed": _continued("suite-fresh2", seed=4, steps=6000, lr=1e-3, warmup=200, mining=4, warm_tasks=("recall",),
+                               warm_steps=2000, checkpoints=(500, 1000, 2000, 3000, 4000, 5000)),
     # "suite-keyed" continued on fresh items (seed 5) without mining, every family from the start,
     # so that multihop recovers what recall's warm phase cost it. Measured: multihop 1.0 / 0.97 / 0.945.
-    "suite-keyed2": replace(_SUITE, items_per_cell=100_000, seed=5, steps=2000, lr=5e-4, warmup=100, warm_tasks=(),
-                            warm_steps=0, checkpoints=(1000,), init_from="suite-keyed"),
+    "suite-keyed2": _continued("suite-keyed", seed=5, steps=2000, lr=5e-4, warmup=100, checkpoints=(1000,)),
     # "suite-keyed2" continued on fresh items again (seed 6), at a lower rate, for multihop's 3 hops.
     # Measured: multihop 1.0 / 0.99 / 0.98, recall 1.0 / 1.0 / 0.995, every base cell >= 0.98.
-    "suite-keyed3": replace(_SUITE, items_per_cell=100_000, seed=6, steps=2000, lr=3e-4, warmup=100, warm_tasks=(),
-                            warm_steps=0, checkpoints=(1000,), init_from="suite-keyed2"),
+    "suite-keyed3": _continued("suite-keyed2", seed=6, steps=2000, lr=3e-4, warmup=100, checkpoints=(1000,)),
     # Recall alone from scratch, 8 heads per layer (with 4, as "suite", no lookup by step 3,000:
     # 0.32 on 4 pairs at step 2,000). The lookup forms by step 2,000 and, as in every model
     # above, on the key's first letter: at step 4,000 0.945 on 4 pairs, 0.50 where another key
