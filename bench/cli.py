@@ -36,7 +36,7 @@ def _rate(value) -> str:
 
 
 def format_predictors(predictors: dict, n_items: int) -> str:
-    from .score import format_interval as _ci
+    from .scoring.metrics import format_interval as _ci
 
     lines = []
     some = next((p for p in predictors.values() if "vs_best_baseline" in p), None)
@@ -82,8 +82,9 @@ def _read_private_seed(path: str) -> str:
 
 
 def cmd_run(args) -> int:
-    from .models import ModelSpec
-    from .run import RunSpec, run
+    from .model.load import ModelSpec
+    from .protocol.spec import RunSpec
+    from .protocol.stages import run
 
     spec = RunSpec(
         model=ModelSpec(args.model, revision=args.revision, dtype=args.dtype, device=args.device,
@@ -108,7 +109,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .verify import verify
+    from .protocol.verify import verify
 
     ok, lines = verify(Path(args.run))
     print("\n".join(lines))
@@ -129,7 +130,7 @@ def cmd_predictors_list(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare, load_results, parse_max_drop
+    from .scoring.compare import compare, load_results, parse_max_drop
 
     tolerances = parse_max_drop(args.max_drop)
     regressed, lines = compare(load_results(Path(args.new)), load_results(Path(args.baseline)), tolerances)
@@ -138,7 +139,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_leaderboard_build(args) -> int:
-    from .leaderboard import build
+    from .leaderboard.board import build
 
     board = build(Path(args.root))
     print(f"{len(board['predictors'])} predictors on {len(board['models'])} models: "
@@ -147,7 +148,7 @@ def cmd_leaderboard_build(args) -> int:
 
 
 def cmd_leaderboard_validate(args) -> int:
-    from .leaderboard import validate
+    from .leaderboard.board import validate
 
     results = validate(Path(args.path))
     print(f"valid: {results['submission']['predictor']} on {results.get('model_name') or 'model'} "
@@ -156,7 +157,7 @@ def cmd_leaderboard_validate(args) -> int:
 
 
 def cmd_leaderboard_run_zoo(args) -> int:
-    from .leaderboard import run_zoo
+    from .leaderboard.zoo_runs import run_zoo
 
     run_zoo(Path(args.zoo), Path(args.out), args.n, args.seed, log=lambda m: print(m, file=sys.stderr),
             members=_csv(args.members) if args.members else None)
@@ -164,7 +165,7 @@ def cmd_leaderboard_run_zoo(args) -> int:
 
 
 def cmd_lomo(args) -> int:
-    from .lomo import leave_one_model_out
+    from .protocol.lomo import leave_one_model_out
 
     summary = leave_one_model_out([Path(r) for r in args.runs], log=lambda m: print(m, file=sys.stderr))
     for run, view in summary.items():
@@ -174,8 +175,8 @@ def cmd_lomo(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
-    from .verify import check_run_folder
+    from .protocol.verify import check_run_folder
+    from .scoring.report import write_report
 
     check_run_folder(Path(args.run))
     if not (Path(args.run) / "items" / "variants.jsonl").is_file():
@@ -191,8 +192,8 @@ def cmd_check_predictor(args) -> int:
     predictor = load_predictor(args.name)
     model = None
     if args.model:
-        from .models import ModelSpec, load_model
-        from .trace import TracedModel
+        from .model.load import ModelSpec, load_model
+        from .model.trace import TracedModel
 
         model = TracedModel(load_model(ModelSpec(args.model)), attention="attention" in predictor.reads)
     problems = check_predictor(type(predictor), model)
@@ -263,7 +264,8 @@ def cmd_tasks_export(args) -> int:
 
 
 def cmd_zoo_train(args) -> int:
-    from .zoo import get_preset, train, with_overrides
+    from .zoo.recipe import get_preset, with_overrides
+    from .zoo.trainer import train
 
     recipe = with_overrides(get_preset(args.preset), steps=args.steps, seed=args.seed,
                             tasks=_csv(args.tasks) if args.tasks else None)
@@ -272,14 +274,15 @@ def cmd_zoo_train(args) -> int:
 
 
 def cmd_zoo_build(args) -> int:
-    from .zoo import ZOO, build_zoo
+    from .zoo.recipe import ZOO
+    from .zoo.trainer import build_zoo
 
     build_zoo(Path(args.out), _csv(args.presets) if args.presets else ZOO)
     return 0
 
 
 def cmd_zoo_list(args) -> int:
-    from .zoo import DEFAULT_PRESET, PRESETS
+    from .zoo.recipe import DEFAULT_PRESET, PRESETS
 
     width = max(map(len, PRESETS)) + 1
     for name, r in PRESETS.items():
@@ -298,7 +301,7 @@ def cmd_zoo_list(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .zoo import DEFAULT_PRESET
+    from .zoo.recipe import DEFAULT_PRESET
 
     parser = _Parser(prog="brittlebench", description="Predict which compositional variants a language model fails on, "
                                                        "from its internals, before evaluating it.")

@@ -28,8 +28,8 @@ ENV = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHO
 
 BRITTLEBENCH = """
 import json, sys, time
-from bench.models import load_model
-from bench.evaluate import evaluate
+from bench.model.load import load_model
+from bench.model.evaluate import evaluate
 from tasks import Item
 items = [Item.from_dict(json.loads(l)) for l in open(sys.argv[2])]
 handle = load_model(sys.argv[1])
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--no-run", action="store_true", help="skip the whole-run figures")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench.models import DEFAULT_MODEL_PATH
+    from bench.model.load import DEFAULT_MODEL_PATH
     from tasks.export import export
     from tasks.registry import resolve_families
 
@@ -191,7 +191,7 @@ def main() -> None:
 
 def whole_run(args) -> None:
     """The whole default run, and lm-evaluation-harness evaluating exactly that run's items alone."""
-    from bench.models import DEFAULT_MODEL_PATH
+    from bench.model.load import DEFAULT_MODEL_PATH
     from tasks import Item
     from tasks.export import export
     from tasks.registry import resolve_families

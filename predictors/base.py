@@ -35,7 +35,7 @@ class Observation:
 
 class ModelView(Protocol):
     """What a predictor is handed: the architecture card, the tokenizer, and shared
-    prompt-only traces (`bench.trace.Trace`). Never targets, never the run folder."""
+    prompt-only traces (`predictors.Trace`). Never targets, never the run folder."""
 
     @property
     def card(self) -> Any: ...

@@ -60,7 +60,7 @@ class FakeModel:
         return [list(text) for text in texts]  # one token per character
 
     def trace(self, items: Sequence[SealedItem | Item]):
-        from bench.trace import Trace
+        from .trace import Trace
 
         card = self.card
         rows = []

@@ -42,8 +42,8 @@ def main() -> int:
 
     import torch
 
-    from bench.evaluate import evaluate
-    from bench.models import ModelSpec, load_model
+    from bench.model.evaluate import evaluate
+    from bench.model.load import ModelSpec, load_model
 
     torch.set_num_threads(1)  # light: it may run beside a training
     from tasks import get_family
@@ -63,7 +63,7 @@ def main() -> int:
         if total[kind]:
             print(f"{kind:<18} {total[kind]:>6} {right[kind] / total[kind]:>6.3f}")
 
-    from bench.trace import _eager_attention
+    from bench.model.trace import _eager_attention
 
     model, tokenizer = handle.model, handle.tokenizer
     weight = None

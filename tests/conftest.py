@@ -16,7 +16,7 @@ def save_tiny(kind: str, folder, seed: int = 0):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-    from bench.tokenizer import build_tokenizer
+    from bench.zoo.tokenizer import build_tokenizer
 
     tok = build_tokenizer()
     special = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)

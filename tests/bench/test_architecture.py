@@ -1,8 +1,8 @@
 """Architecture cards of tiny random-config models of each family, saved and loaded by path."""
 import pytest
 
-from bench.models import load_model
-from bench.tokenizer import build_tokenizer
+from bench.model.load import load_model
+from bench.zoo.tokenizer import build_tokenizer
 
 
 def _save(kind, folder):

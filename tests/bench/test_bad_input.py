@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.models import load_model
+from bench.model.load import load_model
 from tests.conftest import save_tiny
 
 

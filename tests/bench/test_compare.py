@@ -4,7 +4,7 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.compare import compare, parse_max_drop
+from bench.scoring.compare import compare, parse_max_drop
 from bench.errors import UserError
 
 

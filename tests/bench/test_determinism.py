@@ -4,7 +4,9 @@ import json
 import subprocess
 import sys
 
-from bench.run import RunSpec, run
+from bench.protocol.spec import RunSpec
+
+from bench.protocol.stages import run
 
 VOLATILE = {"created", "timings", "trace", "spec", "run_dir"}
 FILES = ("items/base.jsonl", "items/variants.sealed.jsonl", "items/variants.jsonl", "predictions.jsonl",
@@ -24,7 +26,7 @@ def test_byte_identical_across_batch_sizes_and_processes(tmp_path):
     for b in (1, 8, 64):
         run(RunSpec(n=6, out=tmp_path / f"b{b}", batch_size=b, predictors=predictors, use_cache=False),
             log=lambda m: None)
-    code = ("from bench.run import RunSpec, run; from pathlib import Path; "
+    code = ("from bench.protocol.spec import RunSpec; from bench.protocol.stages import run; from pathlib import Path; "
             f"run(RunSpec(n=6, out=Path({str(tmp_path / 'fresh')!r}), batch_size=8, predictors={predictors!r}), "
             "log=lambda m: None)")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

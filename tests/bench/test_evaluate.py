@@ -1,8 +1,8 @@
 import torch
 
-from bench.evaluate import answer_budget, decode_answer, evaluate
-from bench.models import ModelSpec, load_model
-from bench.trace import trace
+from bench.model.evaluate import answer_budget, decode_answer, evaluate
+from bench.model.load import ModelSpec, load_model
+from bench.model.trace import trace
 from tasks import get_family
 
 
@@ -59,8 +59,8 @@ def test_special_tokens_are_not_stripped_from_answers():
 
 
 def test_auto_batch_size_is_a_power_of_two_that_shrinks_with_longer_inputs(tiny_gpt2, monkeypatch):
-    import bench.evaluate as be
-    from bench.evaluate import auto_batch_size
+    import bench.model.evaluate as be
+    from bench.model.evaluate import auto_batch_size
 
     handle = load_model(str(tiny_gpt2))
     roomy = auto_batch_size(handle, 32)

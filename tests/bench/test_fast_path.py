@@ -1,8 +1,8 @@
 """The teacher-forced fast path must agree item for item with plain greedy generation."""
 import pytest
 
-from bench.evaluate import _decide, evaluate
-from bench.models import load_model
+from bench.model.evaluate import _decide, evaluate
+from bench.model.load import load_model
 from tasks import family_names, get_family
 
 

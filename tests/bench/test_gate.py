@@ -3,8 +3,9 @@ regress against leaderboard/baseline.json (refresh it with `make baseline`)."""
 import json
 from pathlib import Path
 
-from bench.compare import compare, load_results
-from bench.run import RunSpec, run
+from bench.scoring.compare import compare, load_results
+from bench.protocol.spec import RunSpec
+from bench.protocol.stages import run
 
 ROOT = Path(__file__).resolve().parents[2]
 

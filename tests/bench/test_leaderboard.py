@@ -5,8 +5,10 @@ import pytest
 
 from bench.cli import main
 from bench.errors import UserError
-from bench.leaderboard import KEEP, build, validate
-from bench.run import RunSpec, run
+from bench.leaderboard.zoo_runs import KEEP
+from bench.leaderboard.board import build, validate
+from bench.protocol.spec import RunSpec
+from bench.protocol.stages import run
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,7 @@ def test_the_committed_leaderboard_verifies_and_covers_the_zoo():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    from bench.models import load_model
+    from bench.model.load import load_model
 
     members = sorted(["default"] + [p.name for p in (root / "zoo").iterdir() if (p / "zoo.json").is_file()])
     runs = sorted(p for p in (root / "leaderboard" / "runs").iterdir() if p.is_dir())
@@ -103,8 +105,10 @@ def test_the_committed_leaderboard_verifies_and_covers_the_zoo():
 
 
 def test_run_zoo_runs_the_bundled_model_and_the_members_it_is_asked_for(tmp_path):
-    from bench.leaderboard import model_label, run_zoo
-    from bench.zoo import get_preset, train
+    from bench.leaderboard.board import model_label
+    from bench.leaderboard.zoo_runs import run_zoo
+    from bench.zoo.recipe import get_preset
+    from bench.zoo.trainer import train
 
     train(get_preset("tiny"), tmp_path / "zoo" / "zoo-tiny", progress=False, log=lambda m: None, preset="tiny")
     with pytest.raises(UserError, match="no zoo member nope"):

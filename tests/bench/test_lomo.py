@@ -5,10 +5,11 @@ import pytest
 
 from bench.cli import main
 from bench.errors import UserError
-from bench.lomo import leave_one_model_out
-from bench.models import ModelSpec
-from bench.run import RunSpec, run
-from bench.verify import verify
+from bench.protocol.lomo import leave_one_model_out
+from bench.model.load import ModelSpec
+from bench.protocol.spec import RunSpec
+from bench.protocol.stages import run
+from bench.protocol.verify import verify
 from predictors import Predictor
 from tests.conftest import save_tiny
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from bench.errors import UserError
-from bench.models import ModelLoadError, ModelSpec, load_model
+from bench.model.load import ModelLoadError, ModelSpec, load_model
 from tests.conftest import save_tiny
 
 

@@ -3,11 +3,12 @@ import json
 import numpy as np
 import pytest
 
-import bench.run as run_module
-from bench.evaluate import Outcome
-from bench.models import ModelSpec
-from bench.run import RunSpec, compositional_labels, run
-from bench.verify import verify
+import bench.protocol.stages as run_module
+from bench.model.evaluate import Outcome
+from bench.model.load import ModelSpec
+from bench.protocol.spec import RunSpec
+from bench.protocol.stages import compositional_labels, run
+from bench.protocol.verify import verify
 from predictors import Predictor
 from tasks import get_family
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from bench.errors import UserError
-from bench.run import RunSpec, fit_predict, open_predictors, run
+from bench.protocol.spec import RunSpec
+from bench.protocol.predict import fit_predict, open_predictors
+from bench.protocol.stages import run
 from predictors import Predictor
 
 PREDICTORS = "random,confidence,knn_distance"
@@ -83,7 +85,7 @@ def _worker_folder_owners() -> set[int]:
 def test_a_worker_folder_left_by_a_dead_process_is_swept_and_a_live_ones_kept():
     import tempfile
 
-    from bench.worker import PredictorPool
+    from bench.protocol.worker import PredictorPool
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead, alive = Path(tempfile.mkdtemp(prefix="brittlebench-worker-")), Path(tempfile.mkdtemp(prefix="brittlebench-worker-"))

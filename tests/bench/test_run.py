@@ -4,11 +4,12 @@ import sys
 
 import pytest
 
-import bench.run as run_module
+import bench.protocol.stages as run_module
 from bench.cli import main
-from bench.models import ModelSpec
-from bench.run import RunSpec, run
-from bench.verify import verify
+from bench.model.load import ModelSpec
+from bench.protocol.spec import RunSpec
+from bench.protocol.stages import run
+from bench.protocol.verify import verify
 from tasks import get_family
 
 

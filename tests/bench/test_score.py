@@ -3,7 +3,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, brier_score_loss, mean_absolute_error, roc_auc_score
 
-from bench.score import (_auprc_rows, _auroc_rows, _brier_rows, _ece_rows, auroc, bootstrap_indices, cell_metrics,
+from bench.scoring.metrics import (_auprc_rows, _auroc_rows, _brier_rows, _ece_rows, auroc, bootstrap_indices, cell_metrics,
                          counts_of, difference, expected_calibration_error, point, score_predictors, _spearman_rows)
 
 
@@ -97,14 +97,14 @@ def test_score_predictors_compares_with_the_best_baseline():
 def test_average_ranks_equal_scipy_rankdata():
     from scipy.stats import rankdata
 
-    from bench.score import average_ranks
+    from bench.scoring.metrics import average_ranks
 
     x = np.round(np.random.default_rng(0).random((20, 30)), 1)
     np.testing.assert_allclose(average_ranks(x), rankdata(x, axis=1))
 
 
 def test_tied_cell_means_stay_tied():
-    from bench.score import _cell_points
+    from bench.scoring.metrics import _cell_points
 
     # Two cells whose predicted means are equal in exact arithmetic, but not in float summation order.
     s = np.array([0.1, 0.2, 0.3, 0.3, 0.2, 0.1, 0.9, 0.9])

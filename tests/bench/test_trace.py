@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.models import load_model
-from bench.trace import TracedModel
-from bench.trace import TraceCache, trace
+from bench.model.load import load_model
+from bench.model.trace import TracedModel
+from bench.model.trace import TraceCache, trace
 from tasks import get_family
 
 
@@ -93,7 +93,7 @@ def test_logit_lens_last_layer_agrees_with_the_output(llama):
 def test_attention_read_through_the_interface_matches_eager_for_each_architecture(kind, tmp_path, monkeypatch):
     """The probe reads the last query's weights from the layer's own query and key (no eager pass:
     it is made to fail here); they match eager attention's weights item by item, batched."""
-    import bench.trace as bt
+    import bench.model.trace as bt
     from tests.bench.test_architecture import _save
 
     handle = load_model(str(_save(kind, tmp_path)))
@@ -125,7 +125,7 @@ def test_attention_read_through_the_interface_matches_eager_for_each_architectur
 def test_the_worker_tokenizes_as_the_run_does_even_after_padded_batches(llama):
     """The worker rebuilds the tokenizer from its JSON, which carries any padding that a
     batched call switched on: it must not pad (a real bug: every length came out equal)."""
-    from bench.worker import WorkerView
+    from bench.protocol.worker import WorkerView
 
     texts = ["1+2=", "123+456=", "walk twice and jump ="]
     trace(llama, _items(4), batch_size=4)  # a padded, batched call on the run's tokenizer

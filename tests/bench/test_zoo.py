@@ -5,8 +5,9 @@ import torch
 from safetensors.torch import load_file
 
 from bench.errors import UserError
-from bench.models import load_model
-from bench.zoo import PRESETS, ZOO, build_zoo, get_preset, train, with_overrides
+from bench.model.load import load_model
+from bench.zoo.recipe import PRESETS, ZOO, get_preset, with_overrides
+from bench.zoo.trainer import build_zoo, train
 
 
 def test_tiny_preset_trains_deterministically_and_writes_its_card(tmp_path):
@@ -63,8 +64,9 @@ def test_unknown_preset():
 
 
 def test_the_bundled_default_model_records_its_preset_and_solves_every_family():
-    from bench.models import DEFAULT_MODEL_PATH
-    from bench.zoo import ALL_TASKS, DEFAULT_PRESET, base_accuracy, recipe_from_dict
+    from bench.model.load import DEFAULT_MODEL_PATH
+    from bench.zoo.recipe import ALL_TASKS, DEFAULT_PRESET, recipe_from_dict
+    from bench.zoo.trainer import base_accuracy
     from tasks import family_names
 
     card = json.loads((DEFAULT_MODEL_PATH / "zoo.json").read_text())
@@ -101,7 +103,8 @@ def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, sampl
 
 
 def test_the_warm_phase_draws_only_the_warm_tasks_then_every_task():
-    from bench.zoo import BatchSampler, training_items
+    from bench.zoo.sampler import BatchSampler
+    from bench.zoo.trainer import training_items
 
     for batching in ("by_cell", "mixed"):
         recipe = with_overrides(get_preset("tiny"), tasks=("addition", "parity", "recall"), batching=batching,
@@ -125,14 +128,15 @@ def test_a_warm_phase_keeps_to_the_tasks_a_recipe_still_has():
     none_left = with_overrides(suite, tasks=("addition",))
     assert none_left.warm_tasks == () and none_left.warm_steps == 0
     with pytest.raises(UserError, match="warm_tasks"):
-        from bench.zoo import BatchSampler, training_items
+        from bench.zoo.sampler import BatchSampler
+        from bench.zoo.trainer import training_items
 
         bad = with_overrides(get_preset("tiny"), warm_tasks=("parity",), warm_steps=5)
         BatchSampler(bad, training_items(bad))
 
 
 def test_error_sampling_reads_the_chance_of_missing_the_whole_answer():
-    from bench.zoo import _missed_rows
+    from bench.zoo.sampler import missed_rows
 
     # Two answers of three tokens (one padded to two): each scored token has probability 0.9,
     # so P(answer) = 0.9**3 and 0.9**2, and the failure chances are 1 - those.
@@ -145,11 +149,11 @@ def test_error_sampling_reads_the_chance_of_missing_the_whole_answer():
             if target >= 0:  # softmax giving the target p and the rest (1 - p) / 3
                 logits[row, pos] = torch.log(torch.full((vocab,), (1 - p) / 3))
                 logits[row, pos, target] = torch.log(torch.tensor(p))
-    assert _missed_rows(logits, labels).tolist() == pytest.approx([1 - p ** 3, 1 - p ** 2], rel=1e-5)
+    assert missed_rows(logits, labels).tolist() == pytest.approx([1 - p ** 3, 1 - p ** 2], rel=1e-5)
 
 
 def test_continued_training_starts_from_the_parent_presets_weights(tmp_path, monkeypatch):
-    from bench.models import load_model as load
+    from bench.model.load import load_model as load
 
     monkeypatch.setitem(PRESETS, "parent-test", with_overrides(get_preset("tiny"), steps=10))
     child = with_overrides(get_preset("tiny"), steps=4, lr=1e-9, warmup=1, init_from="parent-test")
@@ -171,8 +175,8 @@ def test_continued_training_starts_from_the_parent_presets_weights(tmp_path, mon
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 @pytest.mark.parametrize("grow_at,init", [(0, "copy"), (1, "random"), (2, "copy")])
 def test_a_grown_model_computes_what_its_parent_did(tmp_path, arch, grow_at, init):
-    from bench.tokenizer import build_tokenizer
-    from bench.zoo import _grow, _save, build_model
+    from bench.zoo.tokenizer import build_tokenizer
+    from bench.zoo.trainer import _grow, _save, build_model
 
     tokenizer = build_tokenizer()
     special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -218,8 +222,8 @@ def test_growth_takes_more_layers_only(tmp_path, monkeypatch):
 
 
 def test_training_rows_hold_prompt_answer_and_eos_and_score_the_answer_only():
-    from bench.tokenizer import build_tokenizer
-    from bench.zoo import _encode
+    from bench.zoo.tokenizer import build_tokenizer
+    from bench.zoo.trainer import _encode
     from tasks import get_family
 
     tokenizer = build_tokenizer()
@@ -238,7 +242,8 @@ def test_training_rows_hold_prompt_answer_and_eos_and_score_the_answer_only():
 
 
 def test_replay_draws_a_share_of_each_batch_from_the_items_last_missed():
-    from bench.zoo import BatchSampler, training_items
+    from bench.zoo.sampler import BatchSampler
+    from bench.zoo.trainer import training_items
 
     recipe = with_overrides(get_preset("tiny"), batching="mixed", replay=0.5, batch_size=8)
     items = training_items(recipe)
@@ -259,7 +264,8 @@ def test_replay_draws_a_share_of_each_batch_from_the_items_last_missed():
 
 
 def test_mining_trains_on_the_candidates_likeliest_to_be_missed():
-    from bench.zoo import BatchSampler, training_items
+    from bench.zoo.sampler import BatchSampler
+    from bench.zoo.trainer import training_items
 
     recipe = with_overrides(get_preset("tiny"), batching="mixed", mining=3, batch_size=4)
     items = training_items(recipe)
@@ -284,7 +290,7 @@ def test_mining_trains_on_the_candidates_likeliest_to_be_missed():
 
 def test_zoo_list_marks_the_default_models_preset_and_zoo_train_defaults_to_it(capsys):
     from bench.cli import build_parser, main
-    from bench.zoo import DEFAULT_PRESET
+    from bench.zoo.recipe import DEFAULT_PRESET
 
     assert main(["zoo", "list"]) == 0
     *rows, footnote = capsys.readouterr().out.splitlines()
@@ -294,8 +300,8 @@ def test_zoo_list_marks_the_default_models_preset_and_zoo_train_defaults_to_it(c
 
 
 def test_loading_saved_weights_into_a_different_model_is_refused(tmp_path):
-    from bench.tokenizer import build_tokenizer
-    from bench.zoo import _load_weights, _save, build_model
+    from bench.zoo.tokenizer import build_tokenizer
+    from bench.zoo.trainer import _load_weights, _save, build_model
 
     tokenizer = build_tokenizer()
     special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,

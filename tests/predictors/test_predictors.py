@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bench.models import load_model
-from bench.trace import TracedModel
+from bench.model.load import load_model
+from bench.model.trace import TracedModel
 from predictors import Predictor, PredictorError, load_predictor, registered
 from predictors.baselines import RandomPredictor
 from predictors.output import ConfidencePredictor

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import predictors.registry as registry
-from bench.run import RunSpec, run
+from bench.protocol.spec import RunSpec
+from bench.protocol.stages import run
 from predictors import PredictorError
 
 ROOT = Path(__file__).resolve().parents[2]

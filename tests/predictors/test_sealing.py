@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.run import RunSpec, run
+from bench.protocol.spec import RunSpec
+
+from bench.protocol.stages import run
 from predictors import Predictor
 from tasks import Item, SealedItem
 
@@ -214,13 +216,13 @@ def test_without_a_private_seed_the_public_suite_can_be_regenerated(tmp_path):
 
 
 def test_same_private_seed_same_items_different_secret_different_items(tmp_path):
-    from bench.run import _generate
+    from bench.protocol.stages import generate
     from tasks import resolve_families
 
     families = resolve_families(("addition",))
-    a = _generate(RunSpec(n=5, private_seed=SECRET), families, 0)[1]
-    b = _generate(RunSpec(n=5, private_seed=SECRET), families, 0)[1]
-    c = _generate(RunSpec(n=5, private_seed=SECRET + "x"), families, 0)[1]
+    a = generate(RunSpec(n=5, private_seed=SECRET), families, 0).variants
+    b = generate(RunSpec(n=5, private_seed=SECRET), families, 0).variants
+    c = generate(RunSpec(n=5, private_seed=SECRET + "x"), families, 0).variants
     assert [i.to_dict() for i in a] == [i.to_dict() for i in b]
     assert [i.prompt for i in a] != [i.prompt for i in c]
     assert "private_seed=" not in repr(RunSpec(private_seed=SECRET)) and SECRET not in repr(RunSpec(private_seed=SECRET))

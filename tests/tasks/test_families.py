@@ -43,7 +43,8 @@ def test_variant_cells_differ_from_base_along_their_axes(name):
 
 
 def test_zoo_training_data_holds_no_variant_prompt():
-    from bench.zoo import Recipe, training_items
+    from bench.zoo.recipe import Recipe
+    from bench.zoo.trainer import training_items
 
     trained = {i.prompt for i in training_items(Recipe(tasks=tuple(FAMILIES), items_per_cell=3000))}
     for name in FAMILIES:

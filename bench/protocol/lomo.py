@@ -17,13 +17,14 @@ import numpy as np
 from predictors import Observation, registered
 from tasks import Item
 
-from . import io
-from .errors import UserError
-from .evaluate import Outcome
-from .models import ModelSpec, load_model
-from .run import fit_predict, open_predictors, share_context, write_predictions
-from .score import score_predictors
-from .trace import TraceCache, TracedModel, default_cache_dir
+from .. import io
+from ..errors import UserError
+from ..model.evaluate import Outcome
+from ..model.load import ModelSpec, load_model
+from ..model.trace import TraceCache, TracedModel, default_cache_dir
+from ..scoring.metrics import score_predictors
+from .folder import write_predictions
+from .predict import fit_predict, open_predictors, share_context
 from .verify import check_run_folder
 
 PROTOCOL = "leave-one-model-out"

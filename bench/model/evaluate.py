@@ -27,7 +27,7 @@ from typing import Iterable, Mapping, Sequence
 
 from tasks import Item, TaskFamily, get_family
 
-from .models import ModelHandle
+from .load import ModelHandle
 
 
 MARGIN = 1e-3  # logit gap under which the fast path does not trust its argmax

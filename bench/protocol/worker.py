@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .trace import Trace
+from predictors.trace import Trace
 
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
              "OPENBLAS_NUM_THREADS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VIRTUAL_ENV", "SYSTEMROOT")
@@ -207,7 +207,7 @@ class PredictorPool:
         self.timeout = timeout
         self.infos: dict[str, dict] = {}  # asked name -> what the predictor says of itself
         self.errors: dict[str, str] = {}  # asked name -> why it could not be loaded
-        self.skipped: dict[str, dict] = {}  # what `bench.run.check_predictors` reported skipped
+        self.skipped: dict[str, dict] = {}  # what `bench.protocol.predict.check_predictors` reported skipped
         self._load = {"op": "load", "predictors": [(n, (params or {}).get(n)) for n in names]}
         self._context: dict | None = None
         self._defaults: tuple | None = None
@@ -240,7 +240,7 @@ class PredictorPool:
         empty = self._scratch / "cwd"
         empty.mkdir(exist_ok=True)
         self._pending = 0
-        self._proc = subprocess.Popen([sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE,
+        self._proc = subprocess.Popen([sys.executable, "-m", "bench.protocol.worker"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=None, cwd=empty, env=env)
         self._lines = queue.Queue()
         threading.Thread(target=_pump, args=(self._proc.stdout, self._lines), daemon=True).start()

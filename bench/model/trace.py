@@ -37,65 +37,19 @@ import contextlib
 import hashlib
 import os
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from predictors.trace import Trace
 from tasks import Item, SealedItem
 
 from .evaluate import exact_length_batches
-from .models import ModelHandle
+from .load import ModelHandle
 
 TOP_K = 8
 ATTENTION_SITES = ("attn_entropy", "attn_prev", "attn_first", "attn_induction")
-
-
-@dataclass(frozen=True)
-class Trace:
-    item_ids: tuple[str, ...]
-    hidden: np.ndarray
-    top_ids: np.ndarray
-    top_probs: np.ndarray
-    entropy: np.ndarray
-    prompt_tokens: np.ndarray
-    lens_top_ids: np.ndarray | None = None
-    lens_final_prob: np.ndarray | None = None
-    attn_entropy: np.ndarray | None = None
-    attn_prev: np.ndarray | None = None
-    attn_first: np.ndarray | None = None
-    attn_induction: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.item_ids)
-
-    @property
-    def has_attention(self) -> bool:
-        return self.attn_entropy is not None
-
-    def site_names(self) -> list[str]:
-        return [f.name for f in fields(self) if f.name != "item_ids" and getattr(self, f.name) is not None]
-
-    @staticmethod
-    def concat(parts: Sequence["Trace"], order: Sequence[str]) -> "Trace":
-        """Rows of `parts`, arranged in the order of item ids `order`."""
-        names = [n for n in parts[0].site_names() if all(getattr(q, n) is not None for q in parts)]
-        if len(parts) == 1 and tuple(order) == parts[0].item_ids:
-            return Trace(tuple(order), **{n: getattr(parts[0], n) for n in names})  # no copy
-        where = {item_id: (p, r) for p, part in enumerate(parts) for r, item_id in enumerate(part.item_ids)}
-        which = np.array([where[i][0] for i in order], dtype=np.int64)
-        rows = np.array([where[i][1] for i in order], dtype=np.int64)
-        out = {}
-        for name in names:
-            first = getattr(parts[0], name)
-            column = np.empty((len(order),) + first.shape[1:], dtype=first.dtype)
-            for p, part in enumerate(parts):
-                mask = which == p
-                if mask.any():
-                    column[mask] = getattr(part, name)[rows[mask]]
-            out[name] = column
-        return Trace(tuple(order), **out)
 
 
 @contextlib.contextmanager
@@ -339,7 +293,7 @@ class TraceCache:
         return Trace.concat(parts, kept), missing
 
     def put(self, items: Sequence[SealedItem], traced: Trace) -> None:
-        from . import io
+        from .. import io
 
         if not items:
             return
@@ -374,6 +328,15 @@ class TracedModel:
     @property
     def card(self):
         return self._handle.card
+
+    @property
+    def attention(self) -> bool:
+        """Whether the attention sites are traced."""
+        return self._attention
+
+    @property
+    def cache(self) -> TraceCache | None:
+        return self._cache
 
     @property
     def fingerprint(self) -> str:

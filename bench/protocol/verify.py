@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
-from .errors import UserError
+from .. import io
+from ..errors import UserError
 
 RUN_FILES = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl")  # what verify reads
 
@@ -31,7 +31,7 @@ def check_run_folder(run: Path) -> dict:
 def recompute_scores(run: Path, results: dict, name: str = "predictions", view: dict | None = None,
                      eligible_only: bool = False) -> dict[str, dict]:
     """Every predictor's metrics again, from `name`.jsonl, outcomes.jsonl (and components.jsonl)."""
-    from .score import score_predictors
+    from ..scoring.metrics import score_predictors
 
     view = view or results
     try:
@@ -72,7 +72,7 @@ def verify(run: Path) -> tuple[bool, list[str]]:
              f"predictions.sha256       {sealed} {'ok' if sealed == actual else 'MISMATCH'}",
              f"results.json records     {recorded} {'ok' if recorded == actual else 'MISMATCH'}"]
     ok = sealed == actual == recorded
-    from .score import SCORING_VERSION
+    from ..scoring.metrics import SCORING_VERSION
 
     if results.get("scoring_version", 1) != SCORING_VERSION:
         lines.append(f"scores: made by scoring version {results.get('scoring_version', 1)}, this is version "

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import UserError
-from .score import HIGHER_IS_BETTER
+from ..errors import UserError
+from .metrics import HIGHER_IS_BETTER
 
 DEFAULT_MAX_DROP = {"auroc": 0.02}
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from . import io
-from .score import format_interval
+from .. import io
+from .metrics import format_interval
 
 BASELINE_STYLE = {"random": ":", "prompt_length": "--", "confidence": "--"}
 

@@ -16,16 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import shutil
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from . import io
-from .errors import UserError
-from .verify import check_run_folder, verify
+from .. import io
+from ..errors import UserError
+from ..protocol.verify import check_run_folder, verify
 
 SCHEMA_VERSION = 1
-KEEP = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl")  # enough to verify
 
 
 def model_label(results: dict) -> str:
@@ -56,39 +54,6 @@ def validate(path: Path, submission: bool = True) -> dict:
             raise UserError(f"{path}: the submitted predictor {name!r} has no successful result in results.json")
         results["submission"] = meta
     return results
-
-
-def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] = print,
-            members: Sequence[str] | None = None) -> list[Path]:
-    """Run every built-in predictor on the bundled default model ("default", trained on every family)
-    and on every zoo member (or the named ones); keep the verifiable files."""
-    from .models import DEFAULT_MODEL, ModelSpec
-    from .run import RunSpec, run
-
-    folders = []
-    found = {DEFAULT_MODEL: DEFAULT_MODEL}
-    found.update((p.name, str(p)) for p in sorted(Path(zoo).iterdir()) if (p / "zoo.json").is_file())
-    unknown = set(members or ()) - set(found)
-    if unknown:
-        raise UserError(f"no zoo member {', '.join(sorted(unknown))} in {zoo}: train it with 'brittlebench zoo build'")
-    for name, model in found.items():
-        if members and name not in members:
-            continue
-        target = Path(out) / name
-        if target.exists():
-            shutil.rmtree(target)
-        scratch = Path(out) / f".{name}.tmp"
-        if scratch.exists():
-            shutil.rmtree(scratch)
-        run(RunSpec(model=ModelSpec(model), n=n, seed=seed, out=scratch), log=log)
-        target.mkdir(parents=True)
-        for kept in KEEP:
-            source = scratch / kept
-            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / kept)
-        shutil.rmtree(scratch)
-        folders.append(target)
-        log(f"leaderboard run: {target}")
-    return folders
 
 
 def build(root: Path) -> dict[str, Any]:

@@ -10,15 +10,16 @@ import json
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
+from .card import ArchitectureCard, read_card
 
 DEFAULT_MODEL = "default"
-DEFAULT_MODEL_PATH = Path(__file__).parent / "default_model"
+DEFAULT_MODEL_PATH = Path(__file__).parent.parent / "default_model"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -44,24 +45,6 @@ class ModelSpec:
     device: str = "cpu"
     trust_remote_code: bool = False
     allow_pickle: bool = False
-
-
-@dataclass(frozen=True)
-class ArchitectureCard:
-    """What the config and tokenizer say about the model, before any forward pass."""
-
-    model_type: str
-    n_layers: int
-    d_model: int
-    n_heads: int
-    context_length: int | None
-    positional_encoding: str  # "learned", "rotary", "alibi", "none"
-    vocab_size: int
-    n_parameters: int
-    tokenizer: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def resolve(name_or_path: str) -> tuple[str, bool]:
@@ -95,8 +78,6 @@ class ModelHandle:
 
     @cached_property
     def card(self) -> ArchitectureCard:
-        from .architecture import read_card
-
         return read_card(self.model, self.tokenizer)
 
     @cached_property

@@ -1,9 +1,27 @@
-"""Read an `ArchitectureCard` from a model's config and tokenizer (no forward pass)."""
+"""The `ArchitectureCard`: what a model's config and tokenizer say about it, read without a forward pass."""
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .models import ArchitectureCard
+
+@dataclass(frozen=True)
+class ArchitectureCard:
+    """What the config and tokenizer say about the model, before any forward pass."""
+
+    model_type: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    context_length: int | None
+    positional_encoding: str  # "learned", "rotary", "alibi", "none"
+    vocab_size: int
+    n_parameters: int
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 _LEARNED = {"gpt2", "opt", "gpt_neo", "gptj_learned", "biogpt", "xglm"}
 _ROTARY = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "gpt_neox", "gptj", "phi", "phi3",

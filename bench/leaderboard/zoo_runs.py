@@ -1,0 +1,44 @@
+"""`brittlebench leaderboard run-zoo`: every built-in predictor on the bundled default model and
+every zoo member, one ordinary run each, keeping the files that `verify` needs."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import UserError
+from ..model.load import DEFAULT_MODEL, ModelSpec
+from ..protocol.spec import RunSpec
+from ..protocol.stages import run
+
+KEEP = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl")  # enough to verify
+
+
+def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] = print,
+            members: Sequence[str] | None = None) -> list[Path]:
+    """Run every built-in predictor on the bundled default model ("default", trained on every family)
+    and on every zoo member (or the named ones); keep the verifiable files."""
+    folders = []
+    found = {DEFAULT_MODEL: DEFAULT_MODEL}
+    found.update((p.name, str(p)) for p in sorted(Path(zoo).iterdir()) if (p / "zoo.json").is_file())
+    unknown = set(members or ()) - set(found)
+    if unknown:
+        raise UserError(f"no zoo member {', '.join(sorted(unknown))} in {zoo}: train it with 'brittlebench zoo build'")
+    for name, model in found.items():
+        if members and name not in members:
+            continue
+        target = Path(out) / name
+        if target.exists():
+            shutil.rmtree(target)
+        scratch = Path(out) / f".{name}.tmp"
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        run(RunSpec(model=ModelSpec(model), n=n, seed=seed, out=scratch), log=log)
+        target.mkdir(parents=True)
+        for kept in KEEP:
+            source = scratch / kept
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / kept)
+        shutil.rmtree(scratch)
+        folders.append(target)
+        log(f"leaderboard run: {target}")
+    return folders

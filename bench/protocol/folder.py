@@ -1,0 +1,145 @@
+"""The run folder: checked before any work, written file by file (atomically), and read back
+by `--resume`, which reuses every stage whose output is stored there and intact.
+
+    run.json                       the spec's identity (what --resume must match) and fingerprint
+    items/base.jsonl               base items with targets
+    items/variants.sealed.jsonl    variant items without targets (written before sealing)
+    stages/outcomes.base.jsonl     the calibration stage's outcomes
+    stages/predictors.json         each predictor's status, written just before the predictions
+    predictions.jsonl + .sha256    the sealed predictions and their digest
+    stages/outcomes.variant.jsonl  the evaluation stage's outcomes (after sealing)
+    items/variants.jsonl           variant items with targets (after sealing)
+    outcomes.jsonl, results.json, report.html
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from tasks import Item, SealedItem
+
+from .. import io
+from ..errors import UserError
+from ..model.evaluate import Outcome
+from .spec import RunSpec
+
+MIN_FREE_BYTES = 64 * 2**20  # a run folder of the default suite takes a few MiB
+
+
+def check_out(spec: RunSpec) -> Path:
+    """The run folder, checked before any work: it must be new (or empty) and writable, or with
+    `--resume` hold a run of the same identity."""
+    if spec.out is None:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = Path(spec.model.name_or_path).name or "model"
+        out = Path("runs") / f"{stamp}-{name}-seed{spec.seed}"
+    else:
+        out = Path(spec.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} is a file: pass --out a folder path")
+    if spec.resume:
+        if spec.out is None:
+            raise UserError("--resume needs --out: the folder of the run to continue")
+        stored = out / "run.json"
+        if not stored.is_file():
+            raise UserError(f"nothing to resume in {out}: it has no run.json (start the run without --resume)")
+        try:
+            identity = json.loads(stored.read_text())["identity"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"{stored} is corrupted: start the run again in a new --out") from None
+        if identity != spec.identity():
+            moved = sorted(k for k in identity if identity.get(k) != spec.identity().get(k))
+            raise UserError(f"{out} holds a run with other settings ({', '.join(moved)}): resume it with the same "
+                            "options, or pass another --out")
+        return out
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"output folder {out} already holds files: pass another --out, or --resume to continue it")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to output folder {out}: {parent} is not a writable folder")
+    free = shutil.disk_usage(parent).free
+    if free < MIN_FREE_BYTES:
+        raise UserError(f"only {free // 2**20} MiB free under {parent}: free some space or pass another --out")
+    return out
+
+
+class RunFolder:
+    """One run's folder: what each stage writes, and (with `resume`) what it stored before.
+    `reused` names, in order, the stages taken from disk."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path = Path(path)
+        self.resume = resume
+        self.reused: list[str] = []
+
+    def start(self, spec: RunSpec, fingerprint: str, base: Sequence[Item], variants: Sequence[Item]) -> None:
+        """run.json (a fresh run only) and the items; variant targets stay out until sealing."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.resume:
+            io.write_json(self.path / "run.json", {"identity": spec.identity(), "fingerprint": fingerprint})
+        io.write_jsonl(self.path / "items" / "base.jsonl", (item.to_dict() for item in base))
+        io.write_jsonl(self.path / "items" / "variants.sealed.jsonl", (item.sealed().to_dict() for item in variants))
+
+    def stored_outcomes(self, split: str, items: Sequence[Item]) -> list[Outcome] | None:
+        """The split's outcomes from an earlier attempt (with --resume), if complete and for these items."""
+        path = self.path / "stages" / f"outcomes.{split}.jsonl"
+        if not self.resume or not path.is_file():
+            return None
+        try:
+            outcomes = [Outcome.from_dict(r) for r in io.read_jsonl(path)]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return None
+        if [o.item_id for o in outcomes] != [i.id for i in items]:
+            return None
+        self.reused.append(f"{split} evaluation")
+        return outcomes
+
+    def write_outcomes(self, split: str, outcomes: Sequence[Outcome]) -> None:
+        io.write_jsonl(self.path / "stages" / f"outcomes.{split}.jsonl", (o.to_dict() for o in outcomes))
+
+    def stored_predictions(self, sealed: Sequence[SealedItem]):
+        """(scores, status, digest) sealed by an earlier attempt (with --resume), if complete and intact."""
+        if not self.resume:
+            return None
+        out = self.path
+        try:
+            digest = (out / "predictions.sha256").read_text().split()[0]
+            data = (out / "predictions.jsonl").read_bytes()
+            status = json.loads((out / "stages" / "predictors.json").read_text())
+        except (OSError, IndexError, json.JSONDecodeError):
+            return None
+        if io.sha256(data) != digest:
+            return None
+        rows = [json.loads(line) for line in data.decode().splitlines()]
+        if [r["item_id"] for r in rows] != [i.id for i in sealed]:
+            return None
+        names = [n for n, info in status.items() if info["status"] == "ok"]
+        self.reused.append("sealed predictions")
+        return {n: np.array([r["scores"][n] for r in rows]) for n in names}, status, digest
+
+    def seal(self, sealed: Sequence[SealedItem], scores: dict[str, np.ndarray], status: dict[str, dict]) -> str:
+        """The status first, then the predictions and their digest: a digest on disk means both are stored."""
+        io.write_json(self.path / "stages" / "predictors.json", status)
+        return write_predictions(self.path, "predictions", sealed, scores)
+
+    def write(self, name: str, obj: Any) -> None:
+        """A JSON file (`.json`) or JSON lines (`.jsonl`, an iterable of rows) under the folder."""
+        path = self.path / name
+        io.write_jsonl(path, obj) if name.endswith(".jsonl") else io.write_json(path, obj)
+
+
+def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores: dict[str, np.ndarray]) -> str:
+    """`name`.jsonl and `name`.sha256; returns the digest."""
+    rows = [{"item_id": item.id, "family": item.family, "cell": item.cell,
+             "scores": {k: float(v[i]) for k, v in scores.items()}} for i, item in enumerate(items)]
+    digest = io.sha256(io.write_jsonl(out / f"{name}.jsonl", rows))
+    io.write_bytes(out / f"{name}.sha256", f"{digest}  {name}.jsonl\n".encode())
+    return digest

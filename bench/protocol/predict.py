@@ -1,0 +1,129 @@
+"""The predict stage's machinery: the worker process that holds the predictors, the trace it is
+handed, and fitting and asking each predictor with its failures contained.
+
+Predictors run in `bench.protocol.worker`, a separate process that never holds a target.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from predictors import Observation, PredictorError, registered
+from tasks import Item, SealedItem
+
+from ..errors import UserError
+from .worker import PredictorFailed, PredictorPool, WorkerError
+
+if TYPE_CHECKING:
+    from ..model.trace import TracedModel
+
+
+def open_predictors(names: Sequence[str], timeout: float | None, log: Callable[[str], None],
+                    params: dict[str, dict] | None = None, wait: bool = True) -> PredictorPool:
+    """The worker process, loading the predictors (plugins are imported there, never here).
+    With `wait=False` it starts in the background; call `check_predictors` before using it."""
+    asked = list(names)
+    if len(set(asked)) != len(asked):
+        twice = next(n for n in asked if asked.count(n) > 1)
+        raise UserError(f"predictor {twice!r} is listed twice")
+    if asked:
+        unknown = [n for n in asked if ":" not in n and n not in registered()]
+        if unknown:
+            raise PredictorError(f"unknown predictor {unknown[0]!r}; registered: {', '.join(sorted(registered())) or 'none'}")
+    # The worker runs in an empty folder: a plugin file named relative to here is sent by its full path.
+    resolved = {n: _absolute_plugin(n) for n in asked}
+    pool = PredictorPool([resolved[n] for n in asked] or sorted(registered()), timeout,
+                         {resolved.get(n, n): v for n, v in (params or {}).items()})
+    if wait:
+        check_predictors(pool, bool(asked), log)
+    return pool
+
+
+def _absolute_plugin(name: str) -> str:
+    path, sep, cls = name.rpartition(":")
+    return f"{Path(path).resolve()}:{cls}" if sep and path.endswith(".py") else name
+
+
+def check_predictors(pool: PredictorPool, asked: bool, log: Callable[[str], None]) -> dict[str, dict]:
+    """Wait for the worker to load the predictors: one asked for by name must load (else a user
+    error); of 'all registered', broken ones are skipped and reported. Returns those skipped."""
+    pool.ready()
+    skipped = {}
+    for name, error in pool.errors.items():
+        if asked:
+            pool.close()
+            raise PredictorError(error)
+        log(f"skipping predictor {name}: {error}")
+        skipped[name] = {"status": "failed", "reason": error}
+    pool.skipped = skipped
+    return skipped
+
+
+def _check_scores(scores: Any, n: int) -> np.ndarray:
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"returned shape {arr.shape}, expected ({n},)")
+    if not np.isfinite(arr).all():
+        raise ValueError("returned NaN or infinite scores")
+    if (arr < 0).any() or (arr > 1).any():
+        raise ValueError("returned scores outside [0, 1]")
+    return arr
+
+
+def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: list[SealedItem],
+                log: Callable[[str], None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Each of the pool's predictors, fresh, fit on `calibration` and asked about `sealed`, in the
+    worker process. A predictor that raises, hangs past the timeout or returns bad scores is
+    marked failed with its reason; the others go on."""
+    scores: dict[str, np.ndarray] = {}
+    status: dict[str, dict[str, Any]] = {}
+    for asked, info in pool.infos.items():
+        name = info["predictor"]
+        started = time.perf_counter()
+        try:
+            raw, notes = pool.predict(asked, calibration, sealed)
+            scores[name] = _check_scores(raw, len(sealed))
+            status[name] = {"status": "ok", "notes": notes}
+        except (PredictorFailed, TimeoutError, WorkerError, ValueError) as e:  # a broken predictor must not sink the run
+            reason = str(e) if isinstance(e, PredictorFailed) else f"{type(e).__name__}: {e}"
+            status[name] = {"status": "failed", "reason": reason}
+            log(f"predictor {name} failed: {reason}")
+        status[name].update(seconds=round(time.perf_counter() - started, 4), version=info["version"],
+                            reads=info["reads"], params=info["params"], cls=info["cls"])
+    return scores, status
+
+
+def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem],
+                  calibration: list[Observation] | None = None, sealed: list[SealedItem] | None = None) -> None:
+    """One shared trace of `items` (calibration and variants), handed to the worker with the
+    default `calibration` and `sealed` items (`fit_predict` given these very lists sends no copy)."""
+    trace = model_view.trace(items)
+    pool.set_context(model_view.card, model_view.tokenizer_json(), trace, [i.prompt for i in items],
+                     calibration, sealed)
+    model_view.forget()  # the worker maps the arrays from disk; this process needs them no more
+
+
+def leave_one_family_out(pool, calibration, variants, variant_outcomes, log):
+    """Each family's variants predicted from base outcomes plus every other family's variant
+    outcomes; the runner withholds the scored family's own."""
+    sealed = [item.sealed() for item in variants]
+    scores: dict[str, np.ndarray] = {}
+    status: dict[str, dict] = {}
+    for family in dict.fromkeys(item.family for item in variants):
+        index = [i for i, item in enumerate(variants) if item.family == family]
+        others = [Observation(item, o.output, o.correct) for item, o in zip(variants, variant_outcomes)
+                  if item.family != family]
+        fold_scores, fold_status = fit_predict(pool, calibration + others, [sealed[i] for i in index], log)
+        for name, info in fold_status.items():
+            notes = [f"on family {family}: {n}" for n in info.get("notes", [])]
+            if info["status"] != "ok":
+                status[name] = info | {"reason": f"on family {family}: {info['reason']}"}
+            status.setdefault(name, info | {"notes": []})
+            if "notes" in status[name]:
+                status[name]["notes"] = status[name]["notes"] + notes
+        for name, values in fold_scores.items():
+            scores.setdefault(name, np.zeros(len(variants)))[index] = values
+    return {k: v for k, v in scores.items() if status[k]["status"] == "ok"}, status

@@ -1,0 +1,81 @@
+"""`RunSpec`: everything that decides a run's results; the CLI and the Python API share it."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..model.load import ModelSpec
+
+PROTOCOLS = ("base", "leave-one-family-out")
+TARGETS = ("failure", "compositional")
+DEFAULT_SHOTS = 3
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides a run's results; the CLI and the Python API share it."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    tasks: tuple[str, ...] | None = None  # None: a zoo model's trained families, else every built-in family
+    predictors: tuple[str, ...] = ()  # empty: every registered predictor
+    n: int = 100  # items per cell
+    seed: int = 0
+    out: Path | None = None
+    batch_size: int | str = 64  # or "auto" (`bench.model.evaluate.auto_batch_size`); results do not depend on it
+    shots: int | None = None  # k-shot examples; None: 0 for zoo models, DEFAULT_SHOTS otherwise
+    protocol: str = "base"  # or "leave-one-family-out" (see PROTOCOLS)
+    predictor_timeout: float | None = None  # seconds for one predictor's fit + predict; None: no limit
+    resume: bool = False  # continue the run in `out`, reusing every stage already stored there
+    target: str = "failure"  # or "compositional": components solved, whole failed
+    use_cache: bool = True  # reuse traces on disk keyed by (model fingerprint, item)
+    cache_dir: Path | None = None  # None: $BRITTLEBENCH_CACHE or ~/.cache/brittlebench
+    # A secret mixed into the item seed (a held-out suite): nobody without it, predictors
+    # included, can regenerate the items. Never written anywhere; runs record its SHA-256.
+    private_seed: str | None = field(default=None, repr=False)
+
+    @property
+    def item_seed(self) -> int:
+        """The seed the items are generated from: `seed`, or with a private seed a 60-bit
+        number derived from both that cannot be guessed without the secret."""
+        if self.private_seed is None:
+            return self.seed
+        return int(hashlib.sha256(f"{self.private_seed}\0{self.seed}".encode()).hexdigest()[:15], 16)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out"] = str(self.out) if self.out else None
+        d["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
+        d["private_seed"] = private_seed_digest(self.private_seed)
+        return d
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the results: a resumed run must match it."""
+        d = self.to_dict()
+        for volatile in ("out", "resume", "batch_size", "use_cache", "cache_dir", "predictor_timeout"):
+            d.pop(volatile)
+        d["tasks"] = list(d["tasks"]) if d["tasks"] is not None else None
+        d["predictors"] = list(d["predictors"])
+        return d
+
+    def check(self) -> None:
+        """A one-line UserError for any setting no run can use."""
+        if self.n <= 0:
+            raise UserError(f"--n must be a positive number of items per cell, got {self.n}")
+        if self.batch_size != "auto" and (not isinstance(self.batch_size, int) or self.batch_size <= 0):
+            raise UserError(f"--batch-size must be a positive number or auto, got {self.batch_size}")
+        if self.shots is not None and self.shots < 0:
+            raise UserError(f"--shots must be 0 or more, got {self.shots}")
+        if self.predictor_timeout is not None and self.predictor_timeout <= 0:
+            raise UserError(f"--predictor-timeout must be a positive number of seconds, got {self.predictor_timeout}")
+        if self.protocol not in PROTOCOLS:
+            raise UserError(f"unknown protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        if self.target not in TARGETS:
+            raise UserError(f"unknown target {self.target!r}: use one of {', '.join(TARGETS)}")
+
+
+def private_seed_digest(secret: str | None) -> str | None:
+    """What a run records of its private seed: a commitment that the same secret was used."""
+    return None if secret is None else "sha256:" + hashlib.sha256(f"brittlebench private seed\0{secret}".encode()).hexdigest()
