@@ -18,6 +18,13 @@ from typing import Any
 from ..errors import UserError
 from .card import ArchitectureCard, read_card
 
+# Results must not depend on --batch-size. On CPUs with AVX-512, MKL picks its matrix kernels by
+# shape, so an item's row of a batched product differs in the last bits from the same row computed
+# alone; MKL's strict conditional numerical reproducibility (AVX2 code path) makes every row the
+# same whatever the batch and thread count. MKL reads this once, at its first call: set here, before
+# anything imports torch (a value the user set is kept). `rows_are_batch_invariant` checks it took.
+os.environ.setdefault("MKL_CBWR", "AVX2,STRICT")
+
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_PATH = Path(__file__).parent.parent / "default_model"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -160,6 +167,17 @@ def _step(spec: ModelSpec, where: str, what: str, load: Any) -> Any:
         raise ModelLoadError(f"cannot load the {what} of {spec.name_or_path!r}{where}: {first}") from None
 
 
+def rows_are_batch_invariant(width: int = 128) -> bool:
+    """Whether one row of a batched float32 product equals the row computed alone on this machine
+    (it does not where torch's MKL was called before MKL_CBWR was set, on some CPUs)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, width, generator=generator)
+    w = torch.randn(width, 4 * width, generator=generator)
+    return bool(torch.equal((x @ w)[:1], x[:1] @ w))
+
+
 def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
     if isinstance(spec, str):
         spec = ModelSpec(spec)
@@ -202,6 +220,12 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
             model.to(spec.device)
         except (RuntimeError, AssertionError) as e:
             raise ModelLoadError(f"cannot move the model to device {spec.device!r}: {e}") from None
+    if spec.device == "cpu" and not rows_are_batch_invariant():
+        import warnings
+
+        warnings.warn("on this machine a batched product's rows differ from the rows computed alone, so traces "
+                      "may differ in the last bits between batch sizes: set MKL_CBWR=AVX2,STRICT in the "
+                      "environment before Python starts", stacklevel=2)
     model.eval()
     model.requires_grad_(False)
     tokenizer.padding_side = "left"

@@ -37,3 +37,12 @@ def test_byte_identical_across_batch_sizes_and_processes(tmp_path):
         a = _stable(json.loads((reference / "results.json").read_text()))
         b = _stable(json.loads((tmp_path / other / "results.json").read_text()))
         assert a == b, other
+
+
+
+def test_matrix_rows_do_not_depend_on_the_batch_in_this_process():
+    """What batch-size invariance rests on: bench.model.load sets MKL_CBWR before torch starts.
+    (With MKL_CBWR=AVX512 on an AVX-512 machine this returns False: the check is not blind.)"""
+    from bench.model.load import rows_are_batch_invariant
+
+    assert rows_are_batch_invariant()
