@@ -27,7 +27,7 @@ def format_results(results: dict) -> str:
     for c in results["cells"]:
         lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {c['failure_rate']:.3f}")
     lines.append("")
-    lines.append(format_predictors(results["predictors"], results["n_variant"]))
+    lines.append(format_predictors(results["predictors"], results["n_variant"], results.get("tracks")))
     return "\n".join(lines)
 
 
@@ -35,28 +35,63 @@ def _rate(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def format_predictors(predictors: dict, n_items: int) -> str:
+TRACK_TITLES = {
+    "blind": "blind track: predicted before any forward pass on a variant (its text and axes, the architecture, "
+             "the base region's traces and outcomes)",
+    "trace": "trace track: predicted from the variants' prompt-only traces too",
+}
+
+
+def format_predictors(predictors: dict, n_items: int, tracks: dict | None = None) -> str:
+    """One table per track, blind first, each ranked by the family-balanced AUROC; the trace
+    table ends with the answer-visible reference row."""
+    from .scoring.metrics import REFERENCE
+
+    tracks = tracks or {"trace": {"predictors": list(predictors)}}
+    blocks = []
+    for track in ("blind", "trace"):
+        info = tracks.get(track)
+        names = [n for n in (info or {}).get("predictors", []) if n in predictors]
+        if not names:
+            continue
+        reference = info.get("reference")
+        lines = [TRACK_TITLES[track] + ":" if track in TRACK_TITLES else f"{track}:",
+                 f"  {n_items} items; ranked by family AUROC (the mean of each family's AUROC), 95% bootstrap; "
+                 f"Δ: minus the best {track} baseline's ({info.get('best_baseline') or 'none'}); * beats it"
+                 + ("; Δ ref: minus the answer-visible reference" if reference else "")]
+        head = (f"  {'predictor':<30} {'family AUROC':<22} {'Δ best baseline':<25} "
+                + (f"{'Δ ref':>7} " if reference else "") + f"{'AUROC':>6} {'fam ρ':>6} {'cell ρ':>6} {'Brier':>6}")
+        lines.append(head)
+        ranked = sorted(names, key=lambda n: -((predictors[n].get("family_auroc") or {}).get("value") or -1))
+        baselines = set(info.get("baselines", ()))
+        for name in ranked:
+            lines.append(_predictor_row(name + (" (baseline)" if name in baselines else ""), predictors[name],
+                                        bool(reference)))
+        if reference:
+            lines.append(_predictor_row(f"{REFERENCE} (reference)", dict(reference, status="ok"), True, reference=True))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _predictor_row(label: str, p: dict, with_reference: bool, reference: bool = False) -> str:
     from .scoring.metrics import format_interval as _ci
 
-    lines = []
-    some = next((p for p in predictors.values() if "vs_best_baseline" in p), None)
-    baseline = some["vs_best_baseline"]["baseline"] if some else "none"
-    lines.append(f"{n_items} items; intervals are 95% bootstrap; "
-                 f"Δ is AUROC minus the best baseline's ({baseline}); * = beats it")
-    head = f"{'predictor':<21} {'AUROC':<22} {'Δ best baseline':<25} {'AUPRC':>6} {'Brier':>6} {'ECE':>6} {'cell ρ':>7}"
-    lines.append(head)
-    ranked = sorted(predictors.items(), key=lambda kv: -((kv[1].get("auroc") or {}).get("value") or -1))
-    for name, p in ranked:
-        if p["status"] != "ok":
-            lines.append(f"{name:<21} failed: {p['reason']}")
-            continue
-        vs = p.get("vs_best_baseline", {})
-        mark = "*" if vs.get("beats") else " "
-        diff = _ci(vs.get("auroc_difference"), signed=True) if vs and name != vs.get("baseline") else "(best baseline)" if vs else "n/a"
-        val = lambda k: f"{p[k]['value']:.3f}" if p.get(k, {}).get("value") is not None else "n/a"  # noqa: E731
-        lines.append(f"{name:<20}{mark} {_ci(p.get('auroc')):<22} {diff:<25} {val('auprc'):>6} {val('brier'):>6} "
-                     f"{val('ece'):>6} {val('spearman'):>7}")
-    return "\n".join(lines)
+    if p.get("status") != "ok":
+        return f"  {label:<30} failed: {p.get('reason', '')}"
+    vs = p.get("vs_best_baseline") or {}
+    mark = "*" if vs.get("beats") else " "
+    if reference or not vs:
+        diff = "" if reference else "n/a"
+    elif vs["baseline"] == label.split(" ")[0]:
+        diff = "(best baseline)"
+    else:
+        diff = _ci(vs.get("difference"), signed=True)
+    val = lambda k: f"{p[k]['value']:.3f}" if (p.get(k) or {}).get("value") is not None else "n/a"  # noqa: E731
+    ref = ""
+    if with_reference:
+        ref = f"{'':>7} " if reference else f"{(p.get('vs_reference') or {}).get('difference', {}).get('value') or 0:>+7.3f} "
+    return (f"  {label:<29}{mark} {_ci(p.get('family_auroc')):<22} {diff:<25} {ref}{val('auroc'):>6} "
+            f"{val('family_spearman'):>6} {val('spearman'):>6} {val('brier'):>6}")
 
 
 def _batch_size(text: str) -> int | str:
@@ -98,14 +133,29 @@ def cmd_run(args) -> int:
     print(format_results(results))
     for protocol, view in results.get("protocols", {}).items():
         print(f"\nprotocol {protocol}:")
-        print(format_predictors(view["predictors"], results["n_variant"]))
+        print(format_predictors(view["predictors"], results["n_variant"], _tracks_of(view["predictors"])))
     for target, view in results.get("targets", {}).items():
         print(f"\ntarget {target}: {view['n_eligible']} items with every component solved "
               f"(of {view['n_with_components']} with components); failure rate {_rate(view['compositional_failure_rate'])}")
         if view["predictors"]:
-            print(format_predictors({n: {"status": "ok"} | m for n, m in view["predictors"].items()}, view["n_eligible"]))
+            named = {n: {"status": "ok", "track": results["predictors"][n].get("track")} | m
+                     for n, m in view["predictors"].items()}
+            print(format_predictors(named, view["n_eligible"], _tracks_of(named)))
     print(f"\nrun folder: {results['run_dir']} (results.json, report.html)")
     return 0
+
+
+def _tracks_of(predictors: dict) -> dict:
+    """The tracks of a protocol's or target's view, from its predictors' own records."""
+    from .scoring.metrics import BASELINES
+
+    out = {}
+    for track in ("blind", "trace"):
+        names = [n for n, p in predictors.items() if p.get("track", "trace") == track]
+        best = next((p["vs_best_baseline"]["baseline"] for n, p in predictors.items()
+                     if n in names and "vs_best_baseline" in p), None)
+        out[track] = {"predictors": names, "baselines": [b for b in BASELINES[track] if b in names], "best_baseline": best}
+    return out
 
 
 def cmd_verify(args) -> int:
@@ -170,7 +220,7 @@ def cmd_lomo(args) -> int:
     summary = leave_one_model_out([Path(r) for r in args.runs], log=lambda m: print(m, file=sys.stderr))
     for run, view in summary.items():
         print(f"\n{run} (protocol leave-one-model-out):")
-        print(format_predictors(view["predictors"], view["n"]))
+        print(format_predictors(view["predictors"], view["n"], _tracks_of(view["predictors"])))
     return 0
 
 
@@ -348,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="CI gate: exit 1 if NEW regressed against the baseline beyond tolerance")
     p.add_argument("new", help="results.json or run folder")
     p.add_argument("--baseline", required=True, help="results.json or run folder to compare against")
-    p.add_argument("--max-drop", default=None, help="METRIC=TOL,... (default auroc=0.02)")
+    p.add_argument("--max-drop", default=None, help="METRIC=TOL,... (default family_auroc=0.02, the ranking figure)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("leaderboard", help="build or validate the leaderboard")

@@ -22,6 +22,17 @@ from tasks import Item, SealedItem
 #:   logits        trace sites `top_ids`, `top_probs`, `entropy`, `lens_top_ids`, `lens_final_prob`
 #:   attention     trace sites `attn_*`
 READS = frozenset({"prompt", "architecture", "hidden", "logits", "attention"})
+#: The reads that come from a forward pass of the model (trace sites).
+TRACE_READS = frozenset({"hidden", "logits", "attention"})
+
+#: Where a predictor competes (its table, its baselines):
+#:   blind  no forward pass of the model on any variant item reaches it: the variants' text and
+#:          axes, the architecture card and tokenizer, and the base region's traces and outcomes.
+#:          Predictions made "in advance". `model.trace` refuses variant items.
+#:   trace  also the prompt-only traces of the variant items (P(IK)-style). The trace holds the
+#:          model's next-token prediction at the answer position, so its table also shows how
+#:          well reading that answer predicts failure (the answer-visible reference row).
+TRACKS = ("blind", "trace")
 
 
 @dataclass(frozen=True)
@@ -45,10 +56,23 @@ class ModelView(Protocol):
     def trace(self, items: Sequence[SealedItem | Item]) -> Any: ...
 
 
+def track_of(predictor: "Predictor | type[Predictor]") -> str:
+    """A predictor's track: the one it declares, else "trace" when it reads trace sites, else "blind".
+    A predictor that reads the base region's traces but never a variant's declares `track = "blind"`."""
+    declared = getattr(predictor, "track", None)
+    if declared is not None:
+        if declared not in TRACKS:
+            raise ValueError(f"{getattr(predictor, 'name', predictor)!r} declares track {declared!r}; "
+                             f"tracks are {', '.join(TRACKS)}")
+        return declared
+    return "trace" if set(predictor.reads) & TRACE_READS else "blind"
+
+
 class Predictor:
     name: ClassVar[str] = ""
     reads: ClassVar[frozenset[str]] = frozenset()
     version: ClassVar[str] = "0"
+    track: ClassVar[str | None] = None  # None: follows from `reads` (see `track_of`)
 
     def get_params(self) -> dict[str, Any]:
         if type(self).__init__ is object.__init__:

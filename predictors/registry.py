@@ -63,7 +63,7 @@ def describe(entry: Registered) -> dict[str, str]:
     """`reads`, `version` and the docstring's first line of a registered predictor, read
     from its source with `ast`: listing never imports a plugin."""
     module, _, cls_name = entry.target.partition(":")
-    info = {"reads": "?", "version": "?", "summary": ""}
+    info = {"reads": "?", "version": "?", "summary": "", "track": "?"}
     path = _module_source(module)
     if path is None:
         return info
@@ -78,9 +78,9 @@ def describe(entry: Registered) -> dict[str, str]:
             for stmt in node.body:
                 if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
                     key = stmt.targets[0].id
-                    if key == "version":
+                    if key in ("version", "track"):
                         try:
-                            info["version"] = str(ast.literal_eval(stmt.value))
+                            info[key] = str(ast.literal_eval(stmt.value))
                         except ValueError:
                             pass
                     elif key == "reads":
@@ -93,6 +93,10 @@ def describe(entry: Registered) -> dict[str, str]:
                             pass
                         if isinstance(stmt.value, ast.Call) and not stmt.value.args:
                             info["reads"] = "-"
+    if info["track"] == "?" and info["reads"] != "?":  # undeclared: it follows from the reads
+        from .base import TRACE_READS
+
+        info["track"] = "trace" if set(info["reads"].split(",")) & TRACE_READS else "blind"
     return info
 
 

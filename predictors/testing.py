@@ -19,7 +19,7 @@ import numpy as np
 
 from tasks import Item, SealedItem, get_family
 
-from .base import Observation, Predictor
+from .base import TRACKS, Observation, Predictor, track_of
 
 _SITE_READS = {
     "hidden": "hidden",
@@ -123,6 +123,29 @@ class GuardedModel:
         return _GuardedTrace(self._model.trace(items), self.reads)
 
 
+class BlindView:
+    """A model view as the blind track gives it: `trace` refuses the items in `withheld` (the
+    sealed variants), as the worker does for a blind predictor."""
+
+    def __init__(self, model, withheld: Sequence[SealedItem]):
+        self._model = model
+        self._withheld = {item.id for item in withheld}
+
+    @property
+    def card(self):
+        return self._model.card
+
+    def tokenize(self, texts):
+        return self._model.tokenize(texts)
+
+    def trace(self, items):
+        asked = [item.id for item in items if item.id in self._withheld]
+        if asked:
+            raise PermissionError(f"the blind track has no trace of variant items (asked for {asked[0]!r}): "
+                                  "declare track = 'trace' to read them")
+        return self._model.trace(items)
+
+
 def example_data(n: int = 24, seed: int = 0, all_correct: bool = False) -> tuple[list[Observation], list[SealedItem]]:
     """Calibration observations (base addition items, about a third marked failed) and sealed variants."""
     family = get_family("addition")
@@ -177,6 +200,16 @@ def predictor_checks(cls: type[Predictor], model: Any = None) -> list[Callable[[
         assert scores.shape == (len(variants),) and np.isfinite(scores).all()
         assert ((scores >= 0) & (scores <= 1)).all()
 
+    def declares_a_known_track():
+        assert track_of(cls) in TRACKS
+
+    def blind_never_traces_a_variant():
+        if track_of(cls) != "blind":
+            return
+        view = BlindView(model, variants)
+        scores = np.asarray(cls().fit(view, calibration).predict(view, variants), dtype=float)
+        assert scores.shape == (len(variants),)
+
     def reads_only_what_it_declares():
         guard = GuardedModel(model)
         p = cls()
@@ -185,7 +218,8 @@ def predictor_checks(cls: type[Predictor], model: Any = None) -> list[Callable[[
         assert not extra, f"read {sorted(extra)} without declaring it in `reads`"
 
     return [constructs_with_defaults, clone_round_trips, fit_returns_self, output_shape_range_and_finite,
-            deterministic, copes_without_base_failures, reads_only_what_it_declares]
+            deterministic, copes_without_base_failures, declares_a_known_track, blind_never_traces_a_variant,
+            reads_only_what_it_declares]
 
 
 def check_predictor(cls: type[Predictor], model: Any = None) -> list[str]:

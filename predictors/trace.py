@@ -37,6 +37,11 @@ class Trace:
     def site_names(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "item_ids" and getattr(self, f.name) is not None]
 
+    def take(self, rows: Sequence[int]) -> "Trace":
+        """The trace of the items at positions `rows`, in that order (a copy)."""
+        index = np.asarray(list(rows), dtype=np.int64)
+        return Trace(tuple(self.item_ids[i] for i in index), **{n: getattr(self, n)[index] for n in self.site_names()})
+
     @staticmethod
     def concat(parts: Sequence["Trace"], order: Sequence[str]) -> "Trace":
         """Rows of `parts`, arranged in the order of item ids `order`."""

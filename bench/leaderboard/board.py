@@ -23,7 +23,7 @@ from .. import io
 from ..errors import UserError
 from ..protocol.verify import check_run_folder, verify
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a table per track, ranked by family AUROC
 
 
 def model_label(results: dict) -> str:
@@ -64,7 +64,7 @@ def build(root: Path) -> dict[str, Any]:
             results = validate(folder, submission=(kind == "submissions"))
             entries.append((kind, folder, results))
     models: list[str] = []
-    table: dict[str, dict] = {}
+    tracks: dict[str, dict[str, dict]] = {track: {} for track in ("blind", "trace")}
     for kind, folder, results in entries:
         model = model_label(results)
         if model not in models:
@@ -72,74 +72,109 @@ def build(root: Path) -> dict[str, Any]:
         names = [results["submission"]["predictor"]] if kind == "submissions" else list(results["predictors"])
         for name in names:
             p = results["predictors"][name]
-            if p.get("status") != "ok" or p.get("auroc", {}).get("value") is None:
+            if p.get("status") != "ok" or (p.get("family_auroc") or {}).get("value") is None:
                 continue
+            table = tracks.setdefault(p.get("track", "trace"), {})
             row = table.setdefault(name, {"source": results.get("submission", {}).get("source", "built-in"),
                                           "reads": p.get("reads", []), "models": {}})
             vs = p.get("vs_best_baseline", {})
-            row["models"][model] = {"auroc": p["auroc"], "auroc_vs_best_baseline": vs.get("auroc_difference"),
-                                    "best_baseline": vs.get("baseline"), "beats": bool(vs.get("beats")),
+            row["models"][model] = {"family_auroc": p["family_auroc"], "auroc": p.get("auroc"),
+                                    "vs_best_baseline": vs.get("difference"), "best_baseline": vs.get("baseline"),
+                                    "beats": bool(vs.get("beats")), "run": str(folder.relative_to(root))}
+        reference = results.get("tracks", {}).get("trace", {}).get("reference")
+        if reference and (reference.get("family_auroc") or {}).get("value") is not None:
+            row = tracks["trace"].setdefault(REFERENCE_ROW, {"source": "the runner, after sealing", "reads": ["targets"],
+                                                             "models": {}, "reference": True})
+            row["models"][model] = {"family_auroc": reference["family_auroc"], "auroc": reference.get("auroc"),
+                                    "vs_best_baseline": None, "best_baseline": None, "beats": False,
                                     "run": str(folder.relative_to(root))}
-    for row in table.values():
-        values = [m["auroc"]["value"] for m in row["models"].values()]
-        row["mean_auroc"] = sum(values) / len(values)
-        row["beats_best_baseline_on"] = sum(m["beats"] for m in row["models"].values())
-    ranked = dict(sorted(table.items(), key=lambda kv: (-kv[1]["beats_best_baseline_on"], -kv[1]["mean_auroc"])))
+    for table in tracks.values():
+        for row in table.values():
+            values = [m["family_auroc"]["value"] for m in row["models"].values()]
+            row["mean_family_auroc"] = sum(values) / len(values)
+            row["beats_best_baseline_on"] = sum(m["beats"] for m in row["models"].values())
+    ranked = {track: dict(sorted(table.items(), key=lambda kv: (kv[1].get("reference", False),
+                                                               -kv[1]["beats_best_baseline_on"],
+                                                               -kv[1]["mean_family_auroc"])))
+              for track, table in tracks.items()}
     board = {"schema_version": SCHEMA_VERSION, "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-             "models": models, "predictors": ranked}
+             "ranked_by": "family_auroc", "models": models, "tracks": ranked}
     io.write_json(root / "leaderboard.json", board)
     io.write_bytes(root / "LEADERBOARD.md", markdown(board).encode())
     io.write_bytes(root / "leaderboard.html", page(board).encode())
     return board
 
 
+REFERENCE_ROW = "answer_visible (reference)"
+TRACK_NOTES = {
+    "blind": "Blind track: no forward pass of the model on any variant item reaches these predictors.",
+    "trace": "Trace track: these also read the variants' prompt-only traces. The reference row is how well "
+             "reading the model's answer at the answer position predicts failure (computed after sealing).",
+}
+
+
 def _cell(m: dict | None) -> str:
     if not m:
         return "–"
-    a = m["auroc"]
-    return f"{a['value']:.3f}{'*' if m['beats'] else ''}"
+    return f"{m['family_auroc']['value']:.3f}{'*' if m['beats'] else ''}"
 
 
 def markdown(board: dict) -> str:
     models = board["models"]
     lines = ["# brittlebench leaderboard", "",
-             "AUROC of each predictor's P(failure) against observed failure on each zoo model's variant items. "
-             "`*`: beats the best baseline (random, prompt length, output confidence) with a 95% paired bootstrap "
-             "interval above zero. Ranked by the number of models where it beats the baselines, then mean AUROC. "
-             "Rebuilt by `brittlebench leaderboard build`.", "",
-             "| predictor | beats baselines on | mean AUROC | " + " | ".join(models) + " |",
-             "|---|---|---|" + "---|" * len(models)]
-    for name, row in board["predictors"].items():
-        cells = " | ".join(_cell(row["models"].get(m)) for m in models)
-        lines.append(f"| {name} | {row['beats_best_baseline_on']}/{len(row['models'])} | {row['mean_auroc']:.3f} | {cells} |")
+             "Family AUROC (each family's AUROC where both outcomes occur, averaged over families) of each predictor's "
+             "P(failure) against observed failure on each model's variant items. `*`: beats the best baseline of its "
+             "track with a 95% paired bootstrap interval above zero. Ranked by the number of models where it beats the "
+             "baselines, then mean family AUROC. Rebuilt by `brittlebench leaderboard build`."]
+    for track, table in board["tracks"].items():
+        if not table:
+            continue
+        lines += ["", f"## {track} track", "", TRACK_NOTES[track], "",
+                  "| predictor | beats baselines on | mean family AUROC | " + " | ".join(models) + " |",
+                  "|---|---|---|" + "---|" * len(models)]
+        for name, row in table.items():
+            cells = " | ".join(_cell(row["models"].get(m)) for m in models)
+            beats = "–" if row.get("reference") else f"{row['beats_best_baseline_on']}/{len(row['models'])}"
+            lines.append(f"| {name} | {beats} | {row['mean_family_auroc']:.3f} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
 def page(board: dict) -> str:
     esc = html.escape
     models = board["models"]
-    head = "".join(f"<th>{esc(h)}</th>" for h in ["predictor", "reads", "source", "beats baselines", "mean AUROC", *models])
-    rows = []
-    for name, row in board["predictors"].items():
-        cells = "".join(f"<td data-v='{row['models'][m]['auroc']['value'] if m in row['models'] else -1}'>"
-                        f"{esc(_cell(row['models'].get(m)))}</td>" for m in models)
-        rows.append(f"<tr><td>{esc(name)}</td><td>{esc(', '.join(row['reads']))}</td><td>{esc(row['source'])}</td>"
-                    f"<td data-v='{row['beats_best_baseline_on']}'>{row['beats_best_baseline_on']}/{len(row['models'])}</td>"
-                    f"<td data-v='{row['mean_auroc']}'>{row['mean_auroc']:.3f}</td>{cells}</tr>")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>brittlebench leaderboard</title>
+    head = "".join(f"<th>{esc(h)}</th>" for h in ["predictor", "reads", "source", "beats baselines",
+                                                   "mean family AUROC", *models])
+    sections = []
+    for track, table in board["tracks"].items():
+        if not table:
+            continue
+        rows = []
+        for name, row in table.items():
+            cells = "".join(f"<td data-v='{row['models'][m]['family_auroc']['value'] if m in row['models'] else -1}'>"
+                            f"{esc(_cell(row['models'].get(m)))}</td>" for m in models)
+            beats = "–" if row.get("reference") else f"{row['beats_best_baseline_on']}/{len(row['models'])}"
+            rows.append(f"<tr><td>{esc(name)}</td><td>{esc(', '.join(row['reads']))}</td><td>{esc(row['source'])}</td>"
+                        f"<td data-v='{row['beats_best_baseline_on']}'>{beats}</td>"
+                        f"<td data-v='{row['mean_family_auroc']}'>{row['mean_family_auroc']:.3f}</td>{cells}</tr>")
+        sections.append(f"<h2>{esc(track)} track</h2><p>{esc(TRACK_NOTES[track])}</p>"
+                        f"<table class='board'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>brittlebench leaderboard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px}}th{{background:#f2f2f2;cursor:pointer}}</style></head><body>
 <h1>brittlebench leaderboard</h1>
-<p>AUROC per zoo model; * beats the best baseline (95% paired bootstrap). Click a column to sort. Built {esc(board['built'])}.</p>
-<table id="board"><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>
+<p>Family AUROC per model (each family's AUROC, averaged over families); * beats the best baseline of its track
+(95% paired bootstrap). Click a column to sort. Built {esc(board['built'])}.</p>
+{''.join(sections)}
 <script>
-document.querySelectorAll('#board th').forEach((th, col) => th.addEventListener('click', () => {{
-  const body = document.querySelector('#board tbody');
-  const rows = [...body.rows];
-  const key = r => {{ const c = r.cells[col]; return c.dataset.v !== undefined ? parseFloat(c.dataset.v) : c.textContent; }};
-  const dir = th.dataset.dir = th.dataset.dir === 'desc' ? 'asc' : 'desc';
-  rows.sort((a, b) => {{ const x = key(a), y = key(b); const c = x < y ? -1 : x > y ? 1 : 0; return dir === 'desc' ? -c : c; }});
-  rows.forEach(r => body.appendChild(r));
-}}));
+document.querySelectorAll('table.board').forEach(table => table.querySelectorAll('th').forEach((th, col) =>
+  th.addEventListener('click', () => {{
+    const body = table.querySelector('tbody');
+    const rows = [...body.rows];
+    const key = r => {{ const c = r.cells[col]; return c.dataset.v !== undefined ? parseFloat(c.dataset.v) : c.textContent; }};
+    const dir = th.dataset.dir = th.dataset.dir === 'desc' ? 'asc' : 'desc';
+    rows.sort((a, b) => {{ const x = key(a), y = key(b); const c = x < y ? -1 : x > y ? 1 : 0; return dir === 'desc' ? -c : c; }});
+    rows.forEach(r => body.appendChild(r));
+  }})));
 </script></body></html>
 """

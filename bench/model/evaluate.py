@@ -53,6 +53,12 @@ def answer_budget(handle: ModelHandle, target: str) -> int:
     return len(handle.tokenizer(target, add_special_tokens=False)["input_ids"]) + 2
 
 
+def first_answer_tokens(handle: ModelHandle, items: Sequence[Item]) -> list[int]:
+    """Each target's first token, tokenized as evaluation tokenizes it (on its own, after the prompt)."""
+    targets = handle.tokenizer([item.target for item in items], add_special_tokens=False)["input_ids"] if items else []
+    return [ids[0] if ids else -1 for ids in targets]
+
+
 def auto_batch_size(handle: ModelHandle, max_tokens: int) -> int:
     """`--batch-size auto`: the largest power of two (at most 256 on an accelerator, 64 on CPU, where
     bigger batches stop paying) whose pass over `max_tokens` tokens fits in a quarter of the free

@@ -24,7 +24,7 @@ from ..model.load import ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
 from ..scoring.metrics import score_predictors
 from .folder import write_predictions
-from .predict import fit_predict, open_predictors, share_context
+from .predict import open_predictors, predict_by_track
 from .verify import check_run_folder
 
 PROTOCOL = "leave-one-model-out"
@@ -73,15 +73,15 @@ def leave_one_model_out(runs: Sequence[Path], log: Callable[[str], None] = print
                                 for item in other["variants"]]
         view = TracedModel(handle, attention=any("attention" in info["reads"] for info in pool.infos.values()),
                            cache=TraceCache(default_cache_dir(), handle.fingerprint))
-        sealed = [item.sealed() for item in this["variants"]]
-        everything = {i.id: i.sealed() for i in this["base"] + [v for r in loaded for v in r["variants"]]}
+        sealed = [item.sealed() for item in this["variants"]]  # the same items in every run (checked above)
         with pool:
-            share_context(pool, view, list(everything.values()))
-            scores, status = fit_predict(pool, calibration, sealed, log)
+            scores, status, _ = predict_by_track(pool, view, [i.sealed() for i in this["base"]], sealed, calibration,
+                                                 log)
         digest = write_predictions(this["run"], f"predictions.{PROTOCOL}", sealed, scores)
         failed = np.array([not this["outcomes"][i.id].correct for i in this["variants"]], dtype=bool)
         cells = np.array([f"{i.family}/{i.cell}" for i in this["variants"]])
-        metrics = score_predictors(failed, cells, scores, results["provenance"]["seed"])
+        metrics = score_predictors(failed, cells, scores, results["provenance"]["seed"],
+                                   tracks={n: info["track"] for n, info in status.items() if n in scores})
         results.setdefault("protocols", {})[PROTOCOL] = {
             "predictions_sha256": digest, "n": len(sealed), "other_models": [str(r["run"]) for j, r in enumerate(loaded) if j != k],
             "predictors": {n: info | metrics.get(n, {}) for n, info in status.items()}}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from predictors import Observation, PredictorError, registered
+from predictors import TRACKS, Observation, PredictorError, Trace, registered
 from tasks import Item, SealedItem
 
 from ..errors import UserError
@@ -73,14 +73,22 @@ def _check_scores(scores: Any, n: int) -> np.ndarray:
     return arr
 
 
+def tracks_of(pool: PredictorPool) -> dict[str, list[str]]:
+    """The pool's predictors (as asked for) by track, blind first."""
+    return {track: [asked for asked, info in pool.infos.items() if info["track"] == track] for track in TRACKS}
+
+
 def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: list[SealedItem],
-                log: Callable[[str], None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-    """Each of the pool's predictors, fresh, fit on `calibration` and asked about `sealed`, in the
-    worker process. A predictor that raises, hangs past the timeout or returns bad scores is
-    marked failed with its reason; the others go on."""
+                log: Callable[[str], None], names: Sequence[str] | None = None
+                ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Each of the pool's predictors (or those `names` asked for), fresh, fit on `calibration` and
+    asked about `sealed`, in the worker process. A predictor that raises, hangs past the timeout
+    or returns bad scores is marked failed with its reason; the others go on."""
     scores: dict[str, np.ndarray] = {}
     status: dict[str, dict[str, Any]] = {}
     for asked, info in pool.infos.items():
+        if names is not None and asked not in names:
+            continue
         name = info["predictor"]
         started = time.perf_counter()
         try:
@@ -92,31 +100,71 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
             status[name] = {"status": "failed", "reason": reason}
             log(f"predictor {name} failed: {reason}")
         status[name].update(seconds=round(time.perf_counter() - started, 4), version=info["version"],
-                            reads=info["reads"], params=info["params"], cls=info["cls"])
+                            reads=info["reads"], track=info["track"], params=info["params"], cls=info["cls"])
     return scores, status
 
 
 def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem],
-                  calibration: list[Observation] | None = None, sealed: list[SealedItem] | None = None) -> None:
-    """One shared trace of `items` (calibration and variants), handed to the worker with the
-    default `calibration` and `sealed` items (`fit_predict` given these very lists sends no copy)."""
+                  calibration: list[Observation] | None = None, sealed: list[SealedItem] | None = None,
+                  withheld: Sequence[SealedItem] = ()) -> Trace:
+    """One shared trace of `items`, handed to the worker with the default `calibration` and `sealed`
+    items (`fit_predict` given these very lists sends no copy). `withheld`: items left out of the
+    trace on purpose (the blind track's variants), which the worker refuses to trace with the
+    reason. Returns the trace (this process keeps no other copy)."""
     trace = model_view.trace(items)
     pool.set_context(model_view.card, model_view.tokenizer_json(), trace, [i.prompt for i in items],
-                     calibration, sealed)
-    model_view.forget()  # the worker maps the arrays from disk; this process needs them no more
+                     calibration, sealed, withheld=[item.id for item in withheld])
+    model_view.forget()  # the worker maps the arrays from disk
+    return trace
 
 
-def leave_one_family_out(pool, calibration, variants, variant_outcomes, log):
+def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[SealedItem], sealed: list[SealedItem],
+                     calibration: list[Observation], log: Callable[[str], None],
+                     lap: Callable[[str], None] = lambda stage: None
+                     ) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
+    """The blind track first: the worker holds the base region's traces only, and the variants have
+    not been traced at all. Then, where a trace-track predictor is asked, the variants are traced
+    and the trace track predicts. Returns (scores, status in the pool's order, the variants' trace
+    or None where nothing traced them)."""
+    tracks = tracks_of(pool)
+    share_context(pool, model_view, base, calibration, sealed, withheld=sealed)
+    lap("trace")
+    scores, status = fit_predict(pool, calibration, sealed, log, tracks["blind"])
+    lap("predict")
+    variant_trace = None
+    if tracks["trace"]:
+        everything = share_context(pool, model_view, base + sealed, calibration, sealed)
+        variant_trace = everything.take(range(len(base), len(base) + len(sealed)))
+        lap("trace")
+        more_scores, more_status = fit_predict(pool, calibration, sealed, log, tracks["trace"])
+        scores |= more_scores
+        status |= more_status
+        lap("predict")
+    order = [info["predictor"] for info in pool.infos.values()]
+    return ({n: scores[n] for n in order if n in scores}, {n: status[n] for n in order if n in status},
+            variant_trace)
+
+
+def leave_one_family_out(pool, model_view, base, calibration, variants, variant_outcomes, log):
     """Each family's variants predicted from base outcomes plus every other family's variant
-    outcomes; the runner withholds the scored family's own."""
+    outcomes; the runner withholds the scored family's own. Blind predictors first, with the
+    base region's traces only (no variant's trace, whatever family), then the trace track."""
     sealed = [item.sealed() for item in variants]
     scores: dict[str, np.ndarray] = {}
     status: dict[str, dict] = {}
-    for family in dict.fromkeys(item.family for item in variants):
+    tracks = tracks_of(pool)
+    folds = [(track, family) for track in TRACKS if tracks[track] for family in dict.fromkeys(i.family for i in variants)]
+    shared = None
+    for track, family in folds:
+        if shared != track:
+            share_context(pool, model_view, base + (sealed if track == "trace" else []),
+                          withheld=sealed if track == "blind" else ())
+            shared = track
         index = [i for i, item in enumerate(variants) if item.family == family]
         others = [Observation(item, o.output, o.correct) for item, o in zip(variants, variant_outcomes)
                   if item.family != family]
-        fold_scores, fold_status = fit_predict(pool, calibration + others, [sealed[i] for i in index], log)
+        fold_scores, fold_status = fit_predict(pool, calibration + others, [sealed[i] for i in index], log,
+                                               tracks[track])
         for name, info in fold_status.items():
             notes = [f"on family {family}: {n}" for n in info.get("notes", [])]
             if info["status"] != "ok":
@@ -126,4 +174,6 @@ def leave_one_family_out(pool, calibration, variants, variant_outcomes, log):
                 status[name]["notes"] = status[name]["notes"] + notes
         for name, values in fold_scores.items():
             scores.setdefault(name, np.zeros(len(variants)))[index] = values
-    return {k: v for k, v in scores.items() if status[k]["status"] == "ok"}, status
+    order = [info["predictor"] for info in pool.infos.values()]
+    return ({k: scores[k] for k in order if k in scores and status[k]["status"] == "ok"},
+            {k: status[k] for k in order if k in status})

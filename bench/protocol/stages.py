@@ -20,17 +20,17 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from predictors import Observation
+from predictors import TRACKS, Observation, Trace
 from tasks import Item, SealedItem, TaskFamily, family_names, resolve_families
 from tasks.render import few_shot
 
 from ..errors import UserError
-from ..model.evaluate import Outcome, auto_batch_size, evaluate
+from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
-from ..scoring.metrics import SCORING_VERSION, cell_table, score_predictors
+from ..scoring.metrics import BASELINES, RANKING, REFERENCE, SCORING_VERSION, cell_table, score_predictors
 from .folder import RunFolder, check_out, write_predictions
-from .predict import check_predictors, fit_predict, leave_one_family_out, open_predictors, share_context
+from .predict import check_predictors, leave_one_family_out, open_predictors, predict_by_track
 from .spec import DEFAULT_SHOTS, RunSpec, private_seed_digest
 from .worker import PredictorPool
 
@@ -92,8 +92,9 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         view = traced_view(spec, handle, pool)
         sealed = suite.sealed
         stored = folder.stored_predictions(sealed)
+        variant_trace = None
         if stored is None:
-            scores, status = predict(pool, view, suite, calibration, skipped, clock, log)
+            scores, status, variant_trace = predict(pool, view, suite, calibration, skipped, clock, log)
             digest = seal(folder, sealed, scores, status)
             clock.lap("seal")
         else:
@@ -101,16 +102,16 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         if spec.protocol != "leave-one-family-out":
             pool.close()  # its memory is free for the evaluation and the scoring
         variant_outcomes = evaluate_variants(folder, handle, suite, base_outcomes, spec.batch_size, eval_stats)
+        reference = answer_visible(folder, handle, suite, view, variant_trace, status)
         clock.lap("evaluate")
-        results = score(suite, base_outcomes, variant_outcomes, scores, status, spec.seed)
+        results = score(suite, base_outcomes, variant_outcomes, scores, status, spec.seed, reference)
         if spec.protocol == "leave-one-family-out":
             results["protocols"]["leave-one-family-out"] = predict_leaving_one_family_out(
-                folder, pool, view, suite, calibration, variant_outcomes, resumed=stored is not None, seed=spec.seed,
-                log=log)
+                folder, pool, view, suite, calibration, variant_outcomes, seed=spec.seed, log=log)
             clock.lap("predict")
         if spec.target == "compositional":
             results["targets"]["compositional"] = score_compositional(
-                folder, handle, suite, variant_outcomes, scores, spec.batch_size, spec.seed)
+                folder, handle, suite, variant_outcomes, scores, status, spec.batch_size, spec.seed)
             clock.lap("evaluate")
         record(results, spec, handle, suite, digest, eval_stats, folder.reused, view)
         clock.lap("score")
@@ -216,15 +217,15 @@ def traced_view(spec: RunSpec, handle: ModelHandle, pool: PredictorPool) -> Trac
 
 
 def predict(pool: PredictorPool, view: TracedModel, suite: Suite, calibration: list[Observation],
-            skipped: dict[str, dict], clock: Clock, log: Log) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-    """Every item traced once and handed to the worker; each predictor fit on the calibration
-    observations and asked about the sealed variants. Returns (scores, status per predictor)."""
-    sealed = suite.sealed
-    share_context(pool, view, [item.sealed() for item in suite.base] + sealed, calibration, sealed)
-    clock.lap("trace")
-    scores, status = fit_predict(pool, calibration, sealed, log)
-    clock.lap("predict")
-    return scores, dict(skipped) | status
+            skipped: dict[str, dict], clock: Clock, log: Log
+            ) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
+    """Each predictor fit on the calibration observations and asked about the sealed variants, by
+    track: the blind track from the base region's traces alone, before any variant is traced; then
+    the trace track from every item's trace. Returns (scores, status per predictor, the variants'
+    trace where the trace track needed one)."""
+    base = [item.sealed() for item in suite.base]
+    scores, status, variant_trace = predict_by_track(pool, view, base, suite.sealed, calibration, log, clock.lap)
+    return scores, dict(skipped) | status, variant_trace
 
 
 def seal(folder: RunFolder, sealed: list[SealedItem], scores: dict[str, np.ndarray], status: dict[str, dict]) -> str:
@@ -244,11 +245,31 @@ def evaluate_variants(folder: RunFolder, handle: ModelHandle, suite: Suite, base
     return outcomes
 
 
+def answer_visible(folder: RunFolder, handle: ModelHandle, suite: Suite, view: TracedModel,
+                   variant_trace: Trace | None, status: dict[str, dict]) -> np.ndarray | None:
+    """The trace track's reference row, computed here, after sealing, from the targets (which no
+    predictor holds): 1 where the model's next token after the prompt is not the answer's first
+    token, 0 where it is, ties broken by 1 - P(that token) (its probability 0 outside the top k).
+    It is how far reading the answer position goes, the ceiling a trace-track predictor is shown
+    against. None where no trace-track predictor ran. Written to reference.jsonl for `verify`."""
+    if not any(info.get("track") == "trace" and info["status"] == "ok" for info in status.values()):
+        return None
+    trace = variant_trace if variant_trace is not None else view.trace(suite.sealed)  # resumed after sealing
+    first = np.asarray(first_answer_tokens(handle, suite.variants))
+    top_ids, top_probs = np.asarray(trace.top_ids), np.asarray(trace.top_probs, dtype=np.float64)
+    p_first = (top_probs * (top_ids == first[:, None])).sum(1)
+    scores = 0.5 * (top_ids[:, 0] != first) + 0.5 * (1.0 - p_first)
+    folder.write("reference.jsonl", ({"item_id": item.id, REFERENCE: float(v)} for item, v in zip(suite.variants, scores)))
+    return scores
+
+
 # -- score -----------------------------------------------------------------------------------
 
 def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Outcome],
-          scores: dict[str, np.ndarray], status: dict[str, dict], seed: int) -> dict[str, Any]:
-    """Metrics per predictor (over all variant items), per family, and per cell."""
+          scores: dict[str, np.ndarray], status: dict[str, dict], seed: int,
+          reference: np.ndarray | None = None) -> dict[str, Any]:
+    """Metrics per predictor (over all variant items), per family, and per cell; per track, the
+    baselines and (trace track) the answer-visible reference."""
     families, base, variants = suite.families, suite.base, suite.variants
     shifts = {(name, c.name): c.shift for name, family in families.items() for c in family.cells}
     rows = [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "base",
@@ -257,14 +278,17 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
               "failed": not o.correct, "pred_index": i} for i, (it, o) in enumerate(zip(variants, variant_outcomes))]
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
     cells = np.array([f"{it.family}/{it.cell}" for it in variants])
-    overall = score_predictors(failed, cells, scores, seed) if len(failed) else {}
+    tracks = {name: info["track"] for name, info in status.items() if name in scores}
+    overall = score_predictors(failed, cells, scores, seed, tracks=tracks, reference=reference) if len(failed) else {}
     per_family = {}
     for name in families:
         mask = np.array([it.family == name for it in variants], dtype=bool)
         if mask.any():
+            metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
+                                       tracks=tracks, reference=None if reference is None else reference[mask])
             per_family[name] = {"n": int(mask.sum()), "failure_rate": float(failed[mask].mean()),
-                                "predictors": score_predictors(failed[mask], cells[mask],
-                                                               {k: v[mask] for k, v in scores.items()}, seed)}
+                                "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
+                                **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "scoring_version": SCORING_VERSION,
@@ -273,6 +297,7 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
         "base_failure_rate": float(np.mean([not o.correct for o in base_outcomes])) if base_outcomes else None,
         "variant_failure_rate": float(failed.mean()) if len(failed) else None,
         "predictors": {name: dict(info) | overall.get(name, {}) for name, info in status.items()},
+        "tracks": track_summary(status, overall),
         "families": per_family,
         "cells": cell_table(rows, scores),
         "protocols": {},
@@ -280,25 +305,42 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
     }
 
 
+def track_summary(status: dict[str, dict], metrics: dict[str, dict]) -> dict[str, dict]:
+    """Per track, blind first: its predictors, the baselines it is judged against, the best of them,
+    and (trace track) the answer-visible reference row."""
+    out = {}
+    for track in TRACKS:
+        names = [n for n, info in status.items() if info.get("track") == track]
+        best = next((m["vs_best_baseline"]["baseline"] for n, m in metrics.items()
+                     if n in names and "vs_best_baseline" in m), None)
+        out[track] = {"predictors": names, "baselines": [b for b in BASELINES[track] if b in names],
+                      "best_baseline": best, "ranked_by": RANKING}
+        if track == "trace" and REFERENCE in metrics:
+            out[track]["reference"] = {"name": REFERENCE, **metrics[REFERENCE]}
+    return out
+
+
 def predict_leaving_one_family_out(folder: RunFolder, pool: PredictorPool, view: TracedModel, suite: Suite,
-                                   calibration: list[Observation], variant_outcomes: list[Outcome], resumed: bool,
+                                   calibration: list[Observation], variant_outcomes: list[Outcome],
                                    seed: int, log: Log) -> dict[str, Any]:
     """The leave-one-family-out protocol: each family's variants predicted from the base outcomes
     and every other family's observed variant outcomes; sealed and scored as its own view."""
     sealed = suite.sealed
-    if resumed:  # resumed after sealing: the worker has no traces yet
-        share_context(pool, view, [item.sealed() for item in suite.base] + sealed)
-    lofo_scores, lofo_status = leave_one_family_out(pool, calibration, suite.variants, variant_outcomes, log)
+    base = [item.sealed() for item in suite.base]
+    lofo_scores, lofo_status = leave_one_family_out(pool, view, base, calibration, suite.variants, variant_outcomes,
+                                                    log)
     digest = write_predictions(folder.path, "predictions.leave-one-family-out", sealed, lofo_scores)
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
     cells = np.array([f"{it.family}/{it.cell}" for it in suite.variants])
-    metrics = score_predictors(failed, cells, lofo_scores, seed)
+    metrics = score_predictors(failed, cells, lofo_scores, seed,
+                               tracks={n: info["track"] for n, info in lofo_status.items() if n in lofo_scores})
     return {"predictions_sha256": digest,
             "predictors": {n: info | metrics.get(n, {}) for n, info in lofo_status.items()}}
 
 
 def score_compositional(folder: RunFolder, handle: ModelHandle, suite: Suite, variant_outcomes: list[Outcome],
-                        scores: dict[str, np.ndarray], batch_size: int, seed: int) -> dict[str, Any]:
+                        scores: dict[str, np.ndarray], status: dict[str, dict], batch_size: int,
+                        seed: int) -> dict[str, Any]:
     """The compositional target: among items whose components the model all solves, does it fail
     the whole (Press et al. 2022's compositional gap)? Components are evaluated here, after sealing."""
     eligible, whole_failed, rows = compositional_labels(suite.families, handle, suite.variants, variant_outcomes,
@@ -306,9 +348,11 @@ def score_compositional(folder: RunFolder, handle: ModelHandle, suite: Suite, va
     folder.write("components.jsonl", rows)
     cells = np.array([f"{it.family}/{it.cell}" for it in suite.variants])
     subset = {n: v[eligible] for n, v in scores.items()}
+    tracks = {n: info["track"] for n, info in status.items() if n in scores}
     return {"n_eligible": int(eligible.sum()), "n_with_components": int(len({r["parent"] for r in rows})),
             "compositional_failure_rate": float(whole_failed[eligible].mean()) if eligible.any() else None,
-            "predictors": score_predictors(whole_failed[eligible], cells[eligible], subset, seed) if eligible.any() else {}}
+            "predictors": score_predictors(whole_failed[eligible], cells[eligible], subset, seed, tracks=tracks)
+            if eligible.any() else {}}
 
 
 def compositional_labels(families, handle, variants, variant_outcomes, batch_size):

@@ -29,9 +29,10 @@ def check_run_folder(run: Path) -> dict:
 
 
 def recompute_scores(run: Path, results: dict, name: str = "predictions", view: dict | None = None,
-                     eligible_only: bool = False) -> dict[str, dict]:
-    """Every predictor's metrics again, from `name`.jsonl, outcomes.jsonl (and components.jsonl)."""
-    from ..scoring.metrics import score_predictors
+                     eligible_only: bool = False, with_reference: bool = False) -> dict[str, dict]:
+    """Every predictor's metrics again, from `name`.jsonl, outcomes.jsonl (and components.jsonl, and
+    with `with_reference` the answer-visible reference from reference.jsonl)."""
+    from ..scoring.metrics import REFERENCE, score_predictors
 
     view = view or results
     try:
@@ -41,6 +42,11 @@ def recompute_scores(run: Path, results: dict, name: str = "predictions", view: 
         cells = np.array([f"{p['family']}/{p['cell']}" for p in predictions])
         names = [n for n, p in view["predictors"].items() if p.get("status", "ok") == "ok"]
         scores = {n: np.array([p["scores"][n] for p in predictions], dtype=float) for n in names}
+        tracks = {n: (view["predictors"][n].get("track") or results["predictors"][n]["track"]) for n in names}
+        reference = None
+        if with_reference:
+            by_id = {r["item_id"]: r[REFERENCE] for r in io.read_jsonl(run / "reference.jsonl")}
+            reference = np.array([by_id[p["item_id"]] for p in predictions], dtype=float)
         keep = np.ones(len(predictions), dtype=bool)
         if eligible_only:
             solved: dict[str, bool] = {}
@@ -51,7 +57,8 @@ def recompute_scores(run: Path, results: dict, name: str = "predictions", view: 
         raise UserError(f"{run}: {name}.jsonl, outcomes.jsonl or components.jsonl is corrupted or does not match "
                         "the results") from None
     return score_predictors(failed[keep], cells[keep], {n: v[keep] for n, v in scores.items()},
-                            results["provenance"]["seed"])
+                            results["provenance"]["seed"], tracks=tracks,
+                            reference=None if reference is None else reference[keep])
 
 
 def _close(a, b) -> bool:
@@ -78,6 +85,9 @@ def verify(run: Path) -> tuple[bool, list[str]]:
         lines.append(f"scores: made by scoring version {results.get('scoring_version', 1)}, this is version "
                      f"{SCORING_VERSION}: rerun the run to recompute them (the digests above still hold)")
         return False, lines
+    from ..scoring.metrics import REFERENCE
+
+    reference = results.get("tracks", {}).get("trace", {}).get("reference")
     views = [("base protocol", "predictions", results, False)]
     for protocol, view in results.get("protocols", {}).items():
         name = f"predictions.{protocol}"
@@ -92,16 +102,24 @@ def verify(run: Path) -> tuple[bool, list[str]]:
     for target, view in results.get("targets", {}).items():
         views.append((f"target {target}", "predictions", view, True))
     for label, name, view, eligible_only in views:
-        recomputed = recompute_scores(run, results, name, view, eligible_only)
+        main = view is results and reference is not None
+        recomputed = recompute_scores(run, results, name, view, eligible_only, with_reference=main)
         count = 0
         for predictor, metrics in recomputed.items():
-            stored = {k: v for k, v in view["predictors"][predictor].items() if k in metrics}
+            kept = reference if predictor == REFERENCE and main else view["predictors"][predictor]
+            stored = {k: v for k, v in kept.items() if k in metrics}
             same = _close(stored, metrics)
             ok &= same
             count += 1
             if not same:
                 moved = [k for k in metrics if not _close(stored.get(k), metrics[k])]
                 lines.append(f"{label}: scores of {predictor}: MISMATCH in {', '.join(moved)} (outcomes or predictions edited?)")
-        lines.append(f"{label}: scores recomputed from the stored files for {count} predictors")
+        by_track = {}
+        for predictor in recomputed:
+            track = "reference" if predictor == REFERENCE else (view["predictors"][predictor].get("track")
+                                                              or results["predictors"][predictor]["track"])
+            by_track.setdefault(track, []).append(predictor)
+        tally = ", ".join(f"{track} {len(by_track[track])}" for track in ("blind", "trace", "reference") if track in by_track)
+        lines.append(f"{label}: scores recomputed from the stored files for {count} ({tally})")
     lines.append("verified" if ok else "MISMATCH: this run folder was edited after it was written")
     return ok, lines

@@ -47,7 +47,8 @@ class WorkerError(RuntimeError):
 class TraceStore:
     """The run's trace arrays, read-only, row by item id."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, withheld: Sequence[str] = ()):
+        self.withheld = frozenset(withheld)  # items whose trace this context does not hold (the blind track)
         meta = json.loads((folder / "trace.json").read_text())
         self.rows = {item_id: r for r, item_id in enumerate(meta["item_ids"])}
         self.prompts: list[str] = meta["prompts"]
@@ -57,6 +58,10 @@ class TraceStore:
         rows = []
         for item in items:
             r = self.rows.get(item.id)
+            if r is None and item.id in self.withheld:
+                raise PermissionError(f"the blind track has no trace of variant items (asked for {item.id!r}): "
+                                      "a blind predictor may trace base items only; declare track = 'trace' to "
+                                      "read variant traces")
             if r is None or self.prompts[r] != item.prompt:
                 raise PermissionError(f"item {item.id!r} is not one of this run's items; "
                                       "only the run's own items can be traced")
@@ -137,7 +142,8 @@ def _serve() -> None:
             _warm_up()
             answer({"ok": True})
         elif op == "context":
-            view = WorkerView(request["card"], request["tokenizer_json"], TraceStore(Path(request["trace_dir"])))
+            store = TraceStore(Path(request["trace_dir"]), request["withheld"])
+            view = WorkerView(request["card"], request["tokenizer_json"], store)
             defaults = {"calibration": request["calibration"], "sealed": request["sealed"]}
             answer({"ok": True})
         elif op == "predict":
@@ -177,7 +183,10 @@ def _warm_up() -> None:
 
 def _info(predictor) -> dict[str, Any]:
     cls = type(predictor)
+    from predictors import track_of
+
     return {"predictor": predictor.name, "version": str(predictor.version), "reads": sorted(predictor.reads),
+            "track": track_of(predictor),
             "params": _jsonable(predictor.get_params()), "cls": f"{cls.__module__}:{cls.__qualname__}"}
 
 
@@ -210,6 +219,7 @@ class PredictorPool:
         self.skipped: dict[str, dict] = {}  # what `bench.protocol.predict.check_predictors` reported skipped
         self._load = {"op": "load", "predictors": [(n, (params or {}).get(n)) for n in names]}
         self._context: dict | None = None
+        self._contexts = 0
         self._defaults: tuple | None = None
         self._pending = 0
         self._started = False
@@ -298,12 +308,17 @@ class PredictorPool:
         return json.loads(line)
 
     def set_context(self, card: Any, tokenizer_json: str, trace: Trace, prompts: Sequence[str],
-                    calibration: list | None = None, sealed: list | None = None) -> None:
-        """What every predictor may read: the card, the tokenizer, the trace of the run's items,
-        and the default calibration and sealed items (sent once, not with each request)."""
-        folder = save_trace(trace, prompts, self._scratch / "trace")
+                    calibration: list | None = None, sealed: list | None = None, withheld: Sequence = ()) -> None:
+        """What the predictors asked next may read: the card, the tokenizer, the trace of the run's
+        items, and the default calibration and sealed items (sent once, not with each request).
+        `withheld`: ids of the run's items left out of `trace` on purpose (the blind track's variants),
+        which a predictor's `model.trace` refuses with the reason. Each context replaces the last,
+        its arrays in a new folder."""
+        self._contexts += 1
+        folder = save_trace(trace, prompts, self._scratch / f"trace-{self._contexts}")
         self._context = {"op": "context", "card": card, "tokenizer_json": tokenizer_json, "trace_dir": str(folder),
-                         "calibration": list(calibration or []), "sealed": list(sealed or [])}
+                         "calibration": list(calibration or []), "sealed": list(sealed or []),
+                         "withheld": list(withheld)}
         self._ask(self._context, timeout=None)
         self._defaults = (calibration, sealed)  # the caller's own lists: `predict` checks identity
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import UserError
 from .metrics import HIGHER_IS_BETTER
 
-DEFAULT_MAX_DROP = {"auroc": 0.02}
+DEFAULT_MAX_DROP = {"family_auroc": 0.02}  # the ranking figure
 
 
 def parse_max_drop(text: str | None) -> dict[str, float]:
@@ -61,8 +61,10 @@ def compare(new: dict, base: dict, max_drop: dict[str, float]) -> tuple[bool, li
         raise UserError("the two runs used different private seeds (different held-out items): "
                         "compare runs made with the same --private-seed-file")
     lines, regressed = [], False
-    for name, old in base["predictors"].items():
+    order = {"blind": 0, "trace": 1}
+    for name, old in sorted(base["predictors"].items(), key=lambda kv: order.get(kv[1].get("track"), 2)):
         now = new["predictors"].get(name)
+        name = f"{name} ({old.get('track', 'trace')})"
         if old.get("status") != "ok":
             continue
         if now is None or now.get("status") != "ok":

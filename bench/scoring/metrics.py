@@ -14,13 +14,21 @@ import numpy as np
 
 N_BOOTSTRAP = 1000
 #: Bump when a metric or the resampling changes: results record it, verify compares like with like.
-SCORING_VERSION = 3
+SCORING_VERSION = 4  # 4: tracks, family-balanced figures, the answer-visible reference
 ECE_BINS = 10
-#: The bar every predictor is shown against (DESIGN.md): random, prompt length, output confidence.
-BASELINES = ("random", "prompt_length", "confidence")
+#: The bar every predictor is shown against (DESIGN.md), per track: a blind predictor against the
+#: blind baselines (random, prompt length), a trace-track one also against output confidence.
+BASELINES = {"blind": ("random", "prompt_length"), "trace": ("random", "prompt_length", "confidence")}
+#: What ranks predictors and decides "beats the baselines": the mean over families of each family's
+#: AUROC, so that knowing which family is hard earns nothing.
+RANKING = "family_auroc"
+#: The trace track's reference row: the model's answer read at the answer position (after sealing).
+REFERENCE = "answer_visible"
 METRICS = ("auroc", "auprc", "brier", "ece")  # item level
 CELL_METRICS = ("spearman", "mae")  # across cells
-HIGHER_IS_BETTER = {"auroc": True, "auprc": True, "brier": False, "ece": False, "spearman": True, "mae": False}
+FAMILY_METRICS = ("family_auroc", "family_spearman")  # within families, averaged over families
+HIGHER_IS_BETTER = {"auroc": True, "auprc": True, "brier": False, "ece": False, "spearman": True, "mae": False,
+                    "family_auroc": True, "family_spearman": True}
 
 
 @dataclass(frozen=True)
@@ -300,6 +308,80 @@ def difference(failed, scores, reference, idx: np.ndarray, metric: str = "auroc"
     return _interval(a - b, rows)
 
 
+# -- family-balanced figures -------------------------------------------------------------
+#
+# Pooled AUROC rewards knowing which family is hard (a family's base rate ranks its items
+# together). The ranking figure is the mean over families of each family's AUROC, and the
+# cell figure the mean over families of the Spearman rho between predicted and observed
+# failure across that family's cells. Their intervals come from a stratified bootstrap:
+# every resample draws each family's items within the family, the same draws for every
+# predictor (paired differences).
+
+def family_of(cells: np.ndarray) -> np.ndarray:
+    """'family/cell' labels to their family."""
+    return np.array([c.split("/", 1)[0] for c in cells]) if len(cells) else np.array([], dtype=str)
+
+
+def family_resamples(members: list[np.ndarray], seed: int, n_boot: int = N_BOOTSTRAP, chunk: int = CHUNK):
+    """Per chunk, per family, (resample, draw) positions within that family's items."""
+    for k, start in enumerate(range(0, n_boot, chunk)):
+        rows = min(chunk, n_boot - start)
+        yield [np.random.default_rng([seed, k, 7919, f]).integers(0, len(m), size=(rows, len(m)))
+               for f, m in enumerate(members)]
+
+
+def _within(points: list[float | None], rows: list[np.ndarray]) -> tuple[float | None, np.ndarray]:
+    """The mean over families that have a point value, and its bootstrap rows."""
+    used = [i for i, p in enumerate(points) if p is not None]
+    if not used:
+        return None, np.full(len(rows[0]) if rows else 0, np.nan)
+    stacked = np.stack([rows[i] for i in used])
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        return float(np.mean([points[i] for i in used])), np.nanmean(stacked, axis=0)
+
+
+def family_metrics(failed, cells, scores: dict[str, np.ndarray], seed: int, n_boot: int = N_BOOTSTRAP):
+    """Per predictor: each family's AUROC (None where one outcome only), their mean `family_auroc`,
+    the mean within-family cell rho `family_spearman`; and each one's bootstrap rows."""
+    y = np.asarray(failed, dtype=np.float64)
+    fam = family_of(np.asarray(cells))
+    names = list(dict.fromkeys(fam.tolist()))
+    members = [np.flatnonzero(fam == f) for f in names]
+    cell_groups = []
+    for m in members:
+        _, groups = np.unique(np.asarray(cells)[m], return_inverse=True)
+        cell_groups.append(np.eye(int(groups.max()) + 1)[groups] if len(groups) else np.zeros((0, 0)))
+    points, rows = {}, {}
+    for name, s in scores.items():
+        s = np.asarray(s, dtype=np.float64)
+        auc_points, rho_points = [], []
+        for m, onehot in zip(members, cell_groups):
+            auc_points.append(point("auroc", y[m].astype(bool), s[m]))
+            rho_points.append(_cell_points(y[m], s[m], onehot)[0]["spearman"])
+        points[name] = {"family_aurocs": dict(zip(names, auc_points)), "auroc": auc_points, "spearman": rho_points}
+        rows[name] = {"auroc": [[] for _ in members], "spearman": [[] for _ in members]}
+    sorts = {name: [Sorted(np.asarray(s, dtype=np.float64)[m]) for m in members] for name, s in scores.items()}
+    for draws in family_resamples(members, seed, n_boot):
+        for f, (m, idx, onehot) in enumerate(zip(members, draws, cell_groups)):
+            yf = y[m]
+            counts = counts_of(idx, len(m))
+            observed = _group_means(yf, onehot, counts)
+            for name, s in scores.items():
+                sf = np.asarray(s, dtype=np.float64)[m]
+                ties = _tie_sums_drawn(idx, yf, sorts[name][f])
+                rows[name]["auroc"][f].append(_auroc_rows(counts, yf, sf, sorts[name][f], ties))
+                rows[name]["spearman"][f].append(_spearman_rows(_group_means(sf, onehot, counts), observed))
+    out, boot = {}, {}
+    for name in scores:
+        auc, auc_rows = _within(points[name]["auroc"], [np.concatenate(r) for r in rows[name]["auroc"]])
+        rho, rho_rows = _within(points[name]["spearman"], [np.concatenate(r) for r in rows[name]["spearman"]])
+        out[name] = {"family_auroc": _interval(auc, auc_rows), "family_spearman": _interval(rho, rho_rows),
+                     "family_aurocs": points[name]["family_aurocs"]}
+        boot[name] = auc_rows
+    return out, boot
+
+
 def cell_table(rows: Sequence[dict], predictions: dict[str, np.ndarray]) -> list[dict]:
     """Observed failure rate and mean predicted failure per (family, cell).
 
@@ -323,15 +405,23 @@ def cell_table(rows: Sequence[dict], predictions: dict[str, np.ndarray]) -> list
 
 
 def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], seed: int,
-                     n_boot: int = N_BOOTSTRAP) -> dict[str, dict]:
-    """Every metric for every predictor, and each one's AUROC difference from the best baseline.
+                     n_boot: int = N_BOOTSTRAP, tracks: dict[str, str] | None = None,
+                     reference: np.ndarray | None = None) -> dict[str, dict]:
+    """Every metric for every predictor, and each one's ranking figure (family-balanced AUROC) against
+    the best baseline of its track (`tracks`: name -> "blind" or "trace"; None: every predictor in the
+    trace track). With `reference` (the answer-visible scores), it is scored too, under REFERENCE,
+    and each trace-track predictor is also shown against it.
 
     Resamples are drawn a chunk at a time and shared by every predictor (paired differences),
     so memory stays bounded however many items there are."""
     y = np.asarray(failed, dtype=np.float64)
+    values = {name: np.asarray(s, dtype=np.float64) for name, s in scores.items()}
+    tracks = dict(tracks or {}) if tracks is not None else {name: "trace" for name in values}
+    if reference is not None:
+        values[REFERENCE] = np.asarray(reference, dtype=np.float64)
+        tracks[REFERENCE] = "reference"
     _, groups = np.unique(cells, return_inverse=True)
     onehot = np.eye(int(groups.max()) + 1 if len(groups) else 0)[groups]  # (item, cell)
-    values = {name: np.asarray(s, dtype=np.float64) for name, s in scores.items()}
     sorts = {name: Sorted(s) for name, s in values.items()}
     points = {}
     for name, s in values.items():
@@ -347,16 +437,35 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
                 rows[name][metric].append(r)
     out: dict[str, dict] = {}
     boot = {name: {m: np.concatenate(r) for m, r in per.items()} for name, per in rows.items()}
+    family, family_rows = family_metrics(y, np.asarray(cells), values, seed, n_boot) if len(y) else ({}, {})
     for name in values:
         out[name] = {m: (_interval(points[name][m], boot[name][m]) if points[name][m] is not None else NONE).to_dict()
                      for m in METRICS + CELL_METRICS}
-    present = [b for b in BASELINES if b in values and out[b]["auroc"]["value"] is not None]
-    if present:
-        best = max(present, key=lambda b: out[b]["auroc"]["value"])
-        for name in values:
-            value = out[name]["auroc"]["value"]
-            diff = NONE if value is None else _interval(value - out[best]["auroc"]["value"],
-                                                        boot[name]["auroc"] - boot[best]["auroc"])
-            out[name]["vs_best_baseline"] = {"baseline": best, "auroc_difference": diff.to_dict(),
-                                             "beats": bool(diff.lo is not None and diff.lo > 0)}
+        if name in family:
+            out[name].update({m: family[name][m].to_dict() for m in FAMILY_METRICS},
+                             family_aurocs=family[name]["family_aurocs"])
+    for track, names in _by_track(tracks).items():
+        present = [b for b in BASELINES.get(track, ()) if b in values and out[b].get(RANKING, {}).get("value") is not None]
+        if not present:
+            continue
+        best = max(present, key=lambda b: out[b][RANKING]["value"])
+        for name in names:
+            out[name]["vs_best_baseline"] = _versus(out, family_rows, name, best) | {"baseline": best}
+            if track == "trace" and REFERENCE in values:
+                out[name]["vs_reference"] = _versus(out, family_rows, name, REFERENCE)
     return out
+
+
+def _by_track(tracks: dict[str, str]) -> dict[str, list[str]]:
+    by: dict[str, list[str]] = {}
+    for name, track in tracks.items():
+        by.setdefault(track, []).append(name)
+    return by
+
+
+def _versus(out: dict, rows: dict[str, np.ndarray], name: str, other: str) -> dict:
+    """`name`'s ranking figure minus `other`'s, with its paired bootstrap interval; `beats` when the
+    interval lies above zero."""
+    a, b = out[name].get(RANKING, {}).get("value"), out[other].get(RANKING, {}).get("value")
+    diff = NONE if a is None or b is None else _interval(a - b, rows[name] - rows[other])
+    return {"metric": RANKING, "difference": diff.to_dict(), "beats": bool(diff.lo is not None and diff.lo > 0)}

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from .metrics import format_interval
+from .metrics import RANKING, REFERENCE, format_interval
 
 BASELINE_STYLE = {"random": ":", "prompt_length": "--", "confidence": "--"}
 
@@ -52,9 +52,11 @@ def load_run(run: Path, results: dict | None = None) -> dict[str, Any]:
             "base": [(base_items[i], not o["correct"]) for i, o in base_outcomes.items()]}
 
 
-def _ranked(results) -> list[str]:
-    ok = [(n, p) for n, p in results["predictors"].items() if p["status"] == "ok" and p.get("auroc", {}).get("value") is not None]
-    return [n for n, _ in sorted(ok, key=lambda kv: -kv[1]["auroc"]["value"])]
+def _ranked(results, track: str | None = None) -> list[str]:
+    """Scored predictors (of `track`, or all), best ranking figure first."""
+    ok = [(n, p) for n, p in results["predictors"].items() if p["status"] == "ok"
+          and p.get("auroc", {}).get("value") is not None and track in (None, p.get("track"))]
+    return [n for n, _ in sorted(ok, key=lambda kv: -((kv[1].get(RANKING) or {}).get("value") or -1))]
 
 
 def _roc_plot(data) -> str:
@@ -65,8 +67,8 @@ def _roc_plot(data) -> str:
     colors = plt.get_cmap("tab20").colors  # distinct colours for up to 20 predictors
     for k, name in enumerate(_ranked(data["results"])):
         fpr, tpr, _ = roc_curve(data["failed"], data["scores"][name])
-        auc = data["results"]["predictors"][name]["auroc"]["value"]
-        ax.plot(fpr, tpr, BASELINE_STYLE.get(name, "-"), lw=1.4, color=colors[k % len(colors)], label=f"{name} ({auc:.2f})")
+        auc = data["results"]["predictors"][name].get(RANKING, {}).get("value") or 0.0
+        ax.plot(fpr, tpr, BASELINE_STYLE.get(name, "-"), lw=1.4, color=colors[k % len(colors)], label=f"{name} (family AUROC {auc:.2f})")
     ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8)
     ax.set_xlabel("false positive rate (passing items flagged)")
     ax.set_ylabel("true positive rate (failures caught)")
@@ -175,28 +177,55 @@ def _fmt(m: dict | None, signed: bool = False) -> str:
     return format_interval(m, signed, around=lambda text: f"<small>{text}</small>")
 
 
+TRACK_NOTES = {
+    "blind": "Blind track: no forward pass of the model on any variant item reached these predictors (the "
+             "variants' text and axes, the architecture, the base region's traces and outcomes).",
+    "trace": "Trace track: these also read the variants' prompt-only traces, which hold the model's next-token "
+             "prediction at the answer position; the reference row shows how well reading that answer predicts "
+             "failure (computed by the runner after sealing, from the targets no predictor holds).",
+}
+
+
+def _track_table(results: dict, track: str) -> str:
+    esc = html.escape
+    info = results.get("tracks", {}).get(track)
+    names = _ranked(results, track) if info else []
+    if not names:
+        return ""
+    baselines = set(info.get("baselines", ()))
+    reference = info.get("reference")
+    rows = []
+    for name in names + ([REFERENCE] if reference else []):
+        p = reference if name == REFERENCE else results["predictors"][name]
+        vs = p.get("vs_best_baseline", {})
+        role = "reference" if name == REFERENCE else "baseline" if name in baselines else ""
+        diff = ("" if name == REFERENCE else "best baseline" if name == vs.get("baseline")
+                else _fmt(vs.get("difference"), signed=True))
+        ref = _fmt((p.get("vs_reference") or {}).get("difference"), signed=True) if reference and name != REFERENCE else ""
+        rows.append(f"<tr><td>{esc(name)}</td><td>{role}</td><td>{_fmt(p.get(RANKING))}</td><td>{diff}</td>"
+                    f"<td>{'✔' if vs.get('beats') else ''}</td>" + (f"<td>{ref}</td>" if reference else "") +
+                    f"<td>{_fmt(p.get('auroc'))}</td><td>{_fmt(p.get('family_spearman'))}</td>"
+                    f"<td>{_fmt(p.get('spearman'))}</td><td>{_fmt(p.get('brier'))}</td><td>{_fmt(p.get('ece'))}</td></tr>")
+    head = ("<tr><th>predictor</th><th></th><th>family AUROC</th><th>Δ best baseline</th><th>beats</th>"
+            + ("<th>Δ reference</th>" if reference else "")
+            + "<th>pooled AUROC</th><th>cell ρ within families</th><th>cell ρ</th><th>Brier</th><th>ECE</th></tr>")
+    return f"<h3>{track} track</h3><p>{esc(TRACK_NOTES[track])}</p><table>{head}{''.join(rows)}</table>"
+
+
 def render(data: dict[str, Any]) -> str:
     esc = html.escape
     results = data["results"]
     model = results["provenance"]["model"]
-    rows = []
-    for name in _ranked(results) + [n for n, p in results["predictors"].items() if p["status"] != "ok"]:
-        p = results["predictors"][name]
-        if p["status"] != "ok":
-            rows.append(f"<tr><td>{esc(name)}</td><td colspan=8>failed: {esc(p.get('reason', ''))}</td></tr>")
-            continue
-        vs = p.get("vs_best_baseline", {})
-        beats = "✔" if vs.get("beats") else ""
-        rows.append(f"<tr><td>{esc(name)}</td><td>{_fmt(p.get('auroc'))}</td>"
-                    f"<td>{_fmt(vs.get('auroc_difference'), signed=True) if name != vs.get('baseline') else 'best baseline'}</td>"
-                    f"<td>{beats}</td><td>{_fmt(p.get('auprc'))}</td><td>{_fmt(p.get('brier'))}</td>"
-                    f"<td>{_fmt(p.get('ece'))}</td><td>{_fmt(p.get('spearman'))}</td><td>{_fmt(p.get('mae'))}</td></tr>")
+    tables = "".join(_track_table(results, track) for track in ("blind", "trace"))
+    failed = [n for n, p in results["predictors"].items() if p["status"] != "ok"]
+    if failed:
+        tables += "<p>Failed: " + "; ".join(f"<code>{esc(n)}</code>: {esc(results['predictors'][n].get('reason', ''))}"
+                                           for n in failed) + "</p>"
     cells = "".join(
         f"<tr><td>{esc(c['family'])}</td><td>{esc(c['cell'])}</td><td>{esc(c['shift'])}</td><td>{c['n']}</td>"
         f"<td>{c['failure_rate']:.3f}</td></tr>" for c in results["cells"])
     family_plots = "".join(f"<img alt='failure along the axes of {esc(f)}' src='{src}'>" for f, src in _axes_plots(data))
     card = model["card"]
-    baseline = next((p["vs_best_baseline"]["baseline"] for p in results["predictors"].values() if "vs_best_baseline" in p), "n/a")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>brittlebench report: {esc(model['spec']['name_or_path'])}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222;padding:0 1em}}
@@ -211,10 +240,11 @@ seed {results['provenance']['seed']}, {results['provenance'].get('shots', 0)}-sh
 {results['n_base']} base and {results['n_variant']} variant items (variant failure rate {results['variant_failure_rate']:.3f}).
 Predictions were sealed (SHA-256 <code>{esc(results['predictions_sha256'][:16])}…</code>) before any variant was evaluated.</p>
 <h2>Predictors</h2>
-<p>95% bootstrap intervals over items. Δ is AUROC minus the best baseline's (<code>{esc(baseline)}</code>), paired;
-✔ where its interval excludes zero: only there does a predictor beat the baselines.</p>
-<table><tr><th>predictor</th><th>AUROC</th><th>Δ best baseline</th><th>beats</th><th>AUPRC</th><th>Brier</th><th>ECE</th>
-<th>cell ρ</th><th>cell MAE</th></tr>{''.join(rows)}</table>
+<p>Ranked by family AUROC: each family's AUROC (where both outcomes occur), averaged over families, so that
+knowing which family is hard earns nothing; 95% bootstrap intervals (items resampled within families).
+Δ is the family AUROC minus the best baseline's of the same track, paired; ✔ where its interval excludes
+zero: only there does a predictor beat the baselines.</p>
+{tables}
 {_prediction_plots(data)}
 <h2>Observed failure along each family's axes</h2>{family_plots}
 <h2>Cells</h2>

@@ -11,7 +11,8 @@ from bench.errors import UserError
 def results(auroc, lo, hi, brier=0.1, seed=0, cells=(("addition", "digits=4", 100),)):
     return {"provenance": {"seed": seed},
             "cells": [{"family": f, "cell": c, "n": n} for f, c, n in cells],
-            "predictors": {"probe": {"status": "ok", "auroc": {"value": auroc, "lo": lo, "hi": hi},
+            "predictors": {"probe": {"status": "ok", "track": "trace", "auroc": {"value": auroc, "lo": lo, "hi": hi},
+                                     "family_auroc": {"value": auroc, "lo": lo, "hi": hi},
                                      "brier": {"value": brier, "lo": brier - 0.01, "hi": brier + 0.01}}}}
 
 
@@ -23,7 +24,7 @@ def test_improvement_passes():
 def test_real_regression_fails_and_says_by_how_much():
     regressed, lines = compare(results(0.70, 0.66, 0.74), results(0.80, 0.76, 0.84), {"auroc": 0.02})
     assert regressed
-    assert any("REGRESSED probe: auroc 0.800 -> 0.700" in l and "worse by 0.100" in l for l in lines)
+    assert any("REGRESSED probe (trace): auroc 0.800 -> 0.700" in l and "worse by 0.100" in l for l in lines)
 
 
 def test_noise_is_not_a_regression():

@@ -29,13 +29,16 @@ def root(tmp_path_factory):
 def test_build_writes_json_markdown_and_sortable_html(root):
     board = build(root)
     assert board["models"] == ["default"]
-    assert set(board["predictors"]) == {"random", "confidence", "prompt_length", "knn_distance"}
+    assert set(board["tracks"]["blind"]) == {"random", "prompt_length"}
+    assert set(board["tracks"]["trace"]) == {"confidence", "knn_distance", "answer_visible (reference)"}
+    assert list(board["tracks"]["trace"])[-1] == "answer_visible (reference)"  # shown, never ranked
     saved = json.loads((root / "leaderboard.json").read_text())
-    assert saved["schema_version"] == 1 and saved["predictors"].keys() == board["predictors"].keys()
+    assert saved["schema_version"] == 2 and saved["tracks"]["trace"].keys() == board["tracks"]["trace"].keys()
     md = (root / "LEADERBOARD.md").read_text()
-    assert "| predictor | beats baselines on | mean AUROC | default |" in md
+    assert md.index("## blind track") < md.index("## trace track")
+    assert "| predictor | beats baselines on | mean family AUROC | default |" in md
     page = (root / "leaderboard.html").read_text()
-    assert "<table id=\"board\">" in page and "addEventListener('click'" in page
+    assert page.count("<table class='board'>") == 2 and "addEventListener('click'" in page
 
 
 def test_valid_submission(root, capsys):
