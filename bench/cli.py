@@ -54,9 +54,13 @@ def format_predictors(predictors: dict, n_items: int, tracks: dict | None = None
         names = [n for n in (info or {}).get("predictors", []) if n in predictors]
         if not names:
             continue
+        names += [b for b in info.get("baselines", ()) if b not in names and b in predictors]  # shown beside
         reference = info.get("reference")
+        aurocs = next((predictors[n]["family_aurocs"] for n in names if predictors[n].get("family_aurocs")), {})
+        counted = f" over the {sum(v is not None for v in aurocs.values())} of {len(aurocs)} families where both " \
+                  "outcomes occur" if aurocs else ""
         lines = [TRACK_TITLES[track] + ":" if track in TRACK_TITLES else f"{track}:",
-                 f"  {n_items} items; ranked by family AUROC (the mean of each family's AUROC), 95% bootstrap; "
+                 f"  {n_items} items; ranked by family AUROC (the mean of each family's AUROC{counted}), 95% bootstrap; "
                  f"Δ: minus the best {track} baseline's ({info.get('best_baseline') or 'none'}); * beats it"
                  + ("; Δ ref: minus the answer-visible reference" if reference else "")]
         head = (f"  {'predictor':<30} {'family AUROC':<22} {'Δ best baseline':<25} "
@@ -65,31 +69,37 @@ def format_predictors(predictors: dict, n_items: int, tracks: dict | None = None
         ranked = sorted(names, key=lambda n: -((predictors[n].get("family_auroc") or {}).get("value") or -1))
         baselines = set(info.get("baselines", ()))
         for name in ranked:
-            lines.append(_predictor_row(name + (" (baseline)" if name in baselines else ""), predictors[name],
-                                        bool(reference)))
+            label = name + (" (baseline)" if name in baselines else "")
+            lines.append(_predictor_row(name, label, predictors[name], track, bool(reference)))
         if reference:
-            lines.append(_predictor_row(f"{REFERENCE} (reference)", dict(reference, status="ok"), True, reference=True))
+            lines.append(_predictor_row(REFERENCE, f"{REFERENCE} (reference)", dict(reference, status="ok"), track,
+                                        True, reference=True))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
-def _predictor_row(label: str, p: dict, with_reference: bool, reference: bool = False) -> str:
+def _predictor_row(name: str, label: str, p: dict, table: str, with_reference: bool, reference: bool = False) -> str:
+    """One table row; a row from another track (a blind baseline in the trace table) shows its figures only."""
     from .scoring.metrics import format_interval as _ci
 
     if p.get("status") != "ok":
         return f"  {label:<30} failed: {p.get('reason', '')}"
     vs = p.get("vs_best_baseline") or {}
-    mark = "*" if vs.get("beats") else " "
-    if reference or not vs:
-        diff = "" if reference else "n/a"
-    elif vs["baseline"] == label.split(" ")[0]:
+    own = not reference and p.get("track", table) == table
+    mark = "*" if own and vs.get("beats") else " "
+    if not own:
+        diff = ""
+    elif not vs:
+        diff = "n/a"
+    elif vs["baseline"] == name:
         diff = "(best baseline)"
     else:
         diff = _ci(vs.get("difference"), signed=True)
     val = lambda k: f"{p[k]['value']:.3f}" if (p.get(k) or {}).get("value") is not None else "n/a"  # noqa: E731
     ref = ""
     if with_reference:
-        ref = f"{'':>7} " if reference else f"{(p.get('vs_reference') or {}).get('difference', {}).get('value') or 0:>+7.3f} "
+        versus = ((p.get("vs_reference") or {}).get("difference") or {}).get("value")
+        ref = f"{versus:>+7.3f} " if own and versus is not None else f"{'':>7} "
     return (f"  {label:<29}{mark} {_ci(p.get('family_auroc')):<22} {diff:<25} {ref}{val('auroc'):>6} "
             f"{val('family_spearman'):>6} {val('spearman'):>6} {val('brier'):>6}")
 
@@ -154,7 +164,8 @@ def _tracks_of(predictors: dict) -> dict:
         names = [n for n, p in predictors.items() if p.get("track", "trace") == track]
         best = next((p["vs_best_baseline"]["baseline"] for n, p in predictors.items()
                      if n in names and "vs_best_baseline" in p), None)
-        out[track] = {"predictors": names, "baselines": [b for b in BASELINES[track] if b in names], "best_baseline": best}
+        out[track] = {"predictors": names, "baselines": [b for b in BASELINES[track] if b in predictors],
+                      "best_baseline": best}
     return out
 
 
@@ -171,11 +182,11 @@ def cmd_predictors_list(args) -> int:
 
     entries = registered()
     width = max([len(n) for n in entries] + [9])
-    print(f"{'predictor':<{width}}  {'reads':<20} {'version':<7} {'provided by':<14} entry point")
-    for name in sorted(entries):
+    print(f"{'predictor':<{width}}  {'track':<6} {'reads':<20} {'version':<7} {'provided by':<14} entry point")
+    for name in sorted(entries, key=lambda n: (describe(entries[n])["track"] != "blind", n)):
         e = entries[name]
         info = describe(e)
-        print(f"{name:<{width}}  {info['reads']:<20} {info['version']:<7} {e.distribution:<14} {e.target}")
+        print(f"{name:<{width}}  {info['track']:<6} {info['reads']:<20} {info['version']:<7} {e.distribution:<14} {e.target}")
     return 0
 
 

@@ -313,8 +313,8 @@ def track_summary(status: dict[str, dict], metrics: dict[str, dict]) -> dict[str
         names = [n for n, info in status.items() if info.get("track") == track]
         best = next((m["vs_best_baseline"]["baseline"] for n, m in metrics.items()
                      if n in names and "vs_best_baseline" in m), None)
-        out[track] = {"predictors": names, "baselines": [b for b in BASELINES[track] if b in names],
-                      "best_baseline": best, "ranked_by": RANKING}
+        baselines = [b for b in BASELINES[track] if b in metrics]  # a blind baseline is one of the trace track's too
+        out[track] = {"predictors": names, "baselines": baselines, "best_baseline": best, "ranked_by": RANKING}
         if track == "trace" and REFERENCE in metrics:
             out[track]["reference"] = {"name": REFERENCE, **metrics[REFERENCE]}
     return out

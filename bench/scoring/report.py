@@ -193,15 +193,16 @@ def _track_table(results: dict, track: str) -> str:
     if not names:
         return ""
     baselines = set(info.get("baselines", ()))
+    names = [n for n in _ranked(results) if n in names or n in baselines]  # a track's baselines are shown in it
     reference = info.get("reference")
     rows = []
     for name in names + ([REFERENCE] if reference else []):
         p = reference if name == REFERENCE else results["predictors"][name]
-        vs = p.get("vs_best_baseline", {})
-        role = "reference" if name == REFERENCE else "baseline" if name in baselines else ""
-        diff = ("" if name == REFERENCE else "best baseline" if name == vs.get("baseline")
-                else _fmt(vs.get("difference"), signed=True))
-        ref = _fmt((p.get("vs_reference") or {}).get("difference"), signed=True) if reference and name != REFERENCE else ""
+        own = name != REFERENCE and p.get("track") == track  # a blind baseline in the trace table: figures only
+        vs = p.get("vs_best_baseline", {}) if own else {}
+        role = "reference" if name == REFERENCE else f"{p.get('track')} baseline" if name in baselines else ""
+        diff = "" if not own else "best baseline" if name == vs.get("baseline") else _fmt(vs.get("difference"), signed=True)
+        ref = _fmt((p.get("vs_reference") or {}).get("difference"), signed=True) if reference and own else ""
         rows.append(f"<tr><td>{esc(name)}</td><td>{role}</td><td>{_fmt(p.get(RANKING))}</td><td>{diff}</td>"
                     f"<td>{'✔' if vs.get('beats') else ''}</td>" + (f"<td>{ref}</td>" if reference else "") +
                     f"<td>{_fmt(p.get('auroc'))}</td><td>{_fmt(p.get('family_spearman'))}</td>"

@@ -112,3 +112,64 @@ def test_tied_cell_means_stay_tied():
     onehot = np.eye(3)[[0, 0, 0, 1, 1, 1, 2, 2]]
     points, _ = _cell_points(y, s, onehot)
     assert points["spearman"] == pytest.approx(spearmanr([0.2, 0.2, 0.9], [1 / 3, 2 / 3, 1]).statistic)
+
+
+def test_family_auroc_is_the_mean_of_each_familys_auroc_and_ignores_family_base_rates():
+    from sklearn.metrics import roc_auc_score
+
+    from bench.scoring.metrics import family_metrics
+
+    rng = np.random.default_rng(3)
+    cells = np.array([f"{f}/c{k % 3}" for f in ("easy", "hard", "flat") for k in range(60)])
+    rates = {"easy": 0.2, "hard": 0.8, "flat": 1.0}
+    failed = np.array([rng.random() < rates[c.split("/")[0]] for c in cells])
+    failed[cells == "flat/c0"] = True  # one outcome only: left out of the mean
+    family_rate = np.array([rates[c.split("/")[0]] for c in cells])  # knows which family is hard, nothing else
+    informed = np.clip(failed * 0.3 + rng.random(len(cells)) * 0.7, 0, 1)
+    out, rows = family_metrics(failed, cells, {"family_rate": family_rate, "informed": informed}, seed=0, n_boot=200)
+    by_hand = np.mean([roc_auc_score(failed[:60], informed[:60]), roc_auc_score(failed[60:120], informed[60:120])])
+    assert out["informed"]["family_aurocs"]["flat"] is None
+    assert out["informed"]["family_auroc"].value == pytest.approx(by_hand)
+    assert out["family_rate"]["family_auroc"].value == pytest.approx(0.5)  # constant within each family
+    assert point("auroc", failed, family_rate) > 0.7  # while pooled AUROC rewards it
+    assert rows["informed"].shape == (200,)
+    assert out["informed"]["family_auroc"].lo < by_hand < out["informed"]["family_auroc"].hi
+
+
+def test_family_bootstrap_rows_match_scikit_learn_on_the_same_draws():
+    from sklearn.metrics import roc_auc_score
+
+    from bench.scoring.metrics import family_metrics, family_resamples
+
+    rng = np.random.default_rng(5)
+    cells = np.array([f"{f}/c{k % 2}" for f in ("a", "b") for k in range(40)])
+    failed = rng.random(len(cells)) < 0.5
+    scores = rng.random(len(cells))
+    _, rows = family_metrics(failed, cells, {"p": scores}, seed=11, n_boot=100)
+    members = [np.arange(40), np.arange(40, 80)]
+    draws = next(family_resamples(members, seed=11, n_boot=100))
+    for r in range(5):
+        per_family = []
+        for m, idx in zip(members, draws):
+            picked = m[idx[r]]
+            if failed[picked].all() or not failed[picked].any():
+                continue
+            per_family.append(roc_auc_score(failed[picked], scores[picked]))
+        assert rows["p"][r] == pytest.approx(np.mean(per_family))
+
+
+def test_each_track_is_judged_against_its_own_baselines_and_the_trace_track_against_the_reference():
+    rng = np.random.default_rng(0)
+    cells = np.array([f"f{k % 2}/c{k % 4}" for k in range(400)])
+    failed = rng.random(400) < 0.5
+    noise = lambda: rng.random(400)  # noqa: E731
+    scores = {"random": noise(), "prompt_length": noise(), "confidence": np.clip(failed * 0.5 + noise() * 0.5, 0, 1),
+              "blind_p": np.clip(failed * 0.2 + noise() * 0.8, 0, 1), "trace_p": np.clip(failed * 0.2 + noise() * 0.8, 0, 1)}
+    tracks = {"random": "blind", "prompt_length": "blind", "confidence": "trace", "blind_p": "blind", "trace_p": "trace"}
+    out = score_predictors(failed, cells, scores, seed=0, n_boot=200, tracks=tracks, reference=failed * 0.9 + 0.05)
+    assert out["blind_p"]["vs_best_baseline"]["baseline"] in ("random", "prompt_length")  # never confidence
+    assert out["blind_p"]["vs_best_baseline"]["beats"] is True
+    assert out["trace_p"]["vs_best_baseline"]["baseline"] == "confidence"
+    assert out["trace_p"]["vs_best_baseline"]["beats"] is False  # confidence is the stronger here
+    assert out["trace_p"]["vs_reference"]["difference"]["hi"] < 0 and "vs_reference" not in out["blind_p"]
+    assert out["answer_visible"]["family_auroc"]["value"] == pytest.approx(1.0)
