@@ -203,7 +203,8 @@ def cmd_leaderboard_build(args) -> int:
     from .leaderboard.board import build
 
     board = build(Path(args.root))
-    print(f"{len(board['predictors'])} predictors on {len(board['models'])} models: "
+    counts = ", ".join(f"{len(table)} {track}" for track, table in board["tracks"].items())
+    print(f"predictors by track: {counts}; {len(board['models'])} models: "
           f"{args.root}/leaderboard.json, LEADERBOARD.md, leaderboard.html")
     return 0
 
