@@ -138,6 +138,8 @@ def cmd_run(args) -> int:
         n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
         shots=args.shots, use_cache=not args.no_cache, protocol=args.protocol, target=args.target,
         predictor_timeout=args.predictor_timeout, resume=args.resume,
+        checkpoints=Path(args.checkpoints) if args.checkpoints else None,
+        revisions=_csv(args.revisions) if args.revisions else None,
         private_seed=_read_private_seed(args.private_seed_file) if args.private_seed_file else None)
     results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
     print(format_results(results))
@@ -331,7 +333,7 @@ def cmd_zoo_train(args) -> int:
 
     recipe = with_overrides(get_preset(args.preset), steps=args.steps, seed=args.seed,
                             tasks=_csv(args.tasks) if args.tasks else None)
-    train(recipe, Path(args.out), preset=args.preset, resume=args.resume)
+    train(recipe, Path(args.out), preset=args.preset, resume=args.resume, device=args.device)
     return 0
 
 
@@ -390,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=None,
                    help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
     p.add_argument("--no-cache", action="store_true", help="trace every item again instead of reusing cached traces")
+    p.add_argument("--checkpoints", default=None, metavar="DIR", help="a folder of the model's saved checkpoints "
+                   "(subfolders with config.json, step-N): its training history (default: a zoo model's own)")
+    p.add_argument("--revisions", default=None, metavar="R1,R2,...", help="revisions of the HF model along its "
+                   "training, oldest first (each in the local HF cache): its training history")
     p.add_argument("--resume", action="store_true", help="continue the run in --out, reusing what it stored")
     p.add_argument("--predictor-timeout", type=float, default=None, metavar="SECONDS",
                    help="mark a predictor failed when its fit + predict takes longer")
@@ -474,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--tasks", default=None, help="families or task files to train on (their base regions only)")
     z.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out "
                    "(the same result as an uninterrupted run)")
+    z.add_argument("--device", default="cpu", help="where to train: cpu (default, bit-reproducible here) or cuda")
     z.set_defaults(func=cmd_zoo_train)
     z = zsub.add_parser("build", help="train every zoo member that is missing or out of date")
     z.add_argument("--out", default="zoo")

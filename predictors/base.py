@@ -21,7 +21,9 @@ from tasks import Item, SealedItem
 #:   hidden        trace site `hidden` (last-token residual stream, every layer)
 #:   logits        trace sites `top_ids`, `top_probs`, `entropy`, `lens_top_ids`, `lens_final_prob`
 #:   attention     trace sites `attn_*`
-READS = frozenset({"prompt", "architecture", "hidden", "logits", "attention"})
+#:   history       `model.history`: the checkpoints along training, their base outcomes and traces
+#:                 (`predictors.history`); which traces follows from the track
+READS = frozenset({"prompt", "architecture", "hidden", "logits", "attention", "history"})
 #: The reads that come from a forward pass of the model (trace sites).
 TRACE_READS = frozenset({"hidden", "logits", "attention"})
 
@@ -54,6 +56,9 @@ class ModelView(Protocol):
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]: ...
 
     def trace(self, items: Sequence[SealedItem | Item]) -> Any: ...
+
+    @property
+    def history(self) -> Sequence[Any]: ...  # `predictors.history.Checkpoint`s, oldest first; () without one
 
 
 def track_of(predictor: "Predictor | type[Predictor]") -> str:

@@ -19,7 +19,8 @@ import numpy as np
 
 from tasks import Item, SealedItem, get_family
 
-from .base import TRACKS, Observation, Predictor, track_of
+from .base import READS, TRACKS, Observation, Predictor, track_of
+from .history import Checkpoint
 
 _SITE_READS = {
     "hidden": "hidden",
@@ -52,9 +53,11 @@ class FakeModel:
     may return overrides (e.g. `{"hidden": array}`) to build a case where a
     predictor's hypothesis must hold."""
 
-    def __init__(self, card: FakeCard | None = None, script: Callable[[SealedItem], dict] | None = None):
+    def __init__(self, card: FakeCard | None = None, script: Callable[[SealedItem], dict] | None = None,
+                 history: Sequence[Any] = ()):
         self.card = card or FakeCard()
         self.script = script
+        self.history = tuple(history)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         return [list(text) for text in texts]  # one token per character
@@ -90,6 +93,20 @@ class FakeModel:
         return Trace(tuple(i.id for i in items), **{n: np.stack([np.asarray(r[n]) for r in rows]) for n in names})
 
 
+def fake_history(items: Sequence[Item], correct: Callable[[Item, int], bool], steps: Sequence[int],
+                 card: FakeCard | None = None,
+                 script: Callable[[SealedItem, int], dict] | None = None) -> tuple[Checkpoint, ...]:
+    """A scripted training history: at each of `steps`, `correct(item, step)` says whether the model
+    answered base item `item` correctly, and `script(item, step)` may override its trace there (as
+    FakeModel's `script` does). The last step is the evaluated model, named "final"."""
+    out = []
+    for k, step in enumerate(steps):
+        name = "final" if k == len(steps) - 1 else f"step-{step}"
+        there = FakeModel(card, (lambda item, s=step: script(item, s)) if script else None)
+        out.append(Checkpoint(name, step, {item.id: bool(correct(item, step)) for item in items}, there.trace))
+    return tuple(out)
+
+
 class _GuardedTrace:
     def __init__(self, trace, reads: set[str]):
         self._trace, self._reads = trace, reads
@@ -122,6 +139,27 @@ class GuardedModel:
     def trace(self, items):
         return _GuardedTrace(self._model.trace(items), self.reads)
 
+    @property
+    def history(self):
+        self.reads.add("history")
+        return tuple(_WrappedCheckpoint(c, lambda trace: _GuardedTrace(trace, self.reads))
+                     for c in getattr(self._model, "history", ()))
+
+
+class _WrappedCheckpoint:
+    """A checkpoint whose traces pass through `wrap` (which may refuse items or record reads)."""
+
+    def __init__(self, checkpoint, wrap: Callable, refuse: Callable = lambda items: None):
+        self._checkpoint, self._wrap, self._refuse = checkpoint, wrap, refuse
+        self.name, self.step = checkpoint.name, checkpoint.step
+
+    def outcomes(self, items):
+        return self._checkpoint.outcomes(items)
+
+    def trace(self, items):
+        self._refuse(items)
+        return self._wrap(self._checkpoint.trace(items))
+
 
 class BlindView:
     """A model view as the blind track gives it: `trace` refuses the items in `withheld` (the
@@ -139,11 +177,18 @@ class BlindView:
         return self._model.tokenize(texts)
 
     def trace(self, items):
+        self._refuse(items)
+        return self._model.trace(items)
+
+    @property
+    def history(self):
+        return tuple(_WrappedCheckpoint(c, lambda trace: trace, self._refuse) for c in getattr(self._model, "history", ()))
+
+    def _refuse(self, items):
         asked = [item.id for item in items if item.id in self._withheld]
         if asked:
             raise PermissionError(f"the blind track has no trace of variant items (asked for {asked[0]!r}): "
                                   "declare track = 'trace' to read them")
-        return self._model.trace(items)
 
 
 def example_data(n: int = 24, seed: int = 0, all_correct: bool = False) -> tuple[list[Observation], list[SealedItem]]:
@@ -155,21 +200,30 @@ def example_data(n: int = 24, seed: int = 0, all_correct: bool = False) -> tuple
     return calibration, variants
 
 
+def example_history(calibration: Sequence[Observation], steps: Sequence[int] = (250, 500, 1000, 2000)):
+    """A history for `example_data`'s calibration: each base item learned at a step of its own
+    (drawn from its id), so every cell's accuracy rises along training."""
+    def learned_at(item) -> float:
+        return int.from_bytes(hashlib.sha256(item.id.encode()).digest()[:4], "big") / 2**32 * 1.2 * steps[-1]
+
+    return fake_history([o.item for o in calibration], lambda item, step: learned_at(item) <= step, steps)
+
+
 def _fitted_attributes(p: Predictor) -> list[str]:
     return [k for k in vars(p) if k.endswith("_") and not k.startswith("_")]
 
 
 def predictor_checks(cls: type[Predictor], model: Any = None) -> list[Callable[[], None]]:
     """The conformance checks as zero-argument callables that raise AssertionError."""
-    model = model or FakeModel()
     calibration, variants = example_data()
+    model = model or FakeModel(history=example_history(calibration))
 
     def constructs_with_defaults():
         p = cls()
         assert isinstance(p, Predictor), "not a Predictor subclass"
         assert p.name and isinstance(p.name, str), "no name"
         assert isinstance(p.version, str) and p.version, "no version string"
-        assert set(p.reads) <= {"prompt", "architecture", "hidden", "logits", "attention"}, f"unknown reads {p.reads}"
+        assert set(p.reads) <= READS, f"unknown reads {sorted(set(p.reads) - READS)}"
         assert not _fitted_attributes(p), "the constructor sets fitted (trailing _) attributes"
 
     def clone_round_trips():

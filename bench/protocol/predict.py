@@ -19,6 +19,7 @@ from .worker import PredictorFailed, PredictorPool, WorkerError
 
 if TYPE_CHECKING:
     from ..model.trace import TracedModel
+    from .history import History
 
 
 def open_predictors(names: Sequence[str], timeout: float | None, log: Callable[[str], None],
@@ -78,6 +79,11 @@ def tracks_of(pool: PredictorPool) -> dict[str, list[str]]:
     return {track: [asked for asked, info in pool.infos.items() if info["track"] == track] for track in TRACKS}
 
 
+def reads_history(pool: PredictorPool, track: str | None = None) -> bool:
+    """Whether some predictor (of `track`) reads the model's training history."""
+    return any("history" in info["reads"] and track in (None, info["track"]) for info in pool.infos.values())
+
+
 def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: list[SealedItem],
                 log: Callable[[str], None], names: Sequence[str] | None = None
                 ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
@@ -106,34 +112,39 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
 
 def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem],
                   calibration: list[Observation] | None = None, sealed: list[SealedItem] | None = None,
-                  withheld: Sequence[SealedItem] = ()) -> Trace:
+                  withheld: Sequence[SealedItem] = (), history: Sequence = (), final_step: int | None = None) -> Trace:
     """One shared trace of `items`, handed to the worker with the default `calibration` and `sealed`
     items (`fit_predict` given these very lists sends no copy). `withheld`: items left out of the
     trace on purpose (the blind track's variants), which the worker refuses to trace with the
     reason. Returns the trace (this process keeps no other copy)."""
     trace = model_view.trace(items)
     pool.set_context(model_view.card, model_view.tokenizer_json(), trace, [i.prompt for i in items],
-                     calibration, sealed, withheld=[item.id for item in withheld])
+                     calibration, sealed, withheld=[item.id for item in withheld], history=history,
+                     final_step=final_step)
     model_view.forget()  # the worker maps the arrays from disk
     return trace
 
 
 def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[SealedItem], sealed: list[SealedItem],
                      calibration: list[Observation], log: Callable[[str], None],
-                     lap: Callable[[str], None] = lambda stage: None
+                     lap: Callable[[str], None] = lambda stage: None, history: History | None = None
                      ) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
     """The blind track first: the worker holds the base region's traces only, and the variants have
     not been traced at all. Then, where a trace-track predictor is asked, the variants are traced
     and the trace track predicts. Returns (scores, status in the pool's order, the variants' trace
     or None where nothing traced them)."""
     tracks = tracks_of(pool)
-    share_context(pool, model_view, base, calibration, sealed, withheld=sealed)
+    final_step = history.final_step if history is not None else None
+    share_context(pool, model_view, base, calibration, sealed, withheld=sealed,
+                  history=history.points if history is not None else (), final_step=final_step)
     lap("trace")
     scores, status = fit_predict(pool, calibration, sealed, log, tracks["blind"])
     lap("predict")
     variant_trace = None
     if tracks["trace"]:
-        everything = share_context(pool, model_view, base + sealed, calibration, sealed)
+        points = history.variants(base, sealed) if history is not None and reads_history(pool, "trace") else ()
+        everything = share_context(pool, model_view, base + sealed, calibration, sealed, history=points,
+                                   final_step=final_step)
         variant_trace = everything.take(range(len(base), len(base) + len(sealed)))
         lap("trace")
         more_scores, more_status = fit_predict(pool, calibration, sealed, log, tracks["trace"])
@@ -145,7 +156,7 @@ def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[Se
             variant_trace)
 
 
-def leave_one_family_out(pool, model_view, base, calibration, variants, variant_outcomes, log):
+def leave_one_family_out(pool, model_view, base, calibration, variants, variant_outcomes, log, history=None):
     """Each family's variants predicted from base outcomes plus every other family's variant
     outcomes; the runner withholds the scored family's own. Blind predictors first, with the
     base region's traces only (no variant's trace, whatever family), then the trace track."""
@@ -157,8 +168,10 @@ def leave_one_family_out(pool, model_view, base, calibration, variants, variant_
     shared = None
     for track, family in folds:
         if shared != track:
+            points = () if history is None else history.points if track == "blind" else history.variants(base, sealed)
             share_context(pool, model_view, base + (sealed if track == "trace" else []),
-                          withheld=sealed if track == "blind" else ())
+                          withheld=sealed if track == "blind" else (), history=points,
+                          final_step=history.final_step if history is not None else None)
             shared = track
         index = [i for i, item in enumerate(variants) if item.family == family]
         others = [Observation(item, o.output, o.correct) for item, o in zip(variants, variant_outcomes)

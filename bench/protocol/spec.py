@@ -32,6 +32,8 @@ class RunSpec:
     target: str = "failure"  # or "compositional": components solved, whole failed
     use_cache: bool = True  # reuse traces on disk keyed by (model fingerprint, item)
     cache_dir: Path | None = None  # None: $BRITTLEBENCH_CACHE or ~/.cache/brittlebench
+    checkpoints: Path | None = None  # a folder of saved checkpoints: the model's training history
+    revisions: tuple[str, ...] | None = None  # revisions of the model, oldest first: its training history
     # A secret mixed into the item seed (a held-out suite): nobody without it, predictors
     # included, can regenerate the items. Never written anywhere; runs record its SHA-256.
     private_seed: str | None = field(default=None, repr=False)
@@ -48,6 +50,8 @@ class RunSpec:
         d = asdict(self)
         d["out"] = str(self.out) if self.out else None
         d["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
+        d["checkpoints"] = str(self.checkpoints) if self.checkpoints else None
+        d["revisions"] = list(self.revisions) if self.revisions else None
         d["private_seed"] = private_seed_digest(self.private_seed)
         return d
 

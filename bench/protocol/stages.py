@@ -30,7 +30,8 @@ from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
 from ..scoring.metrics import BASELINES, RANKING, REFERENCE, SCORING_VERSION, cell_table, score_predictors
 from .folder import RunFolder, check_out, write_predictions
-from .predict import check_predictors, leave_one_family_out, open_predictors, predict_by_track
+from .history import History
+from .predict import check_predictors, leave_one_family_out, open_predictors, predict_by_track, reads_history
 from .spec import DEFAULT_SHOTS, RunSpec, private_seed_digest
 from .worker import PredictorPool
 
@@ -93,8 +94,12 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         sealed = suite.sealed
         stored = folder.stored_predictions(sealed)
         variant_trace = None
+        history = training_history(spec, handle, suite, pool, log) if reads_history(pool) else None
+        if history is not None:  # resumed too: results.json records the learning curves either way
+            history.base(suite.base)
+            clock.lap("history")
         if stored is None:
-            scores, status, variant_trace = predict(pool, view, suite, calibration, skipped, clock, log)
+            scores, status, variant_trace = predict(pool, view, suite, calibration, skipped, clock, log, history)
             digest = seal(folder, sealed, scores, status)
             clock.lap("seal")
         else:
@@ -107,13 +112,16 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         results = score(suite, base_outcomes, variant_outcomes, scores, status, spec.seed, reference)
         if spec.protocol == "leave-one-family-out":
             results["protocols"]["leave-one-family-out"] = predict_leaving_one_family_out(
-                folder, pool, view, suite, calibration, variant_outcomes, seed=spec.seed, log=log)
+                folder, pool, view, suite, calibration, variant_outcomes, seed=spec.seed, log=log, history=history)
             clock.lap("predict")
         if spec.target == "compositional":
             results["targets"]["compositional"] = score_compositional(
                 folder, handle, suite, variant_outcomes, scores, status, spec.batch_size, spec.seed)
             clock.lap("evaluate")
         record(results, spec, handle, suite, digest, eval_stats, folder.reused, view)
+        if history is not None:
+            results["history"] = history.summary(suite.base, {o.item_id: o.correct for o in base_outcomes},
+                                                 handle.fingerprint)
         clock.lap("score")
         report(folder, results)
         clock.lap("report")
@@ -216,15 +224,23 @@ def traced_view(spec: RunSpec, handle: ModelHandle, pool: PredictorPool) -> Trac
     return TracedModel(handle, spec.batch_size, attention=attention, cache=cache)
 
 
+def training_history(spec: RunSpec, handle: ModelHandle, suite: Suite, pool: PredictorPool, log: Log) -> History:
+    """The model's checkpoints (zoo checkpoints, --checkpoints or --revisions), for the predictors
+    that read a history; empty where the model has none."""
+    attention = any("attention" in info["reads"] for info in pool.infos.values())
+    return History(spec, handle, suite.families, spec.batch_size, attention, log)
+
+
 def predict(pool: PredictorPool, view: TracedModel, suite: Suite, calibration: list[Observation],
-            skipped: dict[str, dict], clock: Clock, log: Log
+            skipped: dict[str, dict], clock: Clock, log: Log, history: History | None = None
             ) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
     """Each predictor fit on the calibration observations and asked about the sealed variants, by
     track: the blind track from the base region's traces alone, before any variant is traced; then
     the trace track from every item's trace. Returns (scores, status per predictor, the variants'
     trace where the trace track needed one)."""
     base = [item.sealed() for item in suite.base]
-    scores, status, variant_trace = predict_by_track(pool, view, base, suite.sealed, calibration, log, clock.lap)
+    scores, status, variant_trace = predict_by_track(pool, view, base, suite.sealed, calibration, log, clock.lap,
+                                                     history)
     return scores, dict(skipped) | status, variant_trace
 
 
@@ -322,13 +338,13 @@ def track_summary(status: dict[str, dict], metrics: dict[str, dict]) -> dict[str
 
 def predict_leaving_one_family_out(folder: RunFolder, pool: PredictorPool, view: TracedModel, suite: Suite,
                                    calibration: list[Observation], variant_outcomes: list[Outcome],
-                                   seed: int, log: Log) -> dict[str, Any]:
+                                   seed: int, log: Log, history: History | None = None) -> dict[str, Any]:
     """The leave-one-family-out protocol: each family's variants predicted from the base outcomes
     and every other family's observed variant outcomes; sealed and scored as its own view."""
     sealed = suite.sealed
     base = [item.sealed() for item in suite.base]
     lofo_scores, lofo_status = leave_one_family_out(pool, view, base, calibration, suite.variants, variant_outcomes,
-                                                    log)
+                                                    log, history)
     digest = write_predictions(folder.path, "predictions.leave-one-family-out", sealed, lofo_scores)
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
     cells = np.array([f"{it.family}/{it.cell}" for it in suite.variants])

@@ -73,12 +73,18 @@ class TraceStore:
 class WorkerView:
     """The `ModelView` predictors get in the worker: card, tokenizer and the run's traces."""
 
-    def __init__(self, card: Any, tokenizer_json: str, store: TraceStore):
+    def __init__(self, card: Any, tokenizer_json: str, store: TraceStore, history: tuple = ()):
         self._card = card
         self._tokenizer_json = tokenizer_json
         self._tokenizer = None
         self._store = store
         self._pieces: dict[int, str] = {}
+        self._history = history
+
+    @property
+    def history(self) -> tuple:
+        """The checkpoints along training, oldest first, ending with this model ("final"); () without."""
+        return self._history
 
     @property
     def card(self):
@@ -143,7 +149,8 @@ def _serve() -> None:
             answer({"ok": True})
         elif op == "context":
             store = TraceStore(Path(request["trace_dir"]), request["withheld"])
-            view = WorkerView(request["card"], request["tokenizer_json"], store)
+            view = WorkerView(request["card"], request["tokenizer_json"], store,
+                              _history(request, store))
             defaults = {"calibration": request["calibration"], "sealed": request["sealed"]}
             answer({"ok": True})
         elif op == "predict":
@@ -160,6 +167,19 @@ def _serve() -> None:
                         "notes": [str(n) for n in getattr(fitted, "notes_", [])]})
             except BaseException as e:  # the predictor's failure, told to the parent
                 answer({"ok": False, "error": f"{type(e).__name__}: {e}"})
+
+
+def _history(request: dict, store: TraceStore) -> tuple:
+    """The context's checkpoints as `predictors.history.Checkpoint`s, the evaluated model last."""
+    from predictors.history import Checkpoint
+
+    points = request.get("history") or []
+    if not points:
+        return ()
+    out = [Checkpoint(p["name"], p["step"], p["correct"], TraceStore(Path(p["trace_dir"]), request["withheld"]).take)
+           for p in points]
+    final = {o.item.id: bool(o.correct) for o in request["calibration"]}
+    return tuple(out) + (Checkpoint("final", request.get("final_step"), final, store.take),)
 
 
 WARM = ("sklearn.covariance", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
@@ -308,7 +328,8 @@ class PredictorPool:
         return json.loads(line)
 
     def set_context(self, card: Any, tokenizer_json: str, trace: Trace, prompts: Sequence[str],
-                    calibration: list | None = None, sealed: list | None = None, withheld: Sequence = ()) -> None:
+                    calibration: list | None = None, sealed: list | None = None, withheld: Sequence = (),
+                    history: Sequence = (), final_step: int | None = None) -> None:
         """What the predictors asked next may read: the card, the tokenizer, the trace of the run's
         items, and the default calibration and sealed items (sent once, not with each request).
         `withheld`: ids of the run's items left out of `trace` on purpose (the blind track's variants),
@@ -316,9 +337,14 @@ class PredictorPool:
         its arrays in a new folder."""
         self._contexts += 1
         folder = save_trace(trace, prompts, self._scratch / f"trace-{self._contexts}")
+        by_id = dict(zip(trace.item_ids, prompts))
+        points = [{"name": p.name, "step": p.step, "correct": p.correct,
+                   "trace_dir": str(save_trace(p.trace, [by_id[i] for i in p.trace.item_ids],
+                                               self._scratch / f"trace-{self._contexts}-{k}"))}
+                  for k, p in enumerate(history)]
         self._context = {"op": "context", "card": card, "tokenizer_json": tokenizer_json, "trace_dir": str(folder),
                          "calibration": list(calibration or []), "sealed": list(sealed or []),
-                         "withheld": list(withheld)}
+                         "withheld": list(withheld), "history": points, "final_step": final_step}
         self._ask(self._context, timeout=None)
         self._defaults = (calibration, sealed)  # the caller's own lists: `predict` checks identity
 
