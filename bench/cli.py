@@ -31,6 +31,21 @@ def format_results(results: dict) -> str:
     return "\n".join(lines)
 
 
+def format_over_training(summary: dict) -> str:
+    """Per checkpoint: failure rates, the reference, and each track's best predictor by family AUROC."""
+    lines = [f"{'checkpoint':<14} {'step':>7} {'base fail':>9} {'var fail':>8} {'ref':>6}  best blind / best trace (family AUROC)"]
+    for p in summary["points"]:
+        best = {}
+        for track in ("blind", "trace"):
+            scored = [(v["family_auroc"], n, v["beats"]) for n, v in p["predictors"].items()
+                      if v["track"] == track and v["family_auroc"] is not None]
+            best[track] = "%s %.3f%s" % (max(scored)[1], max(scored)[0], "*" if max(scored)[2] else "") if scored else "n/a"
+        ref = "n/a" if p["reference"] is None else f"{p['reference']:.3f}"
+        lines.append(f"{p['name']:<14} {p['step'] if p['step'] is not None else '?':>7} {p['base_failure_rate']:>9.3f} "
+                     f"{p['variant_failure_rate']:>8.3f} {ref:>6}  {best['blind']} / {best['trace']}")
+    return "\n".join(lines)
+
+
 def _rate(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -141,6 +156,13 @@ def cmd_run(args) -> int:
         checkpoints=Path(args.checkpoints) if args.checkpoints else None,
         revisions=_csv(args.revisions) if args.revisions else None,
         private_seed=_read_private_seed(args.private_seed_file) if args.private_seed_file else None)
+    if args.at_each_checkpoint:
+        from .leaderboard.over_training import at_each_checkpoint
+
+        summary = at_each_checkpoint(spec, log=lambda msg: print(msg, file=sys.stderr))
+        print(format_over_training(summary))
+        print(f"\nrun folders and the plot: {spec.out}/ (over_training.html, over_training.json)")
+        return 0
     results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
     print(format_results(results))
     for protocol, view in results.get("protocols", {}).items():
@@ -394,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="trace every item again instead of reusing cached traces")
     p.add_argument("--checkpoints", default=None, metavar="DIR", help="a folder of the model's saved checkpoints "
                    "(subfolders with config.json, step-N): its training history (default: a zoo model's own)")
+    p.add_argument("--at-each-checkpoint", action="store_true", help="run the protocol at every checkpoint of the "
+                   "model (each with the earlier ones as its history) into --out/NAME, and plot each predictor's "
+                   "family AUROC against the training step (--out/over_training.html)")
     p.add_argument("--revisions", default=None, metavar="R1,R2,...", help="revisions of the HF model along its "
                    "training, oldest first (each in the local HF cache): its training history")
     p.add_argument("--resume", action="store_true", help="continue the run in --out, reusing what it stored")

@@ -6,12 +6,14 @@ from .commands import Commands
 from .compose import Compose
 from .counting import Counting
 from .multihop import Multihop
+from .modular import Modular
 from .parity import Parity
 from .recall import Recall
 from .errors import TaskError
 from .family import TaskFamily
 
-_FAMILIES: dict[str, type[TaskFamily]] = {cls.name: cls for cls in (Addition, Multihop, Compose, Commands, Recall, Parity, Counting)}
+_FAMILIES: dict[str, type[TaskFamily]] = {cls.name: cls for cls in (Addition, Multihop, Compose, Commands, Recall, Parity, Counting,
+                                                                  Modular)}
 
 
 def family_names() -> list[str]:

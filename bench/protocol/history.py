@@ -82,7 +82,10 @@ def sources(spec: RunSpec, handle: ModelHandle) -> list[Source]:
 def final_step(handle: ModelHandle, found: Sequence[Source]) -> int | None:
     """The evaluated model's step: its zoo card's (`history_final_step`, else the recipe's steps),
     else one more checkpoint interval after the last checkpoint."""
-    card = Path(handle.source) / "zoo.json"
+    folder = Path(handle.source)
+    if (folder / "checkpoint.json").is_file() or re.fullmatch(r"step-?\d+", folder.name):
+        return _step_of(folder.name, folder)  # the evaluated model is itself a checkpoint
+    card = folder / "zoo.json"
     if card.is_file():
         data = json.loads(card.read_text())
         if isinstance(data.get("history_final_step"), int):

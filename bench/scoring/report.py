@@ -173,6 +173,30 @@ def _prediction_plots(data) -> str:
             f'<img alt="predicted vs observed per cell" src="{_cell_plot(data)}">')
 
 
+def _learning_curves(results: dict) -> str:
+    """The base region's learning curves (accuracy per base cell at each checkpoint), where the run
+    read the model's training history; '' otherwise."""
+    history = results.get("history") or []
+    if len(history) < 2 or any(h["step"] is None for h in history):
+        return ""
+    plt = _plt()
+    steps = [h["step"] for h in history]
+    families = sorted({cell.split("/", 1)[0] for cell in history[-1]["base_accuracy"]})
+    fig, axes = _grid(len(families))
+    for ax, family in zip(axes, families):
+        for cell in sorted(c for c in history[-1]["base_accuracy"] if c.startswith(family + "/")):
+            ax.plot(steps, [h["base_accuracy"][cell] for h in history], "o-", ms=3, label=cell.split("/", 1)[1])
+        ax.set_title(family, fontsize=9)
+        ax.set_ylim(-0.03, 1.03)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    fig.supxlabel("training step", fontsize=9)
+    fig.supylabel("base accuracy", fontsize=9)
+    names = ", ".join(f"{h['name']} ({h['step']})" for h in history)
+    return (f"<h2>Base learning curves</h2><p>The base region at each checkpoint the history predictors read: {html.escape(names)}.</p>"
+            f"<img alt='base accuracy per cell against the training step' src='{_png(fig)}'>")
+
+
 def _fmt(m: dict | None, signed: bool = False) -> str:
     return format_interval(m, signed, around=lambda text: f"<small>{text}</small>")
 
@@ -247,6 +271,7 @@ knowing which family is hard earns nothing; 95% bootstrap intervals (items resam
 zero: only there does a predictor beat the baselines.</p>
 {tables}
 {_prediction_plots(data)}
+{_learning_curves(results)}
 <h2>Observed failure along each family's axes</h2>{family_plots}
 <h2>Cells</h2>
 <table><tr><th>family</th><th>cell</th><th>shift</th><th>n</th><th>failure rate</th></tr>{cells}</table>

@@ -72,7 +72,7 @@ def test_the_bundled_default_model_records_its_preset_and_solves_every_family():
     card = json.loads((DEFAULT_MODEL_PATH / "zoo.json").read_text())
     # `zoo train` (its default preset) rebuilds it
     assert card["preset"] == DEFAULT_PRESET and recipe_from_dict(card["recipe"]) == get_preset(DEFAULT_PRESET)
-    assert set(ALL_TASKS) == set(family_names())
+    assert set(ALL_TASKS) == set(family_names()) - {"modular"}  # modular: the grokking member's alone
     assert set(card["base_accuracy"]) == set(ALL_TASKS)
     # Every family's base region is learned (every base cell >= 0.95), and the variants are where
     # it fails: see the README's table.

@@ -209,3 +209,22 @@ def test_a_folder_of_checkpoints_is_a_history(zoo_member, tmp_path):
     assert [(h["name"], h["step"]) for h in results["history"]] == [("after10steps", 10), ("after20steps", 20),
                                                                     ("final", 30)]
     assert json.loads((tmp_path / "r" / "run.json").read_text())["identity"]["checkpoints"] == str(folder)
+
+
+def test_at_each_checkpoint_runs_the_protocol_with_the_history_before_each(zoo_member, tmp_path, capsys):
+    from bench.cli import main
+
+    out = tmp_path / "o"
+    argv = ["run", "--model", str(zoo_member), "--n", "2", "--predictors", "emergence_time,prompt_length,random",
+            "--at-each-checkpoint", "--out", str(out)]
+    assert main(argv) == 0
+    summary = json.loads((out / "over_training.json").read_text())
+    assert [(p["name"], p["step"]) for p in summary["points"]] == [("step-10", 10), ("step-20", 20), ("final", 30)]
+    for point, earlier in zip(summary["points"], ([], ["step-10"], ["step-10", "step-20"])):
+        results = json.loads((out / point["name"] / "results.json").read_text())
+        assert [h["name"] for h in results.get("history", [])][:-1] == earlier
+        assert point["predictors"]["emergence_time"]["track"] == "blind"
+    assert "<img" in (out / "over_training.html").read_text()
+    capsys.readouterr()
+    assert main(argv) == 0  # rerunning keeps the finished runs
+    assert capsys.readouterr().err.count("already run, kept") == 3

@@ -88,4 +88,8 @@ def counting(prompt: str) -> str:
     return " ".join(str(x) for x in range(a, b + 1))
 
 
-SOLVERS = {f.__name__: f for f in (addition, multihop, compose, commands, recall, parity, counting)}
+def modular(prompt: str) -> str:
+    return str(sum(int(x) for x in prompt.removeprefix("mod:").rstrip("=").split("+")) % 53)
+
+
+SOLVERS = {f.__name__: f for f in (addition, multihop, compose, commands, recall, parity, counting, modular)}
