@@ -437,7 +437,15 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
                 rows[name][metric].append(r)
     out: dict[str, dict] = {}
     boot = {name: {m: np.concatenate(r) for m, r in per.items()} for name, per in rows.items()}
-    family, family_rows = family_metrics(y, np.asarray(cells), values, seed, n_boot) if len(y) else ({}, {})
+    fams = family_of(np.asarray(cells))
+    if len(set(fams.tolist())) == 1:  # one family: its figures are the pooled ones, on the same resamples
+        family = {n: {"family_auroc": _interval(points[n]["auroc"], boot[n]["auroc"]) if points[n]["auroc"] is not None
+                      else NONE, "family_spearman": _interval(points[n]["spearman"], boot[n]["spearman"])
+                      if points[n]["spearman"] is not None else NONE,
+                      "family_aurocs": {fams[0]: points[n]["auroc"]}} for n in values}
+        family_rows = {n: boot[n]["auroc"] for n in values}
+    else:
+        family, family_rows = family_metrics(y, np.asarray(cells), values, seed, n_boot) if len(y) else ({}, {})
     for name in values:
         out[name] = {m: (_interval(points[name][m], boot[name][m]) if points[name][m] is not None else NONE).to_dict()
                      for m in METRICS + CELL_METRICS}
