@@ -115,9 +115,7 @@ def _cell_plot(data) -> str:
         x = [c["mean_predicted"][name] for c in cells]
         y = [c["failure_rate"] for c in cells]
         ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8)
-        ax.scatter(x, y, s=14)
-        for c, xi, yi in zip(cells, x, y):
-            ax.annotate(f"{c['family'][:4]}/{c['cell']}", (xi, yi), fontsize=5.5, xytext=(2, 2), textcoords="offset points")
+        ax.scatter(x, y, s=14)  # cells are named in the table below (labels on 26 points per panel only smeared)
         rho = data["results"]["predictors"][name].get("spearman", {}).get("value")
         ax.set_title(f"{name} (ρ {rho:.2f})" if rho is not None else name, fontsize=8)
         ax.set_xlim(0, 1)
