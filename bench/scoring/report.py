@@ -87,10 +87,23 @@ def _grid(n: int):
     return fig, axes.ravel()
 
 
+PANELS_PER_TRACK = 4  # the per-predictor panels: each track's best few and its baselines
+
+
+def _panel_names(results) -> list[str]:
+    """Whom the per-predictor panels show: each track's best PANELS_PER_TRACK and its baselines."""
+    chosen = []
+    for track in ("blind", "trace"):
+        baselines = set(results.get("tracks", {}).get(track, {}).get("baselines", ()))
+        ranked = _ranked(results, track)
+        chosen += [n for n in ranked if n not in chosen and (n in baselines or ranked.index(n) < PANELS_PER_TRACK)]
+    return chosen or _ranked(results)
+
+
 def _reliability_plot(data) -> str:
     from sklearn.calibration import calibration_curve
 
-    names = _ranked(data["results"])
+    names = _panel_names(data["results"])
     fig, axes = _grid(len(names))
     for ax, name in zip(axes, names):
         observed, predicted = calibration_curve(data["failed"], data["scores"][name], n_bins=10) \
@@ -108,7 +121,7 @@ def _reliability_plot(data) -> str:
 
 
 def _cell_plot(data) -> str:
-    names = _ranked(data["results"])
+    names = _panel_names(data["results"])
     cells = [c for c in data["results"]["cells"] if c["split"] == "variant"]
     fig, axes = _grid(len(names))
     for ax, name in zip(axes, names):
@@ -166,7 +179,8 @@ def _prediction_plots(data) -> str:
         return ("<p><b>No predictor can be scored</b>: every variant item had the same outcome "
                 f"(variant failure rate {data['results']['variant_failure_rate']:.3f}), so there is nothing to rank.</p>")
     return (f'<h2>ROC curves</h2><img alt="ROC curves" src="{_roc_plot(data)}">'
-            f'<h2>Reliability</h2><img alt="reliability diagrams" src="{_reliability_plot(data)}">'
+            f'<h2>Reliability</h2><p>Each track\'s best {PANELS_PER_TRACK} predictors and its baselines.</p>'
+            f'<img alt="reliability diagrams" src="{_reliability_plot(data)}">'
             f'<h2>Predicted against observed failure, per cell</h2>'
             f'<img alt="predicted vs observed per cell" src="{_cell_plot(data)}">')
 

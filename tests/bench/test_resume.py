@@ -44,13 +44,19 @@ def _kill_when(proc, path, sig, limit=120):
     proc.wait()
 
 
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """The uninterrupted run every killed one must end up equal to."""
+    folder = tmp_path_factory.mktemp("whole") / "run"
+    assert subprocess.run([sys.executable, "-m", "bench.cli", "run", "--n", "12", "--predictors", PREDICTORS,
+                           "--out", str(folder)], capture_output=True).returncode == 0
+    return folder
+
+
 @pytest.mark.parametrize("stage, sig", [("stages/outcomes.base.jsonl", signal.SIGKILL),
                                         ("predictions.sha256", signal.SIGKILL),
                                         ("run.json", signal.SIGTERM)])
-def test_killed_run_resumes_to_the_same_results(stage, sig, tmp_path):
-    whole = tmp_path / "whole"
-    assert subprocess.run([sys.executable, "-m", "bench.cli", "run", "--n", "12", "--predictors", PREDICTORS,
-                           "--out", str(whole)], capture_output=True).returncode == 0
+def test_killed_run_resumes_to_the_same_results(stage, sig, whole, tmp_path):
     out = tmp_path / "killed"
     killed = _start(out)
     _kill_when(killed, out / stage, sig)
