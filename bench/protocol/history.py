@@ -103,12 +103,12 @@ class History:
     """The checkpoints of one run, loaded once; `base` evaluates and traces the base region at each,
     `variants` traces the variants there too (after the blind predictions)."""
 
-    def __init__(self, spec: RunSpec, handle: ModelHandle, families: dict[str, TaskFamily], batch_size: int,
-                 attention: bool, log: Callable[[str], None]):
+    def __init__(self, spec: RunSpec, handle: ModelHandle, families: dict[str, TaskFamily], attention: bool,
+                 log: Callable[[str], None]):
         self.sources = sources(spec, handle)
         self.final_step = final_step(handle, self.sources)
         self._families = families
-        self._batch_size = batch_size
+        self._batch_size = 64
         self._attention = attention
         self._cache_root = (spec.cache_dir or default_cache_dir()) if spec.use_cache else None
         self._views: list[TracedModel] = []
@@ -118,8 +118,9 @@ class History:
     def __len__(self) -> int:
         return len(self.sources)
 
-    def base(self, base: Sequence[Item]) -> list[Point]:
+    def base(self, base: Sequence[Item], batch_size: int) -> list[Point]:
         """Each checkpoint's base outcomes and base-region trace."""
+        self._batch_size = batch_size
         sealed = [item.sealed() for item in base]
         for source in self.sources:
             handle = load_model(source.spec)

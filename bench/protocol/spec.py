@@ -78,6 +78,10 @@ class RunSpec:
             raise UserError(f"unknown protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}")
         if self.target not in TARGETS:
             raise UserError(f"unknown target {self.target!r}: use one of {', '.join(TARGETS)}")
+        if self.checkpoints is not None and not Path(self.checkpoints).is_dir():
+            raise UserError(f"--checkpoints {self.checkpoints} is not a folder: pass a folder of saved checkpoints")
+        if self.checkpoints is not None and self.revisions:
+            raise UserError("--checkpoints and --revisions both name a history: pass one of them")
 
 
 def private_seed_digest(secret: str | None) -> str | None:

@@ -79,6 +79,7 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         skipped = check_predictors(pool, bool(spec.predictors), log)
         clock.lap("load")
         families = families if families is not None else resolve_families(default_tasks(handle))
+        history = training_history(spec, handle, families, pool, log) if reads_history(pool) else None
         suite = generate(spec, families, shots_for(spec, handle))
         check_context(handle, suite.base + suite.variants)
         spec = settle_batch_size(spec, handle, suite, log)
@@ -94,9 +95,8 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         sealed = suite.sealed
         stored = folder.stored_predictions(sealed)
         variant_trace = None
-        history = training_history(spec, handle, suite, pool, log) if reads_history(pool) else None
         if history is not None:  # resumed too: results.json records the learning curves either way
-            history.base(suite.base)
+            history.base(suite.base, spec.batch_size)
             clock.lap("history")
         if stored is None:
             scores, status, variant_trace = predict(pool, view, suite, calibration, skipped, clock, log, history)
@@ -224,11 +224,12 @@ def traced_view(spec: RunSpec, handle: ModelHandle, pool: PredictorPool) -> Trac
     return TracedModel(handle, spec.batch_size, attention=attention, cache=cache)
 
 
-def training_history(spec: RunSpec, handle: ModelHandle, suite: Suite, pool: PredictorPool, log: Log) -> History:
+def training_history(spec: RunSpec, handle: ModelHandle, families: dict[str, TaskFamily], pool: PredictorPool,
+                     log: Log) -> History:
     """The model's checkpoints (zoo checkpoints, --checkpoints or --revisions), for the predictors
-    that read a history; empty where the model has none."""
+    that read a history; empty where the model has none. Found (and checked) before any work."""
     attention = any("attention" in info["reads"] for info in pool.infos.values())
-    return History(spec, handle, suite.families, spec.batch_size, attention, log)
+    return History(spec, handle, families, attention, log)
 
 
 def predict(pool: PredictorPool, view: TracedModel, suite: Suite, calibration: list[Observation],

@@ -74,6 +74,11 @@ CASES = [
     ("validate a non-submission", ["leaderboard", "validate", "{root}/notarun"], "not a finished brittlebench run"),
     ("unknown zoo preset", ["zoo", "train", "--preset", "gigantic", "--out", "{root}/z"], "unknown zoo preset"),
     ("resume with nothing there", ["run", "--resume", "--out", "{root}/fresh"], "nothing to resume"),
+    ("checkpoints folder missing", ["run", "--checkpoints", "{root}/nowhere"], "--checkpoints"),
+    ("two histories named", ["run", "--checkpoints", "{root}/no_config", "--revisions", "a,b"], "pass one of them"),
+    ("checkpoints folder without one", ["run", "--checkpoints", "{root}/no_config", "--predictors", "emergence_time",
+                                        "--n", "2"], "holds no checkpoint"),
+    ("each checkpoint of a model without any", ["run", "--at-each-checkpoint", "--n", "2"], "has no checkpoints"),
     ("unknown command", ["frobnicate"], "invalid choice"),
     ("unknown export format", ["tasks", "export", "--format", "csv", "--out", "{root}/x"], "invalid choice"),
 ]
