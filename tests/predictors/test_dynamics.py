@@ -228,3 +228,30 @@ def test_at_each_checkpoint_runs_the_protocol_with_the_history_before_each(zoo_m
     capsys.readouterr()
     assert main(argv) == 0  # rerunning keeps the finished runs
     assert capsys.readouterr().err.count("already run, kept") == 3
+
+
+def test_revisions_of_a_model_in_the_local_hf_cache_are_its_history(zoo_member, tmp_path):
+    """--revisions: checkpoints published as revisions of one HF model (Pythia's stepN), read from
+    the local HF cache offline, exactly as from_pretrained(name, revision=...) finds them."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "hub"
+    repo = cache / "models--brittle--tiny"
+    for k, (revision, source) in enumerate([("step10", zoo_member / "checkpoints" / "step-10"),
+                                            ("step20", zoo_member / "checkpoints" / "step-20"),
+                                            ("main", zoo_member)]):
+        commit = f"{k + 1:040x}"
+        shutil.copytree(source, repo / "snapshots" / commit, ignore=shutil.ignore_patterns("checkpoints", "*.pt"))
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / revision).write_text(commit)
+    env = dict(__import__("os").environ, HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--model", "brittle/tiny", "--revisions",
+                           "step10,step20", "--tasks", "addition", "--shots", "0", "--n", "2", "--predictors",
+                           "phase_change,prompt_length", "--out", str(tmp_path / "r")],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert [(h["name"], h["step"]) for h in results["history"]][:2] == [("step10", 10), ("step20", 20)]
+    fingerprints = [h["fingerprint"] for h in results["history"]]
+    assert len(set(fingerprints)) == 3  # three different models: two revisions and main

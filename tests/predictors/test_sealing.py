@@ -147,6 +147,20 @@ def _snoop_run(tmp_path, **spec):
     return out, found, variants
 
 
+def _strings_in(value) -> set[str]:
+    """Every string in a JSON value, and the decimal form of every integer (a worker holding the
+    number may well hold its text)."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return set()
+    if isinstance(value, int):
+        return {str(value)}
+    if isinstance(value, dict):
+        return set().union(*(_strings_in(k) | _strings_in(v) for k, v in value.items())) if value else set()
+    return set().union(*(_strings_in(v) for v in value)) if value else set()
+
+
 def _telling(variants) -> set[str]:
     """The targets that would give an item away if found: four characters or more, and not one
     character repeated (`>>>>`, a commands answer, is also just a string any Python process may hold)."""
@@ -182,13 +196,22 @@ def test_the_model_itself_is_out_of_reach(held_out):
 def test_the_worker_process_holds_no_target_seed_or_run_folder(held_out):
     out, found, variants = held_out
     assert found["process_items"] == []
-    # The worker legitimately holds the calibration: base targets and the model's base outputs. A
-    # variant target can equal one of those by chance (a commands answer reached by another phrase).
-    handed = {json.loads(line)["target"] for line in (out / "items" / "base.jsonl").read_text().splitlines()}
+    # The worker legitimately holds the calibration: the base items (prompts, targets and every string
+    # in their meta, such as an intermediate result) and the model's base outputs. A variant target
+    # can equal one of those by chance (a commands answer reached by another phrase, a 4-digit sum
+    # that is some base item's intermediate value).
+    handed = set()
+    for line in (out / "items" / "base.jsonl").read_text().splitlines():
+        handed |= _strings_in(json.loads(line))
     handed |= {json.loads(line)["output"] for line in (out / "outcomes.jsonl").read_text().splitlines()
                if json.loads(line)["split"] == "base"}
+    # It also holds every prompt, base and sealed variant: a target that is a piece of some prompt
+    # (an operand that equals another item's sum, a digit string inside a longer one) may be held as
+    # that piece by any predictor that cuts prompts into n-grams or words, and gives nothing away.
+    prompts = [json.loads(line)["prompt"] for name in ("base.jsonl", "variants.sealed.jsonl")
+               for line in (out / "items" / name).read_text().splitlines()]
     clean = _strings_of_a_clean_process(found["modules"])
-    telling = _telling(variants) - handed
+    telling = {t for t in _telling(variants) - handed if not any(t in p for p in prompts)}
     assert len(telling - clean) >= 0.9 * len(telling) > 0  # the check still looks for nearly every target
     leaked = (telling - clean) & set(found["process_strings"])
     assert not leaked, sorted(leaked)
