@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from .. import io
 from ..errors import UserError
-from ..model.load import ModelSpec, load_model
+from ..model.load import load_model
 from ..protocol.history import sources
 from ..protocol.spec import RunSpec
 from ..protocol.stages import run, zoo_card

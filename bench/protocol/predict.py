@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from predictors import TRACKS, Observation, PredictorError, Trace, registered
-from tasks import Item, SealedItem
+from tasks import SealedItem
 
 from ..errors import UserError
 from .worker import PredictorFailed, PredictorPool, WorkerError

@@ -191,7 +191,6 @@ def _learning_curves(results: dict) -> str:
     history = results.get("history") or []
     if len(history) < 2 or any(h["step"] is None for h in history):
         return ""
-    plt = _plt()
     steps = [h["step"] for h in history]
     families = sorted({cell.split("/", 1)[0] for cell in history[-1]["base_accuracy"]})
     fig, axes = _grid(len(families))
