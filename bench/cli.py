@@ -181,16 +181,9 @@ def cmd_run(args) -> int:
 
 def _tracks_of(predictors: dict) -> dict:
     """The tracks of a protocol's or target's view, from its predictors' own records."""
-    from .scoring.metrics import BASELINES
+    from .protocol.stages import track_summary
 
-    out = {}
-    for track in ("blind", "trace"):
-        names = [n for n, p in predictors.items() if p.get("track", "trace") == track]
-        best = next((p["vs_best_baseline"]["baseline"] for n, p in predictors.items()
-                     if n in names and "vs_best_baseline" in p), None)
-        out[track] = {"predictors": names, "baselines": [b for b in BASELINES[track] if b in predictors],
-                      "best_baseline": best}
-    return out
+    return track_summary(predictors, predictors)
 
 
 def cmd_verify(args) -> int:

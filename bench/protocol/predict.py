@@ -112,16 +112,19 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
 
 def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem],
                   calibration: list[Observation] | None = None, sealed: list[SealedItem] | None = None,
-                  withheld: Sequence[SealedItem] = (), history: Sequence = (), final_step: int | None = None) -> Trace:
+                  withheld: Sequence[SealedItem] = (), history: Sequence = (), final_step: int | None = None,
+                  keep: bool = False) -> Trace:
     """One shared trace of `items`, handed to the worker with the default `calibration` and `sealed`
     items (`fit_predict` given these very lists sends no copy). `withheld`: items left out of the
     trace on purpose (the blind track's variants), which the worker refuses to trace with the
-    reason. Returns the trace (this process keeps no other copy)."""
+    reason. Returns the trace; `keep` holds it in `model_view` too (a later context traces a
+    superset: its rows are not traced again where there is no disk cache)."""
     trace = model_view.trace(items)
     pool.set_context(model_view.card, model_view.tokenizer_json(), trace, [i.prompt for i in items],
                      calibration, sealed, withheld=[item.id for item in withheld], history=history,
                      final_step=final_step)
-    model_view.forget()  # the worker maps the arrays from disk
+    if not keep:
+        model_view.forget()  # the worker maps the arrays from disk
     return trace
 
 
@@ -136,7 +139,8 @@ def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[Se
     tracks = tracks_of(pool)
     final_step = history.final_step if history is not None else None
     share_context(pool, model_view, base, calibration, sealed, withheld=sealed,
-                  history=history.points if history is not None else (), final_step=final_step)
+                  history=history.points if history is not None else (), final_step=final_step,
+                  keep=bool(tracks["trace"]))
     lap("trace")
     scores, status = fit_predict(pool, calibration, sealed, log, tracks["blind"])
     lap("predict")
@@ -171,7 +175,7 @@ def leave_one_family_out(pool, model_view, base, calibration, variants, variant_
             points = () if history is None else history.points if track == "blind" else history.variants(base, sealed)
             share_context(pool, model_view, base + (sealed if track == "trace" else []),
                           withheld=sealed if track == "blind" else (), history=points,
-                          final_step=history.final_step if history is not None else None)
+                          final_step=history.final_step if history is not None else None, keep=track == "blind")
             shared = track
         index = [i for i, item in enumerate(variants) if item.family == family]
         others = [Observation(item, o.output, o.correct) for item, o in zip(variants, variant_outcomes)

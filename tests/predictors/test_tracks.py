@@ -183,8 +183,9 @@ def test_blind_predictions_are_made_before_any_variant_is_traced(tmp_path, monke
 
     monkeypatch.setattr(trace_module, "trace", spy_trace)
     monkeypatch.setattr(PredictorPool, "predict", spy_predict)
-    run(RunSpec(n=3, out=tmp_path / "r", use_cache=False, predictors=("tokenization", "confidence", "prompt_length")),
-        log=lambda m: None)
+    results = run(RunSpec(n=3, out=tmp_path / "r", use_cache=False,
+                          predictors=("tokenization", "confidence", "prompt_length")), log=lambda m: None)
+    assert len(traced) == results["n_base"] + results["n_variant"]  # every item once, the base region included
     assert [track for track, _ in asked] == ["blind", "blind", "trace"]
     assert [n for track, n in asked if track == "blind"] == [0, 0]  # no variant traced yet
     assert all(n > 0 for track, n in asked if track == "trace")
