@@ -4,7 +4,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test install clean baseline leaderboard
+.PHONY: run test install clean baseline leaderboard real
 
 # Rebuilt only when the project's dependencies change; quick the second time.
 $(STAMP): pyproject.toml constraints.txt
@@ -20,6 +20,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
+
+# A real pretrained model (SmolLM2-135M-Instruct, a 93 MB download into ~/.cache/brittlebench/models)
+# on the pretrained suite. Not needed by the tests; REAL_RUN adds run options (e.g. --n 20).
+REAL_RUN ?=
+real: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[gguf]"
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python scripts/real_model.py run $(REAL_RUN)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -27,6 +27,14 @@ def format_results(results: dict) -> str:
     for c in results["cells"]:
         lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {c['failure_rate']:.3f}")
     lines.append("")
+    competence = results.get("competence") or {}
+    if competence.get("base_failure"):
+        lines.append("base-region failure per family: " + ", ".join(
+            f"{name} {rate:.2f}{' (flagged)' if name in competence['flagged'] else ''}"
+            for name, rate in competence["base_failure"].items()))
+    if competence.get("note"):
+        lines.append(f"warning: {competence['note']}")
+        lines.append("")
     lines.append(format_predictors(results["predictors"], results["n_variant"], results.get("tracks")))
     return "\n".join(lines)
 
@@ -151,7 +159,8 @@ def cmd_run(args) -> int:
                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle),
         tasks=_csv(args.tasks) if args.tasks else None, predictors=_csv(args.predictors) if args.predictors else (),
         n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
-        shots=args.shots, use_cache=not args.no_cache, protocol=args.protocol, target=args.target,
+        shots=args.shots, shot_mode=args.shot_mode, suite=args.suite, chat=args.chat,
+        use_cache=not args.no_cache, protocol=args.protocol, target=args.target,
         predictor_timeout=args.predictor_timeout, resume=args.resume,
         checkpoints=Path(args.checkpoints) if args.checkpoints else None,
         revisions=_csv(args.revisions) if args.revisions else None,
@@ -406,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(from the model's size and the free memory); results are the same at every batch size")
     p.add_argument("--shots", type=int, default=None,
                    help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
+    p.add_argument("--shot-mode", default="fixed", choices=["fixed", "per-item"],
+                   help="fixed: the same examples before every item of a family (default); per-item: each its own")
+    p.add_argument("--suite", default=None, help="zoo or pretrained (default: a zoo model's own families, "
+                   "the plain-language pretrained suite for any other model)")
+    p.add_argument("--chat", action="store_true", help="render items with the tokenizer's chat template (instruct models)")
     p.add_argument("--no-cache", action="store_true", help="trace every item again instead of reusing cached traces")
     p.add_argument("--checkpoints", default=None, metavar="DIR", help="a folder of the model's saved checkpoints "
                    "(subfolders with config.json, step-N): its training history (default: a zoo model's own)")

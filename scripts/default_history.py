@@ -101,8 +101,11 @@ def main() -> None:
 
     preset = args.preset or DEFAULT_PRESET
     if args.action == "train":
-        train(get_preset(preset), args.out, progress=True, preset=preset, device=args.device,
-              resume=(args.out / "checkpoints").is_dir())
+        from bench.zoo.trainer import _latest_state
+
+        recipe = get_preset(preset)  # every stage of the chain goes on from its newest checkpoint
+        train(recipe, args.out, progress=True, preset=preset, device=args.device,
+              resume=_latest_state(args.out, recipe) is not None)
     else:
         for path in pack(args.out, args.into or args.out, preset):
             print(path)

@@ -26,6 +26,7 @@ class TaskFamily:
     description: ClassVar[str] = ""
     axes: ClassVar[Mapping[str, str]]  # axis name -> what it measures
     cells: ClassVar[tuple[Cell, ...]]
+    shot_separator: ClassVar[str] = "\n"  # what follows each solved example before the next prompt
 
     # -- subclass hook -----------------------------------------------------
     def sample(self, cell: Cell, rng: random.Random) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
@@ -67,8 +68,9 @@ class TaskFamily:
         return []
 
     def check(self, output: str, item: Item) -> bool:
-        """Exact match: the model's answer, up to its end, equals the target."""
-        return output.strip() == item.target
+        """Exact match: the model's answer, up to its end, equals the target (both stripped: a
+        target may start with the space that follows `Answer:`)."""
+        return output.strip() == item.target.strip()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

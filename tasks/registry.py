@@ -8,12 +8,27 @@ from .counting import Counting
 from .multihop import Multihop
 from .modular import Modular
 from .parity import Parity
+from .plain import Case, Copy, Index, Lookup, Sequence, TwoHop
 from .recall import Recall
 from .errors import TaskError
 from .family import TaskFamily
 
 _FAMILIES: dict[str, type[TaskFamily]] = {cls.name: cls for cls in (Addition, Multihop, Compose, Commands, Recall, Parity, Counting,
-                                                                  Modular)}
+                                                                  Modular, Copy, Sequence, Index, Case, Lookup, TwoHop)}
+
+#: Named suites. "zoo": the formats the zoo's models are trained on (`c=4;y=c;y?`); "pretrained":
+#: plain-language ladders a pretrained or instruct LM can follow (tasks/plain.py).
+SUITES: dict[str, tuple[str, ...]] = {
+    "zoo": ("addition", "multihop", "compose", "commands", "recall", "parity", "counting"),
+    "pretrained": ("copy", "sequence", "index", "case", "lookup", "twohop"),
+}
+
+
+def suite_families(suite: str) -> tuple[str, ...]:
+    try:
+        return SUITES[suite]
+    except KeyError:
+        raise TaskError(f"unknown suite {suite!r}; known suites: {', '.join(SUITES)}") from None
 
 
 def family_names() -> list[str]:

@@ -44,3 +44,14 @@ def tiny_gpt2(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory):
     return save_tiny("llama", tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory):
+    """A tiny llama as a .gguf file (needs the gguf package, a test dependency)."""
+    pytest.importorskip("gguf")
+    from tests.gguf_file import write_tiny_gguf
+
+    path = tmp_path_factory.mktemp("tiny-gguf") / "tiny.Q.gguf"
+    write_tiny_gguf(path)
+    return path

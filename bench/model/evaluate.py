@@ -147,22 +147,23 @@ def greedy_answers(handle: ModelHandle, prompts: Sequence[str], budgets: Sequenc
 def _decide(handle: ModelHandle, target: str, target_ids: list[int], argmax: list[int], ok_margin: list[bool]):
     """(correct, output, complete) when teacher forcing settles the item, else None."""
     stops = set(handle.stop_token_ids)
+    want = target.strip()  # a target may start with the space a pretrained LM writes after "Answer:"
     for j, token in enumerate(argmax):
         if not ok_margin[j]:
             return None
         if j < len(target_ids) and token == target_ids[j]:
             continue
         if j == len(target_ids) and token in stops:
-            return True, target, True
+            return True, want, True
         if token in stops:  # the answer ends here: the output is fully known
             text = handle.tokenizer.decode(target_ids[:j], skip_special_tokens=False).split("\n", 1)[0]
-            return text.strip() == target, text, True
+            return text.strip() == want, text, True
         text = handle.tokenizer.decode(target_ids[:j] + [token], skip_special_tokens=False)
         if "\n" in text:  # the answer ends at the newline: the output is fully known
             text = text.split("\n", 1)[0]
-            return text.strip() == target, text, True
+            return text.strip() == want, text, True
         head = text.lstrip()
-        if target.startswith(head) or (head.startswith(target) and not head[len(target):].strip()):
+        if want.startswith(head) or (head.startswith(want) and not head[len(want):].strip()):
             return None  # could still strip to the target: generate it
         return False, text, False
     return None

@@ -55,19 +55,44 @@ class ModelSpec:
 
 
 def resolve(name_or_path: str) -> tuple[str, bool]:
-    """Return (what to pass to from_pretrained, whether it is a local folder)."""
+    """Return (what to pass to from_pretrained, whether it is a local folder or GGUF file)."""
     if name_or_path == DEFAULT_MODEL:
         return str(DEFAULT_MODEL_PATH), True
     path = Path(name_or_path).expanduser()
     if path.exists():
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            return str(path), True
         if not path.is_dir():
-            raise ModelLoadError(f"{name_or_path} is a file: pass a model folder (with config.json) or a HF model name")
+            raise ModelLoadError(f"{name_or_path} is a file: pass a model folder (with config.json), a .gguf file "
+                                 "or a HF model name")
         if not (path / "config.json").is_file():
-            raise ModelLoadError(f"no config.json in {name_or_path}: pass a folder saved with save_pretrained, or a HF model name")
+            ggufs = sorted(path.glob("*.gguf"))
+            if len(ggufs) == 1:
+                return str(ggufs[0]), True
+            if ggufs:
+                raise ModelLoadError(f"{name_or_path} holds {len(ggufs)} .gguf files: pass the one to load "
+                                     f"(e.g. {ggufs[0]})")
+            raise ModelLoadError(f"no config.json in {name_or_path}: pass a folder saved with save_pretrained, "
+                                 "a .gguf file or a HF model name")
         return str(path), True
     if name_or_path.startswith((".", "/", "~")) or not _HUB_ID.match(name_or_path):
-        raise ModelLoadError(f"no model at {name_or_path}: pass a HF model name or a folder with config.json")
+        raise ModelLoadError(f"no model at {name_or_path}: pass a HF model name, a folder with config.json "
+                             "or a .gguf file")
     return name_or_path, False
+
+
+def gguf_parts(source: str) -> tuple[str, dict[str, Any]] | None:
+    """For a GGUF file: (its folder, the `gguf_file` keyword transformers loads it with); else None.
+    transformers reads the tokenizer and config from the file and dequantizes its weights to floats."""
+    path = Path(source)
+    if path.suffix.lower() != ".gguf":
+        return None
+    import importlib.util
+
+    missing = [name for name in ("gguf", "accelerate") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModelLoadError(f"loading a .gguf file needs {' and '.join(missing)}: pip install 'brittlebench[gguf]'")
+    return str(path.parent), {"gguf_file": path.name}
 
 
 class ModelHandle:
@@ -191,7 +216,8 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
     if not any(isinstance(f, _PaddingWarningFilter) for f in logger.filters):
         logger.addFilter(_PaddingWarningFilter())
 
-    if local and not _has_safetensors(Path(source)):
+    gguf = gguf_parts(source)
+    if gguf is None and local and not _has_safetensors(Path(source)):
         pickled = [p.name for p in Path(source).glob("*.bin")] + [p.name for p in Path(source).glob("*.pt")]
         if not pickled:
             raise ModelLoadError(f"no weights (*.safetensors or *.bin) in {source}: save the model there with save_pretrained")
@@ -202,18 +228,22 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
     if dtype is None:
         raise ModelLoadError(f"unknown dtype {spec.dtype!r}: use float32, float16, bfloat16 or auto")
     kwargs: dict[str, Any] = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    folder = source
+    if gguf is not None:  # a quantized file: dequantized to `dtype` as it loads
+        folder, extra = gguf
+        kwargs.update(extra)
     where = "" if local else " (not in the local HF cache, and the hub cannot be reached here)"
     if not local and not _in_hf_cache(source, spec.revision) and not _hub_reachable():
         raise ModelLoadError(f"model {spec.name_or_path!r} is not in the local HF cache and the hub cannot be reached: "
                              "pass a folder with config.json, or download the model where the hub is reachable")
-    config = _step(spec, where, "config", lambda: AutoConfig.from_pretrained(source, **kwargs))
-    tokenizer = _step(spec, where, "tokenizer", lambda: AutoTokenizer.from_pretrained(source, **kwargs))
+    config = _step(spec, where, "config", lambda: AutoConfig.from_pretrained(folder, **kwargs))
+    tokenizer = _step(spec, where, "tokenizer", lambda: AutoTokenizer.from_pretrained(folder, **kwargs))
     if len(tokenizer) < 2 or not tokenizer("1+1=", add_special_tokens=False)["input_ids"]:
         # transformers builds an empty tokenizer when the files are missing, and it encodes text to nothing
         raise ModelLoadError(f"cannot load the tokenizer of {spec.name_or_path}: no usable tokenizer files there "
                              "(save it with tokenizer.save_pretrained into the model folder)")
     model = _step(spec, where, "weights", lambda: AutoModelForCausalLM.from_pretrained(
-        source, config=config, dtype=dtype, use_safetensors=None if spec.allow_pickle else True,
+        folder, config=config, dtype=dtype, use_safetensors=None if spec.allow_pickle or gguf else True,
         device_map="auto" if spec.device == "auto" else None, **kwargs))
     if spec.device not in ("auto", "cpu"):
         try:

@@ -26,6 +26,9 @@ class RunSpec:
     out: Path | None = None
     batch_size: int | str = 64  # or "auto" (`bench.model.evaluate.auto_batch_size`); results do not depend on it
     shots: int | None = None  # k-shot examples; None: 0 for zoo models, DEFAULT_SHOTS otherwise
+    shot_mode: str = "fixed"  # the same k examples before every item of a family, or "per-item"
+    suite: str | None = None  # a named suite (tasks.SUITES); None with no tasks: "zoo" for zoo models, else "pretrained"
+    chat: bool = False  # render each item (and its shots) with the tokenizer's chat template
     protocol: str = "base"  # or "leave-one-family-out" (see PROTOCOLS)
     predictor_timeout: float | None = None  # seconds for one predictor's fit + predict; None: no limit
     resume: bool = False  # continue the run in `out`, reusing every stage already stored there
@@ -74,6 +77,15 @@ class RunSpec:
             raise UserError(f"--shots must be 0 or more, got {self.shots}")
         if self.predictor_timeout is not None and self.predictor_timeout <= 0:
             raise UserError(f"--predictor-timeout must be a positive number of seconds, got {self.predictor_timeout}")
+        from tasks import SUITES
+        from tasks.render import SHOT_MODES
+
+        if self.shot_mode not in SHOT_MODES:
+            raise UserError(f"unknown shot mode {self.shot_mode!r}: use one of {', '.join(SHOT_MODES)}")
+        if self.suite is not None and self.suite not in SUITES:
+            raise UserError(f"unknown suite {self.suite!r}: use one of {', '.join(SUITES)}")
+        if self.suite is not None and self.tasks is not None:
+            raise UserError("--suite and --tasks both choose the tasks: pass one of them")
         if self.protocol not in PROTOCOLS:
             raise UserError(f"unknown protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}")
         if self.target not in TARGETS:

@@ -21,8 +21,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from predictors import TRACKS, Observation, Trace
-from tasks import Item, SealedItem, TaskFamily, family_names, resolve_families
-from tasks.render import few_shot
+from tasks import Item, SealedItem, TaskFamily, resolve_families, suite_families
+from tasks.render import chat, few_shot
 
 from ..errors import UserError
 from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
@@ -78,9 +78,9 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         handle = load_model(spec.model)
         skipped = check_predictors(pool, bool(spec.predictors), log)
         clock.lap("load")
-        families = families if families is not None else resolve_families(default_tasks(handle))
+        families = families if families is not None else resolve_families(default_tasks(handle, spec.suite))
         history = training_history(spec, handle, families, pool, log) if reads_history(pool) else None
-        suite = generate(spec, families, shots_for(spec, handle))
+        suite = generate(spec, families, shots_for(spec, handle), chat_template(handle) if spec.chat else None)
         check_context(handle, suite.base + suite.variants)
         spec = settle_batch_size(spec, handle, suite, log)
         clock.lap("generate")
@@ -135,12 +135,17 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
 
 # -- generate ------------------------------------------------------------------------------
 
-def generate(spec: RunSpec, families: dict[str, TaskFamily], shots: int) -> Suite:
-    """Every cell's items of `families`, from the run's item seed, rendered with `shots` examples."""
+def generate(spec: RunSpec, families: dict[str, TaskFamily], shots: int, apply_chat=None) -> Suite:
+    """Every cell's items of `families`, from the run's item seed, rendered with `shots` examples
+    (`spec.shot_mode`), as a chat where `apply_chat` renders one (see `chat_template`)."""
     base, variants, tasks_info = [], [], {}
     for name, family in families.items():
         for cell in family.cells:
-            items = few_shot(family.generate(cell.name, spec.n, spec.item_seed), family, shots, spec.item_seed)
+            items = family.generate(cell.name, spec.n, spec.item_seed)
+            if apply_chat is not None:
+                items = chat(items, family, shots, apply_chat, spec.item_seed, spec.shot_mode)
+            else:
+                items = few_shot(items, family, shots, spec.item_seed, spec.shot_mode)
             (base if cell.is_base else variants).extend(items)
         tasks_info[name] = {"description": family.description, "axes": dict(family.axes),
                             "source": getattr(family, "source", "built-in"),
@@ -179,10 +184,21 @@ def model_name(spec: ModelSpec, handle: ModelHandle) -> str:
     return (zoo_card(handle) or {}).get("preset") or Path(spec.name_or_path).name or spec.name_or_path
 
 
-def default_tasks(handle: ModelHandle) -> tuple[str, ...]:
-    """A zoo model's own families (it cannot read the others' formats); every built-in family otherwise."""
+def default_tasks(handle: ModelHandle, suite: str | None = None) -> tuple[str, ...]:
+    """The families of `suite`; without one, a zoo model's own families (it cannot read the others'
+    formats) and the plain-language "pretrained" suite for every other model."""
+    if suite is not None:
+        return suite_families(suite)
     card = zoo_card(handle)
-    return tuple(card["recipe"]["tasks"]) if card else tuple(family_names())
+    return tuple(card["recipe"]["tasks"]) if card else suite_families("pretrained")
+
+
+def chat_template(handle: ModelHandle):
+    """A function rendering chat messages with the model's chat template, ready for the answer."""
+    tokenizer = handle.tokenizer
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"{handle.spec.name_or_path} has no chat template: run it without --chat")
+    return lambda messages: tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def check_context(handle: ModelHandle, items: Sequence[Item]) -> None:
@@ -296,7 +312,10 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
     cells = np.array([f"{it.family}/{it.cell}" for it in variants])
     tracks = {name: info["track"] for name, info in status.items() if name in scores}
-    overall = score_predictors(failed, cells, scores, seed, tracks=tracks, reference=reference) if len(failed) else {}
+    competence = base_competence(families, base, base_outcomes)
+    kept = np.array([it.family in competence["scored_families"] for it in variants], dtype=bool)
+    overall = score_predictors(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, tracks=tracks,
+                               reference=None if reference is None else reference[kept]) if kept.any() else {}
     per_family = {}
     for name in families:
         mask = np.array([it.family == name for it in variants], dtype=bool)
@@ -304,6 +323,8 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
             metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
                                        tracks=tracks, reference=None if reference is None else reference[mask])
             per_family[name] = {"n": int(mask.sum()), "failure_rate": float(failed[mask].mean()),
+                                "base_failure_rate": competence["base_failure"].get(name),
+                                "flagged": name in competence["flagged"],
                                 "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
                                 **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
     return {
@@ -316,10 +337,38 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
         "predictors": {name: dict(info) | overall.get(name, {}) for name, info in status.items()},
         "tracks": track_summary(status, overall),
         "families": per_family,
+        "competence": competence,
         "cells": cell_table(rows, scores),
         "protocols": {},
         "targets": {},
     }
+
+
+BASE_FAILURE_LIMIT = 0.2  # a family failing more of its base region than this is flagged
+
+
+def base_competence(families: dict[str, TaskFamily], base: list[Item], base_outcomes: list[Outcome]) -> dict[str, Any]:
+    """Which families the model can do at all. Where a model fails more than BASE_FAILURE_LIMIT of a
+    family's base region, that family's variant failures are mostly general incompetence, not
+    compositional brittleness: the family is flagged and left out of the run-level figures (its own
+    per-family figures stay). If every family is flagged, none is left out and the run says so."""
+    failures: dict[str, list[bool]] = {}
+    for item, outcome in zip(base, base_outcomes):
+        failures.setdefault(item.family, []).append(not outcome.correct)
+    rate = {name: float(np.mean(failures[name])) for name in families if name in failures}
+    flagged = [name for name in families if rate.get(name, 0.0) > BASE_FAILURE_LIMIT]
+    scored = [name for name in families if name not in flagged] or list(families)
+    if not flagged:
+        note = ""
+    elif len(scored) == len(families):
+        note = (f"the model fails more than {BASE_FAILURE_LIMIT:.0%} of the base region of every family: "
+                "its variant failures are not evidence of compositional brittleness")
+    else:
+        note = (f"{', '.join(flagged)}: the model fails more than {BASE_FAILURE_LIMIT:.0%} of the base region, so "
+                "variant failures there are not evidence of compositional brittleness; left out of the "
+                "run-level figures")
+    return {"limit": BASE_FAILURE_LIMIT, "base_failure": rate, "flagged": flagged, "scored_families": scored,
+            "note": note}
 
 
 def track_summary(status: dict[str, dict], metrics: dict[str, dict]) -> dict[str, dict]:

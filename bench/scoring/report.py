@@ -185,6 +185,20 @@ def _prediction_plots(data) -> str:
             f'<img alt="predicted vs observed per cell" src="{_cell_plot(data)}">')
 
 
+def _rate(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _competence(results: dict) -> str:
+    """The families the model cannot do at all, in a warning the reader sees before the tables."""
+    competence = results.get("competence") or {}
+    if not competence.get("note"):
+        return ""
+    rates = ", ".join(f"{html.escape(name)} {rate:.2f}" for name, rate in competence["base_failure"].items())
+    return (f'</p><p style="background:#fff3cd;border:1px solid #e0c36a;padding:6px 10px"><b>Warning:</b> '
+            f"{html.escape(competence['note'])}. Base-region failure per family: {rates}.")
+
+
 def _learning_curves(results: dict) -> str:
     """The base region's learning curves (accuracy per base cell at each checkpoint), where the run
     read the model's training history; '' otherwise."""
@@ -273,7 +287,8 @@ small{{color:#666}}</style></head><body>
 {esc(card['model_type'])}, {card['n_layers']} layers, d_model {card['d_model']}, {card['n_heads']} heads,
 {esc(card['positional_encoding'])} positions. Protocol <code>{esc(results['provenance']['protocol'])}</code>,
 seed {results['provenance']['seed']}, {results['provenance'].get('shots', 0)}-shot prompts,
-{results['n_base']} base and {results['n_variant']} variant items (variant failure rate {results['variant_failure_rate']:.3f}).
+{results['n_base']} base and {results['n_variant']} variant items (base failure rate {_rate(results.get('base_failure_rate'))},
+variant failure rate {results['variant_failure_rate']:.3f}).{_competence(results)}
 Predictions were sealed (SHA-256 <code>{esc(results['predictions_sha256'][:16])}…</code>) before any variant was evaluated.</p>
 <h2>Predictors</h2>
 <p>Ranked by family AUROC: each family's AUROC (where both outcomes occur), averaged over families, so that

@@ -220,8 +220,9 @@ def _init_from(recipe: Recipe, model, out: Path, progress: bool, log: Callable[[
     folder = Path(out) / "init" / recipe.init_from
     if _trained_to(folder, parent):
         log(f"continuing from {folder} (already trained to preset {recipe.init_from!r})")
-    else:
-        train(parent, folder, progress=progress, log=log, preset=recipe.init_from, device=device)
+    else:  # an earlier stage interrupted after a checkpoint goes on from it, not from scratch
+        train(parent, folder, progress=progress, log=log, preset=recipe.init_from, device=device,
+              resume=_latest_state(folder, parent) is not None)
     if parent.n_layers == recipe.n_layers:
         _load_weights(model, folder)
     else:

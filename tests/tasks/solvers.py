@@ -92,4 +92,46 @@ def modular(prompt: str) -> str:
     return str(sum(int(x) for x in prompt.removeprefix("mod:").rstrip("=").split("+")) % 53)
 
 
-SOLVERS = {f.__name__: f for f in (addition, multihop, compose, commands, recall, parity, counting, modular)}
+# The pretrained suite: prompts in words, answers after a space.
+
+def copy(prompt: str) -> str:
+    return " " + re.search(r"^Words: (.*)$", prompt, re.M).group(1)
+
+
+def sequence(prompt: str) -> str:
+    terms = [int(x) for x in re.search(r"^Sequence: (.*)$", prompt, re.M).group(1).split(", ")]
+    steps = {b - a for a, b in zip(terms, terms[1:])}
+    assert len(steps) == 1, terms
+    return f" {terms[-1] + steps.pop()}"
+
+
+def index(prompt: str) -> str:
+    words = re.search(r"^Words: (.*)$", prompt, re.M).group(1).split()
+    which = re.search(r"The (\w+) word is$", prompt).group(1)
+    position = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": len(words) - 1}[which]
+    return " " + words[position]
+
+
+def case(prompt: str) -> str:
+    return " " + re.search(r"^Lowercase: (.*)$", prompt, re.M).group(1).upper()
+
+
+def lookup(prompt: str) -> str:
+    asked = re.search(r"what colour is the (\w+)\?", prompt).group(1)
+    found = re.findall(rf"The {asked} is (\w+)\.", prompt)
+    assert len(found) == 1, prompt
+    return " " + found[0]
+
+
+def twohop(prompt: str) -> str:
+    lives = dict(re.findall(r"(\w+) lives in (\w+)\.", prompt))
+    located = dict(re.findall(r"(\w+) is in (\w+)\.", prompt))
+    town_asked = re.search(r"which region is (\w+) in\?", prompt)  # a component: the second hop alone
+    if town_asked:
+        return " " + located[town_asked.group(1)]
+    kind, person = re.search(r"which (town|region) does (\w+) live in\?", prompt).groups()
+    return " " + (lives[person] if kind == "town" else located[lives[person]])
+
+
+SOLVERS = {f.__name__: f for f in (addition, multihop, compose, commands, recall, parity, counting, modular,
+                                   copy, sequence, index, case, lookup, twohop)}
