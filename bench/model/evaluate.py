@@ -170,39 +170,53 @@ def _decide(handle: ModelHandle, target: str, target_ids: list[int], argmax: lis
 
 
 def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64) -> list[tuple[bool, str, bool] | None]:
-    """One forward pass per item over prompt + target; see the module docstring."""
+    """One forward pass per item over prompt + target; see the module docstring. Prompts that share
+    a prefix (a family's fixed examples) continue from its cache: only their own tokens and the
+    answer are run (`bench.model.prefix`)."""
     import torch
+
+    from .prefix import Prefixes, cache_argument
 
     tok = handle.tokenizer
     decided: list[tuple[bool, str, bool] | None] = [None] * len(items)
     if not items:
         return decided
-    prompts = tok([item.prompt for item in items])["input_ids"]
+    prefixes = Prefixes(handle, [item.prompt for item in items])
     targets = tok([item.target for item in items], add_special_tokens=False)["input_ids"]
     round_trip = tok.batch_decode(targets, skip_special_tokens=False)
-    usable = [i for i, item in enumerate(items) if targets[i] and round_trip[i] == item.target]
-    lengths = [len(prompts[i]) + len(targets[i]) for i in usable]
+    usable = {i for i, item in enumerate(items) if targets[i] and round_trip[i] == item.target}
     with torch.inference_mode():
-        for batch in sorted_batches(lengths, batch_size):
-            rows = [usable[k] for k in batch]
-            width = max(len(prompts[i]) + len(targets[i]) for i in rows)
-            keep = max(len(targets[i]) for i in rows) + 1
-            ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, i in enumerate(rows):
-                seq = prompts[i] + targets[i]
-                ids[r, width - len(seq):] = torch.tensor(seq)
-                mask[r, width - len(seq):] = 1
-            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
-                                  position_ids=position_ids.to(handle.device), use_cache=False,
-                                  logits_to_keep=keep).logits.float()  # (item, keep, vocab)
-            top2 = logits.topk(2, dim=-1)
-            argmax = top2.indices[..., 0].cpu().tolist()
-            margin_ok = ((top2.values[..., 0] - top2.values[..., 1]) > MARGIN).cpu().tolist()
-            for r, i in enumerate(rows):
-                n = len(targets[i]) + 1  # every answer token and the end
-                decided[i] = _decide(handle, items[i].target, targets[i], argmax[r][keep - n:], margin_ok[r][keep - n:])
+        for prefix, members in prefixes.groups().items():
+            members = [i for i in members if i in usable]
+            start = prefixes.length(prefix)
+            own = {i: (prefixes.own(i) if prefix else prefixes.ids[i]) for i in members}
+            for batch in sorted_batches([len(own[i]) + len(targets[i]) for i in members], batch_size):
+                rows = [members[k] for k in batch]
+                width = max(len(own[i]) + len(targets[i]) for i in rows)
+                keep = max(len(targets[i]) for i in rows) + 1
+                ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for r, i in enumerate(rows):
+                    seq = own[i] + targets[i]
+                    ids[r, width - len(seq):] = torch.tensor(seq)
+                    mask[r, width - len(seq):] = 1
+                position_ids = start + (mask.cumsum(-1) - 1).clamp(min=0)
+                extra = {}
+                if prefix:  # the prefix's keys and values come first, all real tokens
+                    mask = torch.cat([torch.ones((len(rows), start), dtype=torch.long), mask], dim=1)
+                    extra = dict(use_cache=True, **cache_argument(handle.model, prefixes.cache(prefix, len(rows))))
+                else:
+                    extra = dict(use_cache=False)
+                logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
+                                      position_ids=position_ids.to(handle.device), logits_to_keep=keep,
+                                      **extra).logits.float()  # (item, keep, vocab)
+                top2 = logits.topk(2, dim=-1)
+                argmax = top2.indices[..., 0].cpu().tolist()
+                margin_ok = ((top2.values[..., 0] - top2.values[..., 1]) > MARGIN).cpu().tolist()
+                for r, i in enumerate(rows):
+                    n = len(targets[i]) + 1  # every answer token and the end
+                    decided[i] = _decide(handle, items[i].target, targets[i], argmax[r][keep - n:], margin_ok[r][keep - n:])
+    prefixes.forget()
     return decided
 
 

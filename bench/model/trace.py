@@ -47,6 +47,7 @@ from tasks import Item, SealedItem
 
 from .evaluate import exact_length_batches
 from .load import ModelHandle
+from .prefix import Prefixes, cache_argument
 
 TOP_K = 8
 ATTENTION_SITES = ("attn_entropy", "attn_prev", "attn_first", "attn_induction")
@@ -84,6 +85,11 @@ def _probe_attention(module, query, key, value, attention_mask, dropout=0.0, sca
     import torch
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
+    queries, keys_in = query.shape[2], key.shape[2]
+    if attention_mask is None and 1 < queries < keys_in:
+        # After a cached prefix, a causal mask left out must align at the bottom right (each query
+        # sees the prefix and its own past); SDPA's is_causal would align it at the top left.
+        attention_mask = torch.ones(queries, keys_in, dtype=torch.bool, device=query.device).tril(keys_in - queries)[None, None]
     out = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     if _probe_rows is not None:
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
@@ -171,19 +177,32 @@ def _logit_lens(model, hidden_states, final_top):
     return probs.argmax(-1), probs.gather(-1, final_top[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(-1)
 
 
-def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | None) -> dict[str, np.ndarray]:
-    """One pass; `attention` is None, "probe" (rows collected by `_probe_attention`) or "eager"."""
+def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | None,
+                   prefixes: Prefixes | None = None, prefix: str = "", rows: list[int] | None = None) -> dict[str, np.ndarray]:
+    """One pass; `attention` is None, "probe" (rows collected by `_probe_attention`) or "eager".
+    With a `prefix`, the prompts `rows` of `prefixes` continue from that prefix's cache: only
+    their own tokens are run (their lengths are equal: no padding)."""
     global _probe_rows
     import torch
 
-    enc = handle.tokenizer(prompts, return_tensors="pt", padding=True).to(handle.device)
-    mask = enc["attention_mask"]
-    # Left padding: positions must count real tokens only, as `generate` does.
-    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = prefixes.cache(prefix, len(rows)) if prefix else None  # before the probe listens
     _probe_rows = [] if attention == "probe" else None
-    out = handle.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=position_ids,
-                       output_hidden_states=True, output_attentions=attention == "eager", use_cache=False)
-    rows, _probe_rows = _probe_rows, None
+    if prefix:
+        start = prefixes.length(prefix)
+        own = torch.tensor([prefixes.own(i) for i in rows], device=handle.device)
+        input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)  # the whole prompts
+        mask = torch.ones_like(input_ids)
+        position_ids = torch.arange(start, input_ids.shape[1], device=handle.device).expand(len(rows), -1)
+        out = handle.model(input_ids=own, attention_mask=mask, position_ids=position_ids,
+                           use_cache=True, output_hidden_states=True, **cache_argument(handle.model, cache))
+    else:
+        enc = handle.tokenizer(prompts, return_tensors="pt", padding=True).to(handle.device)
+        input_ids, mask = enc["input_ids"], enc["attention_mask"]
+        # Left padding: positions must count real tokens only, as `generate` does.
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = handle.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+                           output_hidden_states=True, output_attentions=attention == "eager", use_cache=False)
+    probed, _probe_rows = _probe_rows, None
     hidden = torch.stack([h[:, -1, :] for h in out.hidden_states], dim=1).float()  # (item, layer+1, d_model)
     logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (item, vocab)
     probs = logprobs.exp()
@@ -194,24 +213,24 @@ def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | Non
     if lens_top is not None:
         sites.update(lens_top_ids=lens_top, lens_final_prob=lens_prob)
     if attention == "eager":
-        rows = [layer[:, :, -1, :] for layer in out.attentions]
+        probed = [layer[:, :, -1, :] for layer in out.attentions]
     if attention:
-        if len(rows) != len(out.hidden_states) - 1:
-            raise RuntimeError(f"read attention from {len(rows)} of {len(out.hidden_states) - 1} layers")
-        sites.update(zip(ATTENTION_SITES, _attention_summaries(rows, enc["input_ids"], mask)))
+        if len(probed) != len(out.hidden_states) - 1:
+            raise RuntimeError(f"read attention from {len(probed)} of {len(out.hidden_states) - 1} layers")
+        sites.update(zip(ATTENTION_SITES, _attention_summaries(probed, input_ids, mask)))
     return {k: v.cpu().numpy() for k, v in sites.items()}
 
 
 def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64, attention: bool = False,
           progress: bool = False) -> Trace:
-    """Trace `items` in length-sorted batches; rows come back in the order given."""
+    """Trace `items` in batches of equal length; rows come back in the order given. Prompts that
+    share a prefix (a family's fixed examples) continue from its cache (`bench.model.prefix`)."""
     import torch
     from tqdm import tqdm
 
     prompts = [item.prompt for item in items]
     if not items:
         return Trace((), *(np.zeros((0,)) for _ in range(5)))
-    lengths = [len(ids) for ids in handle.tokenizer(prompts)["input_ids"]]
     sites: dict[str, np.ndarray] = {}  # filled in place: no per-item rows, no copy when stacking
     with contextlib.ExitStack() as stack:
         mode = None
@@ -219,16 +238,24 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
             mode = "probe" if stack.enter_context(_probed_attention(handle.model)) else "eager"
             if mode == "eager":
                 stack.enter_context(_eager_attention(handle.model))
-        batches = list(exact_length_batches(lengths, 1 if mode == "eager" else batch_size))
+        prefixes = Prefixes(handle, prompts)
+        if mode == "eager":  # attention weights come from full passes only
+            prefixes.prefix = [""] * len(prompts)
+        work = []  # (prefix, item indices of one pass)
+        for prefix, members in prefixes.groups().items():
+            lengths = [len(prefixes.own(i)) if prefix else len(prefixes.ids[i]) for i in members]
+            work += [(prefix, [members[k] for k in batch])
+                     for batch in exact_length_batches(lengths, 1 if mode == "eager" else batch_size)]
         stack.enter_context(torch.inference_mode())
         stack.enter_context(_one_thread())
-        for batch in tqdm(batches, desc="trace", disable=not progress, leave=False):
-            arrays = _forward_batch(handle, [prompts[i] for i in batch], mode)
+        for prefix, batch in tqdm(work, desc="trace", disable=not progress, leave=False):
+            arrays = _forward_batch(handle, [prompts[i] for i in batch], mode, prefixes, prefix, batch)
             for name, array in arrays.items():
                 if name not in sites:
                     dtype = np.float32 if array.dtype.kind == "f" else array.dtype
                     sites[name] = np.empty((len(items),) + array.shape[1:], dtype=dtype)
                 sites[name][batch] = array
+        prefixes.forget()
     return Trace(tuple(item.id for item in items), **sites)
 
 

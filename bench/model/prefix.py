@@ -1,0 +1,82 @@
+"""Shared prompt prefixes, computed once.
+
+With fixed few-shot examples (tasks.render, the default), every prompt of a family starts with
+the same examples. Their keys and values are computed once, alone, and every item of the family
+continues from them: only the item's own tokens (and, in evaluation, its answer) are run. The
+rule that finds a prompt's prefix depends on that prompt alone, so an item's trace is the same
+whatever else is traced with it, at any batch size:
+
+  * the prefix ends at the blank line before the item's own text (`shot_separator` "\\n\\n" of the
+    plain-language suite), kept to its first newline: in byte-level BPE vocabularies "\\n\\n"
+    followed by text splits as "\\n" + "\\nText", so the prefix ends on a token boundary;
+  * it is used only where the prompt's tokens start with the prefix's own tokens (checked per
+    item); any other prompt is run whole.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Sequence
+
+
+def cache_argument(model, cache) -> dict[str, Any]:
+    """The keyword a model's forward takes a key/value cache by (transformers renames it)."""
+    import inspect
+
+    names = inspect.signature(model.forward).parameters
+    return {"cache": cache} if "cache" in names else {"past_key_values": cache}
+
+
+def prefix_text(prompt: str) -> str:
+    """The part of `prompt` shared with its family's other prompts: its examples, or ""."""
+    cut = prompt.rfind("\n\n")
+    return prompt[:cut + 1] if cut > 0 else ""
+
+
+class Prefixes:
+    """Token ids of prompts split into (shared prefix, own part), and each prefix's cache."""
+
+    def __init__(self, handle, prompts: Sequence[str]):
+        self.handle = handle
+        tok = handle.tokenizer
+        self.ids = tok(list(prompts))["input_ids"] if prompts else []
+        texts = [prefix_text(p) for p in prompts]
+        unique = sorted({t for t in texts if t})
+        encoded = dict(zip(unique, tok(unique)["input_ids"])) if unique else {}
+        self.prefix: list[str] = []
+        for text, ids in zip(texts, self.ids):
+            head = encoded.get(text)
+            usable = head is not None and 0 < len(head) < len(ids) and ids[:len(head)] == head
+            self.prefix.append(text if usable else "")
+        self._encoded = encoded
+        self._caches: dict[str, Any] = {}
+
+    def groups(self) -> dict[str, list[int]]:
+        """Prompt indices by prefix ("" for prompts run whole), in a fixed order."""
+        out: dict[str, list[int]] = {}
+        for i, text in enumerate(self.prefix):
+            out.setdefault(text, []).append(i)
+        return dict(sorted(out.items()))
+
+    def length(self, text: str) -> int:
+        return len(self._encoded[text]) if text else 0
+
+    def own(self, i: int) -> list[int]:
+        """The tokens of prompt `i` after its prefix."""
+        return self.ids[i][self.length(self.prefix[i]):]
+
+    def cache(self, text: str, rows: int):
+        """The prefix's keys and values for a batch of `rows` items (the prefix is run once,
+        alone, so its cache is the same whatever batch it is used in)."""
+        import torch
+
+        if text not in self._caches:
+            ids = torch.tensor([self._encoded[text]], device=self.handle.device)
+            out = self.handle.model(input_ids=ids, use_cache=True)
+            self._caches[text] = getattr(out, "cache", None) or out.past_key_values
+        cache = copy.deepcopy(self._caches[text])
+        if rows > 1:
+            cache.batch_repeat_interleave(rows)
+        return cache
+
+    def forget(self) -> None:
+        self._caches.clear()
