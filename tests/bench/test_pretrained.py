@@ -176,3 +176,54 @@ def test_a_family_failing_its_base_region_is_flagged_and_left_out():
     assert "lookup" in competence["note"] and "left out" in competence["note"]
     fine = base_competence(families, base, [Outcome(i.id, "", True) for i in base])
     assert fine["flagged"] == [] and fine["note"] == "" and fine["scored_families"] == ["copy", "lookup"]
+
+
+# -- shared prefixes -----------------------------------------------------------------------
+
+def _rendered(names=("copy", "lookup", "twohop"), n=3):
+    return [item for name in names for cell in get_family(name).cells[:3]
+            for item in few_shot(get_family(name).generate(cell.name, n, 0), get_family(name), 3, 0)]
+
+
+def test_a_family_prefix_is_cut_on_a_token_boundary(tiny_gguf):
+    from bench.model.prefix import Prefixes, prefix_text
+
+    handle = load_model(str(tiny_gguf))
+    items = _rendered()
+    prefixes = Prefixes(handle, [i.prompt for i in items])
+    # one per family (its fixed examples), and one more where an item is itself an example
+    groups = prefixes.groups()
+    assert all(prefixes.prefix) and 3 <= len(groups) <= 5 and sum(len(g) >= 5 for g in groups.values()) == 3
+    for k, item in enumerate(items):
+        assert item.prompt.startswith(prefix_text(item.prompt)) and prefix_text(item.prompt).endswith("\n")
+        assert prefixes.ids[k][:prefixes.length(prefixes.prefix[k])] == handle.tokenizer(prefixes.prefix[k])["input_ids"]
+    zoo = get_family("addition").generate("digits=1", 3, 0)
+    assert Prefixes(handle, [i.prompt for i in zoo]).prefix == ["", "", ""]  # zero-shot: nothing shared
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_traces_after_a_shared_prefix_equal_whole_passes_at_any_batch_size(tiny_gguf, monkeypatch, attention):
+    from bench.model import trace as traces
+
+    handle = load_model(str(tiny_gguf))
+    sealed = [item.sealed() for item in _rendered()]
+    by_8 = traces.trace(handle, sealed, batch_size=8, attention=attention)
+    by_1 = traces.trace(handle, sealed, batch_size=1, attention=attention)
+    monkeypatch.setattr(traces.Prefixes, "groups", lambda self: {"": list(range(len(self.ids)))})
+    whole = traces.trace(handle, sealed, batch_size=8, attention=attention)
+    sites = ["hidden", "top_probs", "entropy", "lens_final_prob"] + (["attn_entropy", "attn_first", "attn_prev"] if attention else [])
+    for site in sites:
+        assert np.array_equal(getattr(by_8, site), getattr(by_1, site)), site  # bit-identical across batch sizes
+        assert np.allclose(getattr(by_8, site), getattr(whole, site), atol=1e-4), site  # the same computation
+    assert np.array_equal(by_8.top_ids[:, 0], whole.top_ids[:, 0])
+    assert np.array_equal(by_8.prompt_tokens, whole.prompt_tokens)
+
+
+def test_pretrained_run_is_byte_identical_at_batch_sizes_1_and_8(tmp_path, tiny_gguf):
+    outputs = []
+    for size in (1, 8):
+        out = tmp_path / f"b{size}"
+        assert main(["run", "--model", str(tiny_gguf), "--tasks", "copy,twohop", "--n", "3", "--batch-size", str(size),
+                     "--predictors", "random,confidence,knn_distance,attention_shift", "--out", str(out), "--no-cache"]) == 0
+        outputs.append({name: (out / name).read_bytes() for name in ("predictions.jsonl", "stages/outcomes.variant.jsonl")})
+    assert outputs[0] == outputs[1]
