@@ -124,15 +124,24 @@ def decode_answer(handle: ModelHandle, new_tokens: Sequence[int]) -> str:
     return text.split("\n", 1)[0]
 
 
-def greedy_answers(handle: ModelHandle, prompts: Sequence[str], budgets: Sequence[int], batch_size: int = 64) -> list[str]:
+def progress_bar(total: int, desc: str | None):
+    """A tqdm bar in items/s on a terminal (nothing when stderr is not one, or without `desc`)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", leave=False, disable=True if desc is None else None)
+
+
+def greedy_answers(handle: ModelHandle, prompts: Sequence[str], budgets: Sequence[int], batch_size: int = 64,
+                   progress: str | None = None) -> list[str]:
     """Plain batched `model.generate` greedy decoding, each row cut to its own budget."""
     import torch
 
     tok = handle.tokenizer
     lengths = [len(ids) for ids in tok(list(prompts))["input_ids"]] if prompts else []
     answers: list[str] = [""] * len(prompts)
-    with torch.inference_mode():
+    with torch.inference_mode(), progress_bar(len(prompts), progress) as bar:
         for batch in exact_length_batches(lengths, batch_size):
+            bar.update(len(batch))
             enc = tok([prompts[i] for i in batch], return_tensors="pt", padding=True).to(handle.device)
             out = handle.model.generate(
                 **enc, do_sample=False, max_new_tokens=max(budgets[i] for i in batch),
@@ -169,7 +178,8 @@ def _decide(handle: ModelHandle, target: str, target_ids: list[int], argmax: lis
     return None
 
 
-def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64) -> list[tuple[bool, str, bool] | None]:
+def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
+                   progress: str | None = None) -> list[tuple[bool, str, bool] | None]:
     """One forward pass per item over prompt + target; see the module docstring. Prompts that share
     a prefix (a family's fixed examples) continue from its cache: only their own tokens and the
     answer are run (`bench.model.prefix`)."""
@@ -185,13 +195,14 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
     targets = tok([item.target for item in items], add_special_tokens=False)["input_ids"]
     round_trip = tok.batch_decode(targets, skip_special_tokens=False)
     usable = {i for i, item in enumerate(items) if targets[i] and round_trip[i] == item.target}
-    with torch.inference_mode():
+    with torch.inference_mode(), progress_bar(len(usable), progress) as bar:
         for prefix, members in prefixes.groups().items():
             members = [i for i in members if i in usable]
             start = prefixes.length(prefix)
             own = {i: (prefixes.own(i) if prefix else prefixes.ids[i]) for i in members}
             for batch in sorted_batches([len(own[i]) + len(targets[i]) for i in members], batch_size):
                 rows = [members[k] for k in batch]
+                bar.update(len(rows))
                 width = max(len(own[i]) + len(targets[i]) for i in rows)
                 keep = max(len(targets[i]) for i in rows) + 1
                 ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
@@ -222,7 +233,7 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
 
 def evaluate(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
              families: Mapping[str, TaskFamily] | None = None, fast: bool = True,
-             stats: dict | None = None) -> list[Outcome]:
+             stats: dict | None = None, progress: str | None = None) -> list[Outcome]:
     """Greedy exact match for each item; `fast` uses the teacher-forced path where it decides.
     `stats`, if given, counts the items each path decided."""
     families = dict(families or {})
@@ -232,7 +243,7 @@ def evaluate(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
     outcomes: list[Outcome | None] = [None] * len(items)
     if fast:
         plain_check = [type(families[item.family]).check is TaskFamily.check for item in items]
-        for i, result in enumerate(teacher_forced(handle, items, batch_size)):
+        for i, result in enumerate(teacher_forced(handle, items, batch_size, progress=progress)):
             if result is not None and plain_check[i]:
                 correct, output, complete = result
                 outcomes[i] = Outcome(items[i].id, output, correct, complete)
@@ -242,7 +253,8 @@ def evaluate(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
         stats["generated"] = stats.get("generated", 0) + len(todo)
     if todo:
         budgets = [answer_budget(handle, items[i].target) for i in todo]
-        answers = greedy_answers(handle, [items[i].prompt for i in todo], budgets, batch_size)
+        answers = greedy_answers(handle, [items[i].prompt for i in todo], budgets, batch_size,
+                                 progress=progress and f"{progress} (generated)")
         for i, answer in zip(todo, answers):
             outcomes[i] = Outcome(items[i].id, answer, families[items[i].family].check(answer, items[i]))
     return outcomes

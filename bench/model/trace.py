@@ -248,7 +248,10 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
                      for batch in exact_length_batches(lengths, 1 if mode == "eager" else batch_size)]
         stack.enter_context(torch.inference_mode())
         stack.enter_context(_one_thread())
-        for prefix, batch in tqdm(work, desc="trace", disable=not progress, leave=False):
+        bar = stack.enter_context(tqdm(total=len(items), desc="trace", unit="item", leave=False,
+                                       disable=None if progress else True))
+        for prefix, batch in work:
+            bar.update(len(batch))
             arrays = _forward_batch(handle, [prompts[i] for i in batch], mode, prefixes, prefix, batch)
             for name, array in arrays.items():
                 if name not in sites:
@@ -403,7 +406,7 @@ class TracedModel:
                 if cached is not None:
                     self._remember(cached)
             if missing:
-                new = trace(self._handle, missing, self._batch_size, attention=self._attention)
+                new = trace(self._handle, missing, self._batch_size, attention=self._attention, progress=True)
                 self.traced += len(missing)
                 if self._cache is not None:
                     self._cache.put(missing, new)

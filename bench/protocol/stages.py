@@ -225,7 +225,7 @@ def _evaluated(folder: RunFolder, split: str, handle: ModelHandle, items: list[I
     stored = folder.stored_outcomes(split, items)
     if stored is not None:
         return stored
-    outcomes = evaluate(handle, items, batch_size, families, stats=stats)
+    outcomes = evaluate(handle, items, batch_size, families, stats=stats, progress=f"evaluate {split}")
     folder.write_outcomes(split, outcomes)
     return outcomes
 
