@@ -34,7 +34,7 @@ MIN_FREE_BYTES = 64 * 2**20  # a run folder of the default suite takes a few MiB
 
 def check_out(spec: RunSpec) -> Path:
     """The run folder, checked before any work: it must be new (or empty) and writable, or with
-    `--resume` hold a run of the same identity."""
+    `--resume` hold a run of the same identity (or be new or empty: the run then starts)."""
     if spec.out is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         name = Path(spec.model.name_or_path).name or "model"
@@ -43,12 +43,13 @@ def check_out(spec: RunSpec) -> Path:
         out = Path(spec.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} is a file: pass --out a folder path")
-    if spec.resume:
-        if spec.out is None:
-            raise UserError("--resume needs --out: the folder of the run to continue")
+    if spec.resume and spec.out is None:
+        raise UserError("--resume needs --out: the folder of the run to continue")
+    fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    if spec.resume and not fresh:  # a run killed before its folder was made starts afresh: retry loops just rerun
         stored = out / "run.json"
         if not stored.is_file():
-            raise UserError(f"nothing to resume in {out}: it has no run.json (start the run without --resume)")
+            raise UserError(f"nothing to resume in {out}: it holds files but no run.json (pass another --out)")
         try:
             identity = json.loads(stored.read_text())["identity"]
         except (json.JSONDecodeError, KeyError, TypeError):

@@ -71,7 +71,8 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
     """The sealed protocol on `spec`; returns results.json's content (and `run_dir`)."""
     spec.check()
     families = resolve_families(spec.tasks) if spec.tasks is not None else None
-    folder = RunFolder(check_out(spec), spec.resume)
+    out = check_out(spec)
+    folder = RunFolder(out, spec.resume and (out / "run.json").is_file())  # --resume with nothing there starts it
     pool = open_predictors(spec.predictors, spec.predictor_timeout, log, wait=False)  # starts while the model loads
     clock = Clock()
     try:

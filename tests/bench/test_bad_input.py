@@ -73,7 +73,7 @@ CASES = [
     ("verify a missing folder", ["verify", "{root}/nowhere"], "no run folder"),
     ("validate a non-submission", ["leaderboard", "validate", "{root}/notarun"], "not a finished brittlebench run"),
     ("unknown zoo preset", ["zoo", "train", "--preset", "gigantic", "--out", "{root}/z"], "unknown zoo preset"),
-    ("resume with nothing there", ["run", "--resume", "--out", "{root}/fresh"], "nothing to resume"),
+    ("resume a folder that holds no run", ["run", "--resume", "--out", "{root}"], "nothing to resume"),
     ("checkpoints folder missing", ["run", "--checkpoints", "{root}/nowhere"], "--checkpoints"),
     ("two histories named", ["run", "--checkpoints", "{root}/no_config", "--revisions", "a,b"], "pass one of them"),
     ("checkpoints folder without one", ["run", "--checkpoints", "{root}/no_config", "--predictors", "emergence_time",

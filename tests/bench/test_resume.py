@@ -115,10 +115,19 @@ def test_resume_refuses_other_settings_and_missing_runs(tmp_path):
     run(RunSpec(n=3, out=tmp_path / "r", predictors=("random",)), log=lambda m: None)
     with pytest.raises(UserError, match="other settings"):
         run(RunSpec(n=4, out=tmp_path / "r", predictors=("random",), resume=True), log=lambda m: None)
+    (tmp_path / "stray").mkdir()
+    (tmp_path / "stray" / "notes.txt").write_text("not a run")
     with pytest.raises(UserError, match="nothing to resume"):
-        run(RunSpec(n=3, out=tmp_path / "empty", resume=True), log=lambda m: None)
+        run(RunSpec(n=3, out=tmp_path / "stray", resume=True), log=lambda m: None)
     with pytest.raises(UserError, match="--resume to continue"):
         run(RunSpec(n=3, out=tmp_path / "r", predictors=("random",)), log=lambda m: None)
+
+
+def test_resume_with_nothing_there_starts_the_run(tmp_path):
+    """A retry loop reruns the same command: a run killed before its folder existed just starts."""
+    first = run(RunSpec(n=3, out=tmp_path / "new", predictors=("random",), resume=True), log=lambda m: None)
+    again = run(RunSpec(n=3, out=tmp_path / "new", predictors=("random",), resume=True), log=lambda m: None)
+    assert first["predictions_sha256"] == again["predictions_sha256"] and (tmp_path / "new" / "results.json").is_file()
 
 
 class Hangs(Predictor):
