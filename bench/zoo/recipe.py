@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from tasks import SUITES
+
 from ..errors import UserError
 
 PRESETS_FILE = Path(__file__).parent / "presets.toml"
@@ -64,7 +66,7 @@ class Recipe:
     grow_init: str = "copy"
 
 
-ALL_TASKS = ("addition", "multihop", "compose", "commands", "recall", "parity", "counting")
+ALL_TASKS = SUITES["zoo"]  # the zoo suite: the formats zoo models are trained on
 
 
 def load_presets(path: Path = PRESETS_FILE) -> tuple[dict[str, Recipe], str]:

@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.errors import UserError
-from bench.model.evaluate import _decide, evaluate
+from bench.model.evaluate import Outcome, _decide, evaluate
 from bench.model.load import ModelLoadError, ModelSpec, load_model
 from bench.protocol.stages import base_competence, default_tasks
-from bench.model.evaluate import Outcome
 from tasks import SUITES, get_family, suite_families
 from tasks.render import chat, few_shot, shots_for
 
@@ -69,9 +67,10 @@ def test_a_gguf_model_runs_the_pretrained_suite_end_to_end(tmp_path, tiny_gguf, 
 # -- the suite -----------------------------------------------------------------------------
 
 def test_default_tasks_follow_the_model():
+    from bench.model.load import DEFAULT_MODEL_PATH
+
     zoo = load_model("default")
-    assert default_tasks(zoo) == tuple(json.loads((zoo.source and __import__("pathlib").Path(zoo.source) / "zoo.json")
-                                                  .read_text())["recipe"]["tasks"])
+    assert default_tasks(zoo) == tuple(json.loads((DEFAULT_MODEL_PATH / "zoo.json").read_text())["recipe"]["tasks"])
     assert default_tasks(zoo, "pretrained") == suite_families("pretrained")
 
 
