@@ -25,9 +25,9 @@ the interface falls back to eager attention, one item at a time.
 
 Every item's trace is bit-for-bit the same whatever the batch size, the other
 items, or whether it came from the cache: items are batched only with items of
-exactly the same token length (no padding), and the pass runs on one thread,
-where a row's result does not depend on the batch's shape (with several threads
-it does, in the last bits). The attention read is an elementwise product and a
+exactly the same token length (no padding), and the pass uses every core only where a row's
+result then depends neither on the batch's shape nor on the thread count (MKL's strict CNR
+mode, checked once per process by `threads_keep_rows_invariant`), else one thread. The attention read is an elementwise product and a
 sum over keys, row by row, so it too is independent of the batch (eager attention's
 batched products are not, which is why the fallback goes one item at a time).
 """
@@ -53,14 +53,43 @@ TOP_K = 8
 ATTENTION_SITES = ("attn_entropy", "attn_prev", "attn_first", "attn_induction")
 
 
+_THREADS_KEEP_ROWS: bool | None = None
+
+
+def threads_keep_rows_invariant() -> bool:
+    """Whether, with torch's current thread count, one row of a batched float32 product equals the
+    row computed alone and the same product on one thread (MKL's strict CNR mode, which
+    bench.model.load asks for with MKL_CBWR, makes it so on the CPUs we know); checked once."""
+    global _THREADS_KEEP_ROWS
+    import torch
+
+    if _THREADS_KEEP_ROWS is None:
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(96, 576, generator=generator)
+        w = torch.randn(576, 1536, generator=generator)
+        batched, alone = x @ w, x[:1] @ w
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            single = x @ w
+        finally:
+            torch.set_num_threads(before)
+        _THREADS_KEEP_ROWS = bool(torch.equal(batched[:1], alone) and torch.equal(batched, single))
+    return _THREADS_KEEP_ROWS
+
+
 @contextlib.contextmanager
-def _one_thread():
-    before = __import__("torch").get_num_threads()
-    __import__("torch").set_num_threads(1)
+def _invariant_threads():
+    """Every core where rows stay batch-invariant with them (`threads_keep_rows_invariant`), else
+    one thread, where they always do."""
+    torch = __import__("torch")
+    before = torch.get_num_threads()
+    if not threads_keep_rows_invariant():
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        __import__("torch").set_num_threads(before)
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -247,7 +276,7 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
             work += [(prefix, [members[k] for k in batch])
                      for batch in exact_length_batches(lengths, 1 if mode == "eager" else batch_size)]
         stack.enter_context(torch.inference_mode())
-        stack.enter_context(_one_thread())
+        stack.enter_context(_invariant_threads())
         bar = stack.enter_context(tqdm(total=len(items), desc="trace", unit="item", leave=False,
                                        disable=None if progress else True))
         for prefix, batch in work:
