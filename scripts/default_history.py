@@ -5,7 +5,9 @@ kept, then pack a spread of them (fp16 storage) beside the model.
     python scripts/default_history.py pack --out DIR --into FOLDER      # checkpoints/step-N in FOLDER
 
 The chain is the default preset's `init_from` line (suite -> suite-fresh -> ... -> suite-keyed3);
-`zoo train` trains each stage into DIR/init/PRESET, with the checkpoints its preset lists. Steps in
+`zoo train` trains each stage's parent into the stage's own init/PARENT folder (so the first stage
+sits deepest: DIR/init/suite-keyed2/init/.../init/suite), with the checkpoints its preset lists.
+`train` run again goes on from the newest checkpoint of the stage it was in. Steps in
 the packed names count from the start of the whole chain, so a history reads as one training run.
 """
 from __future__ import annotations
@@ -37,10 +39,14 @@ def stage_folders(out: Path, preset: str) -> list[tuple[str, Path, int]]:
     """(preset, its folder, the cumulative step it starts at) for every stage of the chain."""
     from bench.zoo.recipe import get_preset
 
+    names = chain(preset)
+    folders, folder = {}, out
+    for name in reversed(names):  # each stage trains its parent into its own init/PARENT folder
+        folders[name] = folder
+        folder = folder / "init" / get_preset(name).init_from if get_preset(name).init_from else folder
     start, stages = 0, []
-    for name in chain(preset):
-        folder = out if name == preset else out / "init" / name
-        stages.append((name, folder, start))
+    for name in names:
+        stages.append((name, folders[name], start))
         start += get_preset(name).steps
     return stages
 
