@@ -34,6 +34,7 @@ def format_results(results: dict) -> str:
             for name, rate in competence["base_failure"].items()))
     if competence.get("note"):
         lines.append(f"warning: {competence['note']}")
+    if competence.get("base_failure"):
         lines.append("")
     lines.append(format_predictors(results["predictors"], results["n_variant"], results.get("tracks")))
     return "\n".join(lines)
