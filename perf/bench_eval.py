@@ -1,6 +1,7 @@
 """Evaluation speed, side by side in one run (prints figures; asserts nothing).
 
     python perf/bench_eval.py [--models default,zoo/zoo-l6] [--tasks addition] [--n 300] [--no-lm-eval]
+    python perf/bench_eval.py --real [--n 10]     # SmolLM2-135M-Instruct on the pretrained suite
 
 For each model, on the same items (n per cell of the given families), in separate
 processes so that each peak RSS is its own:
@@ -91,8 +92,10 @@ def _child(code: str, *args: str) -> tuple[dict, float, float]:
 
 def lm_eval(model: str, folder: Path, items: list[dict]) -> tuple[dict, float, float]:
     out = folder / f"lm_eval_out_{abs(hash(model))}"  # one folder per model: results must not be mixed up
+    path = Path(model).resolve()
+    source = f"pretrained={path.parent},gguf_file={path.name}" if path.suffix == ".gguf" else f"pretrained={path}"
     cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
-           f"pretrained={Path(model).resolve()},dtype=float32", "--tasks", "bb_perf", "--include_path", str(folder),
+           f"{source},dtype=float32", "--tasks", "bb_perf", "--include_path", str(folder),
            "--batch_size", "64", "--device", "cpu", "--log_samples", "--output_path", str(out)]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -139,7 +142,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="items per cell")
     parser.add_argument("--no-lm-eval", action="store_true")
     parser.add_argument("--no-run", action="store_true", help="skip the whole-run figures")
+    parser.add_argument("--real", action="store_true", help="only the real-model figures: SmolLM2-135M-Instruct "
+                        "(fetched as `make real` does) on the pretrained suite, --n items per cell")
     args = parser.parse_args()
+    if args.real:
+        return real_run(args)
     sys.path.insert(0, str(ROOT))
     from bench.model.load import DEFAULT_MODEL_PATH
     from tasks.export import export
@@ -225,6 +232,49 @@ def whole_run(args) -> None:
         _, lm_wall, _ = lm
         print(f"  lm-evaluation-harness evaluating the same {len(items)} items alone: {lm_wall:.1f} s wall; "
               f"the whole brittlebench run takes {wall / lm_wall:.2f}x its time")
+
+
+def real_run(args) -> None:
+    """A real pretrained model: the whole `brittlebench run` (every predictor, both tracks) on the
+    pretrained suite, against lm-evaluation-harness evaluating exactly that run's items alone,
+    exact match compared item for item."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from real_model import fetch
+    from tasks import Item
+    from tasks.export import export
+    from tasks.registry import resolve_families
+
+    import torch
+
+    gguf = fetch()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model {gguf.name}")
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bench.cli", "run", "--model", str(gguf), "--suite", "pretrained",
+                        "--n", str(args.n), "--out", f"{tmp}/r", "--no-cache"], env=ENV, check=True, capture_output=True)
+        wall = time.perf_counter() - started
+        results = json.loads(Path(f"{tmp}/r/results.json").read_text())
+        items = [Item.from_dict(json.loads(line)) for name in ("base", "variants")
+                 for line in Path(f"{tmp}/r/items/{name}.jsonl").read_text().splitlines()]
+        ours = {o["item_id"]: o["correct"] for o in map(json.loads, Path(f"{tmp}/r/outcomes.jsonl").read_text().splitlines())}
+        families = resolve_families(sorted({i.family for i in items}))
+        shifts = {(f.name, c.name): c.shift for f in families.values() for c in f.cells}
+        folder = Path(tmp) / "export"
+        export(items, shifts, "jsonl", folder)
+        export(items, shifts, "lm-eval", folder, name="bb_perf")
+        rows = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
+        theirs, lm_wall, lm_rss = lm_eval(str(gguf), folder, rows)
+    timings = results["timings"]
+    print(f"whole `brittlebench run` on the pretrained suite ({len(items)} items, {args.n} per cell, "
+          f"{len(results['predictors'])} predictors, both tracks): {wall:.1f} s wall")
+    print("  " + ", ".join(f"{k} {v:.1f}s ({v / wall:.0%})" for k, v in timings.items()))
+    mine = {"correct": [ours[r["id"]] for r in rows]}
+    _disagreements("lm-eval", mine, theirs, rows)
+    same = sum(a == b for a, b in zip(mine["correct"], theirs["correct"]))
+    print(f"  lm-evaluation-harness evaluating the same {len(items)} items alone: {lm_wall:.1f} s wall "
+          f"(peak RSS {lm_rss:.0f} MiB); the whole brittlebench run takes {wall / lm_wall:.2f}x its time")
+    print(f"  exact match equal on {same} of {len(rows)} items (accuracy: brittlebench "
+          f"{sum(mine['correct']) / len(rows):.3f}, lm-eval {sum(theirs['correct']) / len(rows):.3f})")
 
 
 if __name__ == "__main__":

@@ -51,9 +51,13 @@ def export(items: Sequence[Item], shifts: dict[tuple[str, str], str], fmt: str, 
         f"test_split: test\n"
         f"output_type: generate_until\n"
         f"doc_to_text: \"{{{{prompt}}}}\"\n"
-        f"doc_to_target: \"{{{{target}}}}\"\n"
+        f"doc_to_target: \"{{{{target | trim}}}}\"\n"
         f"target_delimiter: \"\"\n"
         f"generation_kwargs:\n  until: [\"\\n\"]\n  do_sample: false\n  max_gen_toks: {longest + 2}\n"
+        f"# exact match as brittlebench scores it: the answer up to its newline, stripped, equals the\n"
+        f"# stripped target (pretrained-suite targets start with the space written after 'Answer:')\n"
+        f"filter_list:\n  - name: strip\n    filter:\n      - function: remove_whitespace\n"
+        f"      - function: take_first\n"
         f"metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n"
         f"metadata:\n  version: 1.0\n")
     return [data, yaml]
