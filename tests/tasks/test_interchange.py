@@ -48,6 +48,8 @@ def test_lm_eval_export_writes_task_and_data(items_and_shifts, tmp_path):
     assert [(r["prompt"], r["target"]) for r in rows] == [(i.prompt, i.target) for i in items]
     text = yaml.read_text()
     assert "task: bb_test" in text and "output_type: generate_until" in text and str(data.resolve()) in text
+    # exact match as brittlebench scores it: both sides stripped (pretrained targets start with a space)
+    assert '"{{target | trim}}"' in text and "function: remove_whitespace" in text
 
 
 def good_rows():
