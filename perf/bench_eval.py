@@ -196,27 +196,35 @@ def main() -> None:
         whole_run(args)
 
 
-def whole_run(args) -> None:
-    """The whole default run, and lm-evaluation-harness evaluating exactly that run's items alone."""
-    from bench.model.load import DEFAULT_MODEL_PATH
+def _exported_run(tmp: Path):
+    """The finished run in tmp/r: its results, its items, and those items exported for lm-eval into
+    tmp/export (a JSONL and the task YAML); returns (results, items, export folder, exported rows)."""
     from tasks import Item
     from tasks.export import export
     from tasks.registry import resolve_families
+
+    results = json.loads((tmp / "r" / "results.json").read_text())
+    items = [Item.from_dict(json.loads(line)) for name in ("base", "variants")
+             for line in (tmp / "r" / "items" / f"{name}.jsonl").read_text().splitlines()]
+    families = resolve_families(sorted({i.family for i in items}))
+    shifts = {(f.name, c.name): c.shift for f in families.values() for c in f.cells}
+    folder = tmp / "export"
+    export(items, shifts, "jsonl", folder)
+    export(items, shifts, "lm-eval", folder, name="bb_perf")
+    rows = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
+    return results, items, folder, rows
+
+
+def whole_run(args) -> None:
+    """The whole default run, and lm-evaluation-harness evaluating exactly that run's items alone."""
+    from bench.model.load import DEFAULT_MODEL_PATH
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r", "--no-cache"], env=ENV,
                        check=True, capture_output=True)
         wall = time.perf_counter() - started
-        results = json.loads(Path(f"{tmp}/r/results.json").read_text())
-        items = [Item.from_dict(json.loads(line)) for name in ("base", "variants")
-                 for line in Path(f"{tmp}/r/items/{name}.jsonl").read_text().splitlines()]
-        families = resolve_families(sorted({i.family for i in items}))
-        shifts = {(f.name, c.name): c.shift for f in families.values() for c in f.cells}
-        folder = Path(tmp) / "export"
-        export(items, shifts, "jsonl", folder)
-        export(items, shifts, "lm-eval", folder, name="bb_perf")
-        rows = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
+        results, items, folder, rows = _exported_run(Path(tmp))
         lm = None if args.no_lm_eval else lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)
     timings = results["timings"]
     inside = sum(timings.values())
@@ -240,9 +248,6 @@ def real_run(args) -> None:
     exact match compared item for item."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from real_model import fetch
-    from tasks import Item
-    from tasks.export import export
-    from tasks.registry import resolve_families
 
     import torch
 
@@ -253,16 +258,8 @@ def real_run(args) -> None:
         subprocess.run([sys.executable, "-m", "bench.cli", "run", "--model", str(gguf), "--suite", "pretrained",
                         "--n", str(args.n), "--out", f"{tmp}/r", "--no-cache"], env=ENV, check=True, capture_output=True)
         wall = time.perf_counter() - started
-        results = json.loads(Path(f"{tmp}/r/results.json").read_text())
-        items = [Item.from_dict(json.loads(line)) for name in ("base", "variants")
-                 for line in Path(f"{tmp}/r/items/{name}.jsonl").read_text().splitlines()]
+        results, items, folder, rows = _exported_run(Path(tmp))
         ours = {o["item_id"]: o["correct"] for o in map(json.loads, Path(f"{tmp}/r/outcomes.jsonl").read_text().splitlines())}
-        families = resolve_families(sorted({i.family for i in items}))
-        shifts = {(f.name, c.name): c.shift for f in families.values() for c in f.cells}
-        folder = Path(tmp) / "export"
-        export(items, shifts, "jsonl", folder)
-        export(items, shifts, "lm-eval", folder, name="bb_perf")
-        rows = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
         theirs, lm_wall, lm_rss = lm_eval(str(gguf), folder, rows)
     timings = results["timings"]
     print(f"whole `brittlebench run` on the pretrained suite ({len(items)} items, {args.n} per cell, "

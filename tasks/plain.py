@@ -44,6 +44,11 @@ def nonce(rng: random.Random) -> str:
     return "".join(rng.sample(SYLLABLES, 2))
 
 
+def draw_words(rng: random.Random, n: int, vocabulary: str) -> list[str]:
+    """`n` words, common ones or made-up ones (`vocabulary` "nonce"), repeats allowed."""
+    return [nonce(rng) if vocabulary == "nonce" else rng.choice(WORDS) for _ in range(n)]
+
+
 class PlainFamily(TaskFamily):
     """A family of the pretrained suite: shots one paragraph each, answers after a space."""
 
@@ -69,10 +74,7 @@ class Copy(PlainFamily):
 
     def sample(self, cell: Cell, rng: random.Random) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
         n = cell.axes["words"]
-        if cell.axes["vocabulary"] == "nonce":
-            words = [nonce(rng) for _ in range(n)]
-        else:
-            words = [rng.choice(WORDS) for _ in range(n)]
+        words = draw_words(rng, n, cell.axes["vocabulary"])
         text = " ".join(words)
         return (f"Repeat the words exactly.\nWords: {text}\nAnswer:", f" {text}",
                 {"words": n, "vocabulary": cell.axes["vocabulary"]}, {"words": words})
@@ -145,8 +147,7 @@ class Case(PlainFamily):
 
     def sample(self, cell: Cell, rng: random.Random) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
         n = cell.axes["words"]
-        nonce_words = cell.axes["vocabulary"] == "nonce"
-        words = [nonce(rng) if nonce_words else rng.choice(WORDS) for _ in range(n)]
+        words = draw_words(rng, n, cell.axes["vocabulary"])
         return (self.render(words), " " + " ".join(words).upper(),
                 {"words": n, "vocabulary": cell.axes["vocabulary"]}, {"words": words})
 
