@@ -315,19 +315,21 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
     tracks = {name: info["track"] for name, info in status.items() if name in scores}
     competence = base_competence(families, base, base_outcomes)
     kept = np.array([it.family in competence["scored_families"] for it in variants], dtype=bool)
-    overall = score_predictors(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, tracks=tracks,
-                               reference=None if reference is None else reference[kept]) if kept.any() else {}
-    per_family = {}
+    per_family, alone = {}, {}  # each family scored alone first: the run's family figures reuse its draws
     for name in families:
         mask = np.array([it.family == name for it in variants], dtype=bool)
         if mask.any():
             metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
-                                       tracks=tracks, reference=None if reference is None else reference[mask])
+                                       tracks=tracks, reference=None if reference is None else reference[mask],
+                                       families=alone)
             per_family[name] = {"n": int(mask.sum()), "failure_rate": float(failed[mask].mean()),
                                 "base_failure_rate": competence["base_failure"].get(name),
                                 "flagged": name in competence["flagged"],
                                 "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
                                 **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
+    overall = score_predictors(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, tracks=tracks,
+                               reference=None if reference is None else reference[kept],
+                               families=alone) if kept.any() else {}
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "scoring_version": SCORING_VERSION,

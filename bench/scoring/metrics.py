@@ -1,12 +1,13 @@
 """Scores: how well predicted failure matches observed failure.
 
-Point estimates come from scikit-learn and scipy. Bootstrap intervals resample
-items (seeded, the same resamples for every predictor, so differences are
-paired) and compute each metric for all resamples at once; tests check those
-vectorized rows against scikit-learn/scipy on the same resamples.
+Bootstrap intervals resample items (seeded, the same resamples for every
+predictor, so differences are paired) and compute each metric for all resamples
+at once; a point estimate is the same computation on the sample itself. Tests
+hold both to scikit-learn and scipy on the same resamples.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -14,7 +15,7 @@ import numpy as np
 
 N_BOOTSTRAP = 1000
 #: Bump when a metric or the resampling changes: results record it, verify compares like with like.
-SCORING_VERSION = 4  # 4: tracks, family-balanced figures, the answer-visible reference
+SCORING_VERSION = 5  # 4: tracks, family-balanced figures, the answer-visible reference; 5: per-family draws
 ECE_BINS = 10
 #: The bar every predictor is shown against (DESIGN.md), per track: a blind predictor against the
 #: blind baselines (random, prompt length), a trace-track one also against output confidence.
@@ -121,13 +122,25 @@ def _tie_sums(counts: np.ndarray, y: np.ndarray, sorted_: Sorted) -> tuple[np.nd
     return np.add.reduceat(failures, sorted_.starts, axis=1), np.add.reduceat(c - failures, sorted_.starts, axis=1)
 
 
-def _tie_sums_drawn(idx: np.ndarray, y: np.ndarray, sorted_: Sorted) -> tuple[np.ndarray, np.ndarray]:
-    """As `_tie_sums`, straight from the drawn indices: one integer bincount over (resample, group,
-    outcome) instead of reordering and summing a float count matrix. The same sums, exactly."""
-    rows, groups = idx.shape[0], len(sorted_.starts)
-    key = sorted_.group_of[idx] * 2 + (y[idx] > 0)
-    key += (np.arange(rows, dtype=np.int64) * (2 * groups))[:, None]
-    both = np.bincount(key.ravel(), minlength=rows * 2 * groups).reshape(rows, groups, 2).astype(np.float64)
+class Drawn:
+    """A chunk of resamples as drawn: (resample, draw) indices, and each draw's outcome bit and
+    resample offset, computed once and shared by every predictor."""
+
+    def __init__(self, idx: np.ndarray, y: np.ndarray):
+        self.idx, self.n = idx, len(y)
+        self.base = (y[idx] > 0).astype(np.int64)
+        self.base += (np.arange(idx.shape[0], dtype=np.int64) * (2 * self.n))[:, None]
+
+
+def _tie_sums_drawn(drawn: Drawn, sorted_: Sorted) -> tuple[np.ndarray, np.ndarray]:
+    """As `_tie_sums`, straight from the draws: one integer bincount over (resample, group, outcome)
+    instead of reordering and summing a float count matrix. The same sums, exactly."""
+    rows, groups = drawn.idx.shape[0], len(sorted_.starts)
+    key = sorted_.group_of.take(drawn.idx)
+    key *= 2
+    key += drawn.base
+    both = np.bincount(key.ravel(), minlength=rows * 2 * drawn.n).reshape(rows, drawn.n, 2)[:, :groups]
+    both = both.astype(np.float64)
     return both[..., 1], both[..., 0]
 
 
@@ -174,38 +187,18 @@ _ROWS = {"auroc": _auroc_rows, "auprc": _auprc_rows, "brier": _brier_rows, "ece"
 
 
 def point(metric: str, failed: np.ndarray, scores: np.ndarray) -> float | None:
-    """A metric's point estimate from scikit-learn (ECE from sklearn's calibration bins)."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-
+    """A metric's point estimate: its vectorized row on the sample itself (every item drawn once).
+    Tests hold these to scikit-learn's roc_auc_score, average_precision_score, brier_score_loss and
+    calibration_curve; computing them here keeps scikit-learn's import (~2 s) out of every run."""
     y = np.asarray(failed, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
     if metric in ("auroc", "auprc") and (y.all() or not y.any()):
         return None
-    if metric == "auroc":
-        return float(roc_auc_score(y, s))
-    if metric == "auprc":
-        return float(average_precision_score(y, s))
-    if metric == "brier":
-        return float(brier_score_loss(y, s, pos_label=True)) if len(y) else None
-    if metric == "ece":
-        return expected_calibration_error(y, s)
-    raise ValueError(metric)
-
-
-def expected_calibration_error(failed, scores, bins: int = ECE_BINS) -> float:
-    from sklearn.calibration import calibration_curve
-
-    y = np.asarray(failed, dtype=float)
-    s = np.asarray(scores, dtype=float)
-    if len(y) == 0:
-        return float("nan")
-    if len(set(y)) < 2:  # calibration_curve needs both outcomes; one bin term per occupied bin
-        return float(_ece_rows(np.ones((1, len(y))), y, s, bins=bins)[0])
-    observed, predicted = calibration_curve(y, s, n_bins=bins, strategy="uniform")
-    occupied = np.bincount(np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], s),
-                           minlength=bins)
-    weights = occupied[occupied > 0] / len(s)
-    return float(np.sum(weights * np.abs(observed - predicted)))
+    if metric not in _ROWS:
+        raise ValueError(metric)
+    if not len(y):
+        return None
+    return float(_ROWS[metric](np.ones((1, len(y))), y.astype(np.float64), s)[0])
 
 
 def _interval(value: float | None, rows: np.ndarray) -> Interval:
@@ -216,10 +209,10 @@ def _interval(value: float | None, rows: np.ndarray) -> Interval:
 
 
 def _item_rows(y: np.ndarray, s: np.ndarray, counts: np.ndarray, sorted_: Sorted | None = None,
-               idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+               drawn: Drawn | None = None) -> dict[str, np.ndarray]:
     """Every item metric per resample; the tie sums are computed once (from `idx` if given)."""
     sorted_ = sorted_ or Sorted(s)
-    ties = _tie_sums_drawn(idx, y, sorted_) if idx is not None else _tie_sums(counts, y, sorted_)
+    ties = _tie_sums_drawn(drawn, sorted_) if drawn is not None else _tie_sums(counts, y, sorted_)
     out = {metric: _ROWS[metric](counts, y, s, sorted_) for metric in METRICS if metric not in ("auroc", "auprc")}
     return {metric: out[metric] if metric in out else _ROWS[metric](counts, y, s, sorted_, ties) for metric in METRICS}
 
@@ -269,16 +262,15 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _cell_points(y, s, onehot) -> tuple[dict[str, float | None], np.ndarray]:
-    from scipy.stats import spearmanr
-    from sklearn.metrics import mean_absolute_error
-
+    """Across cells: mean absolute error and Spearman's rho (None under 3 cells or a constant side)
+    between mean predicted and observed failure; and the observed cell means."""
     once = np.ones((1, len(y)))
     observed, predicted = _group_means(y, onehot, once)[0], _group_means(s, onehot, once)[0]
     n_groups = onehot.shape[1]
     rho = None
     if n_groups >= 3 and np.ptp(observed) > 0 and np.ptp(predicted) > 0:
-        rho = float(spearmanr(predicted, observed).statistic)
-    return {"mae": float(mean_absolute_error(observed, predicted)), "spearman": rho}, observed
+        rho = float(_spearman_rows(predicted[None, :], observed[None, :])[0])
+    return {"mae": float(np.mean(np.abs(observed - predicted))), "spearman": rho}, observed
 
 
 def _cell_rows(y, s, onehot, counts, observed_rows=None) -> dict[str, np.ndarray]:
@@ -322,12 +314,19 @@ def family_of(cells: np.ndarray) -> np.ndarray:
     return np.array([c.split("/", 1)[0] for c in cells]) if len(cells) else np.array([], dtype=str)
 
 
-def family_resamples(members: list[np.ndarray], seed: int, n_boot: int = N_BOOTSTRAP, chunk: int = CHUNK):
+def family_stream(name: str) -> int:
+    """A family's own resampling stream, from its name: a family's draws are the same whether it is
+    scored alone (its own table) or among others (the run's family-balanced figures)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+
+
+def family_resamples(names: list[str], members: list, seed: int, n_boot: int = N_BOOTSTRAP,
+                     chunk: int = CHUNK):
     """Per chunk, per family, (resample, draw) positions within that family's items."""
     for k, start in enumerate(range(0, n_boot, chunk)):
         rows = min(chunk, n_boot - start)
-        yield [np.random.default_rng([seed, k, 7919, f]).integers(0, len(m), size=(rows, len(m)))
-               for f, m in enumerate(members)]
+        yield [np.random.default_rng([seed, k, 7919, family_stream(f)]).integers(0, len(m), size=(rows, len(m)))
+               for f, m in zip(names, members)]
 
 
 def _within(points: list[float | None], rows: list[np.ndarray]) -> tuple[float | None, np.ndarray]:
@@ -341,45 +340,56 @@ def _within(points: list[float | None], rows: list[np.ndarray]) -> tuple[float |
         return float(np.mean([points[i] for i in used])), np.nanmean(stacked, axis=0)
 
 
-def family_metrics(failed, cells, scores: dict[str, np.ndarray], seed: int, n_boot: int = N_BOOTSTRAP):
+def family_metrics(failed, cells, scores: dict[str, np.ndarray], seed: int, n_boot: int = N_BOOTSTRAP,
+                   known: dict[str, dict] | None = None):
     """Per predictor: each family's AUROC (None where one outcome only), their mean `family_auroc`,
-    the mean within-family cell rho `family_spearman`; and each one's bootstrap rows."""
+    the mean within-family cell rho `family_spearman`; and each one's bootstrap rows. `known`
+    (family -> predictor -> {"auroc"|"spearman": (point, rows)}, from scoring each family alone on
+    the same draws) saves recomputing what is already there."""
     y = np.asarray(failed, dtype=np.float64)
     fam = family_of(np.asarray(cells))
     names = list(dict.fromkeys(fam.tolist()))
-    members = [np.flatnonzero(fam == f) for f in names]
-    cell_groups = []
-    for m in members:
-        _, groups = np.unique(np.asarray(cells)[m], return_inverse=True)
-        cell_groups.append(np.eye(int(groups.max()) + 1)[groups] if len(groups) else np.zeros((0, 0)))
-    points, rows = {}, {}
-    for name, s in scores.items():
-        s = np.asarray(s, dtype=np.float64)
-        auc_points, rho_points = [], []
-        for m, onehot in zip(members, cell_groups):
-            auc_points.append(point("auroc", y[m].astype(bool), s[m]))
-            rho_points.append(_cell_points(y[m], s[m], onehot)[0]["spearman"])
-        points[name] = {"family_aurocs": dict(zip(names, auc_points)), "auroc": auc_points, "spearman": rho_points}
-        rows[name] = {"auroc": [[] for _ in members], "spearman": [[] for _ in members]}
-    sorts = {name: [Sorted(np.asarray(s, dtype=np.float64)[m]) for m in members] for name, s in scores.items()}
-    for draws in family_resamples(members, seed, n_boot):
-        for f, (m, idx, onehot) in enumerate(zip(members, draws, cell_groups)):
-            yf = y[m]
-            counts = counts_of(idx, len(m))
-            observed = _group_means(yf, onehot, counts)
-            for name, s in scores.items():
-                sf = np.asarray(s, dtype=np.float64)[m]
-                ties = _tie_sums_drawn(idx, yf, sorts[name][f])
-                rows[name]["auroc"][f].append(_auroc_rows(counts, yf, sf, sorts[name][f], ties))
-                rows[name]["spearman"][f].append(_spearman_rows(_group_means(sf, onehot, counts), observed))
+    known = known or {}
+    per = {name: {"auroc": [], "spearman": []} for name in scores}  # (point, rows) per family, in `names` order
+    for f in names:
+        if all(name in known.get(f, {}) for name in scores):
+            for name in scores:
+                for metric in ("auroc", "spearman"):
+                    per[name][metric].append(known[f][name][metric])
+            continue
+        m = np.flatnonzero(fam == f)
+        alone = _family_rows(y[m], np.asarray(cells)[m], {n: np.asarray(s, dtype=np.float64)[m] for n, s in scores.items()},
+                             f, seed, n_boot)
+        for name in scores:
+            for metric in ("auroc", "spearman"):
+                per[name][metric].append(alone[name][metric])
     out, boot = {}, {}
     for name in scores:
-        auc, auc_rows = _within(points[name]["auroc"], [np.concatenate(r) for r in rows[name]["auroc"]])
-        rho, rho_rows = _within(points[name]["spearman"], [np.concatenate(r) for r in rows[name]["spearman"]])
+        auc, auc_rows = _within([p for p, _ in per[name]["auroc"]], [r for _, r in per[name]["auroc"]])
+        rho, rho_rows = _within([p for p, _ in per[name]["spearman"]], [r for _, r in per[name]["spearman"]])
         out[name] = {"family_auroc": _interval(auc, auc_rows), "family_spearman": _interval(rho, rho_rows),
-                     "family_aurocs": points[name]["family_aurocs"]}
+                     "family_aurocs": dict(zip(names, [p for p, _ in per[name]["auroc"]]))}
         boot[name] = auc_rows
     return out, boot
+
+
+def _family_rows(y: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], family: str, seed: int,
+                 n_boot: int) -> dict[str, dict]:
+    """One family's AUROC and cell rho per predictor: (point, bootstrap rows) on its own draws."""
+    _, groups = np.unique(cells, return_inverse=True)
+    onehot = np.eye(int(groups.max()) + 1)[groups] if len(groups) else np.zeros((0, 0))
+    sorts = {name: Sorted(s) for name, s in scores.items()}
+    rows = {name: {"auroc": [], "spearman": []} for name in scores}
+    for (idx,) in family_resamples([family], [np.arange(len(y))], seed, n_boot):
+        counts = counts_of(idx, len(y))
+        observed = _group_means(y, onehot, counts)
+        drawn = Drawn(idx, y)
+        for name, s in scores.items():
+            rows[name]["auroc"].append(_auroc_rows(counts, y, s, sorts[name], _tie_sums_drawn(drawn, sorts[name])))
+            rows[name]["spearman"].append(_spearman_rows(_group_means(s, onehot, counts), observed))
+    return {name: {"auroc": (point("auroc", y, s), np.concatenate(rows[name]["auroc"])),
+                   "spearman": (_cell_points(y, s, onehot)[0]["spearman"], np.concatenate(rows[name]["spearman"]))}
+            for name, s in scores.items()}
 
 
 def cell_table(rows: Sequence[dict], predictions: dict[str, np.ndarray]) -> list[dict]:
@@ -405,26 +415,18 @@ def cell_table(rows: Sequence[dict], predictions: dict[str, np.ndarray]) -> list
 
 
 def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], seed: int,
-                     n_boot: int = N_BOOTSTRAP, tracks: dict[str, str] | None = None,
-                     reference: np.ndarray | None = None) -> dict[str, dict]:
-    """See `_score_predictors`; scikit-learn's argument checks are skipped (the arrays are ours,
-    already checked), which was a third of the scoring time."""
-    import sklearn
-
-    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
-        return _score_predictors(failed, cells, scores, seed, n_boot, tracks, reference)
-
-
-def _score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], seed: int,
                       n_boot: int = N_BOOTSTRAP, tracks: dict[str, str] | None = None,
-                      reference: np.ndarray | None = None) -> dict[str, dict]:
+                      reference: np.ndarray | None = None, families: dict[str, dict] | None = None) -> dict[str, dict]:
     """Every metric for every predictor, and each one's ranking figure (family-balanced AUROC) against
     the best baseline of its track (`tracks`: name -> "blind" or "trace"; None: every predictor in the
     trace track). With `reference` (the answer-visible scores), it is scored too, under REFERENCE,
     and each trace-track predictor is also shown against it.
 
     Resamples are drawn a chunk at a time and shared by every predictor (paired differences),
-    so memory stays bounded however many items there are."""
+    so memory stays bounded however many items there are. Items of one family are drawn from that
+    family's own stream (`family_resamples`), the draws its share of a run's family-balanced figures
+    uses; `families` (a dict, shared across calls) keeps each family scored alone so that scoring
+    the run after its families reuses their rows instead of recomputing them."""
     y = np.asarray(failed, dtype=np.float64)
     values = {name: np.asarray(s, dtype=np.float64) for name, s in scores.items()}
     tracks = dict(tracks or {}) if tracks is not None else {name: "trace" for name in values}
@@ -439,24 +441,30 @@ def _score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, n
         cell_points, _ = _cell_points(y, s, onehot)
         points[name] = _points(y, s) | cell_points
     rows: dict[str, dict[str, list]] = {name: {m: [] for m in METRICS + CELL_METRICS} for name in values}
-    for idx in resample_chunks(len(y), seed, n_boot):
+    fams = family_of(np.asarray(cells))
+    alone = fams[0] if len(set(fams.tolist())) == 1 else None
+    draws = ((idx for (idx,) in family_resamples([alone], [y], seed, n_boot)) if alone is not None
+             else resample_chunks(len(y), seed, n_boot))
+    for idx in draws:
         counts = counts_of(idx, len(y))
         observed_rows = _group_means(y, onehot, counts)
+        drawn = Drawn(idx, y)
         for name, s in values.items():
-            chunk = _item_rows(y, s, counts, sorts[name], idx) | _cell_rows(y, s, onehot, counts, observed_rows)
+            chunk = _item_rows(y, s, counts, sorts[name], drawn) | _cell_rows(y, s, onehot, counts, observed_rows)
             for metric, r in chunk.items():
                 rows[name][metric].append(r)
     out: dict[str, dict] = {}
     boot = {name: {m: np.concatenate(r) for m, r in per.items()} for name, per in rows.items()}
-    fams = family_of(np.asarray(cells))
-    if len(set(fams.tolist())) == 1:  # one family: its figures are the pooled ones, on the same resamples
+    if alone is not None:  # one family: its figures are the pooled ones, on the same resamples
         family = {n: {"family_auroc": _interval(points[n]["auroc"], boot[n]["auroc"]) if points[n]["auroc"] is not None
                       else NONE, "family_spearman": _interval(points[n]["spearman"], boot[n]["spearman"])
                       if points[n]["spearman"] is not None else NONE,
                       "family_aurocs": {fams[0]: points[n]["auroc"]}} for n in values}
         family_rows = {n: boot[n]["auroc"] for n in values}
+        if families is not None:
+            families[alone] = {n: {m: (points[n][m], boot[n][m]) for m in ("auroc", "spearman")} for n in values}
     else:
-        family, family_rows = family_metrics(y, np.asarray(cells), values, seed, n_boot) if len(y) else ({}, {})
+        family, family_rows = family_metrics(y, np.asarray(cells), values, seed, n_boot, families) if len(y) else ({}, {})
     for name in values:
         out[name] = {m: (_interval(points[name][m], boot[name][m]) if points[name][m] is not None else NONE).to_dict()
                      for m in METRICS + CELL_METRICS}

@@ -1,10 +1,22 @@
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
+from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, mean_absolute_error, roc_auc_score
 
-from bench.scoring.metrics import (_auprc_rows, _auroc_rows, _brier_rows, _ece_rows, auroc, bootstrap_indices, cell_metrics,
-                         counts_of, difference, expected_calibration_error, point, score_predictors, _spearman_rows)
+from bench.scoring.metrics import (_auprc_rows, _cell_points, _auroc_rows, _brier_rows, _ece_rows, auroc, bootstrap_indices, cell_metrics,
+                         counts_of, difference, point, score_predictors, _spearman_rows)
+
+
+def expected_calibration_error(failed, scores, bins: int = 10) -> float:
+    """The judge: ECE from scikit-learn's calibration_curve (equal-width bins), weighted by bin size."""
+    y, s = np.asarray(failed, dtype=float), np.asarray(scores, dtype=float)
+    if len(set(y)) < 2:  # calibration_curve needs both outcomes: one bin term per occupied bin
+        occupied = np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], s)
+        return float(sum(abs((y - s)[occupied == b].sum()) for b in set(occupied)) / len(y))
+    observed, predicted = calibration_curve(y, s, n_bins=bins, strategy="uniform")
+    occupied = np.bincount(np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], s), minlength=bins)
+    return float(np.sum(occupied[occupied > 0] / len(s) * np.abs(observed - predicted)))
 
 
 def test_hand_computable_cases():
@@ -17,8 +29,8 @@ def test_hand_computable_cases():
     # Brier: ((0.1)^2 + (0.6)^2 + (0.1)^2 + (0.5)^2) / 4
     assert point("brier", np.array(y), np.array(s)) == pytest.approx((0.01 + 0.36 + 0.01 + 0.25) / 4)
     # ECE with two items per perfectly-calibrated bin is 0; all-wrong confident predictions give 0.9.
-    assert expected_calibration_error([True, False], [0.55, 0.55]) == pytest.approx(0.05)
-    assert expected_calibration_error([False, False], [0.95, 0.95]) == pytest.approx(0.95)
+    assert point("ece", np.array([True, False]), np.array([0.55, 0.55])) == pytest.approx(0.05)
+    assert point("ece", np.array([False, False]), np.array([0.95, 0.95])) == pytest.approx(0.95)
     assert auroc([True, True], [0.1, 0.2]).value is None
 
 
@@ -38,6 +50,23 @@ def test_vectorized_rows_equal_library_metrics_on_each_resample(seed):
         assert p[k] == pytest.approx(average_precision_score(yk, sk) if yk.any() else np.nan, nan_ok=True)
         assert b[k] == pytest.approx(brier_score_loss(yk, sk))
         assert e[k] == pytest.approx(expected_calibration_error(yk, sk))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_point_estimates_equal_library_metrics(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.random(80) < 0.3
+    s = np.round(rng.random(80), 2)
+    assert point("auroc", y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert point("auprc", y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert point("brier", y, s) == pytest.approx(brier_score_loss(y, s), abs=1e-12)
+    assert point("ece", y, s) == pytest.approx(expected_calibration_error(y, s), abs=1e-12)
+    onehot = np.eye(5)[rng.integers(0, 5, 80)]
+    cells, _ = _cell_points(y.astype(float), s, onehot)
+    observed = [y[onehot[:, k] > 0].mean() for k in range(5)]
+    predicted = [s[onehot[:, k] > 0].mean() for k in range(5)]
+    assert cells["spearman"] == pytest.approx(spearmanr(predicted, observed).statistic, abs=1e-12)
+    assert cells["mae"] == pytest.approx(mean_absolute_error(observed, predicted), abs=1e-12)
 
 
 def test_spearman_rows_equal_scipy():
@@ -147,7 +176,7 @@ def test_family_bootstrap_rows_match_scikit_learn_on_the_same_draws():
     scores = rng.random(len(cells))
     _, rows = family_metrics(failed, cells, {"p": scores}, seed=11, n_boot=100)
     members = [np.arange(40), np.arange(40, 80)]
-    draws = next(family_resamples(members, seed=11, n_boot=100))
+    draws = next(family_resamples(["a", "b"], members, seed=11, n_boot=100))
     for r in range(5):
         per_family = []
         for m, idx in zip(members, draws):
@@ -173,3 +202,35 @@ def test_each_track_is_judged_against_its_own_baselines_and_the_trace_track_agai
     assert out["trace_p"]["vs_best_baseline"]["beats"] is False  # confidence is the stronger here
     assert out["trace_p"]["vs_reference"]["difference"]["hi"] < 0 and "vs_reference" not in out["blind_p"]
     assert out["answer_visible"]["family_auroc"]["value"] == pytest.approx(1.0)
+
+
+def test_a_run_scored_after_its_families_reuses_their_draws_and_gets_the_same_figures():
+    """Each family scored alone draws from its own stream; the run's family-balanced figures drawn
+    afresh and taken from those per-family scorings agree exactly."""
+    rng = np.random.default_rng(8)
+    cells = np.array([f"{f}/c{k % 3}" for f in ("a", "b", "c") for k in range(50)])
+    failed = rng.random(len(cells)) < 0.4
+    scores = {"random": rng.random(len(cells)), "p": np.clip(failed * 0.3 + rng.random(len(cells)) * 0.7, 0, 1)}
+    tracks = {"random": "blind", "p": "blind"}
+    fresh = score_predictors(failed, cells, scores, seed=3, n_boot=200, tracks=tracks)
+    known: dict = {}
+    for f in ("a", "b", "c"):
+        m = np.char.startswith(cells, f + "/")
+        alone = score_predictors(failed[m], cells[m], {k: v[m] for k, v in scores.items()}, seed=3, n_boot=200,
+                                 tracks=tracks, families=known)
+        assert alone["p"]["family_auroc"] == alone["p"]["auroc"]  # one family: the pooled figure
+    assert sorted(known) == ["a", "b", "c"]
+    reused = score_predictors(failed, cells, scores, seed=3, n_boot=200, tracks=tracks, families=known)
+    assert reused == fresh
+
+
+def test_tie_sums_from_the_draws_equal_those_from_the_counts():
+    from bench.scoring.metrics import Drawn, Sorted, _tie_sums, _tie_sums_drawn
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(50) < 0.4).astype(float)
+    s = np.round(rng.random(50), 1)  # ties
+    idx = bootstrap_indices(50, seed=2, n_boot=30)
+    drawn, counted = _tie_sums_drawn(Drawn(idx, y), Sorted(s)), _tie_sums(counts_of(idx, 50), y, Sorted(s))
+    for a, b in zip(drawn, counted):
+        assert a.shape == b.shape and np.array_equal(a, b)
