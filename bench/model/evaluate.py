@@ -23,11 +23,14 @@ a decision never depends on the batch. Tokenization is one batched call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from tasks import Item, TaskFamily, get_family
 
 from .load import ModelHandle
+
+if TYPE_CHECKING:
+    from .continuation import Continuations
 
 
 MARGIN = 1e-3  # logit gap under which the fast path does not trust its argmax
@@ -179,10 +182,12 @@ def _decide(handle: ModelHandle, target: str, target_ids: list[int], argmax: lis
 
 
 def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
-                   progress: str | None = None) -> list[tuple[bool, str, bool] | None]:
+                   progress: str | None = None, continuations: Continuations | None = None
+                   ) -> list[tuple[bool, str, bool] | None]:
     """One forward pass per item over prompt + target; see the module docstring. Prompts that share
     a prefix (a family's fixed examples) continue from its cache: only their own tokens and the
-    answer are run (`bench.model.prefix`)."""
+    answer are run (`bench.model.prefix`). Items whose prompt pass the trace kept (`continuations`)
+    run only their answer tokens."""
     import torch
 
     from .prefix import Prefixes, cache_argument
@@ -196,8 +201,9 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
     round_trip = tok.batch_decode(targets, skip_special_tokens=False)
     usable = {i for i, item in enumerate(items) if targets[i] and round_trip[i] == item.target}
     with torch.inference_mode(), progress_bar(len(usable), progress) as bar:
+        done = _continued(handle, items, targets, usable, prefixes, continuations, decided, bar) if continuations else set()
         for prefix, members in prefixes.groups().items():
-            members = [i for i in members if i in usable]
+            members = [i for i in members if i in usable and i not in done]
             start = prefixes.length(prefix)
             own = {i: (prefixes.own(i) if prefix else prefixes.ids[i]) for i in members}
             for batch in sorted_batches([len(own[i]) + len(targets[i]) for i in members], batch_size):
@@ -231,10 +237,60 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
     return decided
 
 
+def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[int]], usable: set[int],
+               prefixes, continuations: Continuations, decided: list, bar) -> set[int]:
+    """Teacher forcing on top of kept prompt passes: per kept batch, the prefix's cache and the rows'
+    own keys and values, then only the answer tokens (right-padded: a pad after an answer changes
+    nothing before it). The first answer position's argmax is the one the trace pass kept. Returns
+    the items decided or tried this way."""
+    import torch
+
+    from .prefix import cache_argument
+
+    index = {item.id: i for i, item in enumerate(items)}
+    tried: set[int] = set()
+    for kept in continuations.kept:
+        rows = [(r, index[item_id]) for r, item_id in enumerate(kept.item_ids)
+                if item_id in index and index[item_id] in usable and prefixes.prefix[index[item_id]] == kept.prefix]
+        if not rows:
+            continue
+        select = torch.tensor([r for r, _ in rows], device=handle.device)
+        cache = prefixes.cache(kept.prefix, len(rows)) if kept.prefix else None
+        if cache is None:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=handle.model.config)
+        for layer, (keys, values) in enumerate(kept.layers):
+            cache.update(keys.index_select(0, select), values.index_select(0, select), layer)
+        past = cache.get_seq_length()
+        width = max(len(targets[i]) for _, i in rows)
+        ids = torch.full((len(rows), width), handle.tokenizer.pad_token_id, dtype=torch.long)
+        for k, (_, i) in enumerate(rows):
+            ids[k, :len(targets[i])] = torch.tensor(targets[i])
+        mask = torch.ones((len(rows), past + width), dtype=torch.long)
+        position_ids = torch.arange(past, past + width).expand(len(rows), -1)
+        logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
+                              position_ids=position_ids.to(handle.device), use_cache=True,
+                              **cache_argument(handle.model, cache)).logits.float()
+        top2 = logits.topk(2, dim=-1)
+        argmax = top2.indices[..., 0].cpu().tolist()
+        margin_ok = ((top2.values[..., 0] - top2.values[..., 1]) > MARGIN).cpu().tolist()
+        for k, (r, i) in enumerate(rows):
+            n = len(targets[i])
+            decided[i] = _decide(handle, items[i].target, targets[i], [kept.first[r]] + argmax[k][:n],
+                                 [kept.first_ok[r]] + margin_ok[k][:n])
+            tried.add(i)
+        bar.update(len(rows))
+    continuations.evaluated += len(tried)
+    return tried
+
+
 def evaluate(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
              families: Mapping[str, TaskFamily] | None = None, fast: bool = True,
-             stats: dict | None = None, progress: str | None = None) -> list[Outcome]:
-    """Greedy exact match for each item; `fast` uses the teacher-forced path where it decides.
+             stats: dict | None = None, progress: str | None = None,
+             continuations: Continuations | None = None) -> list[Outcome]:
+    """Greedy exact match for each item; `fast` uses the teacher-forced path where it decides,
+    going on from the trace's kept prompt passes where there are some (`continuations`).
     `stats`, if given, counts the items each path decided."""
     families = dict(families or {})
     for item in items:
@@ -243,7 +299,8 @@ def evaluate(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
     outcomes: list[Outcome | None] = [None] * len(items)
     if fast:
         plain_check = [type(families[item.family]).check is TaskFamily.check for item in items]
-        for i, result in enumerate(teacher_forced(handle, items, batch_size, progress=progress)):
+        for i, result in enumerate(teacher_forced(handle, items, batch_size, progress=progress,
+                                                  continuations=continuations)):
             if result is not None and plain_check[i]:
                 correct, output, complete = result
                 outcomes[i] = Outcome(items[i].id, output, correct, complete)

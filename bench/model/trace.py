@@ -45,6 +45,7 @@ import numpy as np
 from predictors.trace import Trace
 from tasks import Item, SealedItem
 
+from .continuation import Continuations
 from .evaluate import exact_length_batches
 from .load import ModelHandle
 from .prefix import Prefixes, cache_argument
@@ -207,10 +208,12 @@ def _logit_lens(model, hidden_states, final_top):
 
 
 def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | None,
-                   prefixes: Prefixes | None = None, prefix: str = "", rows: list[int] | None = None) -> dict[str, np.ndarray]:
+                   prefixes: Prefixes | None = None, prefix: str = "", rows: list[int] | None = None,
+                   keep: Continuations | None = None, item_ids: list[str] | None = None) -> dict[str, np.ndarray]:
     """One pass; `attention` is None, "probe" (rows collected by `_probe_attention`) or "eager".
     With a `prefix`, the prompts `rows` of `prefixes` continue from that prefix's cache: only
-    their own tokens are run (their lengths are equal: no padding)."""
+    their own tokens are run (their lengths are equal: no padding). With `keep`, the pass's keys
+    and values of the rows `item_ids` it wants are kept for evaluation (`bench.model.continuation`)."""
     global _probe_rows
     import torch
 
@@ -224,13 +227,19 @@ def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | Non
         position_ids = torch.arange(start, input_ids.shape[1], device=handle.device).expand(len(rows), -1)
         out = handle.model(input_ids=own, attention_mask=mask, position_ids=position_ids,
                            use_cache=True, output_hidden_states=True, **cache_argument(handle.model, cache))
+        if keep is not None:
+            keep.keep(prefix, item_ids, getattr(out, "cache", None) or out.past_key_values, start, own.shape[1],
+                      out.logits[:, -1, :])
     else:
         enc = handle.tokenizer(prompts, return_tensors="pt", padding=True).to(handle.device)
         input_ids, mask = enc["input_ids"], enc["attention_mask"]
         # Left padding: positions must count real tokens only, as `generate` does.
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         out = handle.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
-                           output_hidden_states=True, output_attentions=attention == "eager", use_cache=False)
+                           output_hidden_states=True, output_attentions=attention == "eager", use_cache=keep is not None)
+        if keep is not None and bool(mask.all()):
+            keep.keep("", item_ids, getattr(out, "cache", None) or out.past_key_values, 0, input_ids.shape[1],
+                      out.logits[:, -1, :])
     probed, _probe_rows = _probe_rows, None
     hidden = torch.stack([h[:, -1, :] for h in out.hidden_states], dim=1).float()  # (item, layer+1, d_model)
     logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (item, vocab)
@@ -251,9 +260,10 @@ def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | Non
 
 
 def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64, attention: bool = False,
-          progress: bool = False) -> Trace:
+          progress: bool = False, keep: Continuations | None = None) -> Trace:
     """Trace `items` in batches of equal length; rows come back in the order given. Prompts that
-    share a prefix (a family's fixed examples) continue from its cache (`bench.model.prefix`)."""
+    share a prefix (a family's fixed examples) continue from its cache (`bench.model.prefix`).
+    `keep` keeps the prompt pass of the items it wants, for evaluation after sealing."""
     import torch
     from tqdm import tqdm
 
@@ -281,7 +291,8 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
                                        disable=None if progress else True))
         for prefix, batch in work:
             bar.update(len(batch))
-            arrays = _forward_batch(handle, [prompts[i] for i in batch], mode, prefixes, prefix, batch)
+            arrays = _forward_batch(handle, [prompts[i] for i in batch], mode, prefixes, prefix, batch,
+                                    keep if keep is not None and keep.wanted else None, [items[i].id for i in batch])
             for name, array in arrays.items():
                 if name not in sites:
                     dtype = np.float32 if array.dtype.kind == "f" else array.dtype
@@ -383,6 +394,7 @@ class TracedModel:
         self._pieces: dict[int, str] = {}  # token id -> its text, decoded once
         self.seconds = 0.0
         self.traced = 0  # items that needed a forward pass (not in memory or on disk)
+        self.continuations: Continuations | None = None
 
     @property
     def card(self):
@@ -416,6 +428,12 @@ class TracedModel:
             out.append([self._pieces[i] for i in ids])
         return out
 
+    def keep_continuations(self, item_ids: Sequence[str], budget: int | None = None) -> Continuations:
+        """From now on, the prompt passes of these items also keep what their evaluation needs
+        (`bench.model.continuation`): the runner's, never a predictor's."""
+        self.continuations = Continuations(item_ids, budget)
+        return self.continuations
+
     def forget(self) -> None:
         """Drop the traces held in memory (the disk cache keeps them); the next `trace` re-reads."""
         self._parts, self._where = [], {}
@@ -435,7 +453,8 @@ class TracedModel:
                 if cached is not None:
                     self._remember(cached)
             if missing:
-                new = trace(self._handle, missing, self._batch_size, attention=self._attention, progress=True)
+                new = trace(self._handle, missing, self._batch_size, attention=self._attention, progress=True,
+                            keep=self.continuations)
                 self.traced += len(missing)
                 if self._cache is not None:
                     self._cache.put(missing, new)

@@ -25,6 +25,7 @@ from tasks import Item, SealedItem, TaskFamily, resolve_families, suite_families
 from tasks.render import chat, few_shot
 
 from ..errors import UserError
+from ..model.continuation import Continuations
 from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
@@ -100,6 +101,7 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
             history.base(suite.base, spec.batch_size)
             clock.lap("history")
         if stored is None:
+            view.keep_continuations([item.id for item in suite.variants])  # one prompt pass: trace, then evaluation
             scores, status, variant_trace = predict(pool, view, suite, calibration, skipped, clock, log, history)
             digest = seal(folder, sealed, scores, status)
             clock.lap("seal")
@@ -107,7 +109,8 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
             scores, status, digest = stored
         if spec.protocol != "leave-one-family-out":
             pool.close()  # its memory is free for the evaluation and the scoring
-        variant_outcomes = evaluate_variants(folder, handle, suite, base_outcomes, spec.batch_size, eval_stats)
+        variant_outcomes = evaluate_variants(folder, handle, suite, base_outcomes, spec.batch_size, eval_stats,
+                                             view.continuations)
         reference = answer_visible(folder, handle, suite, view, variant_trace, status)
         clock.lap("evaluate")
         results = score(suite, base_outcomes, variant_outcomes, scores, status, spec.seed, reference)
@@ -222,11 +225,13 @@ def calibrate(folder: RunFolder, handle: ModelHandle, suite: Suite, batch_size: 
 
 
 def _evaluated(folder: RunFolder, split: str, handle: ModelHandle, items: list[Item],
-               families: dict[str, TaskFamily], batch_size: int, stats: dict[str, int]) -> list[Outcome]:
+               families: dict[str, TaskFamily], batch_size: int, stats: dict[str, int],
+               continuations: Continuations | None = None) -> list[Outcome]:
     stored = folder.stored_outcomes(split, items)
     if stored is not None:
         return stored
-    outcomes = evaluate(handle, items, batch_size, families, stats=stats, progress=f"evaluate {split}")
+    outcomes = evaluate(handle, items, batch_size, families, stats=stats, progress=f"evaluate {split}",
+                        continuations=continuations)
     folder.write_outcomes(split, outcomes)
     return outcomes
 
@@ -270,9 +275,13 @@ def seal(folder: RunFolder, sealed: list[SealedItem], scores: dict[str, np.ndarr
 # -- evaluate --------------------------------------------------------------------------------
 
 def evaluate_variants(folder: RunFolder, handle: ModelHandle, suite: Suite, base_outcomes: list[Outcome],
-                      batch_size: int, stats: dict[str, int]) -> list[Outcome]:
-    """The variants evaluated (after sealing); then their targets and every outcome are written."""
-    outcomes = _evaluated(folder, "variant", handle, suite.variants, suite.families, batch_size, stats)
+                      batch_size: int, stats: dict[str, int], continuations: Continuations | None = None) -> list[Outcome]:
+    """The variants evaluated (after sealing), going on from the prompt passes the trace kept where
+    it kept them; then their targets and every outcome are written."""
+    outcomes = _evaluated(folder, "variant", handle, suite.variants, suite.families, batch_size, stats, continuations)
+    if continuations is not None:
+        stats["continued"] = stats.get("continued", 0) + continuations.evaluated
+        continuations.forget()
     folder.write("items/variants.jsonl", (item.to_dict() for item in suite.variants))
     folder.write("outcomes.jsonl", [dict(o.to_dict(), split=split)
                                     for split, outs in (("base", base_outcomes), ("variant", outcomes)) for o in outs])

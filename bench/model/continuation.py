@@ -1,0 +1,79 @@
+"""The prompt pass, kept for evaluation: one forward pass over each prompt where there were two.
+
+Before sealing, the trace runs every variant's prompt once (its own tokens after the family's
+shared prefix, `bench.model.prefix`). Where the runner asks for it, that pass also keeps what
+evaluation needs to go on from the prompt: each item's own keys and values (every layer) and the
+argmax and top-1/top-2 logit gap at its last prompt token, which is the first answer position.
+After sealing, teacher-forced evaluation runs only the answer tokens on top of the prefix's cache
+and those kept keys and values (`bench.model.evaluate.teacher_forced`).
+
+Nothing here reaches a predictor: the store lives in the runner's process, beside the model. It
+holds at most `budget` bytes (default: a quarter of the available memory, at most 4 GiB); items
+beyond it, models whose cache is not plain keys and values (linear attention, state-space layers,
+a sliding window shorter than the prompt), and runs that read their traces from the disk cache
+are evaluated by the full pass as before.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+BUDGET_CAP = 4 << 30
+
+
+@dataclass
+class Kept:
+    """One trace batch's continuation: its rows' item ids, the shared prefix they continue ("" for
+    none), their own keys and values per layer (row, head, own token, dim), and each row's argmax
+    and trusted-margin flag at the first answer position."""
+    prefix: str
+    item_ids: list[str]
+    layers: list[tuple[Any, Any]]
+    first: list[int]
+    first_ok: list[bool]
+
+
+class Continuations:
+    """Kept prompt passes of the items in `wanted`, at most `budget` bytes."""
+
+    def __init__(self, wanted: Iterable[str], budget: int | None = None):
+        self.wanted = set(wanted)
+        if budget is None:
+            from .evaluate import _available_ram
+
+            budget = min(BUDGET_CAP, _available_ram() // 4)
+        self.budget = budget
+        self.used = 0
+        self.kept: list[Kept] = []
+        self.evaluated = 0  # items evaluated from a kept pass
+
+    def keep(self, prefix: str, item_ids: Sequence[str], cache, start: int, own: int, last_logits) -> None:
+        """Keep the rows of one trace pass that are wanted: `cache` holds `start` prefix tokens then
+        `own` tokens of each row; `last_logits` (row, vocab) is the last prompt position's."""
+        from .evaluate import MARGIN
+
+        rows = [r for r, item_id in enumerate(item_ids) if item_id in self.wanted]
+        layers = getattr(cache, "layers", None)
+        if not rows or not layers or not all(hasattr(layer, "keys") and getattr(layer, "keys", None) is not None
+                                             and layer.keys.shape[2] == start + own for layer in layers):
+            return
+        import torch
+
+        index = torch.tensor(rows, device=layers[0].keys.device)
+        own_layers = [(layer.keys[:, :, start:, :].index_select(0, index).clone(),
+                       layer.values[:, :, start:, :].index_select(0, index).clone()) for layer in layers]
+        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in own_layers)
+        if self.used + size > self.budget:
+            return
+        top2 = last_logits.index_select(0, index).float().topk(2, dim=-1)
+        self.used += size
+        self.kept.append(Kept(prefix, [item_ids[r] for r in rows], own_layers,
+                              top2.indices[:, 0].tolist(),
+                              ((top2.values[:, 0] - top2.values[:, 1]) > MARGIN).tolist()))
+        self.wanted.difference_update(item_ids[r] for r in rows)  # kept once, whatever traces it again
+
+    def __len__(self) -> int:
+        return sum(len(k.item_ids) for k in self.kept)
+
+    def forget(self) -> None:
+        self.kept, self.used, self.wanted = [], 0, set()
