@@ -3,14 +3,18 @@
 With fixed few-shot examples (tasks.render, the default), every prompt of a family starts with
 the same examples. Their keys and values are computed once, alone, and every item of the family
 continues from them: only the item's own tokens (and, in evaluation, its answer) are run. The
-rule that finds a prompt's prefix depends on that prompt alone, so an item's trace is the same
-whatever else is traced with it, at any batch size:
+rule that finds a prompt's prefix depends on that prompt (and the model's chat template) alone,
+so an item's trace is the same whatever else is traced with it, at any batch size:
 
-  * the prefix ends at the blank line before the item's own text (`shot_separator` "\\n\\n" of the
-    plain-language suite), kept to its first newline: in byte-level BPE vocabularies "\\n\\n"
-    followed by text splits as "\\n" + "\\nText", so the prefix ends on a token boundary;
-  * it is used only where the prompt's tokens start with the prefix's own tokens (checked per
-    item); any other prompt is run whole.
+  * a chat prompt (`--chat`) shares everything up to its last user message: the prefix ends
+    where the template's text between an assistant's answer and the next user message ends
+    (e.g. "<|im_end|>\n<|im_start|>user\n"), found once by rendering a probe conversation;
+  * any other prompt shares everything up to the blank line before the item's own text
+    (`shot_separator` "\n\n" of the plain-language suite), kept to its first newline: in
+    byte-level BPE vocabularies "\n\n" followed by text splits as "\n" + "\nText", so the
+    prefix ends on a token boundary;
+  * a prefix is used only where the prompt's tokens start with the prefix's own tokens (checked
+    per item); any other prompt is run whole.
 """
 from __future__ import annotations
 
@@ -26,8 +30,27 @@ def cache_argument(model, cache) -> dict[str, Any]:
     return {"cache": cache} if "cache" in names else {"past_key_values": cache}
 
 
-def prefix_text(prompt: str) -> str:
+def turn_boundary(tokenizer) -> str:
+    """The text a chat template writes between an assistant's answer and the next user message;
+    "" for a tokenizer without a template (or one that cannot render a probe conversation)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return ""
+    probe = [{"role": "user", "content": "PROBE-U1"}, {"role": "assistant", "content": "PROBE-A1"},
+             {"role": "user", "content": "PROBE-U2"}]
+    try:
+        text = tokenizer.apply_chat_template(probe, tokenize=False)
+    except Exception:  # a template with its own rules (roles, system turns): no chat prefix
+        return ""
+    start, end = text.find("PROBE-A1"), text.find("PROBE-U2")
+    return text[start + len("PROBE-A1"):end] if 0 <= start < end else ""
+
+
+def prefix_text(prompt: str, boundary: str = "") -> str:
     """The part of `prompt` shared with its family's other prompts: its examples, or ""."""
+    if boundary:
+        cut = prompt.rfind(boundary)
+        if cut > 0:
+            return prompt[:cut + len(boundary)]
     cut = prompt.rfind("\n\n")
     return prompt[:cut + 1] if cut > 0 else ""
 
@@ -39,7 +62,8 @@ class Prefixes:
         self.handle = handle
         tok = handle.tokenizer
         self.ids = tok(list(prompts))["input_ids"] if prompts else []
-        texts = [prefix_text(p) for p in prompts]
+        boundary = turn_boundary(tok)
+        texts = [prefix_text(p, boundary) for p in prompts]
         unique = sorted({t for t in texts if t})
         encoded = dict(zip(unique, tok(unique)["input_ids"])) if unique else {}
         self.prefix: list[str] = []

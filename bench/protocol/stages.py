@@ -90,10 +90,13 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
             f"{len(suite.base)} base and {len(suite.variants)} variant items")
         folder.start(spec, handle.fingerprint, suite.base, suite.variants)
         eval_stats: dict[str, int] = {}
-        base_outcomes = calibrate(folder, handle, suite, spec.batch_size, eval_stats)
+        view = traced_view(spec, handle, pool)
+        view.keep_continuations([item.id for item in suite.base])  # the base region's one prompt pass
+        view.trace([item.sealed() for item in suite.base])
+        clock.lap("trace")
+        base_outcomes = calibrate(folder, handle, suite, spec.batch_size, eval_stats, view.continuations)
         calibration = [Observation(item, o.output, o.correct) for item, o in zip(suite.base, base_outcomes)]
         clock.lap("evaluate")
-        view = traced_view(spec, handle, pool)
         sealed = suite.sealed
         stored = folder.stored_predictions(sealed)
         variant_trace = None
@@ -219,9 +222,9 @@ def check_context(handle: ModelHandle, items: Sequence[Item]) -> None:
 # -- calibrate -----------------------------------------------------------------------------
 
 def calibrate(folder: RunFolder, handle: ModelHandle, suite: Suite, batch_size: int,
-              stats: dict[str, int]) -> list[Outcome]:
+              stats: dict[str, int], continuations: Continuations | None = None) -> list[Outcome]:
     """The base region evaluated: the outcomes predictors may learn from."""
-    return _evaluated(folder, "base", handle, suite.base, suite.families, batch_size, stats)
+    return _evaluated(folder, "base", handle, suite.base, suite.families, batch_size, stats, continuations)
 
 
 def _evaluated(folder: RunFolder, split: str, handle: ModelHandle, items: list[Item],
@@ -232,6 +235,9 @@ def _evaluated(folder: RunFolder, split: str, handle: ModelHandle, items: list[I
         return stored
     outcomes = evaluate(handle, items, batch_size, families, stats=stats, progress=f"evaluate {split}",
                         continuations=continuations)
+    if continuations is not None:
+        stats["continued"] = stats.get("continued", 0) + continuations.evaluated
+        continuations.forget()
     folder.write_outcomes(split, outcomes)
     return outcomes
 
@@ -279,9 +285,6 @@ def evaluate_variants(folder: RunFolder, handle: ModelHandle, suite: Suite, base
     """The variants evaluated (after sealing), going on from the prompt passes the trace kept where
     it kept them; then their targets and every outcome are written."""
     outcomes = _evaluated(folder, "variant", handle, suite.variants, suite.families, batch_size, stats, continuations)
-    if continuations is not None:
-        stats["continued"] = stats.get("continued", 0) + continuations.evaluated
-        continuations.forget()
     folder.write("items/variants.jsonl", (item.to_dict() for item in suite.variants))
     folder.write("outcomes.jsonl", [dict(o.to_dict(), split=split)
                                     for split, outs in (("base", base_outcomes), ("variant", outcomes)) for o in outs])

@@ -57,3 +57,31 @@ def test_a_budget_too_small_keeps_nothing_and_evaluation_still_decides(tiny_gguf
     assert len(kept) == 0
     assert [o.correct for o in evaluate(handle, items, continuations=kept)] == [o.correct for o in evaluate(handle, items)]
     assert kept.evaluated == 0
+
+
+def test_chat_prompts_share_their_examples_and_trace_as_whole_passes(tiny_gguf, monkeypatch):
+    from bench.model import trace as traces
+    from bench.model.prefix import Prefixes, turn_boundary
+    from bench.protocol.stages import chat_template
+    from tasks.render import chat
+
+    handle = load_model(str(tiny_gguf))
+    apply = chat_template(handle)
+    items = [item for name in ("copy", "lookup") for c in get_family(name).cells[:3]
+             for item in chat(get_family(name).generate(c.name, 3, 0), get_family(name), 3, apply, 0)]
+    boundary = turn_boundary(handle.tokenizer)
+    assert boundary and all(item.prompt.count(boundary) == 3 for item in items)  # after each of the 3 answers
+    prefixes = Prefixes(handle, [i.prompt for i in items])
+    assert all(prefixes.prefix) and sum(len(g) >= 5 for g in prefixes.groups().values()) == 2  # one per family
+    sealed = [i.sealed() for i in items]
+    shared = traces.trace(handle, sealed, batch_size=4)
+    monkeypatch.setattr(traces.Prefixes, "groups", lambda self: {"": list(range(len(self.ids)))})
+    whole = traces.trace(handle, sealed, batch_size=4)
+    assert np.allclose(shared.hidden, whole.hidden, atol=1e-4) and np.array_equal(shared.top_ids[:, 0], whole.top_ids[:, 0])
+    monkeypatch.undo()
+    view = TracedModel(handle, batch_size=3)
+    kept = view.keep_continuations([i.id for i in items])
+    view.trace(sealed)
+    assert [o.correct for o in evaluate(handle, items, continuations=kept)] == \
+        [o.correct for o in evaluate(handle, items, fast=False)]
+    assert kept.evaluated == len(items)
