@@ -106,6 +106,8 @@ def _predictor_row(name: str, label: str, p: dict, table: str, with_reference: b
     """One table row; a row from another track (a blind baseline in the trace table) shows its figures only."""
     from .scoring.metrics import format_interval as _ci
 
+    if p.get("status") == "not_applicable":
+        return f"  {label:<30} not applicable: {p.get('reason', '')}"
     if p.get("status") != "ok":
         return f"  {label:<30} failed: {p.get('reason', '')}"
     vs = p.get("vs_best_baseline") or {}

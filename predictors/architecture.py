@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 
-from .base import Predictor
+from .base import NotApplicable, Predictor
 
 #: Axes that count sequential composition steps, in the built-in families.
 DEPTH_AXES = ("hops", "depth", "carry", "operands", "conjunctions")
@@ -37,13 +37,14 @@ class DepthBudgetPredictor(Predictor):
     def fit(self, model, calibration):
         depths = [composition_depth(o.item.axes) for o in calibration]
         self.base_depth_ = max(depths) if depths else 0.0
-        if not any(depths):
-            self.note("items declare no depth axis: every score is the same")
         return self
 
     def predict(self, model, items):
         layers = model.card.n_layers
         need = np.array([composition_depth(i.axes) for i in items])
+        if not len(need) or np.ptp(need) == 0:
+            raise NotApplicable(f"every item needs the same composition depth ({need[0] if len(need) else 0:g}; "
+                                f"depth axes: {', '.join(DEPTH_AXES)}): nothing to rank")
         excess = np.maximum(0, need - self.base_depth_) + np.maximum(0, need - layers)
         return 1.0 - np.exp(-(excess + 0.1 * need / layers))
 
@@ -98,7 +99,10 @@ class TokenizationPredictor(Predictor):
 
     def predict(self, model, items):
         scores = []
-        for patterns in self._patterns(model, [i.prompt for i in items]):
+        found = self._patterns(model, [i.prompt for i in items])
+        if not any(found):
+            raise NotApplicable("no prompt contains a number: nothing to tokenize")
+        for patterns in found:
             if not patterns:
                 scores.append(0.0)
                 continue

@@ -73,6 +73,13 @@ def track_of(predictor: "Predictor | type[Predictor]") -> str:
     return "trace" if set(predictor.reads) & TRACE_READS else "blind"
 
 
+class NotApplicable(Exception):
+    """Raised from `fit` or `predict` when the predictor's hypothesis has nothing to read on these
+    items (no depth axis, no number in any prompt, no training history...), with the reason. The
+    run lists it as not applicable and leaves it out of the ranking, rather than scoring a
+    constant as if it were chance."""
+
+
 class Predictor:
     name: ClassVar[str] = ""
     reads: ClassVar[frozenset[str]] = frozenset()

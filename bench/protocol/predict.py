@@ -15,7 +15,7 @@ from predictors import TRACKS, Observation, PredictorError, Trace, registered
 from tasks import SealedItem
 
 from ..errors import UserError
-from .worker import PredictorFailed, PredictorPool, WorkerError
+from .worker import PredictorFailed, PredictorNotApplicable, PredictorPool, WorkerError
 
 if TYPE_CHECKING:
     from ..model.trace import TracedModel
@@ -101,6 +101,9 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
             raw, notes = pool.predict(asked, calibration, sealed)
             scores[name] = _check_scores(raw, len(sealed))
             status[name] = {"status": "ok", "notes": notes}
+        except PredictorNotApplicable as e:
+            status[name] = {"status": "not_applicable", "reason": str(e)}
+            log(f"predictor {name} does not apply here: {e}")
         except (PredictorFailed, TimeoutError, WorkerError, ValueError) as e:  # a broken predictor must not sink the run
             reason = str(e) if isinstance(e, PredictorFailed) else f"{type(e).__name__}: {e}"
             status[name] = {"status": "failed", "reason": reason}
@@ -170,6 +173,7 @@ def leave_one_family_out(pool, model_view, base, calibration, variants, variant_
     tracks = tracks_of(pool)
     folds = [(track, family) for track in TRACKS if tracks[track] for family in dict.fromkeys(i.family for i in variants)]
     shared = None
+    inapplicable: dict[str, list[str]] = {}  # predictor -> families whose fold it could not read
     for track, family in folds:
         if shared != track:
             points = () if history is None else history.points if track == "blind" else history.variants(base, sealed)
@@ -184,13 +188,23 @@ def leave_one_family_out(pool, model_view, base, calibration, variants, variant_
                                                tracks[track])
         for name, info in fold_status.items():
             notes = [f"on family {family}: {n}" for n in info.get("notes", [])]
-            if info["status"] != "ok":
+            if info["status"] == "not_applicable":  # nothing to rank within this family: no information there
+                fold_scores[name] = np.full(len(index), 0.5)
+                notes.append(f"on family {family}: not applicable ({info['reason']}); scored 0.5 there")
+                inapplicable.setdefault(name, []).append(family)
+                info = info | {"status": "ok"}
+            elif info["status"] != "ok":
                 status[name] = info | {"reason": f"on family {family}: {info['reason']}"}
             status.setdefault(name, info | {"notes": []})
             if "notes" in status[name]:
                 status[name]["notes"] = status[name]["notes"] + notes
         for name, values in fold_scores.items():
             scores.setdefault(name, np.zeros(len(variants)))[index] = values
+    families = list(dict.fromkeys(i.family for i in variants))
+    for name, where in inapplicable.items():
+        if where == families and status[name]["status"] == "ok":
+            status[name] = {k: v for k, v in status[name].items() if k != "notes"} | {
+                "status": "not_applicable", "reason": "not applicable on any family"}
     order = [info["predictor"] for info in pool.infos.values()]
     return ({k: scores[k] for k in order if k in scores and status[k]["status"] == "ok"},
             {k: status[k] for k in order if k in status})

@@ -111,7 +111,7 @@ class WorkerView:
 
 
 def _serve() -> None:
-    from predictors import load_predictor
+    from predictors import NotApplicable, load_predictor
 
     reply_to = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # a plugin's prints must not corrupt the answers
@@ -165,6 +165,8 @@ def _serve() -> None:
                     raise ValueError(f"returned shape {scores.shape}, expected ({len(sealed)},)")
                 answer({"ok": True, "scores": [float(v) for v in scores],
                         "notes": [str(n) for n in getattr(fitted, "notes_", [])]})
+            except NotApplicable as e:  # nothing to read here: listed, never ranked
+                answer({"ok": False, "not_applicable": str(e) or "not applicable to these items"})
             except BaseException as e:  # the predictor's failure, told to the parent
                 answer({"ok": False, "error": f"{type(e).__name__}: {e}"})
 
@@ -356,6 +358,8 @@ class PredictorPool:
                            "sealed": None if same and sealed is same[1] else sealed},
                           timeout=self.timeout)
         if not reply["ok"]:
+            if "not_applicable" in reply:
+                raise PredictorNotApplicable(reply["not_applicable"])
             raise PredictorFailed(reply["error"])
         return np.asarray(reply["scores"], dtype=np.float64), reply["notes"]
 
@@ -408,6 +412,13 @@ def _sweep_orphans() -> None:
 
 class PredictorFailed(Exception):
     """The predictor itself raised; the message is its exception, as the worker saw it."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class PredictorNotApplicable(Exception):
+    """The predictor said it has nothing to read on these items (`predictors.NotApplicable`)."""
 
     def __str__(self) -> str:
         return self.args[0]

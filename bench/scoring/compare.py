@@ -68,7 +68,8 @@ def compare(new: dict, base: dict, max_drop: dict[str, float]) -> tuple[bool, li
         if old.get("status") != "ok":
             continue
         if now is None or now.get("status") != "ok":
-            lines.append(f"REGRESSED {name}: {'missing' if now is None else 'failed: ' + now.get('reason', '')}")
+            status = "missing" if now is None else f"{now.get('status', 'failed').replace('_', ' ')}: {now.get('reason', '')}"
+            lines.append(f"REGRESSED {name}: {status}")
             regressed = True
             continue
         for metric, tolerance in max_drop.items():

@@ -98,3 +98,25 @@ def test_non_utf8_and_missing_task_files(tmp_path):
         load_task_file(path)
     with pytest.raises(TaskError, match="no task file"):
         load_task_file(tmp_path / "missing.jsonl")
+
+
+def test_predictors_with_nothing_to_read_on_a_user_task_are_not_applicable_and_never_ranked(tmp_path, capsys):
+    """No depth axis and no number in any prompt: depth_budget and tokenization say so with their
+    reason instead of scoring a constant that would rank as chance."""
+    path = tmp_path / "concat.jsonl"
+    rows = [{"prompt": "a b =", "target": "ab", "cell": "short", "split": "base"},
+            {"prompt": "a b c =", "target": "abc", "cell": "long", "split": "variant", "shift": "productivity"},
+            {"prompt": "a b c d e =", "target": "abcde", "cell": "longer", "split": "variant", "shift": "productivity"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows * 4) + "\n")
+    assert main(["run", "--tasks", str(path), "--n", "4", "--out", str(tmp_path / "run"), "--no-cache",
+                 "--predictors", "random,prompt_length,depth_budget,tokenization"]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    for name, why in (("depth_budget", "same composition depth"), ("tokenization", "no prompt contains a number")):
+        p = results["predictors"][name]
+        assert p["status"] == "not_applicable" and why in p["reason"]
+        assert "family_auroc" not in p and "vs_best_baseline" not in p
+        assert f"{name}" in printed and "not applicable" in printed
+    assert results["predictors"]["prompt_length"]["status"] == "ok"
+    sealed = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert all("depth_budget" not in row["scores"] for row in sealed)
