@@ -34,7 +34,7 @@ def test_run_writes_the_folder_and_scores_real_outcomes(finished_run):
     outcomes = [json.loads(line) for line in (out / "outcomes.jsonl").read_text().splitlines()]
     variant = [o for o in outcomes if o["split"] == "variant"]
     assert saved["variant_failure_rate"] == pytest.approx(sum(not o["correct"] for o in variant) / len(variant))
-    assert "<img" in (out / "report.html").read_text()
+    assert '<svg class="chart"' in (out / "report.html").read_text()
     assert saved["provenance"]["model"]["fingerprint"]
 
 
