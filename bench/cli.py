@@ -40,6 +40,32 @@ def format_results(results: dict) -> str:
     return "\n".join(lines)
 
 
+def format_screen(results: dict) -> str:
+    """A predict-only run: base failure per cell, each variant cell's predicted failure (median and
+    range over the blind predictors), and what it cost."""
+    lines, width = [], max([len(f"{c['family']}/{c['cell']}") for c in results["cells"]] + [24])
+    from .scoring.metrics import BASELINES
+
+    lines.append(f"{'cell':<{width}}  {'shift':<14} {'n':>5}  base failure / predicted failure (median [min, max] "
+                 "over the blind predictors, baselines aside)")
+    for c in results["cells"]:
+        if c["split"] == "base":
+            figure = f"{c['failure_rate']:.3f} observed"
+        else:
+            values = sorted(v for n, v in c["mean_predicted"].items() if n not in BASELINES["blind"])
+            figure = (f"{values[len(values) // 2]:.3f} [{values[0]:.3f}, {values[-1]:.3f}] predicted" if values
+                      else "no blind predictor ran")
+        lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {figure}")
+    screen, run_dir = results["screen"], results["run_dir"]
+    ok = [n for n, p in results["predictors"].items() if p.get("status") == "ok"]
+    lines += ["", f"screen: {len(ok)} blind predictors sealed (sha256 {screen['predictions_sha256'][:16]}...) in "
+              f"{screen['seconds']:.1f} s; no variant was traced or evaluated (a full run: about "
+              f"{screen['estimated_full_seconds']:.0f} s, estimated from the base region)",
+              f"complete it: brittlebench run ... --out {run_dir} --resume (the same options, without --predict-only)",
+              f"gate it:     brittlebench compare {run_dir} --baseline LAST_GOOD_RUN"]
+    return "\n".join(lines)
+
+
 def format_over_training(summary: dict) -> str:
     """Per checkpoint: failure rates, the reference, and each track's best predictor by family AUROC."""
     lines = [f"{'checkpoint':<14} {'step':>7} {'base fail':>9} {'var fail':>8} {'ref':>6}  best blind / best trace (family AUROC)"]
@@ -159,12 +185,13 @@ def cmd_run(args) -> int:
 
     spec = RunSpec(
         model=ModelSpec(args.model, revision=args.revision, dtype=args.dtype, device=args.device,
-                        trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle),
+                        trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
+                        device_map=args.device_map),
         tasks=_csv(args.tasks) if args.tasks else None, predictors=_csv(args.predictors) if args.predictors else (),
         n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
         shots=args.shots, shot_mode=args.shot_mode, suite=args.suite, chat=args.chat,
         use_cache=not args.no_cache, protocol=args.protocol, target=args.target,
-        predictor_timeout=args.predictor_timeout, resume=args.resume,
+        predictor_timeout=args.predictor_timeout, resume=args.resume, predict_only=args.predict_only,
         checkpoints=Path(args.checkpoints) if args.checkpoints else None,
         revisions=_csv(args.revisions) if args.revisions else None,
         private_seed=_read_private_seed(args.private_seed_file) if args.private_seed_file else None)
@@ -176,6 +203,9 @@ def cmd_run(args) -> int:
         print(f"\nrun folders and the plot: {spec.out}/ (over_training.html, over_training.json)")
         return 0
     results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
+    if results.get("stage") == "screen":
+        print(format_screen(results))
+        return 0
     print(format_results(results))
     for protocol, view in results.get("protocols", {}).items():
         print(f"\nprotocol {protocol}:")
@@ -219,11 +249,27 @@ def cmd_predictors_list(args) -> int:
     return 0
 
 
-def cmd_compare(args) -> int:
-    from .scoring.compare import compare, load_results, parse_max_drop
+GATES = ("predictors", "brittleness")
 
-    tolerances = parse_max_drop(args.max_drop)
-    regressed, lines = compare(load_results(Path(args.new)), load_results(Path(args.baseline)), tolerances)
+
+def cmd_compare(args) -> int:
+    from .scoring.compare import Run, brittleness, compare, parse_max_drop, parse_max_rise
+
+    gates = _csv(args.gate)
+    if not gates or any(g not in GATES for g in gates):
+        raise UserError(f"--gate takes {' and/or '.join(GATES)} (comma-separated); got {args.gate!r}")
+    max_drop, max_rise = parse_max_drop(args.max_drop), parse_max_rise(args.max_rise)
+    new, base = Run(Path(args.new)), Run(Path(args.baseline))
+    regressed, lines = False, []
+    if "predictors" in gates:
+        if new.screen or base.screen:
+            lines.append("predictors: not compared (a predict-only screen observed no variant: nothing to score)")
+        else:
+            regressed, lines = compare(new.results, base.results, max_drop)
+    if "brittleness" in gates:
+        worse, more, _ = brittleness(new, base, max_rise, args.screen_predictor, args.against)
+        regressed |= worse
+        lines += ([""] if lines else []) + more + [("brittleness regressed" if worse else "brittleness: no regression")]
     print("\n".join(lines))
     return 1 if regressed else 0
 
@@ -263,6 +309,43 @@ def cmd_lomo(args) -> int:
         print(f"\n{run} (protocol leave-one-model-out):")
         print(format_predictors(view["predictors"], view["n"], _tracks_of(view["predictors"])))
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from .leaderboard.sweep.driver import run_sweep
+    from .leaderboard.sweep.grid import read_config, sweep_options
+
+    config = read_config(Path(args.config)) if args.config else None
+    options = sweep_options(vars(args), config)
+    try:
+        result = run_sweep(options, log=lambda m: print(m, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        print(f"brittlebench: sweep interrupted: run the same command again to finish it ({options.out}/sweep.json "
+              "says how far it got)", file=sys.stderr)
+        return 130
+    print(format_sweep(result, options.out))
+    if result.failed:
+        print(f"brittlebench: {len(result.failed)} of {len(result.runs)} runs failed (reasons above and in "
+              f"{options.out}/sweep.json, output in {options.out}/logs/): run the same command again to retry them",
+              file=sys.stderr)
+    elif result.failed_summaries:
+        print(f"brittlebench: every run finished, but {len(result.failed_summaries)} summary(ies) failed "
+              f"(reasons above and in {options.out}/sweep.json)", file=sys.stderr)
+    return result.exit_code
+
+
+def format_sweep(result, out: Path) -> str:
+    width = max([len(r.id) for r in result.runs] + [3])
+    lines = [f"{'run':<{width}}  {'status':<8}  {'this time':<9}  {'wall':>8}"]
+    for r in result.runs:
+        wall = "" if r.wall_s is None else f"{r.wall_s:.1f} s"
+        lines.append(f"{r.id:<{width}}  {r.status:<8}  {r.action:<9}  {wall:>8}" + (f"  {r.reason}" if r.reason else ""))
+    for s in result.summaries:
+        lines.append(f"{s.kind} {s.name}: " + (f"{out}/{s.path}" if s.status == "ok" else f"failed: {s.reason}"))
+    finished = sum(r.status == "finished" for r in result.runs)
+    skipped = sum(r.action == "skip" for r in result.runs)
+    lines.append(f"\n{finished} of {len(result.runs)} runs finished ({skipped} before this time): {result.index}")
+    return "\n".join(lines)
 
 
 def cmd_report(args) -> int:
@@ -391,6 +474,66 @@ def cmd_zoo_list(args) -> int:
     return 0
 
 
+DEVICE_MAP_HELP = ("spread the model over the visible devices as it loads (accelerate): auto, balanced, "
+                   "sequential, or one device (cuda:1); for a model larger than one GPU, with --dtype bfloat16")
+
+
+def add_sweep_parser(sub) -> None:
+    """`brittlebench sweep`: every option defaults to None, so that --config's values apply under the flags."""
+    p = sub.add_parser("sweep", help="many runs (models x checkpoints or revisions x seeds x suites) on local "
+                       "processes or a Ray cluster; rerun the same command to finish it",
+                       description="A grid of ordinary runs, each in its own process, spread over this machine "
+                       "(--executor local) or a Ray cluster (--executor ray), indexed in OUT/sweep.json; then the "
+                       "leaderboard, leave-one-model-out and predictability over training from the finished runs. "
+                       "Exit 0 when every run finished, 1 when some failed (rerun to retry them), 2 for a mistake "
+                       "in the grid. See docs/sweeps.md.")
+    grid = p.add_argument_group("the grid")
+    grid.add_argument("--config", metavar="FILE.toml", help="the sweep's options as a TOML file (keys: the flags' "
+                      "names); flags given here override it")
+    grid.add_argument("--out", help="the sweep's folder (required): runs/, logs/, sweep.json, leaderboard/")
+    grid.add_argument("--models", metavar="M1,M2,...", help="HF model names or local folders (default: the bundled "
+                      "model)")
+    grid.add_argument("--zoo", metavar="DIR", help="also every zoo model in DIR (folders with zoo.json)")
+    grid.add_argument("--revisions", metavar="R1,R2,...", help="a run per revision of each model, oldest first "
+                      "(Pythia's step1000,...), each from the local HF cache")
+    grid.add_argument("--at-each-checkpoint", action="store_true", default=None, help="a run per checkpoint of each "
+                      "model (a zoo model's own, or --revisions), each with the earlier ones as its history, and "
+                      "its predictability over training")
+    grid.add_argument("--seeds", metavar="S1,S2,...", help="a run per item seed (default: 0)")
+    grid.add_argument("--suites", metavar="zoo,pretrained", help="a run per named suite (default: each model's own)")
+    run = p.add_argument_group("every run (as for 'brittlebench run')")
+    run.add_argument("--tasks", help="comma-separated families or task files, the same for every run")
+    run.add_argument("--predictors", help="comma-separated names or module:Class (default: all registered)")
+    run.add_argument("--n", type=int, help="items per cell (default 100)")
+    run.add_argument("--dtype", choices=["float32", "float16", "bfloat16", "auto"])
+    run.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
+    run.add_argument("--device-map", metavar="MAP", help=DEVICE_MAP_HELP)
+    run.add_argument("--batch-size", type=_batch_size)
+    run.add_argument("--shots", type=int)
+    run.add_argument("--shot-mode", choices=["fixed", "per-item"])
+    run.add_argument("--chat", action="store_true", default=None)
+    run.add_argument("--no-cache", action="store_true", default=None)
+    run.add_argument("--protocol")
+    run.add_argument("--target")
+    run.add_argument("--predictor-timeout", type=float, metavar="SECONDS")
+    run.add_argument("--trust-remote-code", action="store_true", default=None)
+    run.add_argument("--allow-pickle", action="store_true", default=None)
+    where = p.add_argument_group("where the runs execute")
+    where.add_argument("--executor", choices=["local", "ray"], help="local (default): a pool of processes here; "
+                       "ray: a Ray task per run (pip install 'brittlebench[sweep]')")
+    where.add_argument("--workers", type=int, help="runs at once (local default: the cores here, or the visible "
+                       "GPUs / --gpus-per-run; ray default: as the cluster's resources allow)")
+    where.add_argument("--address", help="ray: an existing cluster ('auto' after 'ray start --head', or "
+                       "ray://HEAD:10001); default: start one here")
+    where.add_argument("--cpus-per-run", type=int, help="threads per run (local: default the cores shared out "
+                       "among the workers); ray: the CPUs each task asks for (default 1)")
+    where.add_argument("--gpus-per-run", type=float, help="GPUs per run: Ray's num_gpus, or locally that many "
+                       "of CUDA_VISIBLE_DEVICES per process (default 0)")
+    where.add_argument("--no-summaries", action="store_true", default=None, help="only the runs: no leaderboard, "
+                       "leave-one-model-out or over-training summary")
+    p.set_defaults(func=cmd_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .zoo.recipe import DEFAULT_PRESET
 
@@ -403,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", default=None)
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "auto"])
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--device-map", default=None, metavar="MAP", help=DEVICE_MAP_HELP)
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights, which can run code")
     p.add_argument("--tasks", default=None, help="comma-separated families or task files (.jsonl, or a saved "
@@ -432,6 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revisions", default=None, metavar="R1,R2,...", help="revisions of the HF model along its "
                    "training, oldest first (each in the local HF cache): its training history")
     p.add_argument("--resume", action="store_true", help="continue the run in --out, reusing what it stored")
+    p.add_argument("--predict-only", action="store_true", help="the screen: evaluate the base region and seal the "
+                   "blind predictions, evaluate no variant; --resume (without this flag) completes the run")
     p.add_argument("--predictor-timeout", type=float, default=None, metavar="SECONDS",
                    help="mark a predictor failed when its fit + predict takes longer")
     p.add_argument("--protocol", default="base", help="base (labels from base items only) or leave-one-family-out "
@@ -451,7 +597,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="CI gate: exit 1 if NEW regressed against the baseline beyond tolerance")
     p.add_argument("new", help="results.json or run folder")
     p.add_argument("--baseline", required=True, help="results.json or run folder to compare against")
-    p.add_argument("--max-drop", default=None, help="METRIC=TOL,... (default family_auroc=0.02, the ranking figure)")
+    p.add_argument("--max-drop", default=None, help="predictors: METRIC=TOL,... (default family_auroc=0.02, the "
+                   "ranking figure)")
+    p.add_argument("--max-rise", default=None, help="brittleness: failure=TOL,gap=TOL (default 0.05 each): the rise "
+                   "in a variant cell's or family's failure rate, or in the compositional gap, that counts")
+    p.add_argument("--gate", default=",".join(GATES), help="what to gate on: predictors, brittleness or both (default)")
+    p.add_argument("--screen-predictor", default=None, help="for a predict-only run: the blind predictor whose "
+                   "predicted failure is compared (default: the baseline's best blind predictor)")
+    p.add_argument("--against", choices=("predicted", "observed"), default="predicted",
+                   help="a screen against a full baseline: its prediction by the same predictor (default, like for "
+                   "like) or its observed failure")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("leaderboard", help="build or validate the leaderboard")
@@ -473,6 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lomo", help="leave-one-model-out: refit predictors on the other models' variant outcomes")
     p.add_argument("runs", nargs="+", help="run folders of different models on the same suite")
     p.set_defaults(func=cmd_lomo)
+
+    add_sweep_parser(sub)
 
     p = sub.add_parser("report", help="rebuild a run folder's report.html")
     p.add_argument("run")

@@ -16,6 +16,8 @@ predictor's share, and achieved forward GFLOP/s against this machine's fp32 matm
 from __future__ import annotations
 
 import argparse
+import shutil
+import statistics
 import json
 import os
 import subprocess
@@ -142,6 +144,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="items per cell")
     parser.add_argument("--no-lm-eval", action="store_true")
     parser.add_argument("--no-run", action="store_true", help="skip the whole-run figures")
+    parser.add_argument("--repeat", type=int, default=1, help="whole runs: the median of this many, after a "
+                        "warm-up run when more than one (lm-eval likewise)")
     parser.add_argument("--real", action="store_true", help="only the real-model figures: SmolLM2-135M-Instruct "
                         "(fetched as `make real` does) on the pretrained suite, --n items per cell")
     args = parser.parse_args()
@@ -168,7 +172,7 @@ def main() -> None:
     data = str(folder / "items.jsonl")
     rows = [json.loads(l) for l in Path(data).read_text().splitlines()]
     print(f"{len(items)} items from {', '.join(families)} ({args.n} per cell)\n")
-    for model in args.models.split(","):
+    for model in [m for m in args.models.split(",") if m and m != "none"]:
         path = str(DEFAULT_MODEL_PATH) if model == "default" else model
         ours, _, ours_rss = _child(BRITTLEBENCH, path, data)
         plain, _, plain_rss = _child(PLAIN_LOOP, path, data)
@@ -219,26 +223,37 @@ def whole_run(args) -> None:
     """The whole default run, and lm-evaluation-harness evaluating exactly that run's items alone."""
     from bench.model.load import DEFAULT_MODEL_PATH
 
+    walls, lm_walls = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r", "--no-cache"], env=ENV,
-                       check=True, capture_output=True)
-        wall = time.perf_counter() - started
+        for k in range(args.repeat + (args.repeat > 1)):  # the first of several is a warm-up
+            shutil.rmtree(f"{tmp}/r", ignore_errors=True)
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r", "--no-cache"], env=ENV,
+                           check=True, capture_output=True)
+            walls.append(time.perf_counter() - started)
         results, items, folder, rows = _exported_run(Path(tmp))
-        lm = None if args.no_lm_eval else lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)
+        for k in range(0 if args.no_lm_eval else args.repeat + (args.repeat > 1)):
+            lm = lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)
+            lm_walls.append(lm[1])
+    counted = slice(1, None) if args.repeat > 1 else slice(None)
+    wall = statistics.median(walls[counted])
+    lm = (None, statistics.median(lm_walls[counted]), None) if lm_walls else None
     timings = results["timings"]
     inside = sum(timings.values())
     print(f"whole `brittlebench run` on the default suite ({len(items)} items, "
-          f"{len(results['predictors'])} predictors): {wall:.1f} s wall ({inside:.1f} s in stages, the rest is "
+          f"{len(results['predictors'])} predictors): {wall:.1f} s wall, median of {len(walls[counted])} "
+          f"({', '.join(f'{w:.1f}' for w in walls[counted])}; {inside:.1f} s in the last one's stages, the rest is "
           "Python start-up and imports)")
     print("  " + ", ".join(f"{k} {v:.2f}s ({v / wall:.0%})" for k, v in timings.items()))
+    print(f"  evaluation: {results.get('evaluation')} (continued: answer tokens only, on the trace's kept prompt pass)")
     shares = {n: p["seconds"] / wall for n, p in results["predictors"].items()}
     ranked = sorted(shares.items(), key=lambda kv: -kv[1])
     print("  each predictor's share of the run (its fit + predict on the shared trace): " +
           ", ".join(f"{n} {s:.1%}" for n, s in ranked))
     if lm is not None:
         _, lm_wall, _ = lm
-        print(f"  lm-evaluation-harness evaluating the same {len(items)} items alone: {lm_wall:.1f} s wall; "
+        print(f"  lm-evaluation-harness evaluating the same {len(items)} items alone: {lm_wall:.1f} s wall "
+              f"(median of {len(lm_walls[counted])}: {', '.join(f'{w:.1f}' for w in lm_walls[counted])}); "
               f"the whole brittlebench run takes {wall / lm_wall:.2f}x its time")
 
 

@@ -5,6 +5,8 @@ by `--resume`, which reuses every stage whose output is stored there and intact.
     items/base.jsonl               base items with targets
     items/variants.sealed.jsonl    variant items without targets (written before sealing)
     stages/outcomes.base.jsonl     the calibration stage's outcomes
+    stages/screen.jsonl + .sha256  a predict-only run's sealed blind predictions (`--predict-only`),
+                                   with stages/screen.json (their status, when, how long)
     stages/predictors.json         each predictor's status, written just before the predictions
     predictions.jsonl + .sha256    the sealed predictions and their digest
     stages/outcomes.variant.jsonl  the evaluation stage's outcomes (after sealing)
@@ -124,6 +126,31 @@ class RunFolder:
             return None
         names = [n for n, info in status.items() if info["status"] == "ok"]
         self.reused.append("sealed predictions")
+        return {n: np.array([r["scores"][n] for r in rows]) for n in names}, status, digest
+
+    def seal_screen(self, sealed: Sequence[SealedItem], scores: dict[str, np.ndarray], status: dict[str, dict],
+                    seconds: float) -> str:
+        """A predict-only run's blind predictions, sealed before any variant is evaluated."""
+        io.write_json(self.path / "stages" / "screen.json", {
+            "sealed": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "seconds": round(seconds, 3),
+            "predictors": status})
+        return write_predictions(self.path / "stages", "screen", sealed, scores)
+
+    def stored_screen(self, sealed: Sequence[SealedItem]):
+        """(scores, status, digest) of a predict-only run stored here, if complete and intact."""
+        stages = self.path / "stages"
+        try:
+            digest = (stages / "screen.sha256").read_text().split()[0]
+            data = (stages / "screen.jsonl").read_bytes()
+            status = json.loads((stages / "screen.json").read_text())["predictors"]
+        except (OSError, IndexError, KeyError, json.JSONDecodeError):
+            return None
+        if io.sha256(data) != digest:
+            return None
+        rows = [json.loads(line) for line in data.decode().splitlines()]
+        if [r["item_id"] for r in rows] != [i.id for i in sealed]:
+            return None
+        names = [n for n, info in status.items() if info["status"] == "ok"]
         return {n: np.array([r["scores"][n] for r in rows]) for n in names}, status, digest
 
     def seal(self, sealed: Sequence[SealedItem], scores: dict[str, np.ndarray], status: dict[str, dict]) -> str:

@@ -133,13 +133,15 @@ def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[
 
 def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[SealedItem], sealed: list[SealedItem],
                      calibration: list[Observation], log: Callable[[str], None],
-                     lap: Callable[[str], None] = lambda stage: None, history: History | None = None
-                     ) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
+                     lap: Callable[[str], None] = lambda stage: None, history: History | None = None,
+                     blind_only: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
     """The blind track first: the worker holds the base region's traces only, and the variants have
-    not been traced at all. Then, where a trace-track predictor is asked, the variants are traced
-    and the trace track predicts. Returns (scores, status in the pool's order, the variants' trace
-    or None where nothing traced them)."""
+    not been traced at all. Then, where a trace-track predictor is asked (and not `blind_only`: a
+    predict-only screen), the variants are traced and the trace track predicts. Returns (scores,
+    status in the pool's order, the variants' trace or None where nothing traced them)."""
     tracks = tracks_of(pool)
+    if blind_only:
+        tracks["trace"] = []
     final_step = history.final_step if history is not None else None
     share_context(pool, model_view, base, calibration, sealed, withheld=sealed,
                   history=history.points if history is not None else (), final_step=final_step,

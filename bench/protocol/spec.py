@@ -32,6 +32,7 @@ class RunSpec:
     protocol: str = "base"  # or "leave-one-family-out" (see PROTOCOLS)
     predictor_timeout: float | None = None  # seconds for one predictor's fit + predict; None: no limit
     resume: bool = False  # continue the run in `out`, reusing every stage already stored there
+    predict_only: bool = False  # the screen: stop after sealing the blind predictions (`--resume` completes it)
     target: str = "failure"  # or "compositional": components solved, whole failed
     use_cache: bool = True  # reuse traces on disk keyed by (model fingerprint, item)
     cache_dir: Path | None = None  # None: $BRITTLEBENCH_CACHE or ~/.cache/brittlebench
@@ -61,7 +62,7 @@ class RunSpec:
     def identity(self) -> dict[str, Any]:
         """What decides the results: a resumed run must match it."""
         d = self.to_dict()
-        for volatile in ("out", "resume", "batch_size", "use_cache", "cache_dir", "predictor_timeout"):
+        for volatile in ("out", "resume", "predict_only", "batch_size", "use_cache", "cache_dir", "predictor_timeout"):
             d.pop(volatile)
         d["tasks"] = list(d["tasks"]) if d["tasks"] is not None else None
         d["predictors"] = list(d["predictors"])
@@ -92,6 +93,9 @@ class RunSpec:
             raise UserError(f"unknown target {self.target!r}: use one of {', '.join(TARGETS)}")
         if self.checkpoints is not None and not Path(self.checkpoints).is_dir():
             raise UserError(f"--checkpoints {self.checkpoints} is not a folder: pass a folder of saved checkpoints")
+        if self.predict_only and self.protocol != "base":
+            raise UserError("--predict-only stops before any variant is evaluated, which the "
+                            f"{self.protocol} protocol needs: run it with the base protocol")
         if self.checkpoints is not None and self.revisions:
             raise UserError("--checkpoints and --revisions both name a history: pass one of them")
 

@@ -11,6 +11,7 @@ folder for its stored output (`RunFolder.stored_*`) and reuses it when intact.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import platform
 import time
 from dataclasses import asdict, dataclass, replace
@@ -103,9 +104,17 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         if history is not None:  # resumed too: results.json records the learning curves either way
             history.base(suite.base, spec.batch_size)
             clock.lap("history")
+        if stored is not None and spec.predict_only:
+            raise UserError(f"{out} is sealed past its screen already: resume it without --predict-only")
+        screen = folder.stored_screen(sealed) if stored is None else None
+        if spec.predict_only:
+            return screened(spec, folder, handle, suite, view, pool, calibration, base_outcomes, screen, clock,
+                            eval_stats, log, history)
         if stored is None:
             view.keep_continuations([item.id for item in suite.variants])  # one prompt pass: trace, then evaluation
             scores, status, variant_trace = predict(pool, view, suite, calibration, skipped, clock, log, history)
+            if screen is not None:
+                check_screen(folder, scores, screen)
             digest = seal(folder, sealed, scores, status)
             clock.lap("seal")
         else:
@@ -130,6 +139,7 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
             results["history"] = history.summary(suite.base, {o.item_id: o.correct for o in base_outcomes},
                                                  handle.fingerprint)
         clock.lap("score")
+        results["timings"] = {k: round(v, 3) for k, v in clock.timings.items()}  # the report shows those so far
         report(folder, results)
         clock.lap("report")
         results["timings"] = {k: round(v, 3) for k, v in clock.timings.items()}
@@ -261,21 +271,92 @@ def training_history(spec: RunSpec, handle: ModelHandle, families: dict[str, Tas
 
 
 def predict(pool: PredictorPool, view: TracedModel, suite: Suite, calibration: list[Observation],
-            skipped: dict[str, dict], clock: Clock, log: Log, history: History | None = None
-            ) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
+            skipped: dict[str, dict], clock: Clock, log: Log, history: History | None = None,
+            blind_only: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
     """Each predictor fit on the calibration observations and asked about the sealed variants, by
     track: the blind track from the base region's traces alone, before any variant is traced; then
     the trace track from every item's trace. Returns (scores, status per predictor, the variants'
     trace where the trace track needed one)."""
     base = [item.sealed() for item in suite.base]
     scores, status, variant_trace = predict_by_track(pool, view, base, suite.sealed, calibration, log, clock.lap,
-                                                     history)
+                                                     history, blind_only)
+    if blind_only:  # the screen: the trace track's predictors (and those skipped) wait for the full run
+        return scores, status, variant_trace
     return scores, dict(skipped) | status, variant_trace
 
 
 def seal(folder: RunFolder, sealed: list[SealedItem], scores: dict[str, np.ndarray], status: dict[str, dict]) -> str:
     """The predictions and their SHA-256 on disk, before any variant is evaluated; returns the digest."""
     return folder.seal(sealed, scores, status)
+
+
+# -- the screen: predict only ----------------------------------------------------------------
+
+def screened(spec: RunSpec, folder: RunFolder, handle: ModelHandle, suite: Suite, view: TracedModel,
+             pool: PredictorPool, calibration: list[Observation], base_outcomes: list[Outcome],
+             screen, clock: Clock, eval_stats: dict[str, int], log: Log, history: History | None) -> dict[str, Any]:
+    """A predict-only run: the base region evaluated, the blind track's predictions sealed into
+    stages/screen.jsonl, no variant traced or evaluated. results.json holds each variant cell's
+    predicted failure; `--resume` without --predict-only completes the same folder."""
+    sealed = suite.sealed
+    if screen is None:
+        scores, status, _ = predict(pool, view, suite, calibration, {}, clock, log, history, blind_only=True)
+        digest = folder.seal_screen(sealed, scores, status, sum(clock.timings.values()))
+        clock.lap("seal")
+    else:
+        scores, status, digest = screen
+        folder.reused.append("screen")
+    pool.close()
+    results = screen_results(suite, base_outcomes, scores, status)
+    record(results, spec, handle, suite, digest, eval_stats, folder.reused, view)
+    seconds = json.loads((folder.path / "stages" / "screen.json").read_text())["seconds"]
+    results["screen"] = {"predictions_sha256": digest, "seconds": seconds,
+                         "estimated_full_seconds": round(seconds + estimated_variant_seconds(suite, clock), 1)}
+    results["timings"] = {k: round(v, 3) for k, v in clock.timings.items()}
+    folder.write("results.json", results)
+    results["run_dir"] = str(folder.path)
+    return results
+
+
+def screen_results(suite: Suite, base_outcomes: list[Outcome], scores: dict[str, np.ndarray],
+                   status: dict[str, dict]) -> dict[str, Any]:
+    """What a screen knows: the base region's observed failure and each variant cell's failure as
+    each blind predictor predicts it (the mean of its scores over the cell's items)."""
+    families, base, variants = suite.families, suite.base, suite.variants
+    shifts = {(name, c.name): c.shift for name, family in families.items() for c in family.cells}
+    rows = [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "base",
+             "failed": not o.correct} for it, o in zip(base, base_outcomes)]
+    cells = cell_table(rows, {})
+    index: dict[tuple[str, str], list[int]] = {}
+    for i, it in enumerate(variants):
+        index.setdefault((it.family, it.cell), []).append(i)
+    for (family, cell), members in index.items():
+        cells.append({"family": family, "cell": cell, "shift": shifts[family, cell], "split": "variant",
+                      "n": len(members), "failure_rate": None,
+                      "mean_predicted": {name: float(np.mean(s[members])) for name, s in scores.items()}})
+    return {"schema_version": RESULTS_SCHEMA_VERSION, "scoring_version": SCORING_VERSION, "stage": "screen",
+            "n_base": len(base), "n_variant": len(variants),
+            "base_failure_rate": float(np.mean([not o.correct for o in base_outcomes])) if base_outcomes else None,
+            "variant_failure_rate": None, "predictors": status,
+            "competence": base_competence(families, base, base_outcomes), "cells": cells}
+
+
+def estimated_variant_seconds(suite: Suite, clock: Clock) -> float:
+    """What the rest of a full run would take, roughly: the base region's trace and evaluation time
+    scaled by the variants' share of the text (prompts and targets)."""
+    size = lambda items: sum(len(it.prompt) + len(it.target) for it in items) or 1  # noqa: E731
+    per_base = clock.timings.get("trace", 0.0) + clock.timings.get("evaluate", 0.0)
+    return per_base * size(suite.variants) / size(suite.base)
+
+
+def check_screen(folder: RunFolder, scores: dict[str, np.ndarray], screen) -> None:
+    """A screened run completed: its blind predictions must be the very ones sealed by the screen."""
+    screened_scores, _, digest = screen
+    moved = [n for n, s in screened_scores.items() if n not in scores or not np.array_equal(scores[n], s)]
+    if moved:
+        raise UserError(f"{folder.path}: the blind predictions of {', '.join(moved)} differ from those its screen sealed "
+                        f"(sha256 {digest[:12]}...): the predictors changed since; run it again in a new --out")
+    folder.reused.append("screen")
 
 
 # -- evaluate --------------------------------------------------------------------------------

@@ -69,6 +69,28 @@ def _close(a, b) -> bool:
     return a == b
 
 
+def _screen(run: Path) -> tuple[bool, str]:
+    """A run that began as a predict-only screen: its sealed blind predictions must be intact and be
+    the blind columns of the final predictions, which shows they were made before any variant was
+    evaluated."""
+    stages = run / "stages"
+    try:
+        data = (stages / "screen.jsonl").read_bytes()
+        digest = (stages / "screen.sha256").read_text().split()[0]
+        when = json.loads((stages / "screen.json").read_text())["sealed"]
+        screened = [json.loads(line) for line in data.decode().splitlines()]
+        final = {r["item_id"]: r["scores"] for r in io.read_jsonl(run / "predictions.jsonl")}
+    except (OSError, IndexError, KeyError, ValueError):
+        return False, "screen: stages/screen.* is incomplete or corrupted"
+    if io.sha256(data) != digest:
+        return False, f"screen: stages/screen.jsonl does not match its sha256 {digest}: MISMATCH"
+    same = all(r["item_id"] in final and all(final[r["item_id"]].get(n) == v for n, v in r["scores"].items())
+               for r in screened)
+    names = sorted(screened[0]["scores"]) if screened else []
+    return same, (f"screen: {len(names)} blind predictors sealed {when} (sha256 {digest[:16]}...) before any variant "
+                  f"was evaluated; the final predictions {'hold them unchanged: ok' if same else 'differ: MISMATCH'}")
+
+
 def verify(run: Path) -> tuple[bool, list[str]]:
     run = Path(run)
     results = check_run_folder(run)
@@ -79,6 +101,10 @@ def verify(run: Path) -> tuple[bool, list[str]]:
              f"predictions.sha256       {sealed} {'ok' if sealed == actual else 'MISMATCH'}",
              f"results.json records     {recorded} {'ok' if recorded == actual else 'MISMATCH'}"]
     ok = sealed == actual == recorded
+    if (run / "stages" / "screen.jsonl").is_file():
+        screen_ok, line = _screen(run)
+        ok &= screen_ok
+        lines.append(line)
     from ..scoring.metrics import SCORING_VERSION
 
     if results.get("scoring_version", 1) != SCORING_VERSION:
