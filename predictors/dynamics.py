@@ -1,8 +1,9 @@
 """Training-dynamics predictors: they read `model.history`, the checkpoints along training.
 
 Four are blind (the base region's learning curves and traces only); checkpoint agreement reads
-the variants' traces at late checkpoints (trace track). Without a history each notes it and
-scores every item 0.5.
+the variants' traces at late checkpoints (trace track). Without a history (fewer than two
+checkpoints) each says it does not apply (`NotApplicable`): the run lists it with that reason
+and leaves it out of the ranking.
 
 A variant is tied to its family's base cells through its axes: its *nearest* base cell (closest
 mean axis values) gives the cell-level signal, and its *distance* beyond the base region (how
@@ -15,10 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import Predictor
+from .base import NotApplicable, Predictor
 from .history import base_curves
 
-NO_HISTORY = "no training history (the model has no checkpoints: pass --checkpoints or --revisions): every score is 0.5"
+NO_HISTORY = "no training history (fewer than two checkpoints: pass --checkpoints or --revisions)"
 
 
 def _numeric(axes) -> dict[str, float]:
@@ -77,8 +78,7 @@ class _CellSignal(Predictor):
         self.geometry_ = _Geometry([o.item for o in calibration])
         self.signal_: dict[tuple[str, str], float] = {}
         if len(history) < 2:
-            self.note(NO_HISTORY)
-            return self
+            raise NotApplicable(NO_HISTORY)
         base = [o.item for o in calibration]
         cells, steps, accuracy = base_curves(history, base)
         signals = self.cell_signals(model, history, base, cells, steps, accuracy)
@@ -233,7 +233,7 @@ class CheckpointAgreementPredictor(Predictor):
 
     def fit(self, model, calibration):
         if len(tuple(getattr(model, "history", ()))) < 2:
-            self.note(NO_HISTORY)
+            raise NotApplicable(NO_HISTORY)
         return self
 
     def predict(self, model, items):

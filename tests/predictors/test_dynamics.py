@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from predictors import Observation, Predictor
+from predictors import NotApplicable, Observation, Predictor
 from predictors.dynamics import (CheckpointAgreementPredictor, CurveExtrapolationPredictor, EmergenceTimePredictor,
                                  PhaseChangePredictor, RepresentationDriftPredictor)
 from predictors.testing import BlindView, FakeModel, check_predictor, fake_history
@@ -52,12 +52,11 @@ def test_conforms(cls):
 
 
 @pytest.mark.parametrize("cls", DYNAMICS, ids=lambda c: c.name)
-def test_without_a_history_it_says_so_and_scores_one_half(cls):
+def test_without_a_history_it_says_it_does_not_apply(cls):
     base, variants = _items(3)
     calibration = [Observation(i, i.target, True) for i in base]
-    fitted = cls().fit(FakeModel(), calibration)
-    assert np.all(fitted.predict(FakeModel(), variants) == 0.5)
-    assert any("no training history" in n for n in fitted.notes_)
+    with pytest.raises(NotApplicable, match="no training history"):
+        cls().fit(FakeModel(), calibration).predict(FakeModel(), variants)
 
 
 def test_emergence_time_late_skills_score_higher_and_further_items_higher_still():
@@ -223,7 +222,11 @@ def test_at_each_checkpoint_runs_the_protocol_with_the_history_before_each(zoo_m
     for point, earlier in zip(summary["points"], ([], ["step-10"], ["step-10", "step-20"])):
         results = json.loads((out / point["name"] / "results.json").read_text())
         assert [h["name"] for h in results.get("history", [])][:-1] == earlier
-        assert point["predictors"]["emergence_time"]["track"] == "blind"
+        emergence = results["predictors"]["emergence_time"]
+        if earlier:  # a history of two checkpoints or more: it reads it
+            assert emergence["status"] == "ok" and point["predictors"]["emergence_time"]["track"] == "blind"
+        else:  # the first checkpoint has no history before it: not applicable, not ranked
+            assert emergence["status"] == "not_applicable" and "emergence_time" not in point["predictors"]
     assert "<img" in (out / "over_training.html").read_text()
     capsys.readouterr()
     assert main(argv) == 0  # rerunning keeps the finished runs
