@@ -219,6 +219,28 @@ def _exported_run(tmp: Path):
     return results, items, folder, rows
 
 
+def screen_wall(argv: list[str], out: str) -> float:
+    """Wall seconds of the same run as a predict-only screen (`--predict-only`) into `out`."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bench.cli", "run", *argv, "--predict-only", "--out", out], env=ENV,
+                   check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def forward_tokens(model: str, items) -> tuple[int, int]:
+    """(tokens one run passes forward: each shared prefix once, each item's own prompt tokens once
+    (the trace's pass, which evaluation goes on from), each target; the model's parameters)."""
+    from bench.model.load import load_model
+    from bench.model.prefix import Prefixes
+
+    handle = load_model(model)
+    prefixes = Prefixes(handle, [i.prompt for i in items])
+    own = sum(len(prefixes.own(k)) if prefixes.prefix[k] else len(prefixes.ids[k]) for k in range(len(items)))
+    shared = sum(prefixes.length(p) for p in prefixes.groups() if p)
+    targets = sum(len(t) for t in handle.tokenizer([i.target for i in items], add_special_tokens=False)["input_ids"])
+    return own + shared + targets, handle.card.n_parameters
+
+
 def whole_run(args) -> None:
     """The whole default run, and lm-evaluation-harness evaluating exactly that run's items alone."""
     from bench.model.load import DEFAULT_MODEL_PATH
@@ -232,6 +254,7 @@ def whole_run(args) -> None:
                            check=True, capture_output=True)
             walls.append(time.perf_counter() - started)
         results, items, folder, rows = _exported_run(Path(tmp))
+        screen = screen_wall(["--no-cache"], f"{tmp}/s")
         for k in range(0 if args.no_lm_eval else args.repeat + (args.repeat > 1)):
             lm = lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)
             lm_walls.append(lm[1])
@@ -246,6 +269,8 @@ def whole_run(args) -> None:
           "Python start-up and imports)")
     print("  " + ", ".join(f"{k} {v:.2f}s ({v / wall:.0%})" for k, v in timings.items()))
     print(f"  evaluation: {results.get('evaluation')} (continued: answer tokens only, on the trace's kept prompt pass)")
+    print(f"  predict-only screen (base region + blind predictions, no variant evaluated): {screen:.1f} s wall, "
+          f"{screen / wall:.0%} of the whole run")
     shares = {n: p["seconds"] / wall for n, p in results["predictors"].items()}
     ranked = sorted(shares.items(), key=lambda kv: -kv[1])
     print("  each predictor's share of the run (its fit + predict on the shared trace): " +
@@ -270,16 +295,28 @@ def real_run(args) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model {gguf.name}")
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bench.cli", "run", "--model", str(gguf), "--suite", "pretrained",
-                        "--n", str(args.n), "--out", f"{tmp}/r", "--no-cache"], env=ENV, check=True, capture_output=True)
+        argv = ["--model", str(gguf), "--suite", "pretrained", "--n", str(args.n), "--no-cache"]
+        subprocess.run([sys.executable, "-m", "bench.cli", "run", *argv, "--out", f"{tmp}/r"], env=ENV, check=True,
+                       capture_output=True)
         wall = time.perf_counter() - started
         results, items, folder, rows = _exported_run(Path(tmp))
+        screen = screen_wall(argv, f"{tmp}/s")
         ours = {o["item_id"]: o["correct"] for o in map(json.loads, Path(f"{tmp}/r/outcomes.jsonl").read_text().splitlines())}
         theirs, lm_wall, lm_rss = lm_eval(str(gguf), folder, rows)
     timings = results["timings"]
     print(f"whole `brittlebench run` on the pretrained suite ({len(items)} items, {args.n} per cell, "
           f"{len(results['predictors'])} predictors, both tracks): {wall:.1f} s wall")
     print("  " + ", ".join(f"{k} {v:.1f}s ({v / wall:.0%})" for k, v in timings.items()))
+    print(f"  evaluation: {results.get('evaluation')} (continued: answer tokens only, on the trace's kept prompt pass)")
+    tokens, params = forward_tokens(str(gguf), items)
+    seconds = timings.get("trace", 0.0) + timings.get("evaluate", 0.0)
+    gflops = 2 * params * tokens / seconds / 1e9
+    peak = matmul_peak()
+    print(f"  forward passes: {params / 1e6:.0f} M parameters x {tokens} tokens (prefixes once, own prompt tokens once, "
+          f"targets) in {seconds:.1f} s of trace + evaluate: ~{gflops:.1f} GFLOP/s, {gflops / peak:.0%} of this "
+          f"machine's fp32 matmul peak ({peak:.0f} GFLOP/s, {torch.get_num_threads()} threads)")
+    print(f"  predict-only screen (base region + blind predictions, no variant evaluated): {screen:.1f} s wall, "
+          f"{screen / wall:.0%} of the whole run")
     mine = {"correct": [ours[r["id"]] for r in rows]}
     _disagreements("lm-eval", mine, theirs, rows)
     same = sum(a == b for a, b in zip(mine["correct"], theirs["correct"]))
