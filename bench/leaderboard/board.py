@@ -35,6 +35,9 @@ def validate(path: Path, submission: bool = True) -> dict:
     path = Path(path)
     results = check_run_folder(path)
     ok, lines = verify(path)
+    stale = next((l for l in lines if l.startswith("scores: made by scoring version")), None)
+    if not ok and stale:
+        raise UserError(f"{path}: {stale}")
     if not ok:
         bad = next((l for l in lines if "MISMATCH" in l), "digest or scores do not match")
         raise UserError(f"{path} is tampered or corrupted: {' '.join(bad.split())}")

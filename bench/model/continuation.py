@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-BUDGET_CAP = 4 << 30
+BUDGET_CAP = 4 << 30  # bytes: at most this much, and at most a quarter of the available memory
 
 
 @dataclass
@@ -34,15 +34,13 @@ class Kept:
 
 
 class Continuations:
-    """Kept prompt passes of the items in `wanted`, at most `budget` bytes."""
+    """Kept prompt passes of the items in `wanted`, at most `budget` bytes; a first answer token is
+    trusted where its top-1/top-2 logit gap exceeds `margin` (evaluation's MARGIN)."""
 
-    def __init__(self, wanted: Iterable[str], budget: int | None = None):
+    def __init__(self, wanted: Iterable[str], budget: int, margin: float):
         self.wanted = set(wanted)
-        if budget is None:
-            from .evaluate import _available_ram
-
-            budget = min(BUDGET_CAP, _available_ram() // 4)
         self.budget = budget
+        self.margin = margin
         self.used = 0
         self.kept: list[Kept] = []
         self.evaluated = 0  # items evaluated from a kept pass
@@ -50,8 +48,6 @@ class Continuations:
     def keep(self, prefix: str, item_ids: Sequence[str], cache, start: int, own: int, last_logits) -> None:
         """Keep the rows of one trace pass that are wanted: `cache` holds `start` prefix tokens then
         `own` tokens of each row; `last_logits` (row, vocab) is the last prompt position's."""
-        from .evaluate import MARGIN
-
         rows = [r for r, item_id in enumerate(item_ids) if item_id in self.wanted]
         layers = getattr(cache, "layers", None)
         if not rows or not layers or not all(hasattr(layer, "keys") and getattr(layer, "keys", None) is not None
@@ -69,7 +65,7 @@ class Continuations:
         self.used += size
         self.kept.append(Kept(prefix, [item_ids[r] for r in rows], own_layers,
                               top2.indices[:, 0].tolist(),
-                              ((top2.values[:, 0] - top2.values[:, 1]) > MARGIN).tolist()))
+                              ((top2.values[:, 0] - top2.values[:, 1]) > self.margin).tolist()))
         self.wanted.difference_update(item_ids[r] for r in rows)  # kept once, whatever traces it again
 
     def __len__(self) -> int:

@@ -45,8 +45,8 @@ import numpy as np
 from predictors.trace import Trace
 from tasks import Item, SealedItem
 
-from .continuation import Continuations
-from .evaluate import exact_length_batches
+from .continuation import BUDGET_CAP, Continuations
+from .evaluate import MARGIN, _available_ram, exact_length_batches
 from .load import ModelHandle
 from .prefix import Prefixes, cache_argument
 
@@ -431,7 +431,9 @@ class TracedModel:
     def keep_continuations(self, item_ids: Sequence[str], budget: int | None = None) -> Continuations:
         """From now on, the prompt passes of these items also keep what their evaluation needs
         (`bench.model.continuation`): the runner's, never a predictor's."""
-        self.continuations = Continuations(item_ids, budget)
+        if budget is None:
+            budget = min(BUDGET_CAP, _available_ram() // 4)
+        self.continuations = Continuations(item_ids, budget, MARGIN)
         return self.continuations
 
     def forget(self) -> None:
