@@ -55,13 +55,14 @@ class Continuations:
             return
         import torch
 
-        index = torch.tensor(rows, device=layers[0].keys.device)
-        own_layers = [(layer.keys[:, :, start:, :].index_select(0, index).clone(),
-                       layer.values[:, :, start:, :].index_select(0, index).clone()) for layer in layers]
+        index = torch.tensor(rows)
+        own_layers = [(layer.keys[:, :, start:, :].index_select(0, index.to(layer.keys.device)).clone(),
+                       layer.values[:, :, start:, :].index_select(0, index.to(layer.values.device)).clone())
+                      for layer in layers]
         size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in own_layers)
         if self.used + size > self.budget:
             return
-        top2 = last_logits.index_select(0, index).float().topk(2, dim=-1)
+        top2 = last_logits.index_select(0, index.to(last_logits.device)).float().topk(2, dim=-1)
         self.used += size
         self.kept.append(Kept(prefix, [item_ids[r] for r in rows], own_layers,
                               top2.indices[:, 0].tolist(),

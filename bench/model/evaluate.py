@@ -261,7 +261,8 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
 
             cache = DynamicCache(config=handle.model.config)
         for layer, (keys, values) in enumerate(kept.layers):
-            cache.update(keys.index_select(0, select), values.index_select(0, select), layer)
+            rows_here = select.to(keys.device)  # under a device map each layer's cache sits on its own device
+            cache.update(keys.index_select(0, rows_here), values.index_select(0, rows_here), layer)
         past = cache.get_seq_length()
         width = max(len(targets[i]) for _, i in rows)
         ids = torch.full((len(rows), width), handle.tokenizer.pad_token_id, dtype=torch.long)

@@ -198,12 +198,14 @@ def _logit_lens(model, hidden_states, final_top):
     norm, head = final_norm(model), model.get_output_embeddings()
     if norm is None or head is None:
         return None, None
-    states = torch.stack([h[:, -1, :] for h in hidden_states], dim=1)  # (item, layer + 1, d_model)
+    where = head.weight.device  # under a device map the layers' states sit on several devices
+    states = torch.stack([h[:, -1, :].to(where) for h in hidden_states], dim=1)  # (item, layer + 1, d_model)
     # The last entry is already normalized (HF convention); the others go through the final norm.
     states = torch.cat([norm(states[:, :-1]), states[:, -1:]], dim=1)
     # Item by item: every product then has the same (layer + 1, d_model) shape whatever the batch,
     # and so the same summation order (BLAS picks kernels by shape).
     probs = torch.softmax(torch.stack([head(row) for row in states]).float(), dim=-1)  # (item, layer + 1, vocab)
+    final_top = final_top.to(where)
     return probs.argmax(-1), probs.gather(-1, final_top[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(-1)
 
 
@@ -241,7 +243,7 @@ def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | Non
             keep.keep("", item_ids, getattr(out, "cache", None) or out.past_key_values, 0, input_ids.shape[1],
                       out.logits[:, -1, :])
     probed, _probe_rows = _probe_rows, None
-    hidden = torch.stack([h[:, -1, :] for h in out.hidden_states], dim=1).float()  # (item, layer+1, d_model)
+    hidden = torch.stack([h[:, -1, :].to(handle.device) for h in out.hidden_states], dim=1).float()  # (item, layer+1, d_model)
     logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (item, vocab)
     probs = logprobs.exp()
     top_probs, top_ids = probs.topk(min(TOP_K, probs.shape[-1]), dim=-1)

@@ -48,6 +48,10 @@ def recompute_scores(run: Path, results: dict, name: str = "predictions", view: 
             by_id = {r["item_id"]: r[REFERENCE] for r in io.read_jsonl(run / "reference.jsonl")}
             reference = np.array([by_id[p["item_id"]] for p in predictions], dtype=float)
         keep = np.ones(len(predictions), dtype=bool)
+        flagged = set((results.get("competence") or {}).get("flagged") or ())
+        scored = set((results.get("competence") or {}).get("scored_families") or ())
+        if view is results and flagged and scored:  # the run-level figures leave the flagged families out
+            keep = np.array([p["family"] in scored for p in predictions], dtype=bool)
         if eligible_only:
             solved: dict[str, bool] = {}
             for row in io.read_jsonl(run / "components.jsonl"):
