@@ -11,65 +11,109 @@ from __future__ import annotations
 import html
 import json
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from types import SimpleNamespace
+from typing import Any, Callable, Sequence
 
 from .. import io
 from ..errors import UserError
-from ..model.load import load_model
-from ..protocol.history import sources
+from ..model.load import resolve
+from ..protocol.history import final_step, sources
 from ..protocol.spec import RunSpec
-from ..protocol.stages import run, zoo_card
+from ..protocol.stages import run
+
+
+@dataclass(frozen=True)
+class CheckpointRun:
+    """One point of a model's training: the run of that checkpoint (or of the final model)."""
+
+    name: str | None  # the checkpoint's or revision's name, "final"; None: a model without points
+    step: int | None
+    spec: RunSpec
+
+
+def checkpoint_runs(spec: RunSpec, out: Path) -> list[CheckpointRun]:
+    """The runs of `spec`'s model at every checkpoint and at the end, each into `out`/NAME with the
+    checkpoints before it as its history (links under `out`/.history, made here); [] where the model
+    has no checkpoints. Planned without loading the model: a zoo card and checkpoints are files."""
+    source = resolve(spec.model.name_or_path)[0]
+    located = SimpleNamespace(source=source)  # all `sources` and `final_step` read of a handle
+    found = sources(spec, located)
+    if not found:
+        return []
+    card = _zoo_card(source)
+    tasks = spec.tasks or (tuple(card["recipe"]["tasks"]) if card and spec.suite is None else None)
+    shots = spec.shots if spec.shots is not None else (0 if card else None)  # checkpoints carry no zoo card
+    links = Path(out) / ".history"
+    planned = []
+    points = [(s.name, s.step, s.spec) for s in found] + [("final", final_step(located, found), spec.model)]
+    for k, (name, step, model) in enumerate(points):
+        if spec.revisions:  # revisions of one HF model: the earlier revisions are the history, as they are
+            history = dict(checkpoints=None, revisions=tuple(spec.revisions[:k]) or None)
+        else:
+            earlier = links / name
+            earlier.mkdir(parents=True, exist_ok=True)
+            for previous in found[:k]:
+                link = earlier / previous.name
+                if not link.exists():
+                    os.symlink(Path(previous.spec.name_or_path).resolve(), link)
+            history = dict(checkpoints=earlier if k else None, revisions=None)
+        planned.append(CheckpointRun(name, step, replace(
+            spec, model=model, tasks=tasks, shots=shots, out=Path(out) / name,
+            resume=(Path(out) / name / "run.json").is_file(), **history)))
+    return planned
+
+
+def _zoo_card(source: str) -> dict | None:
+    path = Path(source) / "zoo.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def at_each_checkpoint(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     if spec.out is None:
         raise UserError("--at-each-checkpoint needs --out: the folder that will hold one run per checkpoint")
     out = Path(spec.out)
-    handle = load_model(spec.model)
-    found = sources(spec, handle)
-    if not found:
+    planned = checkpoint_runs(spec, out)
+    if not planned:
         raise UserError(f"{spec.model.name_or_path} has no checkpoints: pass --checkpoints DIR or --revisions, or a "
                         "zoo model trained with checkpoints")
-    card = zoo_card(handle)
-    tasks = spec.tasks or (tuple(card["recipe"]["tasks"]) if card else None)
-    shots = spec.shots if spec.shots is not None else (0 if card else None)
-    links = out / ".history"
     rows = []
-    points = [(s.name, s.step, s.spec) for s in found] + [("final", None, spec.model)]
-    for k, (name, step, model) in enumerate(points):
-        earlier = links / name
-        earlier.mkdir(parents=True, exist_ok=True)
-        for previous in found[:k]:
-            link = earlier / previous.name
-            if not link.exists():
-                os.symlink(Path(previous.spec.name_or_path).resolve(), link)
-        run_spec = replace(spec, model=model, tasks=tasks, shots=shots, out=out / name,
-                           checkpoints=earlier if k else None, revisions=None,
-                           resume=(out / name / "run.json").is_file())
-        if (out / name / "results.json").is_file():
-            results = json.loads((out / name / "results.json").read_text())
-            log(f"{name}: already run, kept")
+    for point in planned:
+        folder = out / point.name
+        if (folder / "results.json").is_file():
+            results = json.loads((folder / "results.json").read_text())
+            log(f"{point.name}: already run, kept")
         else:
-            if run_spec.resume is False and (out / name).exists():
-                raise UserError(f"{out / name} exists without a run in it: remove it or pass another --out")
-            results = run(run_spec, log=log)
-        rows.append(_row(name, step if name != "final" else (results.get("history") or [{}])[-1].get("step"), results))
-    summary = {"schema_version": 1, "model": spec.model.name_or_path, "points": rows}
-    io.write_json(out / "over_training.json", summary)
-    io.write_bytes(out / "over_training.html", page(summary).encode())
+            if point.spec.resume is False and folder.exists():
+                raise UserError(f"{folder} exists without a run in it: remove it or pass another --out")
+            results = run(point.spec, log=log)
+        rows.append(row(point, results, point.name))
+    return write_summary(out, spec.model.name_or_path, rows)
+
+
+def write_summary(out: Path, model: str, rows: Sequence[dict]) -> dict[str, Any]:
+    """over_training.json and over_training.html in `out`, from the points' `row`s; returns the summary."""
+    summary = {"schema_version": 1, "model": model, "points": list(rows)}
+    io.write_json(Path(out) / "over_training.json", summary)
+    io.write_bytes(Path(out) / "over_training.html", page(summary).encode())
     return summary
 
 
-def _row(name: str, step: int | None, results: dict) -> dict:
+def row(point: CheckpointRun, results: dict, run_folder: str) -> dict:
+    """One point of the summary: its failure rates and each predictor's family AUROC. The final
+    model's step is the one its run's history ends with, else the one planned; `run_folder`: the
+    run's folder, relative to the summary's."""
+    step = point.step
+    if point.name == "final":
+        step = (results.get("history") or [{}])[-1].get("step", step)
     predictors = {n: {"track": p.get("track"), "family_auroc": (p.get("family_auroc") or {}).get("value"),
                       "beats": bool((p.get("vs_best_baseline") or {}).get("beats"))}
                   for n, p in results["predictors"].items() if p.get("status") == "ok"}
     reference = results.get("tracks", {}).get("trace", {}).get("reference", {})
-    return {"name": name, "step": step, "base_failure_rate": results["base_failure_rate"],
+    return {"name": point.name, "step": step, "base_failure_rate": results["base_failure_rate"],
             "variant_failure_rate": results["variant_failure_rate"], "predictors": predictors,
-            "reference": (reference.get("family_auroc") or {}).get("value"), "run": name}
+            "reference": (reference.get("family_auroc") or {}).get("value"), "run": run_folder}
 
 
 def plot(summary: dict) -> str:

@@ -52,6 +52,12 @@ class ModelSpec:
     device: str = "cpu"
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    # Spread the weights over the visible devices as they load (accelerate): "auto", "balanced",
+    # "balanced_low_0", "sequential", or one device ("cuda:1"). None: all on `device`.
+    device_map: str | None = None
+
+
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
 def resolve(name_or_path: str) -> tuple[str, bool]:
@@ -95,6 +101,13 @@ def gguf_parts(source: str) -> tuple[str, dict[str, Any]] | None:
     return str(path.parent), {"gguf_file": path.name}
 
 
+def input_device(model: Any):
+    """Where inputs go: the input embedding's device (under a device map, the first shard's)."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    weight = getattr(embeddings, "weight", None)
+    return weight.device if weight is not None else next(model.parameters()).device
+
+
 class ModelHandle:
     """A loaded model and tokenizer. Build with `load_model`."""
 
@@ -106,7 +119,7 @@ class ModelHandle:
 
     @property
     def device(self):
-        return next(self.model.parameters()).device
+        return input_device(self.model)
 
     @cached_property
     def card(self) -> ArchitectureCard:
@@ -203,10 +216,29 @@ def rows_are_batch_invariant(width: int = 128) -> bool:
     return bool(torch.equal((x @ w)[:1], x[:1] @ w))
 
 
+def device_map_of(spec: ModelSpec) -> str | None:
+    """What `from_pretrained` gets as `device_map`, checked: a ModelLoadError says what to change."""
+    device_map = spec.device_map
+    if device_map is None:
+        return "auto" if spec.device == "auto" else None
+    if device_map not in DEVICE_MAPS and not re.fullmatch(r"(cpu|cuda|mps|xpu|npu|hpu)(:\d+)?", device_map):
+        raise ModelLoadError(f"unknown device map {device_map!r}: use {', '.join(DEVICE_MAPS)} or one device "
+                             "(cuda:1)")
+    if spec.device not in ("cpu", "auto"):
+        raise ModelLoadError(f"--device {spec.device} and --device-map {device_map} both place the model: "
+                             "pass one of them")
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise ModelLoadError(f"--device-map {device_map} needs accelerate: pip install accelerate")
+    return device_map
+
+
 def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
     if isinstance(spec, str):
         spec = ModelSpec(spec)
     source, local = resolve(spec.name_or_path)
+    device_map = device_map_of(spec)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -244,13 +276,13 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
                              "(save it with tokenizer.save_pretrained into the model folder)")
     model = _step(spec, where, "weights", lambda: AutoModelForCausalLM.from_pretrained(
         folder, config=config, dtype=dtype, use_safetensors=None if spec.allow_pickle or gguf else True,
-        device_map="auto" if spec.device == "auto" else None, **kwargs))
-    if spec.device not in ("auto", "cpu"):
+        device_map=device_map, **kwargs))
+    if device_map is None and spec.device not in ("auto", "cpu"):
         try:
             model.to(spec.device)
         except (RuntimeError, AssertionError) as e:
             raise ModelLoadError(f"cannot move the model to device {spec.device!r}: {e}") from None
-    if spec.device == "cpu" and not rows_are_batch_invariant():
+    if input_device(model).type == "cpu" and not rows_are_batch_invariant():
         import warnings
 
         warnings.warn("on this machine a batched product's rows differ from the rows computed alone, so traces "

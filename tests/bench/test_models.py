@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -88,3 +90,31 @@ def test_folder_without_tokenizer_says_which_part_failed(tmp_path, tiny_gpt2):
 def test_unknown_device_is_a_user_error(tiny_gpt2):
     with pytest.raises(ModelLoadError, match="device"):
         load_model(ModelSpec(str(tiny_gpt2), device="cuda:7"))
+
+
+def test_a_device_map_changes_no_card_trace_or_outcome(tiny_llama, tmp_path, capsys):
+    """--device-map auto (accelerate; a model larger than one GPU): inputs go to the embedding's
+    device, and on a machine without accelerators everything lands on the CPU, so a run gives the
+    outcomes and predictions (and so traces) of the model loaded without it."""
+    from bench.cli import main
+
+    mapped = load_model(ModelSpec(str(tiny_llama), device_map="auto"))
+    plain = load_model(ModelSpec(str(tiny_llama)))
+    assert mapped.device == mapped.model.get_input_embeddings().weight.device
+    assert mapped.device.type == "cpu" and mapped.card == plain.card and mapped.fingerprint == plain.fingerprint
+    argv = ["run", "--model", str(tiny_llama), "--tasks", "addition", "--n", "2", "--shots", "0", "--no-cache",
+            "--predictors", "random,confidence,entropy,prompt_length"]
+    assert main(argv + ["--out", str(tmp_path / "plain")]) == 0
+    assert main(argv + ["--device-map", "auto", "--out", str(tmp_path / "mapped")]) == 0
+    capsys.readouterr()
+    for name in ("items/variants.jsonl", "predictions.jsonl", "outcomes.jsonl"):
+        assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "mapped" / name).read_bytes(), name
+    identity = json.loads((tmp_path / "mapped" / "run.json").read_text())["identity"]
+    assert identity["model"]["device_map"] == "auto"
+
+
+@pytest.mark.parametrize("spec, message", [(dict(device_map="everywhere"), "unknown device map"),
+                                           (dict(device_map="auto", device="cuda"), "pass one of them")])
+def test_device_map_mistakes_are_user_errors(tiny_gpt2, spec, message):
+    with pytest.raises(ModelLoadError, match=message):
+        load_model(ModelSpec(str(tiny_gpt2), **spec))

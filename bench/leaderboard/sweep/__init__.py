@@ -1,0 +1,21 @@
+"""`brittlebench sweep`: a grid of ordinary runs, spread over local processes or a Ray cluster.
+
+    grid.py       the grid (models x checkpoints or revisions x seeds x suites) from flags or a
+                  TOML file, planned into runs: each a RunSpec, an id and a run folder
+    executors.py  where runs execute: a local pool of processes, or Ray tasks; either way each
+                  run is `python -m bench.leaderboard.sweep.child` in a process of its own
+    child.py      that process: one run under a lock, ended when the process that started it dies
+    index.py      sweep.json: each run's parameters, folder, status, reason and wall time
+    summaries.py  the leaderboard, leave-one-model-out and predictability over training, built
+                  from the finished runs where the grid makes them meaningful
+    driver.py     plan, skip what is finished, run the rest, record, summarize
+
+Layout of a sweep's folder OUT:
+    sweep.json, logs/ID.log
+    runs/MODEL-seedS[-SUITE]/                     one run (what `brittlebench run --out` writes)
+    runs/MODEL-seedS[-SUITE]/POINT/               with checkpoints or revisions: one run per point,
+    runs/MODEL-seedS[-SUITE]/over_training.html   as `brittlebench run --at-each-checkpoint` lays them out
+    leaderboard/GROUP/                            one leaderboard per seed (and suite, revision)
+
+Nothing is imported here: a Ray worker imports `executors` alone, and a run's process `child`.
+"""

@@ -1,0 +1,138 @@
+"""One run of a sweep, in a process of its own: `python -m bench.leaderboard.sweep.child`.
+
+It reads its `RunTask` (pickled) on standard input, takes the run's lock (so that a run left going by
+a killed sweep and the same run started again never write one folder together), runs the protocol
+exactly as `brittlebench run` does, and writes its `RunOutcome` as JSON to `task.outcome`. Its
+stdout and stderr are the run's log. When the process that started it dies (a sweep killed with
+SIGKILL), it stops within a second, as on Ctrl-C: the run continues next time with --resume.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+LOCK_WAIT_S = 60.0  # how long a run waits for the same run left going elsewhere to stop
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """What the child is handed: the run and where its lock, log and outcome go."""
+
+    id: str
+    spec: object  # a RunSpec (its `out` is the run folder); `object` here keeps this module free of imports
+    log: Path
+    lock: Path
+    outcome: Path
+    cwd: str  # the sweep's working folder: relative paths in the spec are relative to it
+    threads: int | None = None  # OMP/MKL threads for the run (None: as the environment says)
+
+
+@contextlib.contextmanager
+def run_lock(path: Path, wait_s: float = LOCK_WAIT_S):
+    """An exclusive lock on `path` for as long as the run goes (released when its process ends,
+    however it ends); a UserError when another process holds it for longer than `wait_s`."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock, as before sweeps
+        yield
+        return
+    from ...errors import UserError
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UserError(f"another process is running this run (it holds {path}): wait for it to "
+                                    "stop, then rerun the sweep") from None
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+PARENT = "BRITTLEBENCH_SWEEP_PARENT"  # the pid of the process that started this one (it may be gone already)
+
+
+def _stop_when_orphaned() -> None:
+    """SIGTERM to this process once the one that started it is gone: the run unwinds as on Ctrl-C."""
+    parent = int(os.environ.get(PARENT, os.getppid()))
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _write_outcome(task: RunTask, status: str, reason: str | None, action: str) -> None:
+    from ... import io
+
+    io.write_json(task.outcome, {"id": task.id, "status": status, "reason": reason, "action": action})
+
+
+def main() -> int:
+    def terminated(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminated)
+    _stop_when_orphaned()
+    task: RunTask = pickle.load(sys.stdin.buffer)
+    from predictors import PredictorError
+    from tasks import TaskError
+
+    from ...errors import UserError
+
+    print(f"== {task.id}: {task.spec.out} (process {os.getpid()})", file=sys.stderr, flush=True)
+    action = "run"
+    try:
+        with run_lock(task.lock):
+            from dataclasses import replace
+
+            from ...protocol.stages import run
+
+            # Decided under the lock: a run left going by a killed sweep may have started (or even
+            # finished) the folder since the sweep looked.
+            folder = Path(task.spec.out)
+            if (folder / "run.json").is_file():
+                action = "skip" if (folder / "results.json").is_file() else "resume"
+            if action != "skip":
+                run(replace(task.spec, resume=action == "resume"),
+                    log=lambda message: print(message, file=sys.stderr, flush=True))
+    except (UserError, TaskError, PredictorError) as e:
+        print(f"brittlebench: error: {e}", file=sys.stderr)
+        _write_outcome(task, "failed", str(e), action)
+        return 2
+    except KeyboardInterrupt:
+        print("brittlebench: interrupted (the sweep continues it when rerun)", file=sys.stderr)
+        _write_outcome(task, "failed", "interrupted", action)
+        return 130
+    except Exception as e:  # any other failure is this run's alone: recorded, and the sweep goes on
+        traceback.print_exc()
+        first = (str(e).strip().splitlines() or [""])[0]
+        _write_outcome(task, "failed", f"{type(e).__name__}: {first}" if first else type(e).__name__, action)
+        return 1
+    _write_outcome(task, "finished", None, action)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # stopped before the run began (its sweep was already gone)
+        sys.exit(130)
