@@ -112,21 +112,14 @@ class RunFolder:
         """(scores, status, digest) sealed by an earlier attempt (with --resume), if complete and intact."""
         if not self.resume:
             return None
-        out = self.path
         try:
-            digest = (out / "predictions.sha256").read_text().split()[0]
-            data = (out / "predictions.jsonl").read_bytes()
-            status = json.loads((out / "stages" / "predictors.json").read_text())
-        except (OSError, IndexError, json.JSONDecodeError):
+            status = json.loads((self.path / "stages" / "predictors.json").read_text())
+        except (OSError, json.JSONDecodeError):
             return None
-        if io.sha256(data) != digest:
-            return None
-        rows = [json.loads(line) for line in data.decode().splitlines()]
-        if [r["item_id"] for r in rows] != [i.id for i in sealed]:
-            return None
-        names = [n for n, info in status.items() if info["status"] == "ok"]
-        self.reused.append("sealed predictions")
-        return {n: np.array([r["scores"][n] for r in rows]) for n in names}, status, digest
+        stored = read_sealed(self.path, "predictions", sealed, status)
+        if stored is not None:
+            self.reused.append("sealed predictions")
+        return stored
 
     def seal_screen(self, sealed: Sequence[SealedItem], scores: dict[str, np.ndarray], status: dict[str, dict],
                     seconds: float) -> str:
@@ -138,20 +131,11 @@ class RunFolder:
 
     def stored_screen(self, sealed: Sequence[SealedItem]):
         """(scores, status, digest) of a predict-only run stored here, if complete and intact."""
-        stages = self.path / "stages"
         try:
-            digest = (stages / "screen.sha256").read_text().split()[0]
-            data = (stages / "screen.jsonl").read_bytes()
-            status = json.loads((stages / "screen.json").read_text())["predictors"]
-        except (OSError, IndexError, KeyError, json.JSONDecodeError):
+            status = json.loads((self.path / "stages" / "screen.json").read_text())["predictors"]
+        except (OSError, KeyError, TypeError, json.JSONDecodeError):
             return None
-        if io.sha256(data) != digest:
-            return None
-        rows = [json.loads(line) for line in data.decode().splitlines()]
-        if [r["item_id"] for r in rows] != [i.id for i in sealed]:
-            return None
-        names = [n for n, info in status.items() if info["status"] == "ok"]
-        return {n: np.array([r["scores"][n] for r in rows]) for n in names}, status, digest
+        return read_sealed(self.path / "stages", "screen", sealed, status)
 
     def seal(self, sealed: Sequence[SealedItem], scores: dict[str, np.ndarray], status: dict[str, dict]) -> str:
         """The status first, then the predictions and their digest: a digest on disk means both are stored."""
@@ -162,6 +146,23 @@ class RunFolder:
         """A JSON file (`.json`) or JSON lines (`.jsonl`, an iterable of rows) under the folder."""
         path = self.path / name
         io.write_jsonl(path, obj) if name.endswith(".jsonl") else io.write_json(path, obj)
+
+
+def read_sealed(folder: Path, name: str, sealed: Sequence[SealedItem], status: dict[str, dict]):
+    """(scores of the predictors `status` marks ok, status, digest) from `name`.jsonl in `folder`, if
+    it matches `name`.sha256 and holds exactly the `sealed` items in order; else None."""
+    try:
+        digest = (folder / f"{name}.sha256").read_text().split()[0]
+        data = (folder / f"{name}.jsonl").read_bytes()
+    except (OSError, IndexError):
+        return None
+    if io.sha256(data) != digest:
+        return None
+    rows = [json.loads(line) for line in data.decode().splitlines()]
+    if [r["item_id"] for r in rows] != [i.id for i in sealed]:
+        return None
+    names = [n for n, info in status.items() if info["status"] == "ok"]
+    return {n: np.array([r["scores"][n] for r in rows]) for n in names}, status, digest
 
 
 def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores: dict[str, np.ndarray]) -> str:

@@ -23,23 +23,29 @@ from .metrics import HIGHER_IS_BETTER
 DEFAULT_MAX_DROP = {"family_auroc": 0.02}  # the ranking figure
 
 
-def parse_max_drop(text: str | None) -> dict[str, float]:
+def parse_tolerances(text: str | None, flag: str, metrics, defaults: dict[str, float],
+                     keep_defaults: bool = False) -> dict[str, float]:
+    """`METRIC=TOL,...` for `flag`: a one-line UserError for an unknown metric, a non-number or a
+    negative tolerance. With `keep_defaults`, the metrics not named keep their default."""
     if not text:
-        return dict(DEFAULT_MAX_DROP)
-    out = {}
+        return dict(defaults)
+    out = dict(defaults) if keep_defaults else {}
     for part in text.split(","):
         metric, sep, value = part.partition("=")
         metric = metric.strip()
-        if not sep or metric not in HIGHER_IS_BETTER:
-            raise UserError(f"--max-drop takes METRIC=TOLERANCE pairs with metrics from {', '.join(HIGHER_IS_BETTER)}; "
-                            f"got {part!r}")
+        if not sep or metric not in metrics:
+            raise UserError(f"{flag} takes METRIC=TOLERANCE pairs with metrics from {', '.join(metrics)}; got {part!r}")
         try:
             out[metric] = float(value)
         except ValueError:
-            raise UserError(f"--max-drop {metric}: {value!r} is not a number") from None
+            raise UserError(f"{flag} {metric}: {value!r} is not a number") from None
         if out[metric] < 0:
-            raise UserError(f"--max-drop {metric}: the tolerance must be >= 0")
+            raise UserError(f"{flag} {metric}: the tolerance must be >= 0")
     return out
+
+
+def parse_max_drop(text: str | None) -> dict[str, float]:
+    return parse_tolerances(text, "--max-drop", HIGHER_IS_BETTER, DEFAULT_MAX_DROP)
 
 
 def load_results(path: Path) -> dict:
@@ -119,22 +125,7 @@ N_BOOT = 1000
 
 
 def parse_max_rise(text: str | None) -> dict[str, float]:
-    if not text:
-        return dict(DEFAULT_MAX_RISE)
-    out = dict(DEFAULT_MAX_RISE)
-    for part in text.split(","):
-        metric, sep, value = part.partition("=")
-        metric = metric.strip()
-        if not sep or metric not in DEFAULT_MAX_RISE:
-            raise UserError(f"--max-rise takes METRIC=TOLERANCE pairs with metrics from {', '.join(DEFAULT_MAX_RISE)}; "
-                            f"got {part!r}")
-        try:
-            out[metric] = float(value)
-        except ValueError:
-            raise UserError(f"--max-rise {metric}: {value!r} is not a number") from None
-        if out[metric] < 0:
-            raise UserError(f"--max-rise {metric}: the tolerance must be >= 0")
-    return out
+    return parse_tolerances(text, "--max-rise", DEFAULT_MAX_RISE, DEFAULT_MAX_RISE, keep_defaults=True)
 
 
 class Run:
