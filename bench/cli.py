@@ -165,6 +165,15 @@ def _batch_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"must be a positive number or auto, got {text!r}") from None
 
 
+def _history_n(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number or all, got {text!r}") from None
+
+
 def _read_private_seed(path: str) -> str:
     """The secret of a held-out suite, from a file or '-' (standard input)."""
     try:
@@ -194,6 +203,7 @@ def cmd_run(args) -> int:
         predictor_timeout=args.predictor_timeout, resume=args.resume, predict_only=args.predict_only,
         checkpoints=Path(args.checkpoints) if args.checkpoints else None,
         revisions=_csv(args.revisions) if args.revisions else None,
+        history_n=args.history_n, history_traces=args.history_traces,
         private_seed=_read_private_seed(args.private_seed_file) if args.private_seed_file else None)
     if args.at_each_checkpoint:
         from .leaderboard.over_training import at_each_checkpoint
@@ -575,6 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "family AUROC against the training step (--out/over_training.html)")
     p.add_argument("--revisions", default=None, metavar="R1,R2,...", help="revisions of the HF model along its "
                    "training, oldest first (each in the local HF cache): its training history")
+    p.add_argument("--history-n", type=_history_n, default=25, metavar="N", help="base items per cell evaluated at "
+                   "each checkpoint for the learning curves (default 25; all: every base item)")
+    p.add_argument("--history-traces", type=int, default=1, metavar="K", help="trace the latest K checkpoints of the "
+                   "history (default 1), for the predictors that read states or next tokens along training")
     p.add_argument("--resume", action="store_true", help="continue the run in --out, reusing what it stored")
     p.add_argument("--predict-only", action="store_true", help="the screen: evaluate the base region and seal the "
                    "blind predictions, evaluate no variant; --resume (without this flag) completes the run")

@@ -188,16 +188,20 @@ class RepresentationDriftPredictor(_CellSignal):
 
     name = "representation_drift"
     reads = frozenset({"prompt", "history", "hidden"})
-    version = "1"
+    version = "2"
     track = "blind"  # it reads the base items' hidden states only
 
     def cell_signals(self, model, history, base, cells, steps, accuracy):
-        before = np.asarray(history[-2].trace(base).hidden[:, -1, :], dtype=np.float64)
-        after = np.asarray(history[-1].trace(base).hidden[:, -1, :], dtype=np.float64)
+        if not history[-2].traced:
+            raise NotApplicable(f"the last checkpoint before the final model ({history[-2].name}) was not traced "
+                                "in this run (--history-traces 0)")
+        items = history[-2].evaluated(base)  # the base items traced there
+        before = np.asarray(history[-2].trace(items).hidden[:, -1, :], dtype=np.float64)
+        after = np.asarray(history[-1].trace(items).hidden[:, -1, :], dtype=np.float64)
         norms = np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1)
         drift = 1.0 - np.einsum("ij,ij->i", before, after) / np.maximum(norms, 1e-12)
-        labels = np.array([f"{item.family}/{item.cell}" for item in base])
-        per_cell = np.array([drift[labels == cell].mean() for cell in cells])
+        labels = np.array([f"{item.family}/{item.cell}" for item in items])
+        per_cell = np.array([drift[labels == cell].mean() if (labels == cell).any() else 0.0 for cell in cells])
         return per_cell / max(per_cell.max(), 1e-12) * 0.9
 
 
@@ -225,15 +229,19 @@ class CheckpointAgreementPredictor(Predictor):
     error (Jiang et al. 2022, "Assessing generalization of SGD via disagreement"). Score: the share
     of the later half of the checkpoints whose top next token differs from the final model's, with
     the final model's 1 - top probability breaking ties (a tenth of the weight). Trace track: it
-    reads the variants' traces at each checkpoint."""
+    reads the variants' traces at the late checkpoints the run traced (`--history-traces`: the
+    latest one by default, so the share is 0 or 1 and the probability ranks within)."""
 
     name = "checkpoint_agreement"
     reads = frozenset({"history", "logits"})
-    version = "1"
+    version = "2"
 
     def fit(self, model, calibration):
-        if len(tuple(getattr(model, "history", ()))) < 2:
+        history = tuple(getattr(model, "history", ()))
+        if len(history) < 2:
             raise NotApplicable(NO_HISTORY)
+        if not any(c.traced for c in history[:-1]):
+            raise NotApplicable("no checkpoint before the final model was traced in this run (--history-traces 0)")
         return self
 
     def predict(self, model, items):
@@ -243,6 +251,6 @@ class CheckpointAgreementPredictor(Predictor):
         late = history[len(history) // 2:]
         final = history[-1].trace(items)
         top = np.asarray(final.top_ids[:, 0])
-        others = [np.asarray(c.trace(items).top_ids[:, 0]) for c in late[:-1]] or [top]
+        others = [np.asarray(c.trace(items).top_ids[:, 0]) for c in late[:-1] if c.traced] or [top]
         disagree = np.mean([t != top for t in others], axis=0)
         return 0.9 * disagree + 0.1 * (1.0 - np.asarray(final.top_probs[:, 0], dtype=np.float64))

@@ -153,6 +153,13 @@ class _WrappedCheckpoint:
         self._checkpoint, self._wrap, self._refuse = checkpoint, wrap, refuse
         self.name, self.step = checkpoint.name, checkpoint.step
 
+    @property
+    def traced(self) -> bool:
+        return self._checkpoint.traced
+
+    def evaluated(self, items):
+        return self._checkpoint.evaluated(items)
+
     def outcomes(self, items):
         return self._checkpoint.outcomes(items)
 

@@ -7,6 +7,11 @@ Sources, in this order of precedence:
   MODEL/checkpoints/step-N        what a zoo model (the bundled default included) saved along training
 A checkpoint's step is its `checkpoint.json` "step", else the last number in its name; the evaluated
 model closes the history as "final".
+
+What a checkpoint costs is bounded (`RunSpec.history_n`, `RunSpec.history_traces`): each checkpoint
+is evaluated on the first `history_n` base items of every cell (the points of the learning curves),
+and only the latest `history_traces` are traced, on those base items and, in the trace track, on
+every variant. The evaluated model itself is evaluated and traced on everything, as always.
 """
 from __future__ import annotations
 
@@ -35,13 +40,29 @@ class Source:
 
 @dataclass
 class Point:
-    """One checkpoint as the worker is handed it: base outcomes and the trace of some items."""
+    """One checkpoint as the worker is handed it: base outcomes (of the items evaluated there) and
+    the trace of some items (None: not traced in this run)."""
 
     name: str
     step: int | None
     fingerprint: str
     correct: dict[str, bool]
     trace: Trace | None = None
+
+
+def curve_items(base: Sequence[Item], per_cell: int | None) -> list[Item]:
+    """The base items every checkpoint is evaluated on: the first `per_cell` of each cell (all with
+    None), in the base region's order. Items are generated from the seed, so this is too."""
+    if per_cell is None:
+        return list(base)
+    taken: dict[tuple[str, str], int] = {}
+    chosen = []
+    for item in base:
+        key = (item.family, item.cell)
+        if taken.get(key, 0) < per_cell:
+            taken[key] = taken.get(key, 0) + 1
+            chosen.append(item)
+    return chosen
 
 
 def _step_of(name: str, folder: Path | None = None) -> int | None:
@@ -111,34 +132,51 @@ class History:
         self._batch_size = 64
         self._attention = attention
         self._cache_root = (spec.cache_dir or default_cache_dir()) if spec.use_cache else None
-        self._views: list[TracedModel] = []
+        self.per_cell = spec.history_n
+        self.traced = min(spec.history_traces, len(self.sources))  # the latest this many are traced
+        self._views: list[TracedModel | None] = []
         self.points: list[Point] = []
         self._log = log
 
     def __len__(self) -> int:
         return len(self.sources)
 
+    def is_traced(self, k: int) -> bool:
+        return k >= len(self.sources) - self.traced
+
     def base(self, base: Sequence[Item], batch_size: int) -> list[Point]:
-        """Each checkpoint's base outcomes and base-region trace."""
+        """Each checkpoint's outcomes on the curve items (`curve_items`), and their trace at the
+        latest `traced` checkpoints (one prompt pass there: the evaluation goes on from it)."""
         self._batch_size = batch_size
-        sealed = [item.sealed() for item in base]
-        for source in self.sources:
+        items = curve_items(base, self.per_cell)
+        sealed = [item.sealed() for item in items]
+        self._curve_ids = {item.id for item in items}
+        for k, source in enumerate(self.sources):
             handle = load_model(source.spec)
-            cache = TraceCache(self._cache_root, handle.fingerprint) if self._cache_root else None
-            view = TracedModel(handle, self._batch_size, attention=self._attention, cache=cache)
-            outcomes = evaluate(handle, list(base), self._batch_size, self._families)
+            view, trace = None, None
+            if self.is_traced(k):
+                cache = TraceCache(self._cache_root, handle.fingerprint) if self._cache_root else None
+                view = TracedModel(handle, self._batch_size, attention=self._attention, cache=cache)
+                view.keep_continuations([item.id for item in items])
+                trace = view.trace(sealed)
+            outcomes = evaluate(handle, items, self._batch_size, self._families,
+                                continuations=view.continuations if view is not None else None)
+            if view is not None:
+                view.continuations = None  # evaluated: the kept prompt passes are not needed again
             self._views.append(view)
             self.points.append(Point(source.name, source.step, handle.fingerprint,
-                                     {o.item_id: o.correct for o in outcomes}, view.trace(sealed)))
+                                     {o.item_id: o.correct for o in outcomes}, trace))
         if self.sources:
+            traced = ", ".join(s.name for k, s in enumerate(self.sources) if self.is_traced(k)) or "none"
             self._log(f"history: {len(self.sources)} checkpoints ({', '.join(s.name for s in self.sources)}) "
-                      "evaluated and traced on the base region")
+                      f"evaluated on {len(items)} base items; traced: {traced}")
         return self.points
 
     def variants(self, base: Sequence[SealedItem], sealed: Sequence[SealedItem]) -> list[Point]:
-        """The same checkpoints, their traces now of the base items and the variants."""
-        items = list(base) + list(sealed)
-        return [replace(point, trace=view.trace(items)) for point, view in zip(self.points, self._views)]
+        """The same checkpoints, the traced ones' traces now of their base items and the variants."""
+        items = [item for item in base if item.id in self._curve_ids] + list(sealed)
+        return [replace(point, trace=view.trace(items)) if view is not None else point
+                for point, view in zip(self.points, self._views)]
 
     def summary(self, base: Sequence[Item], final_correct: dict[str, bool], fingerprint: str) -> list[dict]:
         """What results.json records: each checkpoint's base accuracy per cell (the learning curves),
@@ -147,7 +185,10 @@ class History:
         for point in self.points + [Point("final", self.final_step, fingerprint, final_correct)]:
             cells: dict[str, list[bool]] = {}
             for item in base:
-                cells.setdefault(f"{item.family}/{item.cell}", []).append(point.correct[item.id])
+                if item.id in point.correct:
+                    cells.setdefault(f"{item.family}/{item.cell}", []).append(point.correct[item.id])
             rows.append({"name": point.name, "step": point.step, "fingerprint": point.fingerprint,
+                         "traced": point.trace is not None or point.name == "final",
+                         "base_n": {c: len(v) for c, v in cells.items()},
                          "base_accuracy": {c: sum(v) / len(v) for c, v in cells.items()}})
         return rows

@@ -38,6 +38,12 @@ class RunSpec:
     cache_dir: Path | None = None  # None: $BRITTLEBENCH_CACHE or ~/.cache/brittlebench
     checkpoints: Path | None = None  # a folder of saved checkpoints: the model's training history
     revisions: tuple[str, ...] | None = None  # revisions of the model, oldest first: its training history
+    # What each checkpoint of the history costs: its learning-curve points come from the first
+    # `history_n` base items of every cell (None: all of them), and only the latest
+    # `history_traces` checkpoints are traced (their prompt-only traces, for the predictors that
+    # read states or next tokens along training); the evaluated model ("final") always is.
+    history_n: int | None = 25
+    history_traces: int = 1
     # A secret mixed into the item seed (a held-out suite): nobody without it, predictors
     # included, can regenerate the items. Never written anywhere; runs record its SHA-256.
     private_seed: str | None = field(default=None, repr=False)
@@ -98,6 +104,10 @@ class RunSpec:
                             f"{self.protocol} protocol needs: run it with the base protocol")
         if self.checkpoints is not None and self.revisions:
             raise UserError("--checkpoints and --revisions both name a history: pass one of them")
+        if self.history_n is not None and (not isinstance(self.history_n, int) or self.history_n <= 0):
+            raise UserError(f"--history-n must be a positive number of base items per cell or all, got {self.history_n}")
+        if not isinstance(self.history_traces, int) or self.history_traces < 0:
+            raise UserError(f"--history-traces must be 0 or more checkpoints, got {self.history_traces}")
 
 
 def private_seed_digest(secret: str | None) -> str | None:

@@ -178,7 +178,8 @@ def _history(request: dict, store: TraceStore) -> tuple:
     points = request.get("history") or []
     if not points:
         return ()
-    out = [Checkpoint(p["name"], p["step"], p["correct"], TraceStore(Path(p["trace_dir"]), request["withheld"]).take)
+    out = [Checkpoint(p["name"], p["step"], p["correct"],
+                      TraceStore(Path(p["trace_dir"]), request["withheld"]).take if p["trace_dir"] else None)
            for p in points]
     final = {o.item.id: bool(o.correct) for o in request["calibration"]}
     return tuple(out) + (Checkpoint("final", request.get("final_step"), final, store.take),)
@@ -341,8 +342,9 @@ class PredictorPool:
         folder = save_trace(trace, prompts, self._scratch / f"trace-{self._contexts}")
         by_id = dict(zip(trace.item_ids, prompts))
         points = [{"name": p.name, "step": p.step, "correct": p.correct,
-                   "trace_dir": str(save_trace(p.trace, [by_id[i] for i in p.trace.item_ids],
-                                               self._scratch / f"trace-{self._contexts}-{k}"))}
+                   "trace_dir": None if p.trace is None else
+                   str(save_trace(p.trace, [by_id[i] for i in p.trace.item_ids],
+                                  self._scratch / f"trace-{self._contexts}-{k}"))}
                   for k, p in enumerate(history)]
         self._context = {"op": "context", "card": card, "tokenizer_json": tokenizer_json, "trace_dir": str(folder),
                          "calibration": list(calibration or []), "sealed": list(sealed or []),

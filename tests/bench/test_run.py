@@ -30,11 +30,11 @@ def test_run_writes_the_folder_and_scores_real_outcomes(finished_run):
     from predictors import registered
 
     assert set(saved["predictors"]) == set(registered())
-    # every predictor scored, but those reading a training history, which the default model lacks yet
-    assert {n for n, p in saved["predictors"].items() if p["status"] != "ok"} == \
-        {n for n, p in saved["predictors"].items() if "history" in p["reads"]}
-    assert all(p["status"] == "not_applicable" and "no training history" in p["reason"]
-               for p in saved["predictors"].values() if p["status"] != "ok")
+    # every predictor scored, those reading a training history too: the default model ships with its own
+    assert {n: p["status"] for n, p in saved["predictors"].items() if p["status"] != "ok"} == {}
+    assert [h["name"] for h in saved["history"]] == [f"step-{s}" for s in (2000, 6000, 10000, 14000, 18000, 22000)] \
+        + ["final"]
+    assert saved["history"][-1]["step"] == 24000 and [h["traced"] for h in saved["history"]] == [False] * 5 + [True] * 2
     outcomes = [json.loads(line) for line in (out / "outcomes.jsonl").read_text().splitlines()]
     variant = [o for o in outcomes if o["split"] == "variant"]
     assert saved["variant_failure_rate"] == pytest.approx(sum(not o["correct"] for o in variant) / len(variant))

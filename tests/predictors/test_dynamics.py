@@ -152,11 +152,19 @@ class HistoryReport(Predictor):
     def fit(self, model, calibration):
         base = [o.item for o in calibration]
         for c in model.history:
-            self.note(f"{c.name}@{c.step}: base {c.outcomes(base).mean():.3f}")
+            self.note(f"{c.name}@{c.step}: base {c.outcomes(c.evaluated(base)).mean():.3f} "
+                      f"n={len(c.evaluated(base))} traced={c.traced}")
         return self
 
     def predict(self, model, items):
-        self.note(f"variant traces at {sum(len(c.trace(items)) == len(items) for c in model.history)} checkpoints")
+        self.note(f"variant traces at {sum(c.traced and len(c.trace(items)) == len(items) for c in model.history)} "
+                  "checkpoints")
+        untraced = [c for c in model.history if not c.traced]
+        if untraced:
+            try:
+                untraced[0].trace(items)
+            except PermissionError as e:
+                self.note(f"refused: {e}")
         return np.full(len(items), 0.5)
 
 
@@ -179,7 +187,7 @@ def test_a_zoo_members_checkpoints_are_its_history_in_a_run(zoo_member, tmp_path
     from bench.protocol.stages import run
 
     here = f"{__file__}:"
-    results = run(RunSpec(model=ModelSpec(str(zoo_member)), n=3, out=tmp_path / "r",
+    results = run(RunSpec(model=ModelSpec(str(zoo_member)), n=3, out=tmp_path / "r", history_traces=2,
                           predictors=(here + "HistoryReport", here + "BlindCheckpointPeek", "emergence_time",
                                       "checkpoint_agreement")), log=lambda m: None)
     assert [h["name"] for h in results["history"]] == ["step-10", "step-20", "final"]
@@ -192,6 +200,48 @@ def test_a_zoo_members_checkpoints_are_its_history_in_a_run(zoo_member, tmp_path
     assert results["predictors"]["emergence_time"]["status"] == "ok"
     final = {c["cell"]: c["failure_rate"] for c in results["cells"] if c["split"] == "base"}
     assert results["history"][-1]["base_accuracy"] == {f"addition/{k}": 1 - v for k, v in final.items()}
+
+
+def test_a_history_costs_what_history_n_and_history_traces_allow(zoo_member, tmp_path):
+    """Every checkpoint is evaluated on the first --history-n base items of each cell; only the
+    latest --history-traces are traced, and reading an untraced one is refused with the reason."""
+    from bench.model.load import ModelSpec
+    from bench.protocol.spec import RunSpec
+    from bench.protocol.stages import run
+
+    here = f"{__file__}:"
+    results = run(RunSpec(model=ModelSpec(str(zoo_member)), n=3, out=tmp_path / "r", history_n=1,
+                          predictors=(here + "HistoryReport", "representation_drift", "checkpoint_agreement")),
+                  log=lambda m: None)
+    cells = {c["cell"] for c in results["cells"] if c["split"] == "base"}
+    notes = results["predictors"]["history_report"]["notes"]
+    assert [n.split(" ", 3)[-1] for n in notes[:3]] == [f"n={len(cells)} traced=False", f"n={len(cells)} traced=True",
+                                                        f"n={3 * len(cells)} traced=True"]
+    assert notes[3] == "variant traces at 2 checkpoints"
+    assert "step-10: not traced in this run" in notes[4]
+    assert [h["traced"] for h in results["history"]] == [False, True, True]
+    assert all(set(h["base_n"].values()) == {1} for h in results["history"][:2])
+    assert set(results["history"][-1]["base_n"].values()) == {3}
+    assert results["predictors"]["representation_drift"]["status"] == "ok"
+    assert results["predictors"]["checkpoint_agreement"]["status"] == "ok"
+    none = run(RunSpec(model=ModelSpec(str(zoo_member)), n=2, out=tmp_path / "z", history_traces=0,
+                       predictors=("representation_drift", "checkpoint_agreement", "phase_change")), log=lambda m: None)
+    assert {n: p["status"] for n, p in none["predictors"].items()} == {
+        "representation_drift": "not_applicable", "checkpoint_agreement": "not_applicable", "phase_change": "ok"}
+    assert "--history-traces 0" in none["predictors"]["checkpoint_agreement"]["reason"]
+
+
+def test_history_flags_are_checked(capsys):
+    from bench.cli import main
+
+    for flags, message in ((["--history-n", "0"], "--history-n must be a positive"),
+                           (["--history-n", "some"], "must be a positive number or all"),
+                           (["--history-traces", "-1"], "--history-traces must be 0 or more")):
+        try:
+            code = main(["run", "--n", "1", *flags])
+        except SystemExit as e:  # argparse's own refusal
+            code = e.code
+        assert code == 2 and message in capsys.readouterr().err
 
 
 def test_a_folder_of_checkpoints_is_a_history(zoo_member, tmp_path):
