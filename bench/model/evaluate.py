@@ -197,7 +197,7 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
     if not items:
         return decided
     prefixes = Prefixes(handle, [item.prompt for item in items])
-    targets = tok([item.target for item in items], add_special_tokens=False)["input_ids"]
+    targets = handle.token_ids([item.target for item in items], special=False)
     round_trip = tok.batch_decode(targets, skip_special_tokens=False)
     usable = {i for i, item in enumerate(items) if targets[i] and round_trip[i] == item.target}
     with torch.inference_mode(), progress_bar(len(usable), progress) as bar:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import UserError
 from .card import ArchitectureCard, read_card
@@ -116,6 +116,17 @@ class ModelHandle:
         self.model = model
         self.tokenizer = tokenizer
         self.source = source
+        self._ids: dict[tuple[str, bool], list[int]] = {}
+
+    def token_ids(self, texts: Sequence[str], special: bool = True) -> list[list[int]]:
+        """Each text's token ids (with the tokenizer's special tokens unless `special` is False),
+        tokenized once per handle: a run tokenizes the same prompts for its checks, its trace and
+        its evaluation. New texts are tokenized in one batched call."""
+        new = [t for t in dict.fromkeys(texts) if (t, special) not in self._ids]
+        if new:
+            for text, ids in zip(new, self.tokenizer(new, add_special_tokens=special)["input_ids"]):
+                self._ids[text, special] = ids
+        return [self._ids[t, special] for t in texts]
 
     @property
     def device(self):

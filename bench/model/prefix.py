@@ -61,7 +61,7 @@ class Prefixes:
     def __init__(self, handle, prompts: Sequence[str]):
         self.handle = handle
         tok = handle.tokenizer
-        self.ids = tok(list(prompts))["input_ids"] if prompts else []
+        self.ids = handle.token_ids(list(prompts)) if prompts else []
         boundary = turn_boundary(tok)
         texts = [prefix_text(p, boundary) for p in prompts]
         unique = sorted({t for t in texts if t})

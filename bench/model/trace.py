@@ -233,8 +233,12 @@ def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | Non
             keep.keep(prefix, item_ids, getattr(out, "cache", None) or out.past_key_values, start, own.shape[1],
                       out.logits[:, -1, :])
     else:
-        enc = handle.tokenizer(prompts, return_tensors="pt", padding=True).to(handle.device)
-        input_ids, mask = enc["input_ids"], enc["attention_mask"]
+        if prefixes is not None and rows is not None and len({len(prefixes.ids[i]) for i in rows}) == 1:
+            input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)  # equal lengths
+            mask = torch.ones_like(input_ids)
+        else:
+            enc = handle.tokenizer(prompts, return_tensors="pt", padding=True).to(handle.device)
+            input_ids, mask = enc["input_ids"], enc["attention_mask"]
         # Left padding: positions must count real tokens only, as `generate` does.
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         out = handle.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,

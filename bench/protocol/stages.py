@@ -180,7 +180,7 @@ def settle_batch_size(spec: RunSpec, handle: ModelHandle, suite: Suite, log: Log
     if spec.batch_size != "auto":
         return spec
     items = suite.base + suite.variants
-    longest = max((len(ids) for ids in handle.tokenizer([i.prompt + i.target for i in items])["input_ids"]), default=1)
+    longest = max((len(ids) for ids in handle.token_ids([i.prompt + i.target for i in items])), default=1)
     spec = replace(spec, batch_size=auto_batch_size(handle, longest))
     log(f"--batch-size auto: {spec.batch_size}")
     return spec
@@ -222,8 +222,8 @@ def check_context(handle: ModelHandle, items: Sequence[Item]) -> None:
     limit = handle.card.context_length
     if not limit:
         return
-    for item in items:
-        need = len(handle.tokenizer(item.prompt + item.target)["input_ids"]) + 2
+    for item, ids in zip(items, handle.token_ids([item.prompt + item.target for item in items])):
+        need = len(ids) + 2
         if need > limit:
             raise UserError(f"{item.family}/{item.cell} items need {need} tokens but the model's context is {limit}: "
                             "leave that family out of --tasks or use a model with a longer context")
@@ -266,7 +266,7 @@ def training_history(spec: RunSpec, handle: ModelHandle, families: dict[str, Tas
                      log: Log) -> History:
     """The model's checkpoints (zoo checkpoints, --checkpoints or --revisions), for the predictors
     that read a history; empty where the model has none. Found (and checked) before any work."""
-    attention = any("attention" in info["reads"] for info in pool.infos.values())
+    attention = any({"attention", "history"} <= set(info["reads"]) for info in pool.infos.values())
     return History(spec, handle, families, attention, log)
 
 

@@ -15,7 +15,8 @@ import numpy as np
 
 N_BOOTSTRAP = 1000
 #: Bump when a metric or the resampling changes: results record it, verify compares like with like.
-SCORING_VERSION = 5  # 4: tracks, family-balanced figures, the answer-visible reference; 5: per-family draws
+SCORING_VERSION = 6  # 4: tracks, family-balanced figures, the answer-visible reference; 5: per-family draws;
+# 6: several chunks of draws scored together (the same draws; last bits of some figures move)
 ECE_BINS = 10
 #: The bar every predictor is shown against (DESIGN.md), per track: a blind predictor against the
 #: blind baselines (random, prompt length), a trace-track one also against output confidence.
@@ -67,6 +68,24 @@ def resample_chunks(n: int, seed: int, n_boot: int = N_BOOTSTRAP, chunk: int = C
     """Resampled item indices, `chunk` resamples at a time, each chunk from its own seeded stream."""
     for k, start in enumerate(range(0, n_boot, chunk)):
         yield np.random.default_rng([seed, k]).integers(0, n, size=(min(chunk, n_boot - start), n))
+
+
+BATCH_CELLS = 1_000_000  # (resample, item) cells computed at once: chunks of a few items' draws go together
+
+
+def together(chunks, n: int):
+    """Consecutive chunks of resamples joined while they hold at most BATCH_CELLS (resample, item)
+    cells: the draws are the chunks' own, the metric rows fewer, larger passes where items are few."""
+    held: list[np.ndarray] = []
+    rows = 0
+    for idx in chunks:
+        if held and (rows + len(idx)) * max(n, 1) > BATCH_CELLS:
+            yield np.concatenate(held) if len(held) > 1 else held[0]
+            held, rows = [], 0
+        held.append(idx)
+        rows += len(idx)
+    if held:
+        yield np.concatenate(held) if len(held) > 1 else held[0]
 
 
 def bootstrap_indices(n: int, seed: int, n_boot: int = N_BOOTSTRAP) -> np.ndarray:
@@ -380,7 +399,7 @@ def _family_rows(y: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray]
     onehot = np.eye(int(groups.max()) + 1)[groups] if len(groups) else np.zeros((0, 0))
     sorts = {name: Sorted(s) for name, s in scores.items()}
     rows = {name: {"auroc": [], "spearman": []} for name in scores}
-    for (idx,) in family_resamples([family], [np.arange(len(y))], seed, n_boot):
+    for idx in together((idx for (idx,) in family_resamples([family], [np.arange(len(y))], seed, n_boot)), len(y)):
         counts = counts_of(idx, len(y))
         observed = _group_means(y, onehot, counts)
         drawn = Drawn(idx, y)
@@ -445,7 +464,7 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
     alone = fams[0] if len(set(fams.tolist())) == 1 else None
     draws = ((idx for (idx,) in family_resamples([alone], [y], seed, n_boot)) if alone is not None
              else resample_chunks(len(y), seed, n_boot))
-    for idx in draws:
+    for idx in together(draws, len(y)):
         counts = counts_of(idx, len(y))
         observed_rows = _group_means(y, onehot, counts)
         drawn = Drawn(idx, y)
