@@ -120,7 +120,7 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         else:
             scores, status, digest = stored
         if spec.protocol != "leave-one-family-out":
-            pool.close()  # its memory is free for the evaluation and the scoring
+            pool.close(wait=False)  # its memory is free for the evaluation and the scoring; it exits meanwhile
         variant_outcomes = evaluate_variants(folder, handle, suite, base_outcomes, spec.batch_size, eval_stats,
                                              view.continuations)
         reference = answer_visible(folder, handle, suite, view, variant_trace, status)

@@ -247,6 +247,7 @@ class PredictorPool:
         self._pending = 0
         self._started = False
         self._proc: subprocess.Popen | None = None
+        self._closing: threading.Thread | None = None
         self._lines: queue.Queue = queue.Queue()
         _sweep_orphans()
         self._scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX))
@@ -371,8 +372,17 @@ class PredictorPool:
             self._proc.wait()
             self._proc = None
 
-    def close(self) -> None:
-        """Stop the worker and remove its folder (idempotent)."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker and remove its folder (idempotent). `wait=False` lets it exit in the
+        background (its interpreter's teardown overlaps the caller's next work); a later `close()`
+        waits for that."""
+        if not wait:
+            if self._closing is None:
+                self._closing = threading.Thread(target=self.close, name="worker-close", daemon=True)
+                self._closing.start()
+            return
+        if self._closing is not None and self._closing is not threading.current_thread():
+            self._closing.join()
         if self._proc is not None and self._proc.poll() is None:
             try:
                 self._proc.stdin.close()
