@@ -35,6 +35,13 @@ def places(tmp_path_factory, tiny_gpt2):
     (root / "plugin_error.py").write_text("raise ImportError('missing dependency foo')\n")
     run_dir = root / "notarun"
     run_dir.mkdir()
+    from bench.model.load import DEFAULT_MODEL_PATH
+
+    no_history = root / "no_history"  # the default model without the checkpoints it ships with
+    no_history.mkdir()
+    for f in DEFAULT_MODEL_PATH.iterdir():
+        if f.is_file():
+            (no_history / f.name).write_bytes(f.read_bytes())
     return root
 
 
@@ -78,7 +85,8 @@ CASES = [
     ("two histories named", ["run", "--checkpoints", "{root}/no_config", "--revisions", "a,b"], "pass one of them"),
     ("checkpoints folder without one", ["run", "--checkpoints", "{root}/no_config", "--predictors", "emergence_time",
                                         "--n", "2"], "holds no checkpoint"),
-    ("each checkpoint of a model without any", ["run", "--at-each-checkpoint", "--n", "2"], "has no checkpoints"),
+    ("each checkpoint of a model without any", ["run", "--model", "{root}/no_history", "--at-each-checkpoint", "--n", "2"],
+     "has no checkpoints"),
     ("unknown command", ["frobnicate"], "invalid choice"),
     ("unknown export format", ["tasks", "export", "--format", "csv", "--out", "{root}/x"], "invalid choice"),
 ]

@@ -17,6 +17,9 @@ def _stable(results: dict) -> dict:
     out = {k: v for k, v in results.items() if k not in VOLATILE}
     for p in out["predictors"].values():
         p.pop("seconds", None)
+    # cache bookkeeping: items whose traces came from the disk cache take the full evaluation path,
+    # the same outcomes by another way (how many of each the fast path decided stays compared)
+    out["evaluation"] = {k: v for k, v in out["evaluation"].items() if k != "continued"}
     return out
 
 
