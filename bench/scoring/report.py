@@ -682,7 +682,12 @@ def _learning_curves(results: dict) -> str:
         key = "".join(f'<li><span class="dot" style="background:{palette[c]}"></span>{esc(c.split("/", 1)[1])}</li>'
                       for c in mine)
         panels.append(f'<figure>{chart}<ul class="key">{key}</ul></figure>')
-    names = ", ".join(f"{h['name']} ({h['step']})" for h in history)
+    def counted(h: dict) -> str:
+        sizes = sorted(set((h.get("base_n") or {}).values()))
+        size = f", {sizes[0]} items a cell" if len(sizes) == 1 else ""
+        return f"{h['name']} ({h['step']}{size}{', traced' if h.get('traced') and h['name'] != 'final' else ''})"
+
+    names = ", ".join(counted(h) for h in history)
     return _section("learning-curves", "Base learning curves", (
         f"<p>The base region at each checkpoint the history predictors read: {esc(names)}.</p>"
         f'<div class="panels">{"".join(panels)}</div>'))
