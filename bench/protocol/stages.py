@@ -30,7 +30,9 @@ from ..model.continuation import Continuations
 from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
-from ..scoring.metrics import BASELINES, RANKING, REFERENCE, SCORING_VERSION, cell_table, score_predictors
+from ..scoring.background import Background
+from ..scoring.metrics import (BASELINES, N_BOOTSTRAP, RANKING, REFERENCE, SCORING_VERSION, cell_table, pooled_rows,
+                               score_predictors)
 from .folder import RunFolder, check_out, write_predictions
 from .history import History
 from .predict import check_predictors, leave_one_family_out, open_predictors, predict_by_track, reads_history
@@ -408,21 +410,16 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
     tracks = {name: info["track"] for name, info in status.items() if name in scores}
     competence = base_competence(families, base, base_outcomes)
     kept = np.array([it.family in competence["scored_families"] for it in variants], dtype=bool)
-    per_family, alone = {}, {}  # each family scored alone first: the run's family figures reuse its draws
-    for name in families:
-        mask = np.array([it.family == name for it in variants], dtype=bool)
-        if mask.any():
-            metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
-                                       tracks=tracks, reference=None if reference is None else reference[mask],
-                                       families=alone)
-            per_family[name] = {"n": int(mask.sum()), "failure_rate": float(failed[mask].mean()),
-                                "base_failure_rate": competence["base_failure"].get(name),
-                                "flagged": name in competence["flagged"],
-                                "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
-                                **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
-    overall = score_predictors(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, tracks=tracks,
-                               reference=None if reference is None else reference[kept],
-                               families=alone) if kept.any() else {}
+    # The run's pooled figures resample all kept items at once: computed in a second process while
+    # this one scores each family alone (the run's family figures then reuse those draws).
+    pooled = Background(pooled_rows, failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed,
+                        N_BOOTSTRAP, None if reference is None else reference[kept]) if kept.any() else None
+    try:
+        per_family, overall = _score_families(families, variants, failed, cells, scores, seed, tracks, reference,
+                                              competence, kept, pooled)
+    finally:
+        if pooled is not None:
+            pooled.cancel()
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "scoring_version": SCORING_VERSION,
@@ -438,6 +435,27 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
         "protocols": {},
         "targets": {},
     }
+
+
+def _score_families(families, variants, failed, cells, scores, seed, tracks, reference, competence, kept,
+                    pooled: Background | None) -> tuple[dict, dict]:
+    """Each family scored alone, then the run's figures from the pooled rows and the families' draws."""
+    per_family, alone = {}, {}  # each family scored alone first: the run's family figures reuse its draws
+    for name in families:
+        mask = np.array([it.family == name for it in variants], dtype=bool)
+        if mask.any():
+            metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
+                                       tracks=tracks, reference=None if reference is None else reference[mask],
+                                       families=alone)
+            per_family[name] = {"n": int(mask.sum()), "failure_rate": float(failed[mask].mean()),
+                                "base_failure_rate": competence["base_failure"].get(name),
+                                "flagged": name in competence["flagged"],
+                                "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
+                                **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
+    overall = score_predictors(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, tracks=tracks,
+                               reference=None if reference is None else reference[kept],
+                               families=alone, rows=pooled.result()) if pooled is not None else {}
+    return per_family, overall
 
 
 BASE_FAILURE_LIMIT = 0.2  # a family failing more of its base region than this is flagged

@@ -7,16 +7,20 @@ hold both to scikit-learn and scipy on the same resamples.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
 
+from .background import one_thread
+
 N_BOOTSTRAP = 1000
 #: Bump when a metric or the resampling changes: results record it, verify compares like with like.
 SCORING_VERSION = 6  # 4: tracks, family-balanced figures, the answer-visible reference; 5: per-family draws;
-# 6: several chunks of draws scored together (the same draws; last bits of some figures move)
+# 6: several chunks of draws scored together (the same draws), on one native thread (last bits of some
+# figures move; they no longer depend on the machine's thread count)
 ECE_BINS = 10
 #: The bar every predictor is shown against (DESIGN.md), per track: a blind predictor against the
 #: blind baselines (random, prompt length), a trace-track one also against output confidence.
@@ -59,6 +63,16 @@ def format_interval(metric: dict | None, signed: bool = False, around=lambda tex
     if metric.get("lo") is None:
         return format(metric["value"], f)
     return f"{metric['value']:{f}} " + around(f"[{metric['lo']:{f}}, {metric['hi']:{f}}]")
+
+
+def single_threaded(fn):
+    """Scoring runs its products on one native thread (`one_thread`): the sums of a matrix product
+    are then taken in one order, so the last bits of every figure are the same on any machine."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with one_thread():
+            return fn(*args, **kwargs)
+    return wrapped
 
 
 CHUNK = 100  # resamples held in memory at once: (CHUNK, n) indices, whatever n_boot is
@@ -359,6 +373,7 @@ def _within(points: list[float | None], rows: list[np.ndarray]) -> tuple[float |
         return float(np.mean([points[i] for i in used])), np.nanmean(stacked, axis=0)
 
 
+@single_threaded
 def family_metrics(failed, cells, scores: dict[str, np.ndarray], seed: int, n_boot: int = N_BOOTSTRAP,
                    known: dict[str, dict] | None = None):
     """Per predictor: each family's AUROC (None where one outcome only), their mean `family_auroc`,
@@ -433,25 +448,20 @@ def cell_table(rows: Sequence[dict], predictions: dict[str, np.ndarray]) -> list
     return table
 
 
-def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], seed: int,
-                      n_boot: int = N_BOOTSTRAP, tracks: dict[str, str] | None = None,
-                      reference: np.ndarray | None = None, families: dict[str, dict] | None = None) -> dict[str, dict]:
-    """Every metric for every predictor, and each one's ranking figure (family-balanced AUROC) against
-    the best baseline of its track (`tracks`: name -> "blind" or "trace"; None: every predictor in the
-    trace track). With `reference` (the answer-visible scores), it is scored too, under REFERENCE,
-    and each trace-track predictor is also shown against it.
-
-    Resamples are drawn a chunk at a time and shared by every predictor (paired differences),
-    so memory stays bounded however many items there are. Items of one family are drawn from that
-    family's own stream (`family_resamples`), the draws its share of a run's family-balanced figures
-    uses; `families` (a dict, shared across calls) keeps each family scored alone so that scoring
-    the run after its families reuses their rows instead of recomputing them."""
-    y = np.asarray(failed, dtype=np.float64)
+def _values(scores: dict[str, np.ndarray], reference: np.ndarray | None) -> dict[str, np.ndarray]:
     values = {name: np.asarray(s, dtype=np.float64) for name, s in scores.items()}
-    tracks = dict(tracks or {}) if tracks is not None else {name: "trace" for name in values}
     if reference is not None:
         values[REFERENCE] = np.asarray(reference, dtype=np.float64)
-        tracks[REFERENCE] = "reference"
+    return values
+
+
+@single_threaded
+def pooled_rows(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], seed: int,
+                n_boot: int = N_BOOTSTRAP, reference: np.ndarray | None = None) -> tuple[dict, dict]:
+    """Each predictor's point metrics and bootstrap rows over all the items given (the costly part
+    of `score_predictors`, which it takes precomputed as `rows`)."""
+    y = np.asarray(failed, dtype=np.float64)
+    values = _values(scores, reference)
     _, groups = np.unique(cells, return_inverse=True)
     onehot = np.eye(int(groups.max()) + 1 if len(groups) else 0)[groups]  # (item, cell)
     sorts = {name: Sorted(s) for name, s in values.items()}
@@ -472,8 +482,34 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
             chunk = _item_rows(y, s, counts, sorts[name], drawn) | _cell_rows(y, s, onehot, counts, observed_rows)
             for metric, r in chunk.items():
                 rows[name][metric].append(r)
+    return points, {name: {m: np.concatenate(r) for m, r in per.items()} for name, per in rows.items()}
+
+
+@single_threaded
+def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], seed: int,
+                      n_boot: int = N_BOOTSTRAP, tracks: dict[str, str] | None = None,
+                      reference: np.ndarray | None = None, families: dict[str, dict] | None = None,
+                      rows: tuple[dict, dict] | None = None) -> dict[str, dict]:
+    """Every metric for every predictor, and each one's ranking figure (family-balanced AUROC) against
+    the best baseline of its track (`tracks`: name -> "blind" or "trace"; None: every predictor in the
+    trace track). With `reference` (the answer-visible scores), it is scored too, under REFERENCE,
+    and each trace-track predictor is also shown against it.
+
+    Resamples are drawn a chunk at a time and shared by every predictor (paired differences),
+    so memory stays bounded however many items there are. Items of one family are drawn from that
+    family's own stream (`family_resamples`), the draws its share of a run's family-balanced figures
+    uses; `families` (a dict, shared across calls) keeps each family scored alone so that scoring
+    the run after its families reuses their rows instead of recomputing them. `rows`: this call's
+    `pooled_rows`, computed elsewhere (another process) on the same arguments."""
+    y = np.asarray(failed, dtype=np.float64)
+    values = _values(scores, reference)
+    tracks = dict(tracks or {}) if tracks is not None else {name: "trace" for name in scores}
+    if reference is not None:
+        tracks[REFERENCE] = "reference"
+    points, boot = rows if rows is not None else pooled_rows(failed, cells, scores, seed, n_boot, reference)
+    fams = family_of(np.asarray(cells))
+    alone = fams[0] if len(set(fams.tolist())) == 1 else None
     out: dict[str, dict] = {}
-    boot = {name: {m: np.concatenate(r) for m, r in per.items()} for name, per in rows.items()}
     if alone is not None:  # one family: its figures are the pooled ones, on the same resamples
         family = {n: {"family_auroc": _interval(points[n]["auroc"], boot[n]["auroc"]) if points[n]["auroc"] is not None
                       else NONE, "family_spearman": _interval(points[n]["spearman"], boot[n]["spearman"])

@@ -234,3 +234,34 @@ def test_tie_sums_from_the_draws_equal_those_from_the_counts():
     drawn, counted = _tie_sums_drawn(Drawn(idx, y), Sorted(s)), _tie_sums(counts_of(idx, 50), y, Sorted(s))
     for a, b in zip(drawn, counted):
         assert a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_pooled_rows_from_a_second_process_give_the_same_figures(monkeypatch):
+    """The run scores its pooled figures in a forked child while it scores the families: the rows
+    that come back are the ones computed here, and a child that fails is replaced by computing
+    them here."""
+    import os
+    import sys
+
+    from bench.scoring.background import Background
+    from bench.scoring.metrics import pooled_rows
+
+    rng = np.random.default_rng(9)
+    cells = np.array([f"{f}/c{k % 3}" for f in ("a", "b") for k in range(60)])
+    failed = rng.random(len(cells)) < 0.4
+    scores = {"random": rng.random(len(cells)), "p": np.clip(failed * 0.3 + rng.random(len(cells)) * 0.7, 0, 1)}
+    here = score_predictors(failed, cells, scores, seed=4, n_boot=200)
+    job = Background(pooled_rows, failed, cells, scores, 4, 200)
+    if sys.platform.startswith("linux"):
+        assert job._pid is not None and job._pid != os.getpid()  # it did fork
+    assert score_predictors(failed, cells, scores, seed=4, n_boot=200, rows=job.result()) == here
+
+    def broken(*args):
+        raise RuntimeError("the child fails")
+
+    failing = Background(broken)
+    with pytest.raises(RuntimeError, match="the child fails"):  # computed here after the child failed
+        failing.result()
+    idle = Background(pooled_rows, failed, cells, scores, 4, 200)
+    idle.cancel()  # an interrupted caller leaves no child behind
+    assert idle._pid is None
