@@ -10,6 +10,7 @@ import os
 import pickle
 import signal
 import sys
+import warnings
 from typing import Any, Callable
 
 
@@ -32,7 +33,9 @@ class Background:
             return
         try:
             read, write = os.pipe()
-            pid = os.fork()
+            with warnings.catch_warnings():  # Python 3.12+ warns on forking a threaded process; the child
+                warnings.simplefilter("ignore", DeprecationWarning)  # only computes and leaves with os._exit
+                pid = os.fork()
         except OSError:
             return
         if pid == 0:  # the child: compute, hand the result over, leave without running any cleanup
