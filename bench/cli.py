@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import UserError
 
@@ -156,22 +156,20 @@ def _predictor_row(name: str, label: str, p: dict, table: str, with_reference: b
             f"{val('family_spearman'):>6} {val('spearman'):>6} {val('brier'):>6}")
 
 
-def _batch_size(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number or auto, got {text!r}") from None
+def _number_or(word: str, meaning: Any):
+    """An argparse type: a whole number, or `word` standing for `meaning`."""
+    def parse(text: str):
+        if text == word:
+            return meaning
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a positive number or {word}, got {text!r}") from None
+    return parse
 
 
-def _history_n(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number or all, got {text!r}") from None
+_batch_size = _number_or("auto", "auto")
+_history_n = _number_or("all", None)
 
 
 def _read_private_seed(path: str) -> str:

@@ -209,12 +209,11 @@ def _logit_lens(model, hidden_states, final_top):
     return probs.argmax(-1), probs.gather(-1, final_top[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(-1)
 
 
-def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | None,
-                   prefixes: Prefixes | None = None, prefix: str = "", rows: list[int] | None = None,
+def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixes, prefix: str, rows: list[int],
                    keep: Continuations | None = None, item_ids: list[str] | None = None) -> dict[str, np.ndarray]:
-    """One pass; `attention` is None, "probe" (rows collected by `_probe_attention`) or "eager".
-    With a `prefix`, the prompts `rows` of `prefixes` continue from that prefix's cache: only
-    their own tokens are run (their lengths are equal: no padding). With `keep`, the pass's keys
+    """One pass over the prompts `rows` of `prefixes`, all of one length (no padding); `attention`
+    is None, "probe" (rows collected by `_probe_attention`) or "eager". With a `prefix`, they
+    continue from that prefix's cache: only their own tokens are run. With `keep`, the pass's keys
     and values of the rows `item_ids` it wants are kept for evaluation (`bench.model.continuation`)."""
     global _probe_rows
     import torch
@@ -233,13 +232,9 @@ def _forward_batch(handle: ModelHandle, prompts: list[str], attention: str | Non
             keep.keep(prefix, item_ids, getattr(out, "cache", None) or out.past_key_values, start, own.shape[1],
                       out.logits[:, -1, :])
     else:
-        if prefixes is not None and rows is not None and len({len(prefixes.ids[i]) for i in rows}) == 1:
-            input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)  # equal lengths
-            mask = torch.ones_like(input_ids)
-        else:
-            enc = handle.tokenizer(prompts, return_tensors="pt", padding=True).to(handle.device)
-            input_ids, mask = enc["input_ids"], enc["attention_mask"]
-        # Left padding: positions must count real tokens only, as `generate` does.
+        # The batch's prompts are of one length (`exact_length_batches`): their ids as tokenized once.
+        input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)
+        mask = torch.ones_like(input_ids)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         out = handle.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
                            output_hidden_states=True, output_attentions=attention == "eager", use_cache=keep is not None)
@@ -297,7 +292,7 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
                                        disable=None if progress else True))
         for prefix, batch in work:
             bar.update(len(batch))
-            arrays = _forward_batch(handle, [prompts[i] for i in batch], mode, prefixes, prefix, batch,
+            arrays = _forward_batch(handle, mode, prefixes, prefix, batch,
                                     keep if keep is not None and keep.wanted else None, [items[i].id for i in batch])
             for name, array in arrays.items():
                 if name not in sites:

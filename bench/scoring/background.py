@@ -1,5 +1,5 @@
 """One computation in a forked child process, beside the caller's own work: the second core scores
-while the first does (each on one native thread: `one_thread`). The child computes `fn(*args)` and sends the pickled result back through a
+while the first does (scoring holds each process to one native thread: `one_thread`). The child computes `fn(*args)` and sends the pickled result back through a
 pipe; where the platform does not fork safely (anything but Linux), where forking fails, or where
 the child fails, `result()` computes it in this process instead. The same function on the same
 arguments either way, so the same numbers."""
@@ -42,9 +42,7 @@ class Background:
             code = 1
             try:
                 os.close(read)
-                with one_thread():
-                    value = fn(*args)
-                data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+                data = pickle.dumps(fn(*args), protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(write, "wb") as out:
                     out.write(data)
                 code = 0
