@@ -127,11 +127,14 @@ def decode_answer(handle: ModelHandle, new_tokens: Sequence[int]) -> str:
     return text.split("\n", 1)[0]
 
 
+QUIET = False  # no bars at all: a process working beside the one that shows its own (`bench.background`)
+
+
 def progress_bar(total: int, desc: str | None):
-    """A tqdm bar in items/s on a terminal (nothing when stderr is not one, or without `desc`)."""
+    """A tqdm bar in items/s on a terminal (nothing when stderr is not one, without `desc`, or QUIET)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="item", leave=False, disable=True if desc is None else None)
+    return tqdm(total=total, desc=desc, unit="item", leave=False, disable=True if desc is None or QUIET else None)
 
 
 def greedy_answers(handle: ModelHandle, prompts: Sequence[str], budgets: Sequence[int], batch_size: int = 64,
@@ -201,7 +204,8 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
     round_trip = tok.batch_decode(targets, skip_special_tokens=False)
     usable = {i for i, item in enumerate(items) if targets[i] and round_trip[i] == item.target}
     with torch.inference_mode(), progress_bar(len(usable), progress) as bar:
-        done = _continued(handle, items, targets, usable, prefixes, continuations, decided, bar) if continuations else set()
+        done = (_continued(handle, items, targets, usable, prefixes, continuations, decided, bar, batch_size)
+                if continuations else set())
         for prefix, members in prefixes.groups().items():
             members = [i for i in members if i in usable and i not in done]
             start = prefixes.length(prefix)
@@ -238,50 +242,72 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
 
 
 def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[int]], usable: set[int],
-               prefixes, continuations: Continuations, decided: list, bar) -> set[int]:
-    """Teacher forcing on top of kept prompt passes: per kept batch, the prefix's cache and the rows'
-    own keys and values, then only the answer tokens (right-padded: a pad after an answer changes
-    nothing before it). The first answer position's argmax is the one the trace pass kept. Returns
-    the items decided or tried this way."""
+               prefixes, continuations: Continuations, decided: list, bar, batch_size: int = 64) -> set[int]:
+    """Teacher forcing on top of kept prompt passes: the kept rows of one prefix, up to `batch_size`
+    at a time whatever trace batch kept them, continue from the prefix's cache and their own keys
+    and values (left-padded to the longest, masked), then run only their answer tokens
+    (right-padded: a pad after an answer changes nothing before it). Padding moves logits in the
+    last bits only, which MARGIN keeps out of every decision, as in the full pass. The first answer
+    position's argmax is the one the trace pass kept. Returns the items decided or tried this way."""
     import torch
 
     from .prefix import cache_argument
 
     index = {item.id: i for i, item in enumerate(items)}
     tried: set[int] = set()
+    by_prefix: dict[str, list[tuple]] = {}  # prefix -> (kept, row in it, item index)
     for kept in continuations.kept:
-        rows = [(r, index[item_id]) for r, item_id in enumerate(kept.item_ids)
-                if item_id in index and index[item_id] in usable and prefixes.prefix[index[item_id]] == kept.prefix]
-        if not rows:
-            continue
-        select = torch.tensor([r for r, _ in rows], device=handle.device)
-        cache = prefixes.cache(kept.prefix, len(rows)) if kept.prefix else None
-        if cache is None:
-            from transformers import DynamicCache
+        for r, item_id in enumerate(kept.item_ids):
+            i = index.get(item_id)
+            if i is not None and i in usable and prefixes.prefix[i] == kept.prefix:
+                by_prefix.setdefault(kept.prefix, []).append((kept, r, i))
+    for prefix, rows in by_prefix.items():
+        start = prefixes.length(prefix)
+        # Answers of one length together (no answer padding to compute), then own parts by length.
+        rows.sort(key=lambda row: (len(targets[row[2]]), row[0].layers[0][0].shape[2]))
+        for at in range(0, len(rows), batch_size):
+            batch = rows[at:at + batch_size]
+            owns = [kept.layers[0][0].shape[2] for kept, _, _ in batch]
+            longest = max(owns)
+            cache = prefixes.cache(prefix, len(batch)) if prefix else None
+            if cache is None:
+                from transformers import DynamicCache
 
-            cache = DynamicCache(config=handle.model.config)
-        for layer, (keys, values) in enumerate(kept.layers):
-            rows_here = select.to(keys.device)  # under a device map each layer's cache sits on its own device
-            cache.update(keys.index_select(0, rows_here), values.index_select(0, rows_here), layer)
-        past = cache.get_seq_length()
-        width = max(len(targets[i]) for _, i in rows)
-        ids = torch.full((len(rows), width), handle.tokenizer.pad_token_id, dtype=torch.long)
-        for k, (_, i) in enumerate(rows):
-            ids[k, :len(targets[i])] = torch.tensor(targets[i])
-        mask = torch.ones((len(rows), past + width), dtype=torch.long)
-        position_ids = torch.arange(past, past + width).expand(len(rows), -1)
-        logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
-                              position_ids=position_ids.to(handle.device), use_cache=True,
-                              **cache_argument(handle.model, cache)).logits.float()
-        top2 = logits.topk(2, dim=-1)
-        argmax = top2.indices[..., 0].cpu().tolist()
-        margin_ok = ((top2.values[..., 0] - top2.values[..., 1]) > MARGIN).cpu().tolist()
-        for k, (r, i) in enumerate(rows):
-            n = len(targets[i])
-            decided[i] = _decide(handle, items[i].target, targets[i], [kept.first[r]] + argmax[k][:n],
-                                 [kept.first_ok[r]] + margin_ok[k][:n])
-            tried.add(i)
-        bar.update(len(rows))
+                cache = DynamicCache(config=handle.model.config)
+            parts: dict[int, tuple] = {}  # id(kept) -> (kept, [(row in it, item index)]): one slice each
+            for kept, r, i in batch:
+                parts.setdefault(id(kept), (kept, []))[1].append((r, i))
+            batch = [(kept, r, i) for kept, rows_there in parts.values() for r, i in rows_there]  # cache order
+            owns = [kept.layers[0][0].shape[2] for kept, _, _ in batch]
+            for layer in range(len(batch[0][0].layers)):
+                keys, values = [], []
+                for kept, rows_there in parts.values():
+                    k, v = kept.layers[layer]
+                    select = torch.tensor([r for r, _ in rows_there], device=k.device)
+                    pad = (0, 0, longest - k.shape[2], 0)  # left: the own tokens end where the answer begins
+                    keys.append(torch.nn.functional.pad(k.index_select(0, select), pad))
+                    values.append(torch.nn.functional.pad(v.index_select(0, select), pad))
+                cache.update(torch.cat(keys) if len(keys) > 1 else keys[0],
+                             torch.cat(values) if len(values) > 1 else values[0], layer)
+            width = max(len(targets[i]) for _, _, i in batch)
+            ids = torch.full((len(batch), width), handle.tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.ones((len(batch), start + longest + width), dtype=torch.long)
+            for k, ((_, _, i), own) in enumerate(zip(batch, owns)):
+                ids[k, :len(targets[i])] = torch.tensor(targets[i])
+                mask[k, start:start + longest - own] = 0
+            position_ids = (start + torch.tensor(owns))[:, None] + torch.arange(width)[None, :]
+            logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
+                                  position_ids=position_ids.to(handle.device), use_cache=True,
+                                  **cache_argument(handle.model, cache)).logits.float()
+            top2 = logits.topk(2, dim=-1)
+            argmax = top2.indices[..., 0].cpu().tolist()
+            margin_ok = ((top2.values[..., 0] - top2.values[..., 1]) > MARGIN).cpu().tolist()
+            for k, (kept, r, i) in enumerate(batch):
+                n = len(targets[i])
+                decided[i] = _decide(handle, items[i].target, targets[i], [kept.first[r]] + argmax[k][:n],
+                                     [kept.first_ok[r]] + margin_ok[k][:n])
+                tried.add(i)
+            bar.update(len(batch))
     continuations.evaluated += len(tried)
     return tried
 

@@ -46,7 +46,7 @@ from predictors.trace import Trace
 from tasks import Item, SealedItem
 
 from .continuation import BUDGET_CAP, Continuations
-from .evaluate import MARGIN, _available_ram, exact_length_batches
+from .evaluate import MARGIN, _available_ram, exact_length_batches, progress_bar
 from .load import ModelHandle
 from .prefix import Prefixes, cache_argument
 
@@ -54,17 +54,18 @@ TOP_K = 8
 ATTENTION_SITES = ("attn_entropy", "attn_prev", "attn_first", "attn_induction")
 
 
-_THREADS_KEEP_ROWS: bool | None = None
+_THREADS_KEEP_ROWS: dict[int, bool] = {}  # torch's thread count -> checked
 
 
 def threads_keep_rows_invariant() -> bool:
     """Whether, with torch's current thread count, one row of a batched float32 product equals the
     row computed alone and the same product on one thread (MKL's strict CNR mode, which
-    bench.model.load asks for with MKL_CBWR, makes it so on the CPUs we know); checked once."""
-    global _THREADS_KEEP_ROWS
+    bench.model.load asks for with MKL_CBWR, makes it so on the CPUs we know); checked once per
+    thread count (a process working beside another holds one thread fewer for a while)."""
     import torch
 
-    if _THREADS_KEEP_ROWS is None:
+    threads = torch.get_num_threads()
+    if threads not in _THREADS_KEEP_ROWS:
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(96, 576, generator=generator)
         w = torch.randn(576, 1536, generator=generator)
@@ -75,8 +76,8 @@ def threads_keep_rows_invariant() -> bool:
             single = x @ w
         finally:
             torch.set_num_threads(before)
-        _THREADS_KEEP_ROWS = bool(torch.equal(batched[:1], alone) and torch.equal(batched, single))
-    return _THREADS_KEEP_ROWS
+        _THREADS_KEEP_ROWS[threads] = bool(torch.equal(batched[:1], alone) and torch.equal(batched, single))
+    return _THREADS_KEEP_ROWS[threads]
 
 
 @contextlib.contextmanager
@@ -266,7 +267,6 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
     share a prefix (a family's fixed examples) continue from its cache (`bench.model.prefix`).
     `keep` keeps the prompt pass of the items it wants, for evaluation after sealing."""
     import torch
-    from tqdm import tqdm
 
     prompts = [item.prompt for item in items]
     if not items:
@@ -288,8 +288,7 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
                      for batch in exact_length_batches(lengths, 1 if mode == "eager" else batch_size)]
         stack.enter_context(torch.inference_mode())
         stack.enter_context(_invariant_threads())
-        bar = stack.enter_context(tqdm(total=len(items), desc="trace", unit="item", leave=False,
-                                       disable=None if progress else True))
+        bar = stack.enter_context(progress_bar(len(items), "trace" if progress else None))
         for prefix, batch in work:
             bar.update(len(batch))
             arrays = _forward_batch(handle, mode, prefixes, prefix, batch,

@@ -16,6 +16,7 @@ every variant. The evaluated model itself is evaluated and traced on everything,
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Callable, Sequence
 from predictors import Trace
 from tasks import Item, SealedItem, TaskFamily
 
+from ..background import Staged
 from ..errors import UserError
 from ..model.evaluate import evaluate
 from ..model.load import ModelHandle, ModelSpec, load_model
@@ -50,7 +52,7 @@ class Point:
     trace: Trace | None = None
 
 
-def curve_items(base: Sequence[Item], per_cell: int | None) -> list[Item]:
+def curve_items(base: Sequence[Item | SealedItem], per_cell: int | None) -> list:
     """The base items every checkpoint is evaluated on: the first `per_cell` of each cell (all with
     None), in the base region's order. Items are generated from the seed, so this is too."""
     if per_cell is None:
@@ -121,8 +123,9 @@ def final_step(handle: ModelHandle, found: Sequence[Source]) -> int | None:
 
 
 class History:
-    """The checkpoints of one run, loaded once; `base` evaluates and traces the base region at each,
-    `variants` traces the variants there too (after the blind predictions)."""
+    """The checkpoints of one run; `start` begins their work (beside the evaluated model's own, where
+    it can), `base` returns each evaluated and traced on the base region, `variants` the traced ones
+    on the variants too (asked only after the blind predictions)."""
 
     def __init__(self, spec: RunSpec, handle: ModelHandle, families: dict[str, TaskFamily], attention: bool,
                  log: Callable[[str], None]):
@@ -136,7 +139,11 @@ class History:
         self.traced = min(spec.history_traces, len(self.sources))  # the latest this many are traced
         self._views: list[TracedModel | None] = []
         self.points: list[Point] = []
+        self._variant_points: list[Point] | None = None
         self._log = log
+        self._work: Staged | None = None
+        self._threads: int | None = None  # this process's torch threads while a child works beside it
+        self.beside = False  # whether the work ran in a child process
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -144,19 +151,50 @@ class History:
     def is_traced(self, k: int) -> bool:
         return k >= len(self.sources) - self.traced
 
-    def base(self, base: Sequence[Item], batch_size: int) -> list[Point]:
-        """Each checkpoint's outcomes on the curve items (`curve_items`), and their trace at the
-        latest `traced` checkpoints (one prompt pass there: the evaluation goes on from it)."""
+    def start(self, base: Sequence[Item], batch_size: int, sealed: Sequence[SealedItem] | None = None,
+              beside: bool = False) -> None:
+        """Begin the work: the curve items (`curve_items`) evaluated at every checkpoint and traced at
+        the latest `traced`; then, if `sealed` variants are given and `variants` asks for them, the
+        traced checkpoints on those. With `beside`, in a forked child holding one thread, while this
+        process holds one thread fewer for the evaluated model's own work until the child is done;
+        the same items, the same traces (rows are thread-invariant, `bench.model.trace`)."""
+        self.close()
         self._batch_size = batch_size
+        stages = 1 + (sealed is not None and self.traced > 0)
+        fork = beside and bool(self.sources)
+        if fork:
+            import torch
+
+            self._threads = torch.get_num_threads()
+        self._work = Staged(self._stages, list(base), list(sealed or ()), os.getpid(), stages=stages, fork=fork)
+        self.beside = self._work.forked
+        if self._work.forked:
+            __import__("torch").set_num_threads(max(1, self._threads - 1))
+        else:
+            self._threads = None
+
+    def _stages(self, base: list[Item], sealed: list[SealedItem], parent: int):
+        """What `start` runs: the base stage's (points, log line), then the variant stage's points."""
+        if os.getpid() != parent:
+            from ..model import evaluate as evaluate_module
+
+            evaluate_module.QUIET = True  # the evaluated model's bars are the ones shown
         items = curve_items(base, self.per_cell)
+        self.points = points = self._base_points(items)
+        traced = ", ".join(s.name for k, s in enumerate(self.sources) if self.is_traced(k)) or "none"
+        yield points, (f"history: {len(self.sources)} checkpoints ({', '.join(s.name for s in self.sources)}) "
+                       f"evaluated on {len(items)} base items; traced: {traced}") if self.sources else None
+        yield self._variant_trace([item.sealed() for item in items], sealed)
+
+    def _base_points(self, items: list[Item]) -> list[Point]:
         sealed = [item.sealed() for item in items]
-        self._curve_ids = {item.id for item in items}
+        points = []
+        self._views = []
         for k, source in enumerate(self.sources):
             handle = load_model(source.spec)
             view, trace = None, None
             if self.is_traced(k):
-                cache = TraceCache(self._cache_root, handle.fingerprint) if self._cache_root else None
-                view = TracedModel(handle, self._batch_size, attention=self._attention, cache=cache)
+                view = self._view(handle)
                 view.keep_continuations([item.id for item in items])
                 trace = view.trace(sealed)
             outcomes = evaluate(handle, items, self._batch_size, self._families,
@@ -164,19 +202,66 @@ class History:
             if view is not None:
                 view.continuations = None  # evaluated: the kept prompt passes are not needed again
             self._views.append(view)
-            self.points.append(Point(source.name, source.step, handle.fingerprint,
-                                     {o.item_id: o.correct for o in outcomes}, trace))
-        if self.sources:
-            traced = ", ".join(s.name for k, s in enumerate(self.sources) if self.is_traced(k)) or "none"
-            self._log(f"history: {len(self.sources)} checkpoints ({', '.join(s.name for s in self.sources)}) "
-                      f"evaluated on {len(items)} base items; traced: {traced}")
+            points.append(Point(source.name, source.step, handle.fingerprint,
+                                {o.item_id: o.correct for o in outcomes}, trace))
+        return points
+
+    def _view(self, handle: ModelHandle) -> TracedModel:
+        cache = TraceCache(self._cache_root, handle.fingerprint) if self._cache_root else None
+        return TracedModel(handle, self._batch_size, attention=self._attention, cache=cache)
+
+    def _variant_trace(self, base: list[SealedItem], sealed: Sequence[SealedItem]) -> list[Point]:
+        """The traced checkpoints' traces of `base` (their curve items) and the variants `sealed`."""
+        points = []
+        for k, point in enumerate(self.points):
+            if not self.is_traced(k):
+                points.append(point)
+                continue
+            view = self._views[k] if k < len(self._views) and self._views[k] is not None else \
+                self._view(load_model(self.sources[k].spec))  # its base stage ran in another process
+            points.append(replace(point, trace=view.trace(list(base) + list(sealed))))
+        return points
+
+    def base(self, base: Sequence[Item], batch_size: int) -> list[Point]:
+        """Each checkpoint's outcomes on the curve items, and their trace at the latest `traced`
+        checkpoints (one prompt pass there: the evaluation goes on from it). Waits for `start`'s
+        work (starting it here, in this process, where nothing did)."""
+        if self._work is None or self._work.received:
+            self.start(base, batch_size)
+        self.points, message = self._work.next_stage()
+        self._release()
+        if message:
+            self._log(message + (" (beside the model, in a second process)" if self.beside else ""))
         return self.points
 
+    def begin_variants(self) -> None:
+        """Let the child begin the variant stage now, beside the caller's own trace of the variants
+        (after the blind predictions: the caller's order)."""
+        if self._work is not None:
+            self._work.ask()
+
     def variants(self, base: Sequence[SealedItem], sealed: Sequence[SealedItem]) -> list[Point]:
-        """The same checkpoints, the traced ones' traces now of their base items and the variants."""
-        items = [item for item in base if item.id in self._curve_ids] + list(sealed)
-        return [replace(point, trace=view.trace(items)) if view is not None else point
-                for point, view in zip(self.points, self._views)]
+        """The same checkpoints, the traced ones' traces now of their curve items and the variants
+        `sealed` (computed once, here where `start` was not given these variants)."""
+        if self._variant_points is None:
+            if self._work is not None and self._work.received < self._work.stages:
+                self._variant_points = self._work.next_stage()
+                self._release()
+            else:
+                self._variant_points = self._variant_trace(curve_items(base, self.per_cell), sealed)
+        return self._variant_points
+
+    def _release(self) -> None:
+        """This process's threads back once the child is done."""
+        if self._threads is not None and (self._work is None or not self._work.forked):
+            __import__("torch").set_num_threads(self._threads)
+            self._threads = None
+
+    def close(self, kill: bool = False) -> None:
+        """End the work in progress (a run that stops early, or never asks for the variants)."""
+        if self._work is not None:
+            self._work.close(kill=kill)
+        self._release()
 
     def summary(self, base: Sequence[Item], final_correct: dict[str, bool], fingerprint: str) -> list[dict]:
         """What results.json records: each checkpoint's base accuracy per cell (the learning curves),

@@ -115,17 +115,18 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
 
 def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem],
                   calibration: list[Observation] | None = None, sealed: list[SealedItem] | None = None,
-                  withheld: Sequence[SealedItem] = (), history: Sequence = (), final_step: int | None = None,
-                  keep: bool = False) -> Trace:
+                  withheld: Sequence[SealedItem] = (), history: Sequence | Callable[[], Sequence] = (),
+                  final_step: int | None = None, keep: bool = False) -> Trace:
     """One shared trace of `items`, handed to the worker with the default `calibration` and `sealed`
     items (`fit_predict` given these very lists sends no copy). `withheld`: items left out of the
     trace on purpose (the blind track's variants), which the worker refuses to trace with the
-    reason. Returns the trace; `keep` holds it in `model_view` too (a later context traces a
-    superset: its rows are not traced again where there is no disk cache)."""
+    reason. `history`: the checkpoints handed over too (or what gives them, called after this trace:
+    a history computed beside it). Returns the trace; `keep` holds it in `model_view` too (a later
+    context traces a superset: its rows are not traced again where there is no disk cache)."""
     trace = model_view.trace(items)
     pool.set_context(model_view.card, model_view.tokenizer_json(), trace, [i.prompt for i in items],
-                     calibration, sealed, withheld=[item.id for item in withheld], history=history,
-                     final_step=final_step)
+                     calibration, sealed, withheld=[item.id for item in withheld],
+                     history=history() if callable(history) else history, final_step=final_step)
     if not keep:
         model_view.forget()  # the worker maps the arrays from disk
     return trace
@@ -151,7 +152,10 @@ def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[Se
     lap("predict")
     variant_trace = None
     if tracks["trace"]:
-        points = history.variants(base, sealed) if history is not None and reads_history(pool, "trace") else ()
+        points = ()
+        if history is not None and reads_history(pool, "trace"):
+            history.begin_variants()  # the checkpoints' variants, beside this trace of the model's own
+            points = lambda: history.variants(base, sealed)  # noqa: E731
         everything = share_context(pool, model_view, base + sealed, calibration, sealed, history=points,
                                    final_step=final_step)
         variant_trace = everything.take(range(len(base), len(base) + len(sealed)))

@@ -25,12 +25,12 @@ from predictors import TRACKS, Observation, Trace
 from tasks import Item, SealedItem, TaskFamily, resolve_families, suite_families
 from tasks.render import chat, few_shot
 
+from ..background import Background
 from ..errors import UserError
 from ..model.continuation import Continuations
 from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
-from ..scoring.background import Background
 from ..scoring.metrics import (BASELINES, N_BOOTSTRAP, RANKING, REFERENCE, SCORING_VERSION, cell_table, pooled_rows,
                                score_predictors)
 from .folder import RunFolder, check_out, write_predictions
@@ -79,6 +79,7 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
     folder = RunFolder(out, spec.resume and (out / "run.json").is_file())  # --resume with nothing there starts it
     pool = open_predictors(spec.predictors, spec.predictor_timeout, log, wait=False)  # starts while the model loads
     clock = Clock()
+    history = None
     try:
         handle = load_model(spec.model)
         skipped = check_predictors(pool, bool(spec.predictors), log)
@@ -94,6 +95,9 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         folder.start(spec, handle.fingerprint, suite.base, suite.variants)
         eval_stats: dict[str, int] = {}
         view = traced_view(spec, handle, pool)
+        if history is not None:  # its checkpoints' work begins, beside this process's where it can
+            history.start(suite.base, spec.batch_size, beside=works_beside(handle),
+                          sealed=suite.sealed if reads_history(pool, "trace") and not spec.predict_only else None)
         view.keep_continuations([item.id for item in suite.base])  # the base region's one prompt pass
         view.trace([item.sealed() for item in suite.base])
         clock.lap("trace")
@@ -149,7 +153,18 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         results["run_dir"] = str(folder.path)
         return results
     finally:
+        if history is not None:
+            history.close(kill=True)
         pool.close()
+
+
+def works_beside(handle: ModelHandle) -> bool:
+    """Whether a forked process may work beside this one on the history's checkpoints: the model
+    on the CPU (a forked child cannot use a GPU its parent has opened) and more than one core."""
+    import torch
+
+    return (handle.device.type == "cpu" and not getattr(handle.model, "hf_device_map", None)
+            and torch.get_num_threads() > 1)
 
 
 # -- generate ------------------------------------------------------------------------------

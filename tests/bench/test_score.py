@@ -243,7 +243,7 @@ def test_pooled_rows_from_a_second_process_give_the_same_figures(monkeypatch):
     import os
     import sys
 
-    from bench.scoring.background import Background
+    from bench.background import Background
     from bench.scoring.metrics import pooled_rows
 
     rng = np.random.default_rng(9)
