@@ -723,5 +723,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, restore)
 
 
+def entry() -> None:
+    """The `brittlebench` command: `main`, then out without the interpreter's teardown, which frees
+    torch's and transformers' modules one by one (~1 s after a run, every file already written and
+    closed). Where a thread of ours is still working, the ordinary exit waits for it."""
+    import os
+
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # the reader has gone, or a stream was closed: nothing to lose
+        pass
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -222,12 +222,21 @@ class History:
             points.append(replace(point, trace=view.trace(list(base) + list(sealed))))
         return points
 
-    def base(self, base: Sequence[Item], batch_size: int) -> list[Point]:
+    @property
+    def has_base(self) -> bool:
+        """Whether `base` has its points already (else it waits for them, or computes them)."""
+        return self._work is not None and self._work.received > 0
+
+    def base(self, base: Sequence[Item] | None = None, batch_size: int | None = None) -> list[Point]:
         """Each checkpoint's outcomes on the curve items, and their trace at the latest `traced`
         checkpoints (one prompt pass there: the evaluation goes on from it). Waits for `start`'s
-        work (starting it here, in this process, where nothing did)."""
-        if self._work is None or self._work.received:
-            self.start(base, batch_size)
+        work (starting it here, in this process, on `base` where nothing did); computed once."""
+        if self.has_base:
+            return self.points
+        if self._work is None:
+            if base is None:
+                raise RuntimeError("the history was not started: History.start(base items, batch size) first")
+            self.start(base, batch_size or self._batch_size)
         self.points, message = self._work.next_stage()
         self._release()
         if message:

@@ -137,19 +137,35 @@ def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[Se
                      lap: Callable[[str], None] = lambda stage: None, history: History | None = None,
                      blind_only: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
     """The blind track first: the worker holds the base region's traces only, and the variants have
-    not been traced at all. Then, where a trace-track predictor is asked (and not `blind_only`: a
+    not been traced at all (where the history is still being computed beside, the blind predictors
+    that do not read it go before it is handed over). Then, where a trace-track predictor is asked (and not `blind_only`: a
     predict-only screen), the variants are traced and the trace track predicts. Returns (scores,
     status in the pool's order, the variants' trace or None where nothing traced them)."""
     tracks = tracks_of(pool)
     if blind_only:
         tracks["trace"] = []
     final_step = history.final_step if history is not None else None
-    share_context(pool, model_view, base, calibration, sealed, withheld=sealed,
-                  history=history.points if history is not None else (), final_step=final_step,
-                  keep=bool(tracks["trace"]))
-    lap("trace")
-    scores, status = fit_predict(pool, calibration, sealed, log, tracks["blind"])
-    lap("predict")
+    scores, status = {}, {}
+    blind = tracks["blind"]
+    if history is not None and not history.has_base:  # still being computed beside: the blind
+        early = [n for n in blind if "history" not in pool.infos[n]["reads"]]  # predictors that do not
+        if early:  # read it go first, meanwhile
+            share_context(pool, model_view, base, calibration, sealed, withheld=sealed, keep=True)
+            lap("trace")
+            scores, status = fit_predict(pool, calibration, sealed, log, early)
+            lap("predict")
+            blind = [n for n in blind if n not in early]
+        history.base()
+        lap("history")
+    if blind or not scores:
+        share_context(pool, model_view, base, calibration, sealed, withheld=sealed,
+                      history=history.points if history is not None else (), final_step=final_step,
+                      keep=bool(tracks["trace"]))
+        lap("trace")
+        more_scores, more_status = fit_predict(pool, calibration, sealed, log, blind)
+        scores |= more_scores
+        status |= more_status
+        lap("predict")
     variant_trace = None
     if tracks["trace"]:
         points = ()

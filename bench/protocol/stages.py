@@ -107,9 +107,9 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         sealed = suite.sealed
         stored = folder.stored_predictions(sealed)
         variant_trace = None
-        if history is not None:  # resumed too: results.json records the learning curves either way
-            history.base(suite.base, spec.batch_size)
-            clock.lap("history")
+        if history is not None and stored is not None:
+            history.base(suite.base)  # resumed past the seal: results.json records the learning curves
+            clock.lap("history")  # either way (otherwise the predict stage takes them when it needs them)
         if stored is not None and spec.predict_only:
             raise UserError(f"{out} is sealed past its screen already: resume it without --predict-only")
         screen = folder.stored_screen(sealed) if stored is None else None
