@@ -85,20 +85,34 @@ def reads_history(pool: PredictorPool, track: str | None = None) -> bool:
 
 
 def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: list[SealedItem],
-                log: Callable[[str], None], names: Sequence[str] | None = None
+                log: Callable[[str], None], names: Sequence[str] | None = None, side_by_side: bool = True
                 ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """Each of the pool's predictors (or those `names` asked for), fresh, fit on `calibration` and
     asked about `sealed`, in the worker process. A predictor that raises, hangs past the timeout
     or returns bad scores is marked failed with its reason; the others go on."""
     scores: dict[str, np.ndarray] = {}
     status: dict[str, dict[str, Any]] = {}
-    for asked, info in pool.infos.items():
-        if names is not None and asked not in names:
-            continue
+    asked_for = [asked for asked in pool.infos if names is None or asked in names]
+    together: dict[str, tuple] = {}
+    if side_by_side and pool.timeout is None and len(asked_for) > 1:
+        heavy_first = sorted(asked_for, key=lambda n: "hidden" not in pool.infos[n]["reads"])  # the readers
+        try:  # of states are the slow ones: taken first, the two processes finish closer together
+            together = pool.predict_side_by_side(heavy_first, calibration, sealed)
+        except WorkerError:  # one of them took the worker down: each again alone, in a fresh worker
+            together = {}
+    for asked in asked_for:
+        info = pool.infos[asked]
         name = info["predictor"]
         started = time.perf_counter()
         try:
-            raw, notes = pool.predict(asked, calibration, sealed)
+            if asked in together:
+                answer, seconds = together[asked]
+                started = time.perf_counter() - seconds  # its own fit + predict, as the worker timed it
+                if isinstance(answer, Exception):
+                    raise answer
+                raw, notes = answer
+            else:
+                raw, notes = pool.predict(asked, calibration, sealed)
             scores[name] = _check_scores(raw, len(sealed))
             status[name] = {"status": "ok", "notes": notes}
         except PredictorNotApplicable as e:
@@ -152,7 +166,8 @@ def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[Se
         if early:  # read it go first, meanwhile
             share_context(pool, model_view, base, calibration, sealed, withheld=sealed, keep=True)
             lap("trace")
-            scores, status = fit_predict(pool, calibration, sealed, log, early)
+            scores, status = fit_predict(pool, calibration, sealed, log, early, side_by_side=False)  # the
+            # history's child has the second core meanwhile
             lap("predict")
             blind = [n for n in blind if n not in early]
         history.base()

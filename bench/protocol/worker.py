@@ -23,10 +23,12 @@ import json
 import os
 import pickle
 import queue
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -153,22 +155,76 @@ def _serve() -> None:
                               _history(request, store))
             defaults = {"calibration": request["calibration"], "sealed": request["sealed"]}
             answer({"ok": True})
-        elif op == "predict":
-            name = request["name"]
+        elif op in ("predict", "predict_many"):
             calibration = request["calibration"] if request["calibration"] is not None else defaults["calibration"]
             sealed = request["sealed"] if request["sealed"] is not None else defaults["sealed"]
-            try:
-                fitted = loaded[name].clone().fit(view, calibration)
-                raw = fitted.predict(view, sealed)
-                scores = np.asarray(raw, dtype=np.float64)
-                if scores.ndim != 1:
-                    raise ValueError(f"returned shape {scores.shape}, expected ({len(sealed)},)")
-                answer({"ok": True, "scores": [float(v) for v in scores],
-                        "notes": [str(n) for n in getattr(fitted, "notes_", [])]})
-            except NotApplicable as e:  # nothing to read here: listed, never ranked
-                answer({"ok": False, "not_applicable": str(e) or "not applicable to these items"})
-            except BaseException as e:  # the predictor's failure, told to the parent
-                answer({"ok": False, "error": f"{type(e).__name__}: {e}"})
+
+            def one(name: str) -> dict:
+                started = time.perf_counter()
+                try:
+                    fitted = loaded[name].clone().fit(view, calibration)
+                    raw = fitted.predict(view, sealed)
+                    scores = np.asarray(raw, dtype=np.float64)
+                    if scores.ndim != 1:
+                        raise ValueError(f"returned shape {scores.shape}, expected ({len(sealed)},)")
+                    reply = {"ok": True, "scores": [float(v) for v in scores],
+                             "notes": [str(n) for n in getattr(fitted, "notes_", [])]}
+                except NotApplicable as e:  # nothing to read here: listed, never ranked
+                    reply = {"ok": False, "not_applicable": str(e) or "not applicable to these items"}
+                except BaseException as e:  # the predictor's failure, told to the parent
+                    reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+                return reply | {"seconds": time.perf_counter() - started}
+
+            if op == "predict":
+                answer(one(request["name"]))
+            else:
+                answer({"ok": True, "replies": _side_by_side(request["names"], one)})
+
+
+def _side_by_side(names: list[str], one) -> dict[str, dict]:
+    """`one(name)` for every name, by this process and a forked twin taking the next unclaimed
+    name in turn (on Linux; elsewhere here alone). Each predictor is fresh and fit alone, so which
+    process computes it changes nothing; a name the twin claimed but could not answer (it died) is
+    computed here."""
+    if len(names) < 2 or not sys.platform.startswith("linux"):
+        return {name: one(name) for name in names}
+    claims_read, claims_write = os.pipe()
+    os.write(claims_write, b"".join(struct.pack("<H", k) for k in range(len(names))))
+    os.close(claims_write)  # once every claim is read, reading gives nothing: the work is done
+
+    def claimed():
+        while len(data := os.read(claims_read, 2)) == 2:
+            yield names[struct.unpack("<H", data)[0]]
+
+    results_read, results_write = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = None
+    if pid == 0:  # the twin: its claims answered as JSON, then gone without any cleanup
+        code = 1
+        try:
+            os.close(results_read)
+            data = json.dumps({name: one(name) for name in claimed()}).encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(results_write, view):]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(results_write)
+    replies = {name: one(name) for name in claimed()}
+    theirs: dict[str, dict] = {}
+    if pid is not None:
+        with os.fdopen(results_read, "rb") as source:
+            data = source.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0 and data:
+            theirs = json.loads(data)
+    else:
+        os.close(results_read)
+    os.close(claims_read)
+    return {name: replies.get(name) or theirs.get(name) or one(name) for name in names}
 
 
 def _history(request: dict, store: TraceStore) -> tuple:
@@ -271,6 +327,9 @@ class PredictorPool:
     def _start(self, wait: bool = True) -> None:
         env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV or k.startswith("LC_")}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        # One native thread: a predictor's last bits do not depend on the machine's core count, and
+        # the worker's twin (`predict_side_by_side`) takes the second core. Also fork-safe (no pool).
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         empty = self._scratch / "cwd"
         empty.mkdir(exist_ok=True)
         self._pending = 0
@@ -360,11 +419,26 @@ class PredictorPool:
                            "calibration": None if same and calibration is same[0] else calibration,
                            "sealed": None if same and sealed is same[1] else sealed},
                           timeout=self.timeout)
-        if not reply["ok"]:
-            if "not_applicable" in reply:
-                raise PredictorNotApplicable(reply["not_applicable"])
-            raise PredictorFailed(reply["error"])
-        return np.asarray(reply["scores"], dtype=np.float64), reply["notes"]
+        return _outcome(reply)
+
+    def predict_side_by_side(self, names: Sequence[str], calibration: list, sealed: list) -> dict[str, tuple]:
+        """`predict` for each of `names`, the worker and a forked twin of it each taking the next one
+        (two cores' worth; each predictor alone on one native thread, as always). Only without a
+        `--predictor-timeout`: one request answers for all, so a hang could not be pinned on one.
+        Returns name -> ((scores, notes), seconds) or (the exception `predict` raises, seconds)."""
+        if self.timeout is not None:
+            raise ValueError("side by side only without a predictor timeout")
+        same = self._defaults
+        reply = self._ask({"op": "predict_many", "names": list(names),
+                           "calibration": None if same and calibration is same[0] else calibration,
+                           "sealed": None if same and sealed is same[1] else sealed}, timeout=None)
+        out = {}
+        for name in names:
+            try:
+                out[name] = (_outcome(reply["replies"][name]), reply["replies"][name]["seconds"])
+            except (PredictorFailed, PredictorNotApplicable) as e:
+                out[name] = (e, reply["replies"][name]["seconds"])
+        return out
 
     def _kill(self) -> None:
         if self._proc is not None:
@@ -434,6 +508,14 @@ class PredictorNotApplicable(Exception):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+def _outcome(reply: dict) -> tuple[np.ndarray, list[str]]:
+    if not reply["ok"]:
+        if "not_applicable" in reply:
+            raise PredictorNotApplicable(reply["not_applicable"])
+        raise PredictorFailed(reply["error"])
+    return np.asarray(reply["scores"], dtype=np.float64), reply["notes"]
 
 
 def _pump(stream, lines: queue.Queue) -> None:
