@@ -217,3 +217,45 @@ def test_faulty_predictors_are_marked_failed_and_the_others_finish():
     assert status["prints"]["status"] == "ok" and list(scores["prints"]) == [0.25] * 5
     assert status["fine"]["status"] == "ok" and sorted(scores) == ["fine", "prints"]
     assert status["fine"]["cls"] == "tests.bench.test_resume:Fine"
+
+
+class PidA(Predictor):
+    """Hypothesis: none; scores which process computed it (its id, as a fraction), taking a while."""
+
+    name = "pid_a"
+
+    def predict(self, model, items):
+        time.sleep(0.3)  # long enough that the other process claims the next predictor meanwhile
+        return np.full(len(items), os.getpid() / 2**32)
+
+
+class PidB(PidA):
+    name = "pid_b"
+
+
+def test_without_a_timeout_predictors_run_side_by_side_with_the_same_answers():
+    """No --predictor-timeout: the worker and a forked twin take the predictors in turn, and every
+    predictor's answer, or its failure and reason, is the one it gives alone."""
+    from tasks import get_family
+
+    items = [i.sealed() for i in get_family("addition").generate("digits=4", 5)]
+    names = [f"tests.bench.test_resume:{c}" for c in ("PidA", "PidB", "Raises", "BadShape", "NaNs", "OutOfRange",
+                                                         "Prints", "Fine")]
+    with open_predictors(names, None, log=lambda m: None) as pool:
+        scores, status = fit_predict(pool, [], items, log=lambda m: None)
+    if sys.platform.startswith("linux"):
+        assert scores["pid_a"][0] != scores["pid_b"][0]  # two processes, side by side
+    assert status["pid_a"]["seconds"] >= 0.3 and status["pid_b"]["seconds"] >= 0.3  # each its own time
+    assert "RuntimeError: boom" in status["raises"]["reason"]
+    assert "shape" in status["bad_shape"]["reason"] and "NaN" in status["nans"]["reason"]
+    assert "outside [0, 1]" in status["out_of_range"]["reason"]
+    assert list(scores["prints"]) == [0.25] * 5 and list(scores["fine"]) == [0.5] * 5
+    assert list(status) == ["pid_a", "pid_b", "raises", "bad_shape", "nans", "out_of_range", "prints", "fine"]
+
+    # One that takes its process down: the rest still answer, it fails with the reason, alone.
+    crash = [f"tests.bench.test_resume:{c}" for c in ("Fine", "Exits", "Prints", "Raises")]
+    with open_predictors(crash, None, log=lambda m: None) as pool:
+        scores, status = fit_predict(pool, [], items, log=lambda m: None)
+    assert "worker exited" in status["exits"]["reason"]
+    assert list(scores["fine"]) == [0.5] * 5 and list(scores["prints"]) == [0.25] * 5
+    assert "RuntimeError: boom" in status["raises"]["reason"]
