@@ -246,18 +246,29 @@ def whole_run(args) -> None:
     from bench.model.load import DEFAULT_MODEL_PATH
 
     walls, lm_walls = [], []
+
+    def ours(tmp: str) -> None:
+        shutil.rmtree(f"{tmp}/r", ignore_errors=True)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r", "--no-cache"], env=ENV,
+                       check=True, capture_output=True)
+        walls.append(time.perf_counter() - started)
+
     with tempfile.TemporaryDirectory() as tmp:
-        for k in range(args.repeat + (args.repeat > 1)):  # the first of several is a warm-up
-            shutil.rmtree(f"{tmp}/r", ignore_errors=True)
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r", "--no-cache"], env=ENV,
-                           check=True, capture_output=True)
-            walls.append(time.perf_counter() - started)
+        ours(tmp)  # the first of several is a warm-up; its items are the ones lm-eval gets
         results, items, folder, rows = _exported_run(Path(tmp))
         screen = screen_wall(["--no-cache"], f"{tmp}/s")
-        for k in range(0 if args.no_lm_eval else args.repeat + (args.repeat > 1)):
-            lm = lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)
-            lm_walls.append(lm[1])
+        if not args.no_lm_eval and args.repeat > 1:
+            lm_walls.append(lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)[1])  # its warm-up
+        # Then one of each in turn: this machine's speed drifts by a third within an hour, and the
+        # ratio is only meaningful between runs made side by side.
+        for k in range(args.repeat if args.repeat > 1 else 0):
+            ours(tmp)
+            if not args.no_lm_eval:
+                lm_walls.append(lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)[1])
+        if args.repeat == 1 and not args.no_lm_eval:
+            lm_walls.append(lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)[1])
+        results = json.loads((Path(tmp) / "r" / "results.json").read_text())  # the last run's timings
     counted = slice(1, None) if args.repeat > 1 else slice(None)
     wall = statistics.median(walls[counted])
     lm = (None, statistics.median(lm_walls[counted]), None) if lm_walls else None
@@ -279,7 +290,9 @@ def whole_run(args) -> None:
         _, lm_wall, _ = lm
         print(f"  lm-evaluation-harness evaluating the same {len(items)} items alone: {lm_wall:.1f} s wall "
               f"(median of {len(lm_walls[counted])}: {', '.join(f'{w:.1f}' for w in lm_walls[counted])}); "
-              f"the whole brittlebench run takes {wall / lm_wall:.2f}x its time")
+              f"the whole brittlebench run takes {wall / lm_wall:.2f}x its time"
+              + (f" (run by run, in turn: {', '.join(f'{a / b:.2f}' for a, b in zip(walls[counted], lm_walls[counted]))})"
+                 if len(lm_walls[counted]) == len(walls[counted]) > 1 else ""))
 
 
 def real_run(args) -> None:
