@@ -160,11 +160,13 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
 
 def works_beside(handle: ModelHandle) -> bool:
     """Whether a forked process may work beside this one on the history's checkpoints: the model
-    on the CPU (a forked child cannot use a GPU its parent has opened) and more than one core."""
+    on the CPU (a forked child cannot use a GPU its parent has opened) and two or three cores. The
+    child holds one thread (OpenMP's pool does not survive a fork), which is a fair share of two or
+    three cores; on more, the checkpoints go faster here, one after the other, on all of them."""
     import torch
 
     return (handle.device.type == "cpu" and not getattr(handle.model, "hf_device_map", None)
-            and torch.get_num_threads() > 1)
+            and 2 <= torch.get_num_threads() <= 3)
 
 
 # -- generate ------------------------------------------------------------------------------
