@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -122,6 +123,26 @@ def final_step(handle: ModelHandle, found: Sequence[Source]) -> int | None:
     return known[-1] + 1 if known else None
 
 
+class _Claims:
+    """Checkpoint indices two processes take in turn: a pipe holding them, read two bytes at a time
+    (a read that small is atomic), created before the fork so that both ends hold it."""
+
+    def __init__(self, order: Sequence[int]):
+        self._read, write = os.pipe()
+        os.write(write, b"".join(struct.pack("<H", k) for k in order))
+        os.close(write)  # once every index is taken, reading gives nothing
+
+    def taken(self):
+        """The indices this process takes, one at a time, until none is left."""
+        while self._read is not None and len(data := os.read(self._read, 2)) == 2:
+            yield struct.unpack("<H", data)[0]
+
+    def close(self) -> None:
+        if self._read is not None:
+            os.close(self._read)
+            self._read = None
+
+
 class History:
     """The checkpoints of one run; `start` begins their work (beside the evaluated model's own, where
     it can), `base` returns each evaluated and traced on the base region, `variants` the traced ones
@@ -137,7 +158,10 @@ class History:
         self._cache_root = (spec.cache_dir or default_cache_dir()) if spec.use_cache else None
         self.per_cell = spec.history_n
         self.traced = min(spec.history_traces, len(self.sources))  # the latest this many are traced
-        self._views: list[TracedModel | None] = []
+        self._views: dict[int, TracedModel] = {}  # traced checkpoint index -> its loaded view
+        self._mine: set[int] = set()  # the checkpoints this process computed
+        self._items: list[Item] = []
+        self._claims: _Claims | None = None
         self.points: list[Point] = []
         self._variant_points: list[Point] | None = None
         self._log = log
@@ -157,70 +181,76 @@ class History:
         the latest `traced`; then, if `sealed` variants are given and `variants` asks for them, the
         traced checkpoints on those. With `beside`, in a forked child holding one thread, while this
         process holds one thread fewer for the evaluated model's own work until the child is done;
-        the same items, the same traces (rows are thread-invariant, `bench.model.trace`)."""
+        once that work is done, this process takes the checkpoints the child has not begun (`base`).
+        The same items, the same outcomes and traces either way (rows are thread-invariant,
+        `bench.model.trace`; evaluation decides the same at any batch, `bench.model.evaluate`)."""
         self.close()
         self._batch_size = batch_size
+        self._items = curve_items(base, self.per_cell)
+        self._mine, self._views, self._variant_points = set(), {}, None
         stages = 1 + (sealed is not None and self.traced > 0)
         fork = beside and bool(self.sources)
+        self._claims = _Claims(self._order()) if fork else None
         if fork:
             import torch
 
             self._threads = torch.get_num_threads()
-        self._work = Staged(self._stages, list(base), list(sealed or ()), os.getpid(), stages=stages, fork=fork)
+        self._work = Staged(self._stages, list(sealed or ()), os.getpid(), stages=stages, fork=fork)
         self.beside = self._work.forked
         if self._work.forked:
             __import__("torch").set_num_threads(max(1, self._threads - 1))
         else:
-            self._threads = None
+            if self._claims is not None:
+                self._claims.close()
+            self._threads, self._claims = None, None
 
-    def _stages(self, base: list[Item], sealed: list[SealedItem], parent: int):
-        """What `start` runs: the base stage's (points, log line), then the variant stage's points."""
-        if os.getpid() != parent:
+    def _order(self) -> list[int]:
+        """The order checkpoints are taken in: the traced first (the child takes them, and traces
+        their variants later from the same loaded model), then the others, oldest first."""
+        ks = range(len(self.sources))
+        return [k for k in ks if self.is_traced(k)] + [k for k in ks if not self.is_traced(k)]
+
+    def _stages(self, sealed: list[SealedItem], parent: int):
+        """What `start` runs: the base stage's points {checkpoint index: Point} (in the child, those
+        it claimed; here, all that this process has not computed itself), then the variant stage's
+        traces {traced checkpoint index: Trace}."""
+        here = os.getpid() == parent
+        if not here:
             from ..model import evaluate as evaluate_module
 
             evaluate_module.QUIET = True  # the evaluated model's bars are the ones shown
-        items = curve_items(base, self.per_cell)
-        self.points = points = self._base_points(items)
-        traced = ", ".join(s.name for k, s in enumerate(self.sources) if self.is_traced(k)) or "none"
-        yield points, (f"history: {len(self.sources)} checkpoints ({', '.join(s.name for s in self.sources)}) "
-                       f"evaluated on {len(items)} base items; traced: {traced}") if self.sources else None
-        yield self._variant_trace([item.sealed() for item in items], sealed)
+        todo = [k for k in self._order() if k not in self._mine] if here or self._claims is None \
+            else self._claims.taken()
+        yield {k: self._point(k) for k in todo}
+        base = [item.sealed() for item in self._items]
+        yield {k: self._view_of(k).trace(base + list(sealed)) for k in range(len(self.sources)) if self.is_traced(k)}
 
-    def _base_points(self, items: list[Item]) -> list[Point]:
-        sealed = [item.sealed() for item in items]
-        points = []
-        self._views = []
-        for k, source in enumerate(self.sources):
-            handle = load_model(source.spec)
-            view, trace = None, None
-            if self.is_traced(k):
-                view = self._view(handle)
-                view.keep_continuations([item.id for item in items])
-                trace = view.trace(sealed)
-            outcomes = evaluate(handle, items, self._batch_size, self._families,
-                                continuations=view.continuations if view is not None else None)
-            if view is not None:
-                view.continuations = None  # evaluated: the kept prompt passes are not needed again
-            self._views.append(view)
-            points.append(Point(source.name, source.step, handle.fingerprint,
-                                {o.item_id: o.correct for o in outcomes}, trace))
-        return points
+    def _point(self, k: int) -> Point:
+        """Checkpoint `k` evaluated on the curve items (and traced there, if it is traced)."""
+        source, items = self.sources[k], self._items
+        handle = load_model(source.spec)
+        view, trace = None, None
+        if self.is_traced(k):
+            view = self._views[k] = self._view(handle)
+            view.keep_continuations([item.id for item in items])
+            trace = view.trace([item.sealed() for item in items])
+        outcomes = evaluate(handle, items, self._batch_size, self._families,
+                            continuations=view.continuations if view is not None else None)
+        if view is not None:
+            view.continuations = None  # evaluated: the kept prompt passes are not needed again
+        self._mine.add(k)
+        return Point(source.name, source.step, handle.fingerprint, {o.item_id: o.correct for o in outcomes}, trace)
 
     def _view(self, handle: ModelHandle) -> TracedModel:
         cache = TraceCache(self._cache_root, handle.fingerprint) if self._cache_root else None
         return TracedModel(handle, self._batch_size, attention=self._attention, cache=cache)
 
-    def _variant_trace(self, base: list[SealedItem], sealed: Sequence[SealedItem]) -> list[Point]:
-        """The traced checkpoints' traces of `base` (their curve items) and the variants `sealed`."""
-        points = []
-        for k, point in enumerate(self.points):
-            if not self.is_traced(k):
-                points.append(point)
-                continue
-            view = self._views[k] if k < len(self._views) and self._views[k] is not None else \
-                self._view(load_model(self.sources[k].spec))  # its base stage ran in another process
-            points.append(replace(point, trace=view.trace(list(base) + list(sealed))))
-        return points
+    def _view_of(self, k: int) -> TracedModel:
+        """Checkpoint `k`'s traced view: the one its base stage loaded, else loaded now (its base
+        stage ran in the other process)."""
+        if self._views.get(k) is None:
+            self._views[k] = self._view(load_model(self.sources[k].spec))
+        return self._views[k]
 
     @property
     def has_base(self) -> bool:
@@ -229,18 +259,27 @@ class History:
 
     def base(self, base: Sequence[Item] | None = None, batch_size: int | None = None) -> list[Point]:
         """Each checkpoint's outcomes on the curve items, and their trace at the latest `traced`
-        checkpoints (one prompt pass there: the evaluation goes on from it). Waits for `start`'s
-        work (starting it here, in this process, on `base` where nothing did); computed once."""
+        checkpoints (one prompt pass there: the evaluation goes on from it). Where a child works
+        beside, this process first takes the checkpoints it has not begun, then waits for the rest
+        (starting the work here, on `base`, where nothing did); computed once."""
         if self.has_base:
             return self.points
         if self._work is None:
             if base is None:
                 raise RuntimeError("the history was not started: History.start(base items, batch size) first")
             self.start(base, batch_size or self._batch_size)
-        self.points, message = self._work.next_stage()
+        ours: dict[int, Point] = {}
+        if self._claims is not None and self._work.forked:
+            ours = {k: self._point(k) for k in self._claims.taken()}  # the other core is free: help
+        theirs = self._work.next_stage()
         self._release()
-        if message:
-            self._log(message + (" (beside the model, in a second process)" if self.beside else ""))
+        points = ours | theirs
+        self.points = [points[k] for k in range(len(self.sources))]
+        if self.sources:
+            traced = ", ".join(s.name for k, s in enumerate(self.sources) if self.is_traced(k)) or "none"
+            self._log(f"history: {len(self.sources)} checkpoints ({', '.join(s.name for s in self.sources)}) "
+                      f"evaluated on {len(self._items)} base items; traced: {traced}"
+                      + (" (beside the model, in a second process)" if self.beside else ""))
         return self.points
 
     def begin_variants(self) -> None:
@@ -251,13 +290,16 @@ class History:
 
     def variants(self, base: Sequence[SealedItem], sealed: Sequence[SealedItem]) -> list[Point]:
         """The same checkpoints, the traced ones' traces now of their curve items and the variants
-        `sealed` (computed once, here where `start` was not given these variants)."""
+        `sealed` (computed once; here where `start` was not given these variants)."""
         if self._variant_points is None:
             if self._work is not None and self._work.received < self._work.stages:
-                self._variant_points = self._work.next_stage()
+                traces = self._work.next_stage()
                 self._release()
             else:
-                self._variant_points = self._variant_trace(curve_items(base, self.per_cell), sealed)
+                items = [item.sealed() for item in self._items] + list(sealed)
+                traces = {k: self._view_of(k).trace(items) for k in range(len(self.sources)) if self.is_traced(k)}
+            self._variant_points = [replace(point, trace=traces[k]) if k in traces else point
+                                    for k, point in enumerate(self.points)]
         return self._variant_points
 
     def _release(self) -> None:
@@ -270,6 +312,9 @@ class History:
         """End the work in progress (a run that stops early, or never asks for the variants)."""
         if self._work is not None:
             self._work.close(kill=kill)
+        if self._claims is not None:
+            self._claims.close()
+            self._claims = None
         self._release()
 
     def summary(self, base: Sequence[Item], final_correct: dict[str, bool], fingerprint: str) -> list[dict]:

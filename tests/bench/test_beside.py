@@ -99,6 +99,7 @@ def test_the_history_beside_the_run_is_the_history_computed_here():
         beside.start(suite.base, 8, sealed=suite.sealed, beside=True)
         assert beside.beside and torch.get_num_threads() == 1  # one core each while the child works
         base_beside = beside.base(suite.base, 8)
+        assert 0 < len(beside._mine) < len(base_beside)  # both processes took checkpoints
         assert torch.get_num_threads() == 1  # the child waits for the variant stage
         beside.begin_variants()
         variants_beside = beside.variants([i.sealed() for i in suite.base], suite.sealed)
