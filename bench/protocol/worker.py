@@ -113,8 +113,13 @@ class WorkerView:
 
 
 def _serve() -> None:
+    import signal
+
     from predictors import NotApplicable, load_predictor
 
+    # Ctrl-C reaches the terminal's whole process group: the run that owns this worker handles it
+    # (its answer to the user, then closing this worker), so here it is not a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     reply_to = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # a plugin's prints must not corrupt the answers
     sys.stdout = sys.stderr

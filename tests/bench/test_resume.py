@@ -259,3 +259,30 @@ def test_without_a_timeout_predictors_run_side_by_side_with_the_same_answers():
     assert "worker exited" in status["exits"]["reason"]
     assert list(scores["fine"]) == [0.5] * 5 and list(scores["prints"]) == [0.25] * 5
     assert "RuntimeError: boom" in status["raises"]["reason"]
+
+
+def test_ctrl_c_reaches_the_whole_process_group_and_ends_in_one_line(tmp_path):
+    """A terminal's Ctrl-C signals every process of the run (the run, its predictor worker, the
+    history's child beside it): one line to the user, exit 130, no traceback from any of them, and
+    none of them left behind."""
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--n", "12", "--out", str(out), "--no-cache"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    started = time.time()
+    while not (out / "stages" / "outcomes.base.jsonl").exists():  # the history is being computed beside
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() - started < 120
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=60)[1].decode()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("brittlebench: interrupted")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("a process of the interrupted run is still there")
