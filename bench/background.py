@@ -44,8 +44,12 @@ def _fork() -> tuple[int, int, int] | None:
             pid = os.fork()
     except OSError:
         return None
-    if pid == 0 and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
+    if pid == 0:
+        # Ctrl-C is the caller's to answer: it stops (kills) this child, which must not unwind the
+        # caller's frames it was forked with.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
     return pid, read, write
 
 

@@ -117,8 +117,8 @@ def _serve() -> None:
 
     from predictors import NotApplicable, load_predictor
 
-    # Ctrl-C reaches the terminal's whole process group: the run that owns this worker handles it
-    # (its answer to the user, then closing this worker), so here it is not a traceback.
+    # Ctrl-C is the run's to answer (then it closes this worker), never a traceback here; the worker
+    # is started in a session of its own as well, so that a terminal's Ctrl-C does not reach it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     reply_to = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # a plugin's prints must not corrupt the answers
@@ -339,7 +339,8 @@ class PredictorPool:
         empty.mkdir(exist_ok=True)
         self._pending = 0
         self._proc = subprocess.Popen([sys.executable, "-m", "bench.protocol.worker"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=None, cwd=empty, env=env)
+                                      stdout=subprocess.PIPE, stderr=None, cwd=empty, env=env,
+                                      start_new_session=True)  # it ends when its stdin does
         self._lines = queue.Queue()
         threading.Thread(target=_pump, args=(self._proc.stdout, self._lines), daemon=True).start()
         for request in (self._load, {"op": "warm"}):
