@@ -20,7 +20,7 @@ import signal
 import struct
 import sys
 import warnings
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 
 def one_thread():
@@ -62,6 +62,33 @@ def _kill(pid: int | None) -> None:
             pass
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Every byte of `data` to the pipe `fd` (a pipe takes a large write in parts)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class Claims:
+    """Indices two processes take in turn: a pipe holding them, read two bytes at a time (a read
+    that small is atomic), made before the fork so that both hold it."""
+
+    def __init__(self, order: Iterable[int]):
+        self._read, write = os.pipe()
+        write_all(write, b"".join(struct.pack("<H", k) for k in order))
+        os.close(write)  # once every index is taken, reading gives nothing
+
+    def taken(self) -> Iterator[int]:
+        """The indices this process takes, one at a time, until none is left."""
+        while self._read is not None and len(data := os.read(self._read, 2)) == 2:
+            yield struct.unpack("<H", data)[0]
+
+    def close(self) -> None:
+        if self._read is not None:
+            os.close(self._read)
+            self._read = None
+
+
 class Background:
     def __init__(self, fn: Callable[..., Any], *args: Any):
         self._fn, self._args = fn, args
@@ -75,9 +102,7 @@ class Background:
             code = 1
             try:
                 os.close(read)
-                data = pickle.dumps(fn(*args), protocol=pickle.HIGHEST_PROTOCOL)
-                with os.fdopen(write, "wb") as out:
-                    out.write(data)
+                write_all(write, pickle.dumps(fn(*args), protocol=pickle.HIGHEST_PROTOCOL))
                 code = 0
             finally:
                 os._exit(code)
@@ -165,10 +190,7 @@ class Staged:
                 if k and os.read(control, 1) != _GO:
                     break
                 data = pickle.dumps(next(values), protocol=pickle.HIGHEST_PROTOCOL)
-                os.write(results, struct.pack("<Q", len(data)))
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(results, view):]
+                write_all(results, struct.pack("<Q", len(data)) + data)
             code = 0
         finally:
             os._exit(code)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,7 +25,7 @@ from typing import Callable, Sequence
 from predictors import Trace
 from tasks import Item, SealedItem, TaskFamily
 
-from ..background import Staged
+from ..background import Claims, Staged
 from ..errors import UserError
 from ..model.evaluate import evaluate
 from ..model.load import ModelHandle, ModelSpec, load_model
@@ -123,26 +122,6 @@ def final_step(handle: ModelHandle, found: Sequence[Source]) -> int | None:
     return known[-1] + 1 if known else None
 
 
-class _Claims:
-    """Checkpoint indices two processes take in turn: a pipe holding them, read two bytes at a time
-    (a read that small is atomic), created before the fork so that both ends hold it."""
-
-    def __init__(self, order: Sequence[int]):
-        self._read, write = os.pipe()
-        os.write(write, b"".join(struct.pack("<H", k) for k in order))
-        os.close(write)  # once every index is taken, reading gives nothing
-
-    def taken(self):
-        """The indices this process takes, one at a time, until none is left."""
-        while self._read is not None and len(data := os.read(self._read, 2)) == 2:
-            yield struct.unpack("<H", data)[0]
-
-    def close(self) -> None:
-        if self._read is not None:
-            os.close(self._read)
-            self._read = None
-
-
 class History:
     """The checkpoints of one run; `start` begins their work (beside the evaluated model's own, where
     it can), `base` returns each evaluated and traced on the base region, `variants` the traced ones
@@ -161,7 +140,7 @@ class History:
         self._views: dict[int, TracedModel] = {}  # traced checkpoint index -> its loaded view
         self._mine: set[int] = set()  # the checkpoints this process computed
         self._items: list[Item] = []
-        self._claims: _Claims | None = None
+        self._claims: Claims | None = None
         self.points: list[Point] = []
         self._variant_points: list[Point] | None = None
         self._log = log
@@ -190,7 +169,7 @@ class History:
         self._mine, self._views, self._variant_points = set(), {}, None
         stages = 1 + (sealed is not None and self.traced > 0)
         fork = beside and bool(self.sources)
-        self._claims = _Claims(self._order()) if fork else None
+        self._claims = Claims(self._order()) if fork else None
         if fork:
             import torch
 

@@ -23,7 +23,6 @@ import json
 import os
 import pickle
 import queue
-import struct
 import subprocess
 import sys
 import tempfile
@@ -188,47 +187,20 @@ def _serve() -> None:
 
 def _side_by_side(names: list[str], one) -> dict[str, dict]:
     """`one(name)` for every name, by this process and a forked twin taking the next unclaimed
-    name in turn (on Linux; elsewhere here alone). Each predictor is fresh and fit alone, so which
-    process computes it changes nothing; a name the twin claimed but could not answer (it died) is
-    computed here."""
-    if len(names) < 2 or not sys.platform.startswith("linux"):
+    name in turn (`bench.background`; elsewhere than Linux, here alone). Each predictor is fresh and
+    fit alone, so which process computes it changes nothing; a name the twin claimed but could not
+    answer (it died) is computed here."""
+    from ..background import Background, Claims
+
+    if len(names) < 2:
         return {name: one(name) for name in names}
-    claims_read, claims_write = os.pipe()
-    os.write(claims_write, b"".join(struct.pack("<H", k) for k in range(len(names))))
-    os.close(claims_write)  # once every claim is read, reading gives nothing: the work is done
-
-    def claimed():
-        while len(data := os.read(claims_read, 2)) == 2:
-            yield names[struct.unpack("<H", data)[0]]
-
-    results_read, results_write = os.pipe()
+    claims = Claims(range(len(names)))
     try:
-        pid = os.fork()
-    except OSError:
-        pid = None
-    if pid == 0:  # the twin: its claims answered as JSON, then gone without any cleanup
-        code = 1
-        try:
-            os.close(results_read)
-            data = json.dumps({name: one(name) for name in claimed()}).encode()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(results_write, view):]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(results_write)
-    replies = {name: one(name) for name in claimed()}
-    theirs: dict[str, dict] = {}
-    if pid is not None:
-        with os.fdopen(results_read, "rb") as source:
-            data = source.read()
-        _, status = os.waitpid(pid, 0)
-        if status == 0 and data:
-            theirs = json.loads(data)
-    else:
-        os.close(results_read)
-    os.close(claims_read)
+        twin = Background(lambda: {names[k]: one(names[k]) for k in claims.taken()})
+        replies = {names[k]: one(names[k]) for k in claims.taken()}
+        theirs = twin.result()  # where there was no twin (or it failed), what claims were left
+    finally:
+        claims.close()
     return {name: replies.get(name) or theirs.get(name) or one(name) for name in names}
 
 
