@@ -53,13 +53,12 @@ class Outcome:
 
 
 def answer_budget(handle: ModelHandle, target: str) -> int:
-    return len(handle.tokenizer(target, add_special_tokens=False)["input_ids"]) + 2
+    return len(handle.token_ids([target], special=False)[0]) + 2
 
 
 def first_answer_tokens(handle: ModelHandle, items: Sequence[Item]) -> list[int]:
     """Each target's first token, tokenized as evaluation tokenizes it (on its own, after the prompt)."""
-    targets = handle.tokenizer([item.target for item in items], add_special_tokens=False)["input_ids"] if items else []
-    return [ids[0] if ids else -1 for ids in targets]
+    return [ids[0] if ids else -1 for ids in handle.token_ids([item.target for item in items], special=False)]
 
 
 def auto_batch_size(handle: ModelHandle, max_tokens: int) -> int:

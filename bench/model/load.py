@@ -18,12 +18,28 @@ from typing import Any, Sequence
 from ..errors import UserError
 from .card import ArchitectureCard, read_card
 
-# Results must not depend on --batch-size. On CPUs with AVX-512, MKL picks its matrix kernels by
-# shape, so an item's row of a batched product differs in the last bits from the same row computed
-# alone; MKL's strict conditional numerical reproducibility (AVX2 code path) makes every row the
-# same whatever the batch and thread count. MKL reads this once, at its first call: set here, before
-# anything imports torch (a value the user set is kept). `rows_are_batch_invariant` checks it took.
-os.environ.setdefault("MKL_CBWR", "AVX2,STRICT")
+
+def reproducible_mkl_branch(cpuinfo: str | None = None) -> str:
+    """MKL's strict conditional numerical reproducibility mode for this CPU: its AVX-512 code path
+    where an Intel CPU has AVX-512 (float32 products twice as fast as on the AVX2 path, measured
+    here), else the AVX2 one (MKL's named branches are for Intel CPUs; elsewhere it picks its own).
+
+    Results must not depend on --batch-size. Without this, MKL picks its matrix kernels by shape, so
+    an item's row of a batched product differs in the last bits from the same row computed alone;
+    in strict mode every row is the same whatever the batch and thread count. The branch is part of
+    what a trace's last bits depend on (`numerics`): the trace cache keeps the two apart."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return "AVX512,STRICT" if "GenuineIntel" in cpuinfo and "avx512f" in flags else "AVX2,STRICT"
+
+
+# MKL reads this once, at its first call: set here, before anything imports torch (a value the user
+# set is kept). `rows_are_batch_invariant` checks it took.
+os.environ.setdefault("MKL_CBWR", reproducible_mkl_branch())
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_PATH = Path(__file__).parent.parent / "default_model"
@@ -124,7 +140,9 @@ class ModelHandle:
         its evaluation. New texts are tokenized in one batched call."""
         new = [t for t in dict.fromkeys(texts) if (t, special) not in self._ids]
         if new:
-            for text, ids in zip(new, self.tokenizer(new, add_special_tokens=special)["input_ids"]):
+            encoded = self.tokenizer(new, add_special_tokens=special, return_attention_mask=False,
+                                     return_token_type_ids=False)["input_ids"]  # the ids only: 3x less to convert
+            for text, ids in zip(new, encoded):
                 self._ids[text, special] = ids
         return [self._ids[t, special] for t in texts]
 
@@ -149,6 +167,29 @@ class ModelHandle:
             h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
             h.update(t.view(-1).view(__import__("torch").uint8).numpy().tobytes())
         return h.hexdigest()[:16]
+
+    @cached_property
+    def numerics(self) -> str:
+        """What a forward pass's last bits depend on besides the weights and the input: torch's
+        version, where the model runs and, on a CPU, MKL's reproducibility branch (MKL_CBWR)."""
+        import torch
+
+        device = self.device
+        where = device.type
+        if device.type == "cuda":
+            where += f" ({torch.cuda.get_device_name(device)})"
+        elif device.type == "cpu":
+            where += f" (MKL_CBWR={os.environ.get('MKL_CBWR', '')})"
+        mapped = getattr(self.model, "hf_device_map", None)
+        if mapped:
+            where += f", device map over {', '.join(sorted({str(d) for d in mapped.values()}))}"
+        return f"torch {torch.__version__}, {where}"
+
+    @property
+    def cache_name(self) -> str:
+        """The trace cache's folder for this model as it runs here: its fingerprint and its numerics
+        (a trace computed under other numerics differs in the last bits, so it is not reused)."""
+        return f"{self.fingerprint}-{hashlib.sha256(self.numerics.encode()).hexdigest()[:8]}"
 
     @cached_property
     def stop_token_ids(self) -> list[int]:
@@ -297,7 +338,7 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
         import warnings
 
         warnings.warn("on this machine a batched product's rows differ from the rows computed alone, so traces "
-                      "may differ in the last bits between batch sizes: set MKL_CBWR=AVX2,STRICT in the "
+                      f"may differ in the last bits between batch sizes: set MKL_CBWR={reproducible_mkl_branch()} in the "
                       "environment before Python starts", stacklevel=2)
     model.eval()
     model.requires_grad_(False)

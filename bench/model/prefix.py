@@ -65,7 +65,7 @@ class Prefixes:
         boundary = turn_boundary(tok)
         texts = [prefix_text(p, boundary) for p in prompts]
         unique = sorted({t for t in texts if t})
-        encoded = dict(zip(unique, tok(unique)["input_ids"])) if unique else {}
+        encoded = dict(zip(unique, handle.token_ids(unique))) if unique else {}
         self.prefix: list[str] = []
         for text, ids in zip(texts, self.ids):
             head = encoded.get(text)

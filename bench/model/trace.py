@@ -312,13 +312,14 @@ def default_cache_dir() -> Path:
 
 
 class TraceCache:
-    """Traces on disk under `root/<fingerprint>/`, one .npz per traced batch of items.
+    """Traces on disk under `root/<name>/` (`ModelHandle.cache_name`: the model's fingerprint and the
+    numerics it runs under), one .npz per traced batch of items.
 
     Keys are `cache_key(item)`; a file holds its keys and every site it computed, so
     a lookup reads only the files that hold the asked-for items."""
 
-    def __init__(self, root: Path, fingerprint: str):
-        self.folder = Path(root) / fingerprint
+    def __init__(self, root: Path, name: str):
+        self.folder = Path(root) / name
         self._index: dict[str, tuple[Path, int]] | None = None
         self.hits = 0
         self.misses = 0
@@ -380,7 +381,7 @@ class TraceCache:
 
 class TracedModel:
     """What predictors are handed: the architecture card and prompt-only traces,
-    computed once per item (and cached on disk by model fingerprint) and shared by
+    computed once per item (and cached on disk by model fingerprint and numerics) and shared by
     every predictor. It holds no targets and no run folder."""
 
     def __init__(self, handle: ModelHandle, batch_size: int = 64, attention: bool = False,

@@ -221,7 +221,7 @@ class History:
         return Point(source.name, source.step, handle.fingerprint, {o.item_id: o.correct for o in outcomes}, trace)
 
     def _view(self, handle: ModelHandle) -> TracedModel:
-        cache = TraceCache(self._cache_root, handle.fingerprint) if self._cache_root else None
+        cache = TraceCache(self._cache_root, handle.cache_name) if self._cache_root else None
         return TracedModel(handle, self._batch_size, attention=self._attention, cache=cache)
 
     def _view_of(self, k: int) -> TracedModel:

@@ -72,7 +72,7 @@ def leave_one_model_out(runs: Sequence[Path], log: Callable[[str], None] = print
                 calibration += [Observation(item, other["outcomes"][item.id].output, other["outcomes"][item.id].correct)
                                 for item in other["variants"]]
         view = TracedModel(handle, attention=any("attention" in info["reads"] for info in pool.infos.values()),
-                           cache=TraceCache(default_cache_dir(), handle.fingerprint))
+                           cache=TraceCache(default_cache_dir(), handle.cache_name))
         sealed = [item.sealed() for item in this["variants"]]  # the same items in every run (checked above)
         with pool:
             scores, status, _ = predict_by_track(pool, view, [i.sealed() for i in this["base"]], sealed, calibration,

@@ -11,6 +11,7 @@ folder for its stored output (`RunFolder.stored_*`) and reuses it when intact.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import platform
 import time
@@ -25,7 +26,7 @@ from predictors import TRACKS, Observation, Trace
 from tasks import Item, SealedItem, TaskFamily, resolve_families, suite_families
 from tasks.render import chat, few_shot
 
-from ..background import Background
+from ..background import Background, long_lived
 from ..errors import UserError
 from ..model.continuation import Continuations
 from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
@@ -81,7 +82,8 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
     clock = Clock()
     history = None
     try:
-        handle = load_model(spec.model)
+        with long_lived():  # torch, transformers and the model: as long as the run
+            handle = load_model(spec.model)
         skipped = check_predictors(pool, bool(spec.predictors), log)
         clock.lap("load")
         families = families if families is not None else resolve_families(default_tasks(handle, spec.suite))
@@ -156,6 +158,7 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         if history is not None:
             history.close(kill=True)
         pool.close()
+        gc.unfreeze()  # a longer-lived process (a sweep, the tests) collects them again
 
 
 def works_beside(handle: ModelHandle) -> bool:
@@ -276,7 +279,7 @@ def _evaluated(folder: RunFolder, split: str, handle: ModelHandle, items: list[I
 def traced_view(spec: RunSpec, handle: ModelHandle, pool: PredictorPool) -> TracedModel:
     """The model as predictors see it: card, tokenizer and prompt-only traces (attention sites
     only when some predictor reads them), cached on disk by fingerprint unless --no-cache."""
-    cache = TraceCache(spec.cache_dir or default_cache_dir(), handle.fingerprint) if spec.use_cache else None
+    cache = TraceCache(spec.cache_dir or default_cache_dir(), handle.cache_name) if spec.use_cache else None
     attention = any("attention" in info["reads"] for info in pool.infos.values())
     return TracedModel(handle, spec.batch_size, attention=attention, cache=cache)
 
@@ -582,7 +585,7 @@ def record(results: dict[str, Any], spec: RunSpec, handle: ModelHandle, suite: S
         provenance={"versions": versions(), "protocol": spec.protocol, "target": spec.target, "seed": spec.seed,
                     "private_seed": private_seed_digest(spec.private_seed),
                     "model": {"spec": asdict(spec.model), "source": handle.source, "fingerprint": handle.fingerprint,
-                              "card": handle.card.to_dict()},
+                              "numerics": handle.numerics, "card": handle.card.to_dict()},
                     "tasks": suite.tasks_info, "n_per_cell": spec.n, "shots": suite.shots},
         predictions_sha256=digest,
         model_name=model_name(spec.model, handle),

@@ -35,6 +35,8 @@ import numpy as np
 
 from predictors.trace import Trace
 
+from ..background import long_lived
+
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
              "OPENBLAS_NUM_THREADS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VIRTUAL_ENV", "SYSTEMROOT")
 
@@ -151,7 +153,8 @@ def _serve() -> None:
                     infos.append({"name": name, "ok": False, "error": str(e)})
             answer({"ok": True, "predictors": infos})
         elif op == "warm":
-            _warm_up()
+            with long_lived():  # what the predictors import lives as long as the worker
+                _warm_up()
             answer({"ok": True})
         elif op == "context":
             store = TraceStore(Path(request["trace_dir"]), request["withheld"])

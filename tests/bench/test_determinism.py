@@ -51,3 +51,17 @@ def test_matrix_rows_do_not_depend_on_the_batch_in_this_process():
     from bench.model.load import rows_are_batch_invariant
 
     assert rows_are_batch_invariant()
+
+
+def test_the_reproducible_mkl_branch_follows_the_cpu():
+    """MKL's AVX-512 branch only where an Intel CPU reports AVX-512; the AVX2 branch otherwise."""
+    from bench.model.load import reproducible_mkl_branch
+
+    intel512 = "vendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
+    assert reproducible_mkl_branch(intel512) == "AVX512,STRICT"
+    assert reproducible_mkl_branch(intel512.replace(" avx512f avx512bw", "")) == "AVX2,STRICT"
+    assert reproducible_mkl_branch(intel512.replace("GenuineIntel", "AuthenticAMD")) == "AVX2,STRICT"
+    assert reproducible_mkl_branch("") == "AVX2,STRICT"
+    # "avx512f" inside another flag's name is not the flag
+    assert reproducible_mkl_branch("vendor_id\t: GenuineIntel\nflags\t\t: avx2 xavx512fx\n") == "AVX2,STRICT"
+

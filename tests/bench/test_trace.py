@@ -132,3 +132,14 @@ def test_the_worker_tokenizes_as_the_run_does_even_after_padded_batches(llama):
     view = WorkerView(llama.card, TracedModel(llama).tokenizer_json(), None)
     assert view.tokenize(texts) == TracedModel(llama).tokenize(texts)
     assert [len(t) for t in view.tokenize(texts)] == [4, 8, 21]
+
+
+def test_traces_under_other_numerics_are_cached_apart(llama, monkeypatch):
+    """A trace's last bits depend on MKL's branch: the cache folder names the numerics, not only the model."""
+    from bench.model.load import ModelHandle
+
+    here = llama.cache_name
+    assert here.startswith(llama.fingerprint + "-") and "MKL_CBWR=" in llama.numerics
+    other = ModelHandle(llama.spec, llama.model, llama.tokenizer, llama.source)
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    assert other.fingerprint == llama.fingerprint and other.cache_name != here
