@@ -17,6 +17,7 @@ import contextlib
 import gc
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -213,6 +214,13 @@ class Staged:
             code = 0
         finally:
             os._exit(code)
+
+    def ready(self) -> bool:
+        """Whether a stage the child was let begin is done (its value is there to take without
+        waiting); False where no child computes one."""
+        if self._pid is None or self._asked <= self.received:
+            return False
+        return bool(select.select([self._results], [], [], 0)[0])
 
     def ask(self) -> None:
         """Let the child begin the next stage now (the caller works meanwhile; `next_stage` takes it)."""

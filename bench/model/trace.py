@@ -38,7 +38,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -86,12 +86,14 @@ def _invariant_threads():
     one thread, where they always do."""
     torch = __import__("torch")
     before = torch.get_num_threads()
-    if not threads_keep_rows_invariant():
+    forced = not threads_keep_rows_invariant()
+    if forced:
         torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        if forced:  # else the count is the caller's, whatever it became meanwhile (`trace`'s `between`)
+            torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -262,10 +264,12 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
 
 
 def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64, attention: bool = False,
-          progress: bool = False, keep: Continuations | None = None) -> Trace:
+          progress: bool = False, keep: Continuations | None = None, between: Callable[[], None] | None = None
+          ) -> Trace:
     """Trace `items` in batches of equal length; rows come back in the order given. Prompts that
     share a prefix (a family's fixed examples) continue from its cache (`bench.model.prefix`).
-    `keep` keeps the prompt pass of the items it wants, for evaluation after sealing."""
+    `keep` keeps the prompt pass of the items it wants, for evaluation after sealing. `between` is
+    called after each batch (it may give this process more threads: work beside it has ended)."""
     import torch
 
     prompts = [item.prompt for item in items]
@@ -298,6 +302,13 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
                     dtype = np.float32 if array.dtype.kind == "f" else array.dtype
                     sites[name] = np.empty((len(items),) + array.shape[1:], dtype=dtype)
                 sites[name][batch] = array
+            if between is not None:
+                threads = torch.get_num_threads()
+                between()
+                now = torch.get_num_threads()
+                if now != threads and not threads_keep_rows_invariant():  # the rest on one thread, as
+                    torch.set_num_threads(1)  # `_invariant_threads` would have it; `now` after the trace
+                    stack.callback(torch.set_num_threads, now)
         prefixes.forget()
     return Trace(tuple(item.id for item in items), **sites)
 
@@ -396,6 +407,7 @@ class TracedModel:
         self.seconds = 0.0
         self.traced = 0  # items that needed a forward pass (not in memory or on disk)
         self.continuations: Continuations | None = None
+        self.between: Callable[[], None] | None = None  # the runner's, called between forward batches
 
     @property
     def card(self):
@@ -457,7 +469,7 @@ class TracedModel:
                     self._remember(cached)
             if missing:
                 new = trace(self._handle, missing, self._batch_size, attention=self._attention, progress=True,
-                            keep=self.continuations)
+                            keep=self.continuations, between=self.between)
                 self.traced += len(missing)
                 if self._cache is not None:
                     self._cache.put(missing, new)

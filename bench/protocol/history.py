@@ -143,6 +143,7 @@ class History:
         self._claims: Claims | None = None
         self.points: list[Point] = []
         self._variant_points: list[Point] | None = None
+        self._variant_traces: dict[int, Trace] | None = None  # the child's variant stage, once taken
         self._log = log
         self._work: Staged | None = None
         self._threads: int | None = None  # this process's torch threads while a child works beside it
@@ -166,7 +167,7 @@ class History:
         self.close()
         self._batch_size = batch_size
         self._items = curve_items(base, self.per_cell)
-        self._mine, self._views, self._variant_points = set(), {}, None
+        self._mine, self._views, self._variant_points, self._variant_traces = set(), {}, None, None
         stages = 1 + (sealed is not None and self.traced > 0)
         fork = beside and bool(self.sources)
         self._claims = Claims(self._order()) if fork else None
@@ -267,11 +268,20 @@ class History:
         if self._work is not None:
             self._work.ask()
 
+    def settle(self) -> None:
+        """Between the caller's own batches: once the child has traced the checkpoints' variants,
+        take them, and this process's threads back for the rest of its own work."""
+        if self._variant_traces is None and self._work is not None and self._work.ready():
+            self._variant_traces = self._work.next_stage()
+            self._release()
+
     def variants(self, base: Sequence[SealedItem], sealed: Sequence[SealedItem]) -> list[Point]:
         """The same checkpoints, the traced ones' traces now of their curve items and the variants
         `sealed` (computed once; here where `start` was not given these variants)."""
         if self._variant_points is None:
-            if self._work is not None and self._work.received < self._work.stages:
+            if self._variant_traces is not None:
+                traces = self._variant_traces
+            elif self._work is not None and self._work.received < self._work.stages:
                 traces = self._work.next_stage()
                 self._release()
             else:

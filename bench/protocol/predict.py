@@ -187,8 +187,12 @@ def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[Se
         if history is not None and reads_history(pool, "trace"):
             history.begin_variants()  # the checkpoints' variants, beside this trace of the model's own
             points = lambda: history.variants(base, sealed)  # noqa: E731
-        everything = share_context(pool, model_view, base + sealed, calibration, sealed, history=points,
-                                   final_step=final_step)
+            model_view.between = history.settle  # once they are done, this trace goes on on every core
+        try:
+            everything = share_context(pool, model_view, base + sealed, calibration, sealed, history=points,
+                                       final_step=final_step)
+        finally:
+            model_view.between = None
         variant_trace = everything.take(range(len(base), len(base) + len(sealed)))
         lap("trace")
         more_scores, more_status = fit_predict(pool, calibration, sealed, log, tracks["trace"])

@@ -7,6 +7,7 @@ give the run its threads back when it is done."""
 from __future__ import annotations
 
 import os
+import time
 import sys
 from pathlib import Path
 
@@ -101,9 +102,15 @@ def test_the_history_beside_the_run_is_the_history_computed_here():
         base_beside = beside.base(suite.base, 8)
         assert 0 < len(beside._mine) < len(base_beside)  # both processes took checkpoints
         assert torch.get_num_threads() == 1  # the child waits for the variant stage
+        beside.settle()
+        assert torch.get_num_threads() == 1 and not beside._work.ready()  # nothing to take: not asked yet
         beside.begin_variants()
+        deadline = time.monotonic() + 300
+        while torch.get_num_threads() == 1 and time.monotonic() < deadline:  # as between the run's batches
+            beside.settle()
+            time.sleep(0.02)
+        assert torch.get_num_threads() == 2  # the child's variant stage taken, the threads given back
         variants_beside = beside.variants([i.sealed() for i in suite.base], suite.sealed)
-        assert torch.get_num_threads() == 2  # given back
     finally:
         torch.set_num_threads(threads)
     assert len(base_here) == len(base_beside) == len(variants_here) == 6
