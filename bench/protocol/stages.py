@@ -26,7 +26,7 @@ from predictors import TRACKS, Observation, Trace
 from tasks import Item, SealedItem, TaskFamily, resolve_families, suite_families
 from tasks.render import chat, few_shot
 
-from ..background import Background, long_lived
+from ..background import Background, Claims, long_lived
 from ..errors import UserError
 from ..model.continuation import Continuations
 from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
@@ -430,16 +430,8 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
     tracks = {name: info["track"] for name, info in status.items() if name in scores}
     competence = base_competence(families, base, base_outcomes)
     kept = np.array([it.family in competence["scored_families"] for it in variants], dtype=bool)
-    # The run's pooled figures resample all kept items at once: computed in a second process while
-    # this one scores each family alone (the run's family figures then reuse those draws).
-    pooled = Background(pooled_rows, failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed,
-                        N_BOOTSTRAP, None if reference is None else reference[kept]) if kept.any() else None
-    try:
-        per_family, overall = _score_families(families, variants, failed, cells, scores, seed, tracks, reference,
-                                              competence, kept, pooled)
-    finally:
-        if pooled is not None:
-            pooled.cancel()
+    per_family, overall = _score_families(families, variants, failed, cells, scores, seed, tracks, reference,
+                                          competence, kept)
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "scoring_version": SCORING_VERSION,
@@ -457,24 +449,55 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
     }
 
 
-def _score_families(families, variants, failed, cells, scores, seed, tracks, reference, competence, kept,
-                    pooled: Background | None) -> tuple[dict, dict]:
-    """Each family scored alone, then the run's figures from the pooled rows and the families' draws."""
-    per_family, alone = {}, {}  # each family scored alone first: the run's family figures reuse its draws
-    for name in families:
-        mask = np.array([it.family == name for it in variants], dtype=bool)
-        if mask.any():
-            metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
-                                       tracks=tracks, reference=None if reference is None else reference[mask],
-                                       families=alone)
-            per_family[name] = {"n": int(mask.sum()), "failure_rate": float(failed[mask].mean()),
-                                "base_failure_rate": competence["base_failure"].get(name),
-                                "flagged": name in competence["flagged"],
-                                "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
-                                **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
+def _score_families(families, variants, failed, cells, scores, seed, tracks, reference, competence,
+                    kept) -> tuple[dict, dict]:
+    """Each family scored alone, then the run's figures from the pooled rows and the families' draws.
+
+    Two processes share the work (`bench.background`): a forked child resamples all kept items at
+    once (the pooled rows) while this one scores the families, the largest first, each taken from a
+    pipe of claims; the child takes the families left when it is done. Each family's figures are
+    the same whichever process computes them (its own draws, one native thread); a family a failed
+    child had claimed is computed here."""
+    masks = {name: np.array([it.family == name for it in variants], dtype=bool) for name in families}
+    names = sorted((n for n in families if masks[n].any()), key=lambda n: -int(masks[n].sum()))
+
+    def family(name: str) -> tuple[dict, dict]:
+        alone: dict = {}
+        mask = masks[name]
+        metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
+                                   tracks=tracks, reference=None if reference is None else reference[mask],
+                                   families=alone)
+        return metrics, alone
+
+    def pooled_then_families(claims: Claims):
+        rows = pooled_rows(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, N_BOOTSTRAP,
+                           None if reference is None else reference[kept]) if kept.any() else None
+        return rows, {names[k]: family(names[k]) for k in claims.taken()}
+
+    claims = Claims(range(len(names)))
+    child = Background(pooled_then_families, claims)
+    try:
+        ours = {names[k]: family(names[k]) for k in claims.taken()}
+        rows, theirs = child.result()  # where there was no child (or it failed): computed here
+    finally:
+        child.cancel()
+        claims.close()
+    done = ours | theirs
+    per_family, alone = {}, {}
+    for name in families:  # in the suite's order, as before
+        if name not in names:
+            continue
+        metrics, entry = done[name] if name in done else family(name)
+        alone.update(entry)
+        mask = masks[name]
+        per_family[name] = {"n": int(mask.sum()), "failure_rate": float(failed[mask].mean()),
+                            "base_failure_rate": competence["base_failure"].get(name),
+                            "flagged": name in competence["flagged"],
+                            "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
+                            **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
     overall = score_predictors(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, tracks=tracks,
                                reference=None if reference is None else reference[kept],
-                               families=alone, rows=pooled.result()) if pooled is not None else {}
+                               families=alone, rows=rows) if rows is not None else {}
     return per_family, overall
 
 

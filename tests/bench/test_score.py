@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -265,3 +267,55 @@ def test_pooled_rows_from_a_second_process_give_the_same_figures(monkeypatch):
     idle = Background(pooled_rows, failed, cells, scores, 4, 200)
     idle.cancel()  # an interrupted caller leaves no child behind
     assert idle._pid is None
+
+
+def test_the_runs_scoring_split_over_two_processes_gives_the_figures_of_one(monkeypatch, tmp_path):
+    """The run's families are taken in turn by this process and the child that resamples the pooled
+    items: the same figures as all in one process, and a family the child claimed before it died is
+    computed here."""
+    import os
+    import time
+    from types import SimpleNamespace
+
+    from bench import background
+    from bench.protocol import stages
+
+    rng = np.random.default_rng(5)
+    names = ("a", "b", "c", "d")
+    variants = [SimpleNamespace(family=f) for f in names for _ in range(40)]
+    cells = np.array([f"{v.family}/c{k % 2}" for k, v in enumerate(variants)])
+    failed = rng.random(len(cells)) < 0.4
+    scores = {"random": rng.random(len(cells)), "p": np.clip(failed * 0.3 + rng.random(len(cells)) * 0.7, 0, 1)}
+    tracks = {"random": "blind", "p": "blind"}
+    competence = {"base_failure": {f: 0.0 for f in names}, "flagged": []}
+    kept = np.ones(len(cells), dtype=bool)
+    monkeypatch.setattr(stages, "N_BOOTSTRAP", 200)
+
+    def scored():
+        return stages._score_families(dict.fromkeys(names), variants, failed, cells, scores, 3, tracks, None,
+                                      competence, kept)
+
+    split = scored()
+    with monkeypatch.context() as m:
+        m.setattr(background, "_fork", lambda: None)  # no child: everything here
+        alone = scored()
+    assert split == alone
+
+    parent, real = os.getpid(), stages.score_predictors
+    taken = []
+
+    def slow_here_dead_there(failed_, cells_, *args, **kwargs):
+        if len(set(c.split("/")[0] for c in cells_)) == 1:  # one family's scoring
+            if os.getpid() != parent:
+                (tmp_path / "claimed").write_text(cells_[0])
+                os._exit(1)  # the child dies holding the family it claimed
+            taken.append(cells_[0])
+            time.sleep(0.5)  # this process is slow: the child finishes its pooled rows and claims one
+        return real(failed_, cells_, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "score_predictors", slow_here_dead_there)
+    assert scored() == alone
+    if sys.platform.startswith("linux"):
+        lost = (tmp_path / "claimed").read_text().split("/")[0]  # the child did claim one, and died
+        assert lost in names and lost in [c.split("/")[0] for c in taken]  # which was computed here
+    assert len(taken) == len(names)
