@@ -698,29 +698,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     from predictors import PredictorError
     from tasks import TaskError
 
-    def terminated(signum, frame):  # SIGTERM unwinds like Ctrl-C: open files and workers are closed
+    interrupted: list[int] = []
+
+    def interrupt(signum, frame):  # Ctrl-C, and SIGTERM likewise: open files and workers are closed
+        interrupted.append(signum)
         raise KeyboardInterrupt
 
-    restore = None
+    restore = {}
     if threading.current_thread() is threading.main_thread():
-        restore = signal.signal(signal.SIGTERM, terminated)
+        restore = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except (UserError, TaskError, PredictorError) as e:
+        if interrupted:  # a library turned the interruption into its own error (numpy's `tofile` does)
+            return _interrupted()
         print(f"brittlebench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("brittlebench: interrupted (a run can continue with --resume)", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:  # `brittlebench ... | head`: the reader has gone, which is fine
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception:
+        if interrupted:  # as above: the interruption, whatever error a library raised in its place
+            return _interrupted()
+        raise
     finally:
-        if restore is not None:
-            signal.signal(signal.SIGTERM, restore)
+        for sig, handler in restore.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted() -> int:
+    print("brittlebench: interrupted (a run can continue with --resume)", file=sys.stderr)
+    return 130
 
 
 def entry() -> None:

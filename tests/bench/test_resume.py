@@ -288,3 +288,33 @@ def test_ctrl_c_reaches_the_whole_process_group_and_ends_in_one_line(tmp_path):
         time.sleep(0.1)
     else:
         pytest.fail("a process of the interrupted run is still there")
+
+
+def test_an_interruption_a_library_turned_into_its_own_error_still_ends_in_one_line(monkeypatch, capsys):
+    """numpy's `tofile`, hit by Ctrl-C, raises a TypeError in place of the KeyboardInterrupt: the
+    run still says it was interrupted (exit 130, one line), while the same error without an
+    interruption stays a bug's traceback."""
+    from types import SimpleNamespace
+
+    from bench import cli
+
+    def mangled(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise TypeError("expected str, bytes or os.PathLike object, not BufferedWriter") from None
+
+    def plain(args):
+        raise TypeError("a bug")
+
+    for func, expect in ((mangled, 130), (plain, TypeError)):
+        parser = SimpleNamespace(parse_args=lambda argv, f=func: SimpleNamespace(func=f))
+        monkeypatch.setattr(cli, "build_parser", lambda p=parser: p)
+        if expect is TypeError:
+            with pytest.raises(TypeError, match="a bug"):
+                cli.main([])
+        else:
+            assert cli.main([]) == 130
+            assert capsys.readouterr().err.strip() == "brittlebench: interrupted (a run can continue with --resume)"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
