@@ -524,6 +524,8 @@ def add_sweep_parser(sub) -> None:
     run.add_argument("--protocol")
     run.add_argument("--target")
     run.add_argument("--predictor-timeout", type=float, metavar="SECONDS")
+    run.add_argument("--history-n", metavar="N|all")
+    run.add_argument("--history-traces", type=int, metavar="K")
     run.add_argument("--trust-remote-code", action="store_true", default=None)
     run.add_argument("--allow-pickle", action="store_true", default=None)
     where = p.add_argument_group("where the runs execute")

@@ -192,6 +192,16 @@ def test_a_toml_file_under_the_flags(models, tmp_path):
     assert options.grid.base.model.device_map == "auto"
     assert (options.execution.executor, options.execution.cpus_per_run) == ("ray", 2)
     assert options.out == tmp_path / "o" and options.summaries
+    assert (options.grid.base.history_n, options.grid.base.history_traces) == (25, 1)  # a run's defaults
+
+
+def test_what_a_history_costs_is_a_sweep_option_too(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text(f'history-n = "all"\nhistory_traces = 0\nout = "{tmp_path / "o"}"\n')
+    base = sweep_options({}, read_config(config)).grid.base
+    assert (base.history_n, base.history_traces) == (None, 0)
+    base = sweep_options({"history_n": "10", "history_traces": 2}, read_config(config)).grid.base
+    assert (base.history_n, base.history_traces) == (10, 2)  # the flags win
 
 
 MISTAKES = [
@@ -209,6 +219,9 @@ MISTAKES = [
     ("unknown config key", ["sweep", "--config", "{root}/bad.toml"], "unknown key 'modles'"),
     ("config not toml", ["sweep", "--config", "{root}/broken.toml"], "not valid TOML"),
     ("unknown device map", ["sweep", "--device-map", "everywhere", "--out", "{o}"], "unknown device map"),
+    ("history-n not a number", ["sweep", "--history-n", "some", "--out", "{o}"], "history_n must be whole numbers"),
+    ("history-n zero", ["sweep", "--history-n", "0", "--out", "{o}"], "--history-n must be a positive number"),
+    ("history-traces negative", ["sweep", "--history-traces", "-1", "--out", "{o}"], "--history-traces must be 0"),
 ]
 
 

@@ -65,13 +65,14 @@ class PlannedRun:
 
 GRID_KEYS = ("models", "zoo", "revisions", "at_each_checkpoint", "seeds", "suites")
 RUN_KEYS = ("tasks", "predictors", "n", "dtype", "device", "device_map", "batch_size", "shots", "shot_mode", "chat",
-            "no_cache", "protocol", "target", "predictor_timeout", "trust_remote_code", "allow_pickle")
+            "no_cache", "protocol", "target", "predictor_timeout", "trust_remote_code", "allow_pickle", "history_n",
+            "history_traces")
 EXECUTION_KEYS = ("executor", "workers", "address", "cpus_per_run", "gpus_per_run")
 OTHER_KEYS = ("out", "no_summaries")
 KEYS = GRID_KEYS + RUN_KEYS + EXECUTION_KEYS + OTHER_KEYS
 _LISTS = ("models", "revisions", "seeds", "suites", "tasks", "predictors")
 _FLAGS = ("at_each_checkpoint", "chat", "no_cache", "trust_remote_code", "allow_pickle", "no_summaries")
-_INTS = ("n", "workers", "cpus_per_run", "shots")
+_INTS = ("n", "workers", "cpus_per_run", "shots", "history_traces")
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,9 @@ def sweep_options(flags: Mapping[str, Any], config: Mapping[str, Any] | None = N
     models = list(o.get("models", ()))
     if o.get("zoo"):
         models += zoo_members(Path(o["zoo"]))
+    history_n = o.get("history_n", 25)
+    if history_n is not None:
+        history_n = None if str(history_n).strip() == "all" else _as_int("history_n", history_n)
     batch_size = o.get("batch_size", 64)
     if batch_size != "auto":
         batch_size = _as_int("batch_size", batch_size)
@@ -127,7 +131,8 @@ def sweep_options(flags: Mapping[str, Any], config: Mapping[str, Any] | None = N
                    batch_size=batch_size, shots=o.get("shots"), shot_mode=o.get("shot_mode", "fixed"),
                    chat=o.get("chat", False), use_cache=not o.get("no_cache", False),
                    protocol=o.get("protocol", "base"), target=o.get("target", "failure"),
-                   predictor_timeout=o.get("predictor_timeout"))
+                   predictor_timeout=o.get("predictor_timeout"), history_n=history_n,
+                   history_traces=o.get("history_traces", 1))
     grid = Grid(models=tuple(dict.fromkeys(models)) or (DEFAULT_MODEL,), base=base,
                 revisions=tuple(dict.fromkeys(o.get("revisions", ()))), at_each_checkpoint=o.get("at_each_checkpoint", False),
                 seeds=seeds, suites=tuple(dict.fromkeys(o.get("suites", ()))))
