@@ -81,6 +81,7 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
     pool = open_predictors(spec.predictors, spec.predictor_timeout, log, wait=False)  # starts while the model loads
     clock = Clock()
     history = None
+    frozen = gc.get_freeze_count()  # objects a host process froze itself stay frozen
     try:
         with long_lived():  # torch, transformers and the model: as long as the run
             handle = load_model(spec.model)
@@ -158,7 +159,8 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         if history is not None:
             history.close(kill=True)
         pool.close()
-        gc.unfreeze()  # a longer-lived process (a sweep, the tests) collects them again
+        if not frozen:
+            gc.unfreeze()  # a longer-lived process (a sweep, the tests) collects them again
 
 
 def works_beside(handle: ModelHandle) -> bool:

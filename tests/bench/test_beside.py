@@ -141,3 +141,29 @@ def test_a_run_stopped_before_the_variant_stage_leaves_no_child():
             os.waitpid(child, os.WNOHANG)  # reaped: no zombie left
     finally:
         torch.set_num_threads(threads)
+
+
+def test_what_lives_as_long_as_the_run_is_frozen_for_the_run_and_handed_back_after(tmp_path):
+    """`long_lived`: no collection while the imports run, their objects frozen after (a forked child
+    does not walk or copy them); a run hands them back to the collector when it ends, unless the
+    host process had frozen objects itself."""
+    import gc
+
+    from bench.background import long_lived
+    from bench.protocol.spec import RunSpec
+    from bench.protocol.stages import run
+
+    gc.unfreeze()
+    with long_lived():
+        assert not gc.isenabled()
+        made = [[k] for k in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() >= len(made)
+    gc.unfreeze()
+    run(RunSpec(n=2, out=tmp_path / "r", predictors=("random",), use_cache=False), log=lambda m: None)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.freeze()  # the host's own
+    try:
+        run(RunSpec(n=2, out=tmp_path / "s", predictors=("random",), use_cache=False), log=lambda m: None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
