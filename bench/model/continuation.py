@@ -21,6 +21,13 @@ from typing import Any, Iterable, Sequence
 BUDGET_CAP = 4 << 30  # bytes: at most this much, and at most a quarter of the available memory
 
 
+def top_and_margin(logits, margin: float) -> tuple[list, list]:
+    """Over the last axis of `logits` (float): the argmax, and whether it leads the runner-up by more
+    than `margin` (a decision the last bits of the logits cannot change), as nested lists."""
+    top2 = logits.topk(2, dim=-1)
+    return top2.indices[..., 0].cpu().tolist(), ((top2.values[..., 0] - top2.values[..., 1]) > margin).cpu().tolist()
+
+
 @dataclass
 class Kept:
     """One trace batch's continuation: its rows' item ids, the shared prefix they continue ("" for
@@ -62,11 +69,9 @@ class Continuations:
         size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in own_layers)
         if self.used + size > self.budget:
             return
-        top2 = last_logits.index_select(0, index.to(last_logits.device)).float().topk(2, dim=-1)
+        first, first_ok = top_and_margin(last_logits.index_select(0, index.to(last_logits.device)).float(), self.margin)
         self.used += size
-        self.kept.append(Kept(prefix, [item_ids[r] for r in rows], own_layers,
-                              top2.indices[:, 0].tolist(),
-                              ((top2.values[:, 0] - top2.values[:, 1]) > self.margin).tolist()))
+        self.kept.append(Kept(prefix, [item_ids[r] for r in rows], own_layers, first, first_ok))
         self.wanted.difference_update(item_ids[r] for r in rows)  # kept once, whatever traces it again
 
     def __len__(self) -> int:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from tasks import Item, TaskFamily, get_family
 
+from .continuation import top_and_margin
 from .load import ModelHandle
 
 if TYPE_CHECKING:
@@ -230,9 +231,7 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
                 logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
                                       position_ids=position_ids.to(handle.device), logits_to_keep=keep,
                                       **extra).logits.float()  # (item, keep, vocab)
-                top2 = logits.topk(2, dim=-1)
-                argmax = top2.indices[..., 0].cpu().tolist()
-                margin_ok = ((top2.values[..., 0] - top2.values[..., 1]) > MARGIN).cpu().tolist()
+                argmax, margin_ok = top_and_margin(logits, MARGIN)
                 for r, i in enumerate(rows):
                     n = len(targets[i]) + 1  # every answer token and the end
                     decided[i] = _decide(handle, items[i].target, targets[i], argmax[r][keep - n:], margin_ok[r][keep - n:])
@@ -266,8 +265,6 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
         rows.sort(key=lambda row: (len(targets[row[2]]), row[0].layers[0][0].shape[2]))
         for at in range(0, len(rows), batch_size):
             batch = rows[at:at + batch_size]
-            owns = [kept.layers[0][0].shape[2] for kept, _, _ in batch]
-            longest = max(owns)
             cache = prefixes.cache(prefix, len(batch)) if prefix else None
             if cache is None:
                 from transformers import DynamicCache
@@ -278,6 +275,7 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
                 parts.setdefault(id(kept), (kept, []))[1].append((r, i))
             batch = [(kept, r, i) for kept, rows_there in parts.values() for r, i in rows_there]  # cache order
             owns = [kept.layers[0][0].shape[2] for kept, _, _ in batch]
+            longest = max(owns)
             for layer in range(len(batch[0][0].layers)):
                 keys, values = [], []
                 for kept, rows_there in parts.values():
@@ -298,9 +296,7 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
             logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
                                   position_ids=position_ids.to(handle.device), use_cache=True,
                                   **cache_argument(handle.model, cache)).logits.float()
-            top2 = logits.topk(2, dim=-1)
-            argmax = top2.indices[..., 0].cpu().tolist()
-            margin_ok = ((top2.values[..., 0] - top2.values[..., 1]) > MARGIN).cpu().tolist()
+            argmax, margin_ok = top_and_margin(logits, MARGIN)
             for k, (kept, r, i) in enumerate(batch):
                 n = len(targets[i])
                 decided[i] = _decide(handle, items[i].target, targets[i], [kept.first[r]] + argmax[k][:n],

@@ -122,6 +122,12 @@ def final_step(handle: ModelHandle, found: Sequence[Source]) -> int | None:
     return known[-1] + 1 if known else None
 
 
+def _torch():
+    import torch
+
+    return torch
+
+
 class History:
     """The checkpoints of one run; `start` begins their work (beside the evaluated model's own, where
     it can), `base` returns each evaluated and traced on the base region, `variants` the traced ones
@@ -172,13 +178,11 @@ class History:
         fork = beside and bool(self.sources)
         self._claims = Claims(self._order()) if fork else None
         if fork:
-            import torch
-
-            self._threads = torch.get_num_threads()
+            self._threads = _torch().get_num_threads()
         self._work = Staged(self._stages, list(sealed or ()), os.getpid(), stages=stages, fork=fork)
         self.beside = self._work.forked
         if self._work.forked:
-            __import__("torch").set_num_threads(max(1, self._threads - 1))
+            _torch().set_num_threads(max(1, self._threads - 1))
         else:
             if self._claims is not None:
                 self._claims.close()
@@ -271,7 +275,12 @@ class History:
     def settle(self) -> None:
         """Between the caller's own batches: once the child has traced the checkpoints' variants,
         take them, and this process's threads back for the rest of its own work."""
-        if self._variant_traces is None and self._work is not None and self._work.ready():
+        if self._work is not None and self._work.ready():
+            self._take_variant_stage()
+
+    def _take_variant_stage(self) -> None:
+        """The variant stage `start` was given (waiting for it where the child is not done), once."""
+        if self._variant_traces is None and self._work is not None and self._work.received < self._work.stages:
             self._variant_traces = self._work.next_stage()
             self._release()
 
@@ -279,12 +288,9 @@ class History:
         """The same checkpoints, the traced ones' traces now of their curve items and the variants
         `sealed` (computed once; here where `start` was not given these variants)."""
         if self._variant_points is None:
-            if self._variant_traces is not None:
-                traces = self._variant_traces
-            elif self._work is not None and self._work.received < self._work.stages:
-                traces = self._work.next_stage()
-                self._release()
-            else:
+            self._take_variant_stage()
+            traces = self._variant_traces
+            if traces is None:
                 items = [item.sealed() for item in self._items] + list(sealed)
                 traces = {k: self._view_of(k).trace(items) for k in range(len(self.sources)) if self.is_traced(k)}
             self._variant_points = [replace(point, trace=traces[k]) if k in traces else point
@@ -294,7 +300,7 @@ class History:
     def _release(self) -> None:
         """This process's threads back once the child is done."""
         if self._threads is not None and (self._work is None or not self._work.forked):
-            __import__("torch").set_num_threads(self._threads)
+            _torch().set_num_threads(self._threads)
             self._threads = None
 
     def close(self, kill: bool = False) -> None:
