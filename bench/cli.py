@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import UserError
+from .scoring.metrics import INFORMATIVE_MIN, RANKING as RANKING_KEY, SATURATED_SHARE as SATURATED
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,9 +35,18 @@ def format_results(results: dict) -> str:
             for name, rate in competence["base_failure"].items()))
     if competence.get("note"):
         lines.append(f"warning: {competence['note']}")
-    if competence.get("base_failure"):
+    families = results.get("families") or {}
+    if families and all("n_failed" in f for f in families.values()):
+        lines.append("variant outcomes per family (failed/passed): " + ", ".join(
+            f"{name} {f['n_failed']}/{f['n_passed']}{'' if f['informative'] else ' (uninformative)'}"
+            for name, f in families.items()))
+        if not all(f["informative"] for f in families.values()):
+            lines.append(f"  uninformative: fewer than {INFORMATIVE_MIN} of one outcome; such a family adds few pairs, "
+                         "so the pair AUROC gives it almost no weight")
+    if competence.get("base_failure") or families:
         lines.append("")
-    lines.append(format_predictors(results["predictors"], results["n_variant"], results.get("tracks")))
+    lines.append(format_predictors(results["predictors"], results["n_variant"], results.get("tracks"),
+                                   results.get("no_signal")))
     return "\n".join(lines)
 
 
@@ -44,7 +54,7 @@ def format_screen(results: dict) -> str:
     """A predict-only run: base failure per cell, each variant cell's predicted failure (median and
     range over the blind predictors), and what it cost."""
     lines, width = [], max([len(f"{c['family']}/{c['cell']}") for c in results["cells"]] + [24])
-    from .scoring.metrics import BASELINES
+    from .scoring.metrics import BASELINES, SANITY
 
     lines.append(f"{'cell':<{width}}  {'shift':<14} {'n':>5}  base failure / predicted failure (median [min, max] "
                  "over the blind predictors, baselines aside)")
@@ -52,7 +62,7 @@ def format_screen(results: dict) -> str:
         if c["split"] == "base":
             figure = f"{c['failure_rate']:.3f} observed"
         else:
-            values = sorted(v for n, v in c["mean_predicted"].items() if n not in BASELINES["blind"])
+            values = sorted(v for n, v in c["mean_predicted"].items() if n not in BASELINES["blind"] + (SANITY,))
             figure = (f"{values[len(values) // 2]:.3f} [{values[0]:.3f}, {values[-1]:.3f}] predicted" if values
                       else "no blind predictor ran")
         lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {figure}")
@@ -67,13 +77,13 @@ def format_screen(results: dict) -> str:
 
 
 def format_over_training(summary: dict) -> str:
-    """Per checkpoint: failure rates, the reference, and each track's best predictor by family AUROC."""
-    lines = [f"{'checkpoint':<14} {'step':>7} {'base fail':>9} {'var fail':>8} {'ref':>6}  best blind / best trace (family AUROC)"]
+    """Per checkpoint: failure rates, the reference, and each track's best predictor by pair AUROC."""
+    lines = [f"{'checkpoint':<14} {'step':>7} {'base fail':>9} {'var fail':>8} {'ref':>6}  best blind / best trace (pair AUROC)"]
     for p in summary["points"]:
         best = {}
         for track in ("blind", "trace"):
-            scored = [(v["family_auroc"], n, v["beats"]) for n, v in p["predictors"].items()
-                      if v["track"] == track and v["family_auroc"] is not None]
+            scored = [(v["pair_auroc"], n, v["beats"]) for n, v in p["predictors"].items()
+                      if v["track"] == track and v["pair_auroc"] is not None]
             best[track] = "%s %.3f%s" % (max(scored)[1], max(scored)[0], "*" if max(scored)[2] else "") if scored else "n/a"
         ref = "n/a" if p["reference"] is None else f"{p['reference']:.3f}"
         lines.append(f"{p['name']:<14} {p['step'] if p['step'] is not None else '?':>7} {p['base_failure_rate']:>9.3f} "
@@ -92,10 +102,11 @@ TRACK_TITLES = {
 }
 
 
-def format_predictors(predictors: dict, n_items: int, tracks: dict | None = None) -> str:
-    """One table per track, blind first, each ranked by the family-balanced AUROC; the trace
-    table ends with the answer-visible reference row."""
-    from .scoring.metrics import REFERENCE
+def format_predictors(predictors: dict, n_items: int, tracks: dict | None = None, band: dict | None = None) -> str:
+    """One table per track, blind first, each ranked by the pair-pooled AUROC, under the run's
+    no-signal band and minimum detectable effect; the trace table ends with the answer-visible
+    reference row."""
+    from .scoring.metrics import REFERENCE, SANITY
 
     tracks = tracks or {"trace": {"predictors": list(predictors)}}
     blocks = []
@@ -106,24 +117,37 @@ def format_predictors(predictors: dict, n_items: int, tracks: dict | None = None
             continue
         names += [b for b in info.get("baselines", ()) if b not in names and b in predictors]  # shown beside
         reference = info.get("reference")
-        aurocs = next((predictors[n]["family_aurocs"] for n in names if predictors[n].get("family_aurocs")), {})
-        counted = f" over the {sum(v is not None for v in aurocs.values())} of {len(aurocs)} families where both " \
-                  "outcomes occur" if aurocs else ""
         lines = [TRACK_TITLES[track] + ":" if track in TRACK_TITLES else f"{track}:",
-                 f"  {n_items} items; ranked by family AUROC (the mean of each family's AUROC{counted}), 95% bootstrap; "
-                 f"Δ: minus the best {track} baseline's ({info.get('best_baseline') or 'none'}); * beats it"
-                 + ("; Δ ref: minus the answer-visible reference" if reference else "")]
-        head = (f"  {'predictor':<30} {'family AUROC':<22} {'Δ best baseline':<25} "
-                + (f"{'Δ ref':>7} " if reference else "") + f"{'AUROC':>6} {'fam ρ':>6} {'cell ρ':>6} {'Brier':>6}")
+                 f"  {n_items} items; ranked by pair AUROC (every failed/passed pair inside a family counted once), "
+                 f"95% bootstrap; Δ: minus the best {track} baseline's ({info.get('best_baseline') or 'none'}); "
+                 "* beats it (interval above 0)" + ("; Δ ref: minus the answer-visible reference" if reference else "")]
+        chance = (band or {}).get("pair_auroc")
+        if chance:
+            lines.append(f"  no signal: a score with no signal lands in [{chance['lo']:.3f}, {chance['hi']:.3f}] "
+                         f"(95% of {band['n_permutations']} within-family permutations); {SANITY} is a sanity row, "
+                         "never the bar")
+        if info.get("mde"):
+            lines.append(f"  power: {info['mde']['note']}")
+        head = (f"  {'predictor':<30} {'pair AUROC':<22} {'Δ best baseline':<25} "
+                + (f"{'Δ ref':>7} " if reference else "") + f"{'fam AUC':>7} {'cell ρ':>6} {'Brier':>6}")
         lines.append(head)
-        ranked = sorted(names, key=lambda n: -((predictors[n].get("family_auroc") or {}).get("value") or -1))
+        ranked = sorted(names, key=lambda n: -((predictors[n].get(RANKING_KEY) or {}).get("value") or -1))
         baselines = set(info.get("baselines", ()))
+        notes = []
         for name in ranked:
-            label = name + (" (baseline)" if name in baselines else "")
-            lines.append(_predictor_row(name, label, predictors[name], track, bool(reference)))
+            p = predictors[name]
+            label = name + (" (baseline)" if name in baselines else " (sanity)" if name == SANITY else "")
+            lines.append(_predictor_row(name, label, p, track, bool(reference)))
+            if p.get("same_ranking_as"):
+                notes.append(f"{name} ranks every item as {p['same_ranking_as']} does (a monotone transform): "
+                             "one finding, not two")
+            if p.get("status") == "ok" and (p.get("saturation") or 0) >= SATURATED:
+                notes.append(f"{name} gives one value to {p['saturation']:.0%} of items (saturated): its ranking "
+                             "says little")
         if reference:
             lines.append(_predictor_row(REFERENCE, f"{REFERENCE} (reference)", dict(reference, status="ok"), track,
                                         True, reference=True))
+        lines += [f"  note: {n}" for n in notes]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -152,8 +176,8 @@ def _predictor_row(name: str, label: str, p: dict, table: str, with_reference: b
     if with_reference:
         versus = ((p.get("vs_reference") or {}).get("difference") or {}).get("value")
         ref = f"{versus:>+7.3f} " if own and versus is not None else f"{'':>7} "
-    return (f"  {label:<29}{mark} {_ci(p.get('family_auroc')):<22} {diff:<25} {ref}{val('auroc'):>6} "
-            f"{val('family_spearman'):>6} {val('spearman'):>6} {val('brier'):>6}")
+    return (f"  {label:<29}{mark} {_ci(p.get(RANKING_KEY)):<22} {diff:<25} {ref}{val('family_auroc'):>7} "
+            f"{val('spearman'):>6} {val('brier'):>6}")
 
 
 def _number_or(word: str, meaning: Any):
@@ -217,23 +241,23 @@ def cmd_run(args) -> int:
     print(format_results(results))
     for protocol, view in results.get("protocols", {}).items():
         print(f"\nprotocol {protocol}:")
-        print(format_predictors(view["predictors"], results["n_variant"], _tracks_of(view["predictors"])))
+        print(format_predictors(view["predictors"], results["n_variant"], _tracks_of(view["predictors"], results["n_variant"])))
     for target, view in results.get("targets", {}).items():
         print(f"\ntarget {target}: {view['n_eligible']} items with every component solved "
               f"(of {view['n_with_components']} with components); failure rate {_rate(view['compositional_failure_rate'])}")
         if view["predictors"]:
             named = {n: {"status": "ok", "track": results["predictors"][n].get("track")} | m
                      for n, m in view["predictors"].items()}
-            print(format_predictors(named, view["n_eligible"], _tracks_of(named)))
+            print(format_predictors(named, view["n_eligible"], _tracks_of(named, view["n_eligible"])))
     print(f"\nrun folder: {results['run_dir']} (results.json, report.html)")
     return 0
 
 
-def _tracks_of(predictors: dict) -> dict:
+def _tracks_of(predictors: dict, n_items: int) -> dict:
     """The tracks of a protocol's or target's view, from its predictors' own records."""
     from .protocol.stages import track_summary
 
-    return track_summary(predictors, predictors)
+    return track_summary(predictors, predictors, n_items)
 
 
 def cmd_verify(args) -> int:
@@ -611,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="CI gate: exit 1 if NEW regressed against the baseline beyond tolerance")
     p.add_argument("new", help="results.json or run folder")
     p.add_argument("--baseline", required=True, help="results.json or run folder to compare against")
-    p.add_argument("--max-drop", default=None, help="predictors: METRIC=TOL,... (default family_auroc=0.02, the "
+    p.add_argument("--max-drop", default=None, help="predictors: METRIC=TOL,... (default pair_auroc=0.02, the "
                    "ranking figure)")
     p.add_argument("--max-rise", default=None, help="brittleness: failure=TOL,gap=TOL (default 0.05 each): the rise "
                    "in a variant cell's or family's failure rate, or in the compositional gap, that counts")

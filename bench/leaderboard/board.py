@@ -16,14 +16,18 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .. import io
 from ..errors import UserError
 from ..protocol.verify import check_run_folder, verify
 
-SCHEMA_VERSION = 2  # 2: a table per track, ranked by family AUROC
+SCHEMA_VERSION = 3  # 3: ranked by pair AUROC, roles, coverage, Holm, pooled cell rho, models left out
+ALPHA = 0.025  # one-sided: a 95% interval's lower end above zero
 
 
 def model_label(results: dict) -> str:
@@ -59,7 +63,52 @@ def validate(path: Path, submission: bool = True) -> dict:
     return results
 
 
+def admission(results: dict) -> str | None:
+    """Why a model's run is kept out of the rankings (None: it is ranked): a model that fails its own
+    base region in some family (its variant failures there are not evidence of brittleness)."""
+    flagged = (results.get("competence") or {}).get("flagged") or []
+    if flagged:
+        return f"fails more than {results['competence'].get('limit', 0.2):.0%} of its own base region in {', '.join(flagged)}"
+    return None
+
+
+def _one_sided_p(difference: dict | None) -> float:
+    """P(difference <= 0) read off a 95% bootstrap interval under a normal approximation."""
+    if not difference or difference.get("lo") is None or difference["hi"] <= difference["lo"]:
+        return 1.0
+    se = (difference["hi"] - difference["lo"]) / (2 * 1.959964)
+    return 0.5 * math.erfc(difference["value"] / se / math.sqrt(2))
+
+
+def holm_wins(differences: list[dict | None], alpha: float = ALPHA) -> int:
+    """How many of a predictor's per-model differences from the best baseline stay significant
+    under Holm's family-wise correction over the models."""
+    ps = sorted(_one_sided_p(d) for d in differences)
+    wins = 0
+    for k, p in enumerate(ps):
+        if p > alpha / (len(ps) - k):
+            break
+        wins += 1
+    return wins
+
+
+def pooled_cell_rho(points: list[tuple[float, float]]) -> float | None:
+    """Spearman rho between mean predicted and observed failure over (model, cell) pairs."""
+    from ..scoring.metrics import average_ranks
+
+    if len(points) < 3:
+        return None
+    predicted, observed = (np.array(v, dtype=np.float64)[None, :] for v in zip(*points))
+    if np.ptp(predicted) == 0 or np.ptp(observed) == 0:
+        return None
+    a, b = average_ranks(predicted)[0], average_ranks(observed)[0]
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
 def build(root: Path) -> dict[str, Any]:
+    from ..scoring.metrics import BASELINES, RANKING, SANITY
+
     root = Path(root)
     entries = []
     for kind in ("runs", "submissions"):
@@ -67,41 +116,61 @@ def build(root: Path) -> dict[str, Any]:
             results = validate(folder, submission=(kind == "submissions"))
             entries.append((kind, folder, results))
     models: list[str] = []
+    left_out: dict[str, str] = {}
+    informative: dict[str, list[str]] = {}
     tracks: dict[str, dict[str, dict]] = {track: {} for track in ("blind", "trace")}
+    cells: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for kind, folder, results in entries:
         model = model_label(results)
+        why = admission(results)
+        if why:
+            left_out[model] = why
+            continue
         if model not in models:
             models.append(model)
+            informative[model] = sorted(f for f, v in (results.get("families") or {}).items() if v.get("informative"))
         names = [results["submission"]["predictor"]] if kind == "submissions" else list(results["predictors"])
         for name in names:
             p = results["predictors"][name]
-            if p.get("status") != "ok" or (p.get("family_auroc") or {}).get("value") is None:
+            if p.get("status") != "ok" or (p.get(RANKING) or {}).get("value") is None:
                 continue
-            table = tracks.setdefault(p.get("track", "trace"), {})
-            row = table.setdefault(name, {"source": results.get("submission", {}).get("source", "built-in"),
-                                          "reads": p.get("reads", []), "models": {}})
+            track = p.get("track", "trace")
+            role = "baseline" if name in BASELINES.get(track, ()) else "sanity" if name == SANITY else ""
+            row = tracks.setdefault(track, {}).setdefault(name, {
+                "source": results.get("submission", {}).get("source", "built-in"), "reads": p.get("reads", []),
+                "role": role, "models": {}})
+            if p.get("same_ranking_as"):
+                row["same_ranking_as"] = p["same_ranking_as"]
             vs = p.get("vs_best_baseline", {})
-            row["models"][model] = {"family_auroc": p["family_auroc"], "auroc": p.get("auroc"),
+            row["models"][model] = {RANKING: p[RANKING], "auroc": p.get("auroc"),
                                     "vs_best_baseline": vs.get("difference"), "best_baseline": vs.get("baseline"),
                                     "beats": bool(vs.get("beats")), "run": str(folder.relative_to(root))}
+            for c in results.get("cells", []):
+                if c.get("split") == "variant" and name in c.get("mean_predicted", {}) \
+                        and c["family"] in (results.get("competence") or {}).get("scored_families", [c["family"]]):
+                    cells.setdefault((track, name), []).append((c["mean_predicted"][name], c["failure_rate"]))
         reference = results.get("tracks", {}).get("trace", {}).get("reference")
-        if reference and (reference.get("family_auroc") or {}).get("value") is not None:
+        if reference and (reference.get(RANKING) or {}).get("value") is not None:
             row = tracks["trace"].setdefault(REFERENCE_ROW, {"source": "the runner, after sealing", "reads": ["targets"],
-                                                             "models": {}, "reference": True})
-            row["models"][model] = {"family_auroc": reference["family_auroc"], "auroc": reference.get("auroc"),
+                                                             "role": "reference", "models": {}, "reference": True})
+            row["models"][model] = {RANKING: reference[RANKING], "auroc": reference.get("auroc"),
                                     "vs_best_baseline": None, "best_baseline": None, "beats": False,
                                     "run": str(folder.relative_to(root))}
-    for table in tracks.values():
-        for row in table.values():
-            values = [m["family_auroc"]["value"] for m in row["models"].values()]
-            row["mean_family_auroc"] = sum(values) / len(values)
+    for track, table in tracks.items():
+        for name, row in table.items():
+            values = [m[RANKING]["value"] for m in row["models"].values()]
+            row["mean"] = sum(values) / len(values)
+            row["coverage"] = f"{len(values)}/{len(models)}"
             row["beats_best_baseline_on"] = sum(m["beats"] for m in row["models"].values())
+            row["beats_after_holm"] = holm_wins([m["vs_best_baseline"] for m in row["models"].values()])
+            row["wins_by_chance"] = round(len(values) * ALPHA, 2)
+            row["pooled_cell_rho"] = pooled_cell_rho(cells.get((track, name), []))
     ranked = {track: dict(sorted(table.items(), key=lambda kv: (kv[1].get("reference", False),
-                                                               -kv[1]["beats_best_baseline_on"],
-                                                               -kv[1]["mean_family_auroc"])))
+                                                               -kv[1]["beats_after_holm"], -kv[1]["mean"])))
               for track, table in tracks.items()}
     board = {"schema_version": SCHEMA_VERSION, "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-             "ranked_by": "family_auroc", "models": models, "tracks": ranked}
+             "ranked_by": RANKING, "models": models, "informative_families": informative, "left_out": left_out,
+             "tracks": ranked}
     io.write_json(root / "leaderboard.json", board)
     io.write_bytes(root / "LEADERBOARD.md", markdown(board).encode())
     io.write_bytes(root / "leaderboard.html", page(board).encode())
@@ -114,51 +183,75 @@ TRACK_NOTES = {
     "trace": "Trace track: these also read the variants' prompt-only traces. The reference row is how well "
              "reading the model's answer at the answer position predicts failure (computed after sealing).",
 }
+HOW_TO_READ = (
+    "Pair AUROC (every failed/passed pair of items inside one family counted once) of each predictor's P(failure) "
+    "against observed failure on each model's variant items. `*`: beats the best baseline of its track with a 95% "
+    "paired bootstrap interval above zero on that model. *beats*: such wins, then those that survive Holm's "
+    "correction over the models (p from each interval, normal approximation), then how many wins chance alone "
+    "gives (2.5% of the models covered). *mean*: over the models the row covers (*coverage*); `–`: the predictor "
+    "did not run on that model (not applicable, or failed). *cell ρ*: Spearman between mean predicted and observed "
+    "failure pooled over every (model, variant cell), the task-level figure. Roles: baseline (the bar), sanity "
+    "(random: should sit at chance, never the bar), reference (reads the answer: competes with no one). Ranked by "
+    "wins after Holm, then the mean. Rebuilt by `brittlebench leaderboard build`.")
 
 
 def _cell(m: dict | None) -> str:
     if not m:
         return "–"
-    return f"{m['family_auroc']['value']:.3f}{'*' if m['beats'] else ''}"
+    return f"{m['pair_auroc']['value']:.3f}{'*' if m['beats'] else ''}"
+
+
+def _label(name: str, row: dict) -> str:
+    return name + (f" ({row['role']})" if row.get("role") and row["role"] != "reference" else "") + (
+        f" = {row['same_ranking_as']}" if row.get("same_ranking_as") else "")
+
+
+def _beats(row: dict) -> str:
+    if row.get("reference"):
+        return "–"
+    return f"{row['beats_best_baseline_on']} / {row['beats_after_holm']} Holm / {row['wins_by_chance']:g} chance"
+
+
+def _rho(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
 
 
 def markdown(board: dict) -> str:
     models = board["models"]
-    lines = ["# brittlebench leaderboard", "",
-             "Family AUROC (each family's AUROC where both outcomes occur, averaged over families) of each predictor's "
-             "P(failure) against observed failure on each model's variant items. `*`: beats the best baseline of its "
-             "track with a 95% paired bootstrap interval above zero. Ranked by the number of models where it beats the "
-             "baselines, then mean family AUROC. Rebuilt by `brittlebench leaderboard build`."]
+    lines = ["# brittlebench leaderboard", "", HOW_TO_READ]
+    if board.get("left_out"):
+        lines += ["", "Models left out of the rankings: " + "; ".join(f"{m}: {why}" for m, why in board["left_out"].items())
+                  + "."]
     for track, table in board["tracks"].items():
         if not table:
             continue
         lines += ["", f"## {track} track", "", TRACK_NOTES[track], "",
-                  "| predictor | beats baselines on | mean family AUROC | " + " | ".join(models) + " |",
-                  "|---|---|---|" + "---|" * len(models)]
+                  "| predictor | beats (wins / Holm / chance) | mean | coverage | cell ρ | " + " | ".join(models) + " |",
+                  "|---|---|---|---|---|" + "---|" * len(models)]
         for name, row in table.items():
             cells = " | ".join(_cell(row["models"].get(m)) for m in models)
-            beats = "–" if row.get("reference") else f"{row['beats_best_baseline_on']}/{len(row['models'])}"
-            lines.append(f"| {name} | {beats} | {row['mean_family_auroc']:.3f} | {cells} |")
+            lines.append(f"| {_label(name, row)} | {_beats(row)} | {row['mean']:.3f} | {row['coverage']} | "
+                         f"{_rho(row.get('pooled_cell_rho'))} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
 def page(board: dict) -> str:
     esc = html.escape
     models = board["models"]
-    head = "".join(f"<th>{esc(h)}</th>" for h in ["predictor", "reads", "source", "beats baselines",
-                                                   "mean family AUROC", *models])
+    head = "".join(f"<th>{esc(h)}</th>" for h in ["predictor", "reads", "source", "beats (wins / Holm / chance)",
+                                                   "mean", "coverage", "cell ρ", *models])
     sections = []
     for track, table in board["tracks"].items():
         if not table:
             continue
         rows = []
         for name, row in table.items():
-            cells = "".join(f"<td data-v='{row['models'][m]['family_auroc']['value'] if m in row['models'] else -1}'>"
+            cells = "".join(f"<td data-v='{row['models'][m]['pair_auroc']['value'] if m in row['models'] else -1}'>"
                             f"{esc(_cell(row['models'].get(m)))}</td>" for m in models)
-            beats = "–" if row.get("reference") else f"{row['beats_best_baseline_on']}/{len(row['models'])}"
-            rows.append(f"<tr><td>{esc(name)}</td><td>{esc(', '.join(row['reads']))}</td><td>{esc(row['source'])}</td>"
-                        f"<td data-v='{row['beats_best_baseline_on']}'>{beats}</td>"
-                        f"<td data-v='{row['mean_family_auroc']}'>{row['mean_family_auroc']:.3f}</td>{cells}</tr>")
+            rows.append(f"<tr><td>{esc(_label(name, row))}</td><td>{esc(', '.join(row['reads']))}</td>"
+                        f"<td>{esc(row['source'])}</td><td data-v='{row['beats_after_holm']}'>{esc(_beats(row))}</td>"
+                        f"<td data-v='{row['mean']}'>{row['mean']:.3f}</td><td>{row['coverage']}</td>"
+                        f"<td data-v='{row.get('pooled_cell_rho') or 0}'>{_rho(row.get('pooled_cell_rho'))}</td>{cells}</tr>")
         sections.append(f"<h2>{esc(track)} track</h2><p>{esc(TRACK_NOTES[track])}</p>"
                         f"<table class='board'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>brittlebench leaderboard</title>
@@ -166,8 +259,8 @@ def page(board: dict) -> str:
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px}}th{{background:#f2f2f2;cursor:pointer}}</style></head><body>
 <h1>brittlebench leaderboard</h1>
-<p>Family AUROC per model (each family's AUROC, averaged over families); * beats the best baseline of its track
-(95% paired bootstrap). Click a column to sort. Built {esc(board['built'])}.</p>
+<p>{esc(HOW_TO_READ)} Click a column to sort. Built {esc(board['built'])}.</p>
+{('<p>Models left out of the rankings: ' + esc('; '.join(f'{m}: {w}' for m, w in board['left_out'].items())) + '.</p>') if board.get('left_out') else ''}
 {''.join(sections)}
 <script>
 document.querySelectorAll('table.board').forEach(table => table.querySelectorAll('th').forEach((th, col) =>

@@ -2,7 +2,7 @@
 
 `brittlebench run --model M --at-each-checkpoint --out DIR` runs one ordinary run per checkpoint
 (DIR/step-N/, each with the checkpoints before it as its history, and DIR/final/), then writes
-DIR/over_training.json and DIR/over_training.html: per track, each predictor's family AUROC
+DIR/over_training.json and DIR/over_training.html: per track, each predictor's pair AUROC
 against the training step, beside the model's variant failure rate. Does a failure become
 predictable before it appears?
 """
@@ -101,23 +101,23 @@ def write_summary(out: Path, model: str, rows: Sequence[dict]) -> dict[str, Any]
 
 
 def row(point: CheckpointRun, results: dict, run_folder: str) -> dict:
-    """One point of the summary: its failure rates and each predictor's family AUROC. The final
+    """One point of the summary: its failure rates and each predictor's pair AUROC. The final
     model's step is the one its run's history ends with, else the one planned; `run_folder`: the
     run's folder, relative to the summary's."""
     step = point.step
     if point.name == "final":
         step = (results.get("history") or [{}])[-1].get("step", step)
-    predictors = {n: {"track": p.get("track"), "family_auroc": (p.get("family_auroc") or {}).get("value"),
+    predictors = {n: {"track": p.get("track"), "pair_auroc": (p.get("pair_auroc") or {}).get("value"),
                       "beats": bool((p.get("vs_best_baseline") or {}).get("beats"))}
                   for n, p in results["predictors"].items() if p.get("status") == "ok"}
     reference = results.get("tracks", {}).get("trace", {}).get("reference", {})
     return {"name": point.name, "step": step, "base_failure_rate": results["base_failure_rate"],
             "variant_failure_rate": results["variant_failure_rate"], "predictors": predictors,
-            "reference": (reference.get("family_auroc") or {}).get("value"), "run": run_folder}
+            "reference": (reference.get("pair_auroc") or {}).get("value"), "run": run_folder}
 
 
 def plot(summary: dict) -> str:
-    """Per track, family AUROC against step per predictor, beside the variant failure rate (PNG, data URI)."""
+    """Per track, pair AUROC against step per predictor, beside the variant failure rate (PNG, data URI)."""
     import base64
     import io as _io
 
@@ -132,7 +132,7 @@ def plot(summary: dict) -> str:
     for ax, track in zip(axes, ("blind", "trace")):
         names = sorted({n for p in points for n, v in p["predictors"].items() if v["track"] == track})
         for name in names:
-            values = [p["predictors"].get(name, {}).get("family_auroc") for p in points]
+            values = [p["predictors"].get(name, {}).get("pair_auroc") for p in points]
             ax.plot(steps, [v if v is not None else float("nan") for v in values], "o-", ms=3, lw=1.2, label=name)
         if track == "trace":
             ax.plot(steps, [p["reference"] if p["reference"] is not None else float("nan") for p in points], "k:",
@@ -148,7 +148,7 @@ def plot(summary: dict) -> str:
         ax.set_title(f"{track} track", fontsize=10)
         ax.legend(fontsize=7, loc="lower left", ncol=2)
         twin.legend(fontsize=7, loc="lower right")
-    axes[0].set_ylabel("family AUROC")
+    axes[0].set_ylabel("pair AUROC")
     fig.suptitle(f"predictability over training: {summary['model']}", fontsize=11)
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -172,14 +172,14 @@ def page(summary: dict) -> str:
 td,th{{border:1px solid #ccc;padding:3px 6px}}img{{max-width:100%}}</style></head><body>
 <h1>Predictability over training</h1>
 <p>The sealed protocol at every checkpoint of <code>{esc(summary['model'])}</code>, each with the checkpoints before
-it as its history: family AUROC per predictor (* beats the best baseline of its track) against the step, beside
+it as its history: pair AUROC per predictor (* beats the best baseline of its track) against the step, beside
 the model's failure rates.</p>
-<img alt="family AUROC per predictor and failure rate against the training step" src="{plot(summary)}">
+<img alt="pair AUROC per predictor and failure rate against the training step" src="{plot(summary)}">
 <table><tr>{head}</tr>{rows}</table></body></html>
 """
 
 
 def _auc(p: dict | None) -> str:
-    if not p or p["family_auroc"] is None:
+    if not p or p["pair_auroc"] is None:
         return "–"
-    return f"{p['family_auroc']:.3f}{'*' if p['beats'] else ''}"
+    return f"{p['pair_auroc']:.3f}{'*' if p['beats'] else ''}"

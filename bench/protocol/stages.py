@@ -26,13 +26,14 @@ from predictors import TRACKS, Observation, Trace
 from tasks import Item, SealedItem, TaskFamily, resolve_families, suite_families
 from tasks.render import chat, few_shot
 
-from ..background import Background, Claims, long_lived
+from ..background import long_lived
 from ..errors import UserError
 from ..model.continuation import Continuations
 from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
-from ..scoring.metrics import (BASELINES, N_BOOTSTRAP, RANKING, REFERENCE, SCORING_VERSION, cell_table, pooled_rows,
+from ..scoring.metrics import (BASELINES, INFORMATIVE_MIN, RANKING, REFERENCE, SANITY, SCORING_VERSION, cell_table,
+                               minimum_detectable_effect, no_signal_band, same_rankings,
                                score_predictors)
 from .folder import RunFolder, check_out, write_predictions
 from .history import History
@@ -434,6 +435,9 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
     kept = np.array([it.family in competence["scored_families"] for it in variants], dtype=bool)
     per_family, overall = _score_families(families, variants, failed, cells, scores, seed, tracks, reference,
                                           competence, kept)
+    repeats = same_rankings({k: v[kept] for k, v in scores.items()}, first=BASELINES["trace"] + (SANITY,))
+    for name, other in repeats.items():
+        overall.setdefault(name, {})["same_ranking_as"] = other
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "scoring_version": SCORING_VERSION,
@@ -442,7 +446,8 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
         "base_failure_rate": float(np.mean([not o.correct for o in base_outcomes])) if base_outcomes else None,
         "variant_failure_rate": float(failed.mean()) if len(failed) else None,
         "predictors": {name: dict(info) | overall.get(name, {}) for name, info in status.items()},
-        "tracks": track_summary(status, overall),
+        "tracks": track_summary(status, overall, int(kept.sum())),
+        "no_signal": no_signal_band(failed[kept], cells[kept], seed),
         "families": per_family,
         "competence": competence,
         "cells": cell_table(rows, scores),
@@ -453,53 +458,28 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
 
 def _score_families(families, variants, failed, cells, scores, seed, tracks, reference, competence,
                     kept) -> tuple[dict, dict]:
-    """Each family scored alone, then the run's figures from the pooled rows and the families' draws.
-
-    Two processes share the work (`bench.background`): a forked child resamples all kept items at
-    once (the pooled rows) while this one scores the families, the largest first, each taken from a
-    pipe of claims; the child takes the families left when it is done. Each family's figures are
-    the same whichever process computes them (its own draws, one native thread); a family a failed
-    child had claimed is computed here."""
-    masks = {name: np.array([it.family == name for it in variants], dtype=bool) for name in families}
-    names = sorted((n for n in families if masks[n].any()), key=lambda n: -int(masks[n].sum()))
-
-    def family(name: str) -> tuple[dict, dict]:
-        alone: dict = {}
-        mask = masks[name]
+    """Each family scored alone (its own draws), then the run's figures over the kept families,
+    reusing each family's rows."""
+    per_family, alone = {}, {}
+    for name in families:
+        mask = np.array([it.family == name for it in variants], dtype=bool)
+        if not mask.any():
+            continue
         metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
                                    tracks=tracks, reference=None if reference is None else reference[mask],
                                    families=alone)
-        return metrics, alone
-
-    def pooled_then_families(claims: Claims):
-        rows = pooled_rows(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, N_BOOTSTRAP,
-                           None if reference is None else reference[kept]) if kept.any() else None
-        return rows, {names[k]: family(names[k]) for k in claims.taken()}
-
-    claims = Claims(range(len(names)))
-    child = Background(pooled_then_families, claims)
-    try:
-        ours = {names[k]: family(names[k]) for k in claims.taken()}
-        rows, theirs = child.result()  # where there was no child (or it failed): computed here
-    finally:
-        child.cancel()
-        claims.close()
-    done = ours | theirs
-    per_family, alone = {}, {}
-    for name in families:  # in the suite's order, as before
-        if name not in names:
-            continue
-        metrics, entry = done[name] if name in done else family(name)
-        alone.update(entry)
-        mask = masks[name]
-        per_family[name] = {"n": int(mask.sum()), "failure_rate": float(failed[mask].mean()),
+        n_failed = int(failed[mask].sum())
+        n_passed = int(mask.sum()) - n_failed
+        per_family[name] = {"n": int(mask.sum()), "n_failed": n_failed, "n_passed": n_passed,
+                            "informative": min(n_failed, n_passed) >= INFORMATIVE_MIN,
+                            "failure_rate": float(failed[mask].mean()),
                             "base_failure_rate": competence["base_failure"].get(name),
                             "flagged": name in competence["flagged"],
                             "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
                             **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
     overall = score_predictors(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, tracks=tracks,
                                reference=None if reference is None else reference[kept],
-                               families=alone, rows=rows) if rows is not None else {}
+                               families=alone) if kept.any() else {}
     return per_family, overall
 
 
@@ -530,16 +510,20 @@ def base_competence(families: dict[str, TaskFamily], base: list[Item], base_outc
             "note": note}
 
 
-def track_summary(status: dict[str, dict], metrics: dict[str, dict]) -> dict[str, dict]:
+def track_summary(status: dict[str, dict], metrics: dict[str, dict], n_items: int) -> dict[str, dict]:
     """Per track, blind first: its predictors, the baselines it is judged against, the best of them,
-    and (trace track) the answer-visible reference row."""
+    the smallest difference from it that the run's items could detect, and (trace track) the
+    answer-visible reference row."""
     out = {}
     for track in TRACKS:
         names = [n for n, info in status.items() if info.get("track") == track]
         best = next((m["vs_best_baseline"]["baseline"] for n, m in metrics.items()
                      if n in names and "vs_best_baseline" in m), None)
         baselines = [b for b in BASELINES[track] if b in metrics]  # a blind baseline is one of the trace track's too
-        out[track] = {"predictors": names, "baselines": baselines, "best_baseline": best, "ranked_by": RANKING}
+        differences = [metrics[n]["vs_best_baseline"]["difference"] for n in names
+                       if n in metrics and "vs_best_baseline" in metrics[n] and n not in BASELINES[track] + (SANITY,)]
+        out[track] = {"predictors": names, "baselines": baselines, "sanity": SANITY, "best_baseline": best,
+                      "ranked_by": RANKING, "mde": minimum_detectable_effect(differences, n_items)}
         if track == "trace" and REFERENCE in metrics:
             out[track]["reference"] = {"name": REFERENCE, **metrics[REFERENCE]}
     return out

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import UserError
 from .metrics import HIGHER_IS_BETTER
 
-DEFAULT_MAX_DROP = {"family_auroc": 0.02}  # the ranking figure
+DEFAULT_MAX_DROP = {"pair_auroc": 0.02}  # the ranking figure
 
 
 def parse_tolerances(text: str | None, flag: str, metrics, defaults: dict[str, float],
@@ -205,12 +205,12 @@ class Run:
 
 
 def blind_predictors(results: dict) -> list[str]:
-    """Blind predictors that ran, baselines aside, best family AUROC first where scored."""
-    from .metrics import BASELINES
+    """Blind predictors that ran, baselines aside, best pair AUROC first where scored."""
+    from .metrics import BASELINES, RANKING, SANITY
 
     names = [n for n, p in results["predictors"].items()
-             if p.get("status") == "ok" and p.get("track") == "blind" and n not in BASELINES["blind"]]
-    return sorted(names, key=lambda n: -((results["predictors"][n].get("family_auroc") or {}).get("value") or -1))
+             if p.get("status") == "ok" and p.get("track") == "blind" and n not in BASELINES["blind"] + (SANITY,)]
+    return sorted(names, key=lambda n: -((results["predictors"][n].get(RANKING) or {}).get("value") or -1))
 
 
 def rise(new: dict[str, float], base: dict[str, float], key: str, seed: int, n_boot: int = N_BOOT

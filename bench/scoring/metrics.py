@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -18,23 +18,30 @@ from ..background import one_thread
 
 N_BOOTSTRAP = 1000
 #: Bump when a metric or the resampling changes: results record it, verify compares like with like.
-SCORING_VERSION = 6  # 4: tracks, family-balanced figures, the answer-visible reference; 5: per-family draws;
-# 6: several chunks of draws scored together (the same draws), on one native thread (last bits of some
-# figures move; they no longer depend on the machine's thread count)
+SCORING_VERSION = 7  # 7: ranked by the within-family pair-pooled AUROC; random is a sanity row, not a bar;
+# the no-signal band, the minimum detectable effect, informative families, same-ranking and saturation marks
 ECE_BINS = 10
 #: The bar every predictor is shown against (DESIGN.md), per track: a blind predictor against the
-#: blind baselines (random, prompt length), a trace-track one also against output confidence.
-BASELINES = {"blind": ("random", "prompt_length"), "trace": ("random", "prompt_length", "confidence")}
-#: What ranks predictors and decides "beats the baselines": the mean over families of each family's
-#: AUROC, so that knowing which family is hard earns nothing.
-RANKING = "family_auroc"
+#: blind baselines (prompt length), a trace-track one also against output confidence. `random` is
+#: shown beside them as a sanity row (its figure should sit inside the no-signal band), never the bar.
+BASELINES = {"blind": ("prompt_length",), "trace": ("prompt_length", "confidence")}
+SANITY = "random"
+#: What ranks predictors and decides "beats the baselines": the within-family pair-pooled AUROC, every
+#: (failed, passed) pair of items of one family counted once (ties half): knowing which family is hard
+#: earns nothing, and a family weighs by its pairs, so one with a single passing item weighs almost nothing.
+RANKING = "pair_auroc"
+#: A family with fewer than this many failed or passed variant items says almost nothing at item level.
+INFORMATIVE_MIN = 10
+N_PERMUTATIONS = 2000  # draws of the no-signal band
+MDE_FACTOR = 2.8  # (z_0.975 + z_0.8): a difference this many standard errors away is detected 80% of the time
+SATURATED_SHARE = 0.5  # a predictor giving one value to at least this share of items says little
 #: The trace track's reference row: the model's answer read at the answer position (after sealing).
 REFERENCE = "answer_visible"
 METRICS = ("auroc", "auprc", "brier", "ece")  # item level
 CELL_METRICS = ("spearman", "mae")  # across cells
-FAMILY_METRICS = ("family_auroc", "family_spearman")  # within families, averaged over families
+FAMILY_METRICS = ("pair_auroc", "family_auroc", "family_spearman")  # within families
 HIGHER_IS_BETTER = {"auroc": True, "auprc": True, "brier": False, "ece": False, "spearman": True, "mae": False,
-                    "family_auroc": True, "family_spearman": True}
+                    "pair_auroc": True, "family_auroc": True, "family_spearman": True}
 
 
 @dataclass(frozen=True)
@@ -177,15 +184,19 @@ def _tie_sums_drawn(drawn: Drawn, sorted_: Sorted) -> tuple[np.ndarray, np.ndarr
     return both[..., 1], both[..., 0]
 
 
+def _concordance(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per resample, from tie sums: Mann-Whitney U (failed items scored above passed ones, ties half)
+    and the number of (failed, passed) pairs."""
+    below = np.cumsum(neg, axis=1) - neg  # successes scored strictly lower
+    return (pos * (below + 0.5 * neg)).sum(1), pos.sum(1) * neg.sum(1)
+
+
 def _auroc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorted | None = None,
                 ties: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """AUROC of each resample (Mann-Whitney U over tie groups); NaN where a resample has one class."""
-    pos, neg = ties if ties is not None else _tie_sums(counts, y, sorted_ or Sorted(s))
-    below = np.cumsum(neg, axis=1) - neg  # successes scored strictly lower
-    u = (pos * (below + 0.5 * neg)).sum(1)
-    n_pos, n_neg = pos.sum(1), neg.sum(1)
+    u, pairs = _concordance(*(ties if ties is not None else _tie_sums(counts, y, sorted_ or Sorted(s))))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
+        return np.where(pairs > 0, u / pairs, np.nan)
 
 
 def _auprc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorted | None = None,
@@ -333,14 +344,16 @@ def difference(failed, scores, reference, idx: np.ndarray, metric: str = "auroc"
     return _interval(a - b, rows)
 
 
-# -- family-balanced figures -------------------------------------------------------------
+# -- within-family figures ---------------------------------------------------------------
 #
 # Pooled AUROC rewards knowing which family is hard (a family's base rate ranks its items
-# together). The ranking figure is the mean over families of each family's AUROC, and the
-# cell figure the mean over families of the Spearman rho between predicted and observed
-# failure across that family's cells. Their intervals come from a stratified bootstrap:
-# every resample draws each family's items within the family, the same draws for every
-# predictor (paired differences).
+# together). The ranking figure counts only pairs inside a family: every (failed, passed) pair
+# of items of one family once, so a family weighs by its pairs (a family with one passing item
+# adds a few pairs, not a whole vote as in the mean of family AUROCs, which stays beside it).
+# The cell figure is the mean over families of the Spearman rho between predicted and observed
+# failure across that family's cells. Intervals come from a stratified bootstrap: every
+# resample draws each family's items within the family, the same draws for every predictor
+# (paired differences).
 
 def family_of(cells: np.ndarray) -> np.ndarray:
     """'family/cell' labels to their family."""
@@ -373,57 +386,155 @@ def _within(points: list[float | None], rows: list[np.ndarray]) -> tuple[float |
         return float(np.mean([points[i] for i in used])), np.nanmean(stacked, axis=0)
 
 
+def _pooled(parts: list[tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]]]) -> tuple[float | None, np.ndarray]:
+    """The pair-pooled AUROC and its bootstrap rows from each family's (U, pairs) and their rows: the
+    sum of the families' U over the sum of their pairs (a resample where a family has one outcome
+    adds nothing)."""
+    u = sum(p[0][0] for p in parts)
+    pairs = sum(p[0][1] for p in parts)
+    u_rows = sum(p[1][0] for p in parts)
+    pair_rows = sum(p[1][1] for p in parts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows = np.where(pair_rows > 0, u_rows / np.where(pair_rows > 0, pair_rows, 1), np.nan)
+    return (float(u / pairs) if pairs > 0 else None), np.asarray(rows, dtype=np.float64)
+
+
+FAMILY_PARTS = ("auroc", "spearman", "pairs")
+
+
 @single_threaded
 def family_metrics(failed, cells, scores: dict[str, np.ndarray], seed: int, n_boot: int = N_BOOTSTRAP,
                    known: dict[str, dict] | None = None):
-    """Per predictor: each family's AUROC (None where one outcome only), their mean `family_auroc`,
-    the mean within-family cell rho `family_spearman`; and each one's bootstrap rows. `known`
-    (family -> predictor -> {"auroc"|"spearman": (point, rows)}, from scoring each family alone on
-    the same draws) saves recomputing what is already there."""
+    """Per predictor: the pair-pooled AUROC `pair_auroc` (the ranking figure), each family's AUROC
+    (None where one outcome only) and their mean `family_auroc`, the mean within-family cell rho
+    `family_spearman`; and the ranking figure's bootstrap rows. `known` (family -> predictor ->
+    part -> (point, rows), from scoring each family alone on the same draws) saves recomputing
+    what is already there."""
     y = np.asarray(failed, dtype=np.float64)
     fam = family_of(np.asarray(cells))
     names = list(dict.fromkeys(fam.tolist()))
     known = known or {}
-    per = {name: {"auroc": [], "spearman": []} for name in scores}  # (point, rows) per family, in `names` order
+    per = {name: {part: [] for part in FAMILY_PARTS} for name in scores}  # (point, rows) per family, in `names` order
     for f in names:
-        if all(name in known.get(f, {}) for name in scores):
-            for name in scores:
-                for metric in ("auroc", "spearman"):
-                    per[name][metric].append(known[f][name][metric])
-            continue
-        m = np.flatnonzero(fam == f)
-        alone = _family_rows(y[m], np.asarray(cells)[m], {n: np.asarray(s, dtype=np.float64)[m] for n, s in scores.items()},
-                             f, seed, n_boot)
+        if not all(name in known.get(f, {}) for name in scores):
+            m = np.flatnonzero(fam == f)
+            known = {**known, f: _family_rows(y[m], np.asarray(cells)[m],
+                                              {n: np.asarray(s, dtype=np.float64)[m] for n, s in scores.items()},
+                                              f, seed, n_boot)}
         for name in scores:
-            for metric in ("auroc", "spearman"):
-                per[name][metric].append(alone[name][metric])
+            for part in FAMILY_PARTS:
+                per[name][part].append(known[f][name][part])
     out, boot = {}, {}
     for name in scores:
+        pair, pair_rows = _pooled(per[name]["pairs"])
         auc, auc_rows = _within([p for p, _ in per[name]["auroc"]], [r for _, r in per[name]["auroc"]])
         rho, rho_rows = _within([p for p, _ in per[name]["spearman"]], [r for _, r in per[name]["spearman"]])
-        out[name] = {"family_auroc": _interval(auc, auc_rows), "family_spearman": _interval(rho, rho_rows),
+        out[name] = {"pair_auroc": _interval(pair, pair_rows), "family_auroc": _interval(auc, auc_rows),
+                     "family_spearman": _interval(rho, rho_rows),
                      "family_aurocs": dict(zip(names, [p for p, _ in per[name]["auroc"]]))}
-        boot[name] = auc_rows
+        boot[name] = pair_rows
     return out, boot
 
 
 def _family_rows(y: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], family: str, seed: int,
                  n_boot: int) -> dict[str, dict]:
-    """One family's AUROC and cell rho per predictor: (point, bootstrap rows) on its own draws."""
+    """One family's AUROC, its (U, pairs) and its cell rho per predictor: (point, bootstrap rows) on
+    its own draws."""
     _, groups = np.unique(cells, return_inverse=True)
     onehot = np.eye(int(groups.max()) + 1)[groups] if len(groups) else np.zeros((0, 0))
     sorts = {name: Sorted(s) for name, s in scores.items()}
-    rows = {name: {"auroc": [], "spearman": []} for name in scores}
+    rows = {name: {"u": [], "pairs": [], "spearman": []} for name in scores}
     for idx in together((idx for (idx,) in family_resamples([family], [np.arange(len(y))], seed, n_boot)), len(y)):
         counts = counts_of(idx, len(y))
         observed = _group_means(y, onehot, counts)
         drawn = Drawn(idx, y)
         for name, s in scores.items():
-            rows[name]["auroc"].append(_auroc_rows(counts, y, s, sorts[name], _tie_sums_drawn(drawn, sorts[name])))
+            u, pairs = _concordance(*_tie_sums_drawn(drawn, sorts[name]))
+            rows[name]["u"].append(u)
+            rows[name]["pairs"].append(pairs)
             rows[name]["spearman"].append(_spearman_rows(_group_means(s, onehot, counts), observed))
-    return {name: {"auroc": (point("auroc", y, s), np.concatenate(rows[name]["auroc"])),
-                   "spearman": (_cell_points(y, s, onehot)[0]["spearman"], np.concatenate(rows[name]["spearman"]))}
-            for name, s in scores.items()}
+    out = {}
+    for name, s in scores.items():
+        u_point, pairs_point = _concordance(*_tie_sums(np.ones((1, len(y))), y, sorts[name]))
+        u_rows, pair_rows = np.concatenate(rows[name]["u"]), np.concatenate(rows[name]["pairs"])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auc_rows = np.where(pair_rows > 0, u_rows / np.where(pair_rows > 0, pair_rows, 1), np.nan)
+        out[name] = {"auroc": (point("auroc", y, s), auc_rows),
+                     "pairs": ((float(u_point[0]), float(pairs_point[0])), (u_rows, pair_rows)),
+                     "spearman": (_cell_points(y, s, onehot)[0]["spearman"], np.concatenate(rows[name]["spearman"]))}
+    return out
+
+
+# -- chance, power and the shape of a predictor's scores ------------------------------------
+
+@single_threaded
+def no_signal_band(failed, cells, seed: int, n_perm: int = N_PERMUTATIONS) -> dict[str, Any]:
+    """The 95% range of the ranking figure (pair-pooled AUROC) and of the task-level figure (Spearman
+    rho across cells) for scores that carry no signal: scores permuted within each family, drawn
+    once for the run's items. A tie-free score permuted within a family puts its failed items at a
+    random subset of ranks, so each draw is a sum of random ranks (vectorized over draws)."""
+    y = np.asarray(failed, dtype=bool)
+    cells = np.asarray(cells)
+    fam = family_of(cells)
+    u, pairs = np.zeros(n_perm), 0.0
+    for f in dict.fromkeys(fam.tolist()):
+        m = y[fam == f]
+        n_pos, n = int(m.sum()), len(m)
+        if 0 < n_pos < n:
+            rng = np.random.default_rng([seed, 104729, family_stream(f)])
+            ranks = np.argsort(rng.random((n_perm, n)), axis=1)[:, :n_pos] + 1  # the failed items' ranks
+            u += ranks.sum(1) - n_pos * (n_pos + 1) / 2
+            pairs += n_pos * (n - n_pos)
+    band: dict[str, Any] = {"n_permutations": n_perm, "pair_auroc": None, "spearman": None}
+    if pairs:
+        lo, hi = np.percentile(u / pairs, [2.5, 97.5])
+        band["pair_auroc"] = {"lo": float(lo), "hi": float(hi)}
+    names, groups = np.unique(cells, return_inverse=True)
+    if len(names) >= 3:
+        observed = np.round(np.bincount(groups, weights=y) / np.bincount(groups), CELL_DECIMALS)
+        if np.ptp(observed) > 0:
+            rng = np.random.default_rng([seed, 104729])
+            rho = _spearman_rows(rng.random((n_perm, len(names))), np.broadcast_to(observed, (n_perm, len(names))).copy())
+            lo, hi = np.percentile(rho, [2.5, 97.5])
+            band["spearman"] = {"lo": float(lo), "hi": float(hi)}
+    return band
+
+
+def minimum_detectable_effect(differences: list[dict], n_items: int) -> dict[str, Any] | None:
+    """The smallest difference in the ranking figure from the best baseline that this run's items
+    could detect (MDE_FACTOR bootstrap standard errors of the paired difference, the median over the
+    track's predictors); it shrinks as 1/sqrt(n)."""
+    ses = [(d["hi"] - d["lo"]) / (2 * 1.96) for d in differences if d and d.get("lo") is not None]
+    if not ses:
+        return None
+    mde = MDE_FACTOR * float(np.median(ses))
+    return {"value": mde, "n_items": n_items, "with_4x_items": mde / 2,
+            "note": f"a difference from the best baseline smaller than {mde:.3f} is likely to go undetected with "
+                    f"{n_items} items; four times the items (--n x4) halves it"}
+
+
+def saturation(scores: np.ndarray) -> float:
+    """The share of items at the predictor's most common value."""
+    s = np.asarray(scores, dtype=np.float64)
+    if not len(s):
+        return 0.0
+    _, counts = np.unique(s, return_counts=True)
+    return float(counts.max() / len(s))
+
+
+def same_rankings(scores: dict[str, np.ndarray], first: tuple[str, ...] = ()) -> dict[str, str]:
+    """Predictors whose scores rank every item as another's do (a monotone transform of it): name ->
+    the one it repeats (a baseline in `first` where one matches, else the earlier name)."""
+    order = [n for n in first if n in scores] + sorted(n for n in scores if n not in first)
+    ranks = {n: average_ranks(np.asarray(scores[n], dtype=np.float64)[None, :])[0] for n in order}
+    out: dict[str, str] = {}
+    for i, name in enumerate(order):
+        if name in first or len(ranks[name]) < 2 or np.ptp(ranks[name]) == 0:
+            continue
+        match = next((o for o in order[:i] if o not in out and np.array_equal(ranks[o], ranks[name])), None)
+        if match is not None:
+            out[name] = match
+    return out
 
 
 def cell_table(rows: Sequence[dict], predictions: dict[str, np.ndarray]) -> list[dict]:
@@ -488,9 +599,8 @@ def pooled_rows(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndar
 @single_threaded
 def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], seed: int,
                       n_boot: int = N_BOOTSTRAP, tracks: dict[str, str] | None = None,
-                      reference: np.ndarray | None = None, families: dict[str, dict] | None = None,
-                      rows: tuple[dict, dict] | None = None) -> dict[str, dict]:
-    """Every metric for every predictor, and each one's ranking figure (family-balanced AUROC) against
+                      reference: np.ndarray | None = None, families: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Every metric for every predictor, and each one's ranking figure (pair-pooled AUROC) against
     the best baseline of its track (`tracks`: name -> "blind" or "trace"; None: every predictor in the
     trace track). With `reference` (the answer-visible scores), it is scored too, under REFERENCE,
     and each trace-track predictor is also shown against it.
@@ -499,33 +609,26 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
     so memory stays bounded however many items there are. Items of one family are drawn from that
     family's own stream (`family_resamples`), the draws its share of a run's family-balanced figures
     uses; `families` (a dict, shared across calls) keeps each family scored alone so that scoring
-    the run after its families reuses their rows instead of recomputing them. `rows`: this call's
-    `pooled_rows`, computed elsewhere (another process) on the same arguments."""
+    the run after its families reuses their rows instead of recomputing them."""
     y = np.asarray(failed, dtype=np.float64)
     values = _values(scores, reference)
     tracks = dict(tracks or {}) if tracks is not None else {name: "trace" for name in scores}
     if reference is not None:
         tracks[REFERENCE] = "reference"
-    points, boot = rows if rows is not None else pooled_rows(failed, cells, scores, seed, n_boot, reference)
+    points, boot = pooled_rows(failed, cells, scores, seed, n_boot, reference)
     fams = family_of(np.asarray(cells))
     alone = fams[0] if len(set(fams.tolist())) == 1 else None
     out: dict[str, dict] = {}
-    if alone is not None:  # one family: its figures are the pooled ones, on the same resamples
-        family = {n: {"family_auroc": _interval(points[n]["auroc"], boot[n]["auroc"]) if points[n]["auroc"] is not None
-                      else NONE, "family_spearman": _interval(points[n]["spearman"], boot[n]["spearman"])
-                      if points[n]["spearman"] is not None else NONE,
-                      "family_aurocs": {fams[0]: points[n]["auroc"]}} for n in values}
-        family_rows = {n: boot[n]["auroc"] for n in values}
-        if families is not None:
-            families[alone] = {n: {m: (points[n][m], boot[n][m]) for m in ("auroc", "spearman")} for n in values}
-    else:
-        family, family_rows = family_metrics(y, np.asarray(cells), values, seed, n_boot, families) if len(y) else ({}, {})
+    if alone is not None and families is not None and alone not in families:
+        families[alone] = _family_rows(y, np.asarray(cells), values, alone, seed, n_boot)
+    family, family_rows = family_metrics(y, np.asarray(cells), values, seed, n_boot, families) if len(y) else ({}, {})
     for name in values:
         out[name] = {m: (_interval(points[name][m], boot[name][m]) if points[name][m] is not None else NONE).to_dict()
                      for m in METRICS + CELL_METRICS}
         if name in family:
             out[name].update({m: family[name][m].to_dict() for m in FAMILY_METRICS},
                              family_aurocs=family[name]["family_aurocs"])
+        out[name]["saturation"] = saturation(values[name])
     for track, names in _by_track(tracks).items():
         present = [b for b in BASELINES.get(track, ()) if b in values and out[b].get(RANKING, {}).get("value") is not None]
         if not present:

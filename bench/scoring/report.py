@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from .metrics import ECE_BINS, RANKING, REFERENCE, format_interval
+from .metrics import ECE_BINS, RANKING, REFERENCE, SANITY, SATURATED_SHARE, format_interval
 
 esc = html.escape
 
@@ -327,6 +327,10 @@ def flags(p: dict, own: bool = True) -> list[str]:
     difference = (p.get("vs_best_baseline") or {}).get("difference") or {}
     if own and difference.get("hi") is not None and difference["hi"] < 0:
         out.append("worse than baseline")
+    if p.get("same_ranking_as"):
+        out.append(f"same ranking as {p['same_ranking_as']}")
+    if (p.get("saturation") or 0) >= SATURATED_SHARE:
+        out.append(f"saturated: one value on {p['saturation']:.0%} of items")
     return out
 
 
@@ -342,22 +346,26 @@ def _track_table(results: dict, track: str) -> str:
         p = reference if name == REFERENCE else results["predictors"][name]
         own = name != REFERENCE and p.get("track") == track  # a blind baseline in the trace table: figures only
         vs = p.get("vs_best_baseline", {}) if own else {}
-        role = "reference" if name == REFERENCE else f"{p.get('track')} baseline" if name in baselines else ""
+        role = ("reference" if name == REFERENCE else f"{p.get('track')} baseline" if name in baselines
+                else "sanity row" if name == SANITY else "")
         beats = ' <b class="beats">✔ beats</b>' if vs.get("beats") else ""
         diff = ("" if not own else "best baseline" if name == vs.get("baseline")
                 else _fmt(vs.get("difference"), signed=True) + beats)
         ref = _fmt((p.get("vs_reference") or {}).get("difference"), signed=True) if reference and own else ""
         tags = (f' <span class="role">{role}</span>' if role else "") + "".join(
-            f' <span class="flag">{esc(f)}</span>' for f in flags(p, own and name not in baselines))
+            f' <span class="flag">{esc(f)}</span>' for f in flags(p, own and name not in baselines and name != SANITY))
         css = "reference" if name == REFERENCE else "baseline" if name in baselines else ""
         figures = [_fmt(p.get(RANKING)), diff] + ([ref] if reference else []) + [
-            _fmt(p.get(m)) for m in ("auroc", "family_spearman", "spearman", "brier", "ece")]
+            _fmt(p.get(m)) for m in ("family_auroc", "auroc", "family_spearman", "spearman", "brier", "ece")]
         rows.append(f'<tr class="{css}"><td><b>{esc(name)}</b>{tags}</td>'
                     + "".join(f"<td>{f}</td>" for f in figures) + "</tr>")
-    head = ("<tr><th>predictor</th><th>family AUROC</th><th>Δ best baseline</th>"
+    head = ("<tr><th>predictor</th><th>pair AUROC</th><th>Δ best baseline</th>"
             + ("<th>Δ reference</th>" if reference else "")
-            + "<th>pooled AUROC</th><th>cell ρ within families</th><th>cell ρ</th><th>Brier</th><th>ECE</th></tr>")
-    return (f"<h3>{track} track</h3><p>{esc(TRACK_NOTES.get(track, ''))}</p>"
+            + "<th>mean family AUROC</th><th>pooled AUROC</th><th>cell ρ within families</th><th>cell ρ</th><th>Brier</th><th>ECE</th></tr>")
+    chance, mde = (results.get("no_signal") or {}).get("pair_auroc"), info.get("mde")
+    power = ((f" No signal: a score with none lands in [{chance['lo']:.3f}, {chance['hi']:.3f}] (95% of within-family "
+              "permutations).") if chance else "") + (f" Power: {mde['note']}." if mde else "")
+    return (f"<h3>{track} track</h3><p>{esc(TRACK_NOTES.get(track, '') + power)}</p>"
             f'<div class="scroll"><table class="metrics">{head}{"".join(rows)}</table></div>')
 
 
@@ -379,13 +387,15 @@ def _unscored(results: dict) -> str:
 def _predictors(results: dict) -> str:
     tables = "".join(_track_table(results, track) for track in ("blind", "trace"))
     return _section("predictors", "Predictors", (
-        "<p>Ranked by family AUROC: each family's AUROC (where both outcomes occur), averaged over families, so that "
-        "knowing which family is hard earns nothing; 95% bootstrap intervals (items resampled within families). "
-        "Δ is the family AUROC minus the best baseline's of the same track, paired; “✔ beats” where its "
-        "interval excludes zero: only there does a predictor beat the baselines. Shaded rows are the baselines "
-        '(blue) and the reference (yellow, italic), which compete with no one. <span class="flag">Flags</span> mark '
-        "a family AUROC interval entirely below 0.5 (the predictor ranks failures backwards) or a Δ interval "
-        "entirely below 0.</p>" + tables + _unscored(results)))
+        "<p>Ranked by pair AUROC: every (failed, passed) pair of items of one family counted once (ties half), so that "
+        "knowing which family is hard earns nothing and a family weighs by its pairs; 95% bootstrap intervals (items "
+        "resampled within families). Δ is the pair AUROC minus the best baseline's of the same track, paired; "
+        "“✔ beats” where its interval lies above zero: only there does a predictor beat the baselines. "
+        f"<code>{SANITY}</code> is a sanity row (its figure should sit inside the no-signal band), never the bar. "
+        "Shaded rows are the baselines (blue) and the reference (yellow, italic), which compete with no one. "
+        '<span class="flag">Flags</span> mark a pair AUROC interval entirely below 0.5 (the predictor ranks '
+        "failures backwards), a Δ interval entirely below 0, a ranking identical to another predictor's, or a "
+        "saturated output.</p>" + tables + _unscored(results)))
 
 
 # -- charts over predictors ------------------------------------------------------------------
@@ -430,7 +440,7 @@ def _roc(data, palette: dict[str, str]) -> str:
     note = f" Families left out of the run-level figures: {esc(', '.join(left_out))}." if left_out else ""
     return _section("roc", "ROC curves", (
         "<p>Each predictor's scores against the variant items' outcomes, pooled over the families (the legend's "
-        "figure is the curve's area, the pooled AUROC; the tables rank by family AUROC). Click a name to show only "
+        "figure is the curve's area, the pooled AUROC; the tables rank by pair AUROC). Click a name to show only "
         "its curve, click it again to show all; hover a curve for its name. Baselines are dashed; “= name” marks a "
         f"curve identical to that predictor's (drawn under it).{note}</p>"
         f'<div class="roc">{chart}<div class="legend"><p><small>predictor, pooled AUROC</small></p>'

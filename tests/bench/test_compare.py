@@ -12,7 +12,7 @@ def results(auroc, lo, hi, brier=0.1, seed=0, cells=(("addition", "digits=4", 10
     return {"provenance": {"seed": seed},
             "cells": [{"family": f, "cell": c, "n": n} for f, c, n in cells],
             "predictors": {"probe": {"status": "ok", "track": "trace", "auroc": {"value": auroc, "lo": lo, "hi": hi},
-                                     "family_auroc": {"value": auroc, "lo": lo, "hi": hi},
+                                     "pair_auroc": {"value": auroc, "lo": lo, "hi": hi},
                                      "brier": {"value": brier, "lo": brier - 0.01, "hi": brier + 0.01}}}}
 
 

@@ -33,10 +33,14 @@ def test_build_writes_json_markdown_and_sortable_html(root):
     assert set(board["tracks"]["trace"]) == {"confidence", "knn_distance", "answer_visible (reference)"}
     assert list(board["tracks"]["trace"])[-1] == "answer_visible (reference)"  # shown, never ranked
     saved = json.loads((root / "leaderboard.json").read_text())
-    assert saved["schema_version"] == 2 and saved["tracks"]["trace"].keys() == board["tracks"]["trace"].keys()
+    assert saved["schema_version"] == 3 and saved["tracks"]["trace"].keys() == board["tracks"]["trace"].keys()
+    assert board["tracks"]["blind"]["random"]["role"] == "sanity"
+    assert board["tracks"]["blind"]["prompt_length"]["role"] == "baseline"
+    assert board["tracks"]["trace"]["knn_distance"]["coverage"] == "1/1"
     md = (root / "LEADERBOARD.md").read_text()
     assert md.index("## blind track") < md.index("## trace track")
-    assert "| predictor | beats baselines on | mean family AUROC | default |" in md
+    assert "| predictor | beats (wins / Holm / chance) | mean | coverage | cell ρ | default |" in md
+    assert "| random (sanity) |" in md and "`–`: the predictor did not run on that model" in md
     page = (root / "leaderboard.html").read_text()
     assert page.count("<table class='board'>") == 2 and "addEventListener('click'" in page
 
@@ -102,7 +106,9 @@ def test_the_committed_leaderboard_verifies_and_covers_the_zoo():
     default = json.loads((root / "leaderboard" / "runs" / "default" / "results.json").read_text())
     assert default["provenance"]["model"]["fingerprint"] == load_model("default").fingerprint
     board = json.loads((root / "leaderboard" / "leaderboard.json").read_text())
-    assert sorted(board["models"]) == members
+    assert sorted(board["models"] + list(board["left_out"])) == members
+    for model, why in board["left_out"].items():  # only a model that fails its own base region is left out
+        assert "base region" in why
     md = (root / "leaderboard" / "LEADERBOARD.md").read_text()
     assert all(m in md for m in members)
 
@@ -123,3 +129,22 @@ def test_run_zoo_runs_the_bundled_model_and_the_members_it_is_asked_for(tmp_path
         assert sorted(p.name for p in folder.iterdir()) == sorted(KEEP)
     # Tables name a zoo model by its preset
     assert [model_label(validate(f, submission=False)) for f in folders] == ["default", "tiny"]
+
+
+def test_holm_counts_only_the_wins_that_survive_the_correction():
+    from bench.leaderboard.board import holm_wins
+
+    strong = {"value": 0.10, "lo": 0.06, "hi": 0.14}  # z ~ 4.9
+    marginal = {"value": 0.021, "lo": 0.001, "hi": 0.041}  # lower end above 0: a win alone; z ~ 2.06
+    assert holm_wins([strong, strong, strong]) == 3
+    assert holm_wins([marginal]) == 1
+    assert holm_wins([marginal] * 10) == 0  # ten marginal wins are what chance gives among many tests
+    assert holm_wins([strong, marginal, None]) == 1
+
+
+def test_a_model_that_fails_its_base_region_is_left_out_with_its_reason():
+    from bench.leaderboard.board import admission
+
+    assert admission({"competence": {"flagged": [], "limit": 0.2}}) is None
+    why = admission({"competence": {"flagged": ["addition"], "limit": 0.2}})
+    assert "addition" in why and "base region" in why

@@ -59,10 +59,10 @@ PREDICTORS = {  # name: (track, family AUROC, pooled AUROC, Δ best baseline)
 
 
 def _predictor(name, track, ranking, pooled, difference, best):
-    out = {"status": "ok", "track": track, "family_auroc": interval(ranking), "auroc": interval(pooled),
+    out = {"status": "ok", "track": track, "pair_auroc": interval(ranking), "auroc": interval(pooled),
            "brier": interval(0.2), "ece": interval(0.1), "spearman": interval(0.5), "family_spearman": interval(0.4)}
     if difference is not None or name == best:
-        out["vs_best_baseline"] = {"metric": "family_auroc", "difference": difference or interval(0.0, 0.0, 0.0),
+        out["vs_best_baseline"] = {"metric": "pair_auroc", "difference": difference or interval(0.0, 0.0, 0.0),
                                    "beats": bool(difference and difference["lo"] > 0), "baseline": best}
     return out
 
@@ -98,7 +98,7 @@ def make_run(folder, ranking=None, note="", history=None, same_outcome=False):
         "tracks": {"blind": {"baselines": ["random", "prompt_length"], "best_baseline": "prompt_length"},
                    "trace": {"baselines": ["random", "prompt_length", "confidence"], "best_baseline": "confidence",
                              "reference": {"name": "answer_visible", "auroc": interval(0.95),
-                                           "family_auroc": interval(0.96)}}},
+                                           "pair_auroc": interval(0.96)}}},
         "families": families,
         "competence": {"base_failure": {"alpha": 0.0, "beta": 0.0}, "flagged": [], "scored_families": ["alpha", "beta"],
                        "note": note},
@@ -229,9 +229,9 @@ def test_wilson_interval():
 
 
 def test_flags_below_chance_and_worse_than_baseline(page):
-    assert flags({"family_auroc": interval(0.4, 0.35, 0.45)}) == ["below chance (reversed signal)"]
-    assert flags({"family_auroc": interval(0.45, 0.4, 0.5)}) == []  # touches chance: not flagged
-    assert flags({"family_auroc": interval(0.6), "vs_best_baseline": {"difference": interval(-0.1, -0.2, -0.01)}}) \
+    assert flags({"pair_auroc": interval(0.4, 0.35, 0.45)}) == ["below chance (reversed signal)"]
+    assert flags({"pair_auroc": interval(0.45, 0.4, 0.5)}) == []  # touches chance: not flagged
+    assert flags({"pair_auroc": interval(0.6), "vs_best_baseline": {"difference": interval(-0.1, -0.2, -0.01)}}) \
         == ["worse than baseline"]
     row = re.search(r"<tr[^>]*><td><b>p_rev</b>.*?</tr>", page).group(0)
     assert "below chance (reversed signal)" in row and "worse than baseline" in row

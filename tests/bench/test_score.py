@@ -179,14 +179,15 @@ def test_family_bootstrap_rows_match_scikit_learn_on_the_same_draws():
     _, rows = family_metrics(failed, cells, {"p": scores}, seed=11, n_boot=100)
     members = [np.arange(40), np.arange(40, 80)]
     draws = next(family_resamples(["a", "b"], members, seed=11, n_boot=100))
-    for r in range(5):
-        per_family = []
+    for r in range(5):  # the ranking figure's rows: each family's U over its pairs, pooled over families
+        u = pairs = 0.0
         for m, idx in zip(members, draws):
             picked = m[idx[r]]
-            if failed[picked].all() or not failed[picked].any():
-                continue
-            per_family.append(roc_auc_score(failed[picked], scores[picked]))
-        assert rows["p"][r] == pytest.approx(np.mean(per_family))
+            n_pos, n_neg = int(failed[picked].sum()), int((~failed[picked]).sum())
+            if n_pos and n_neg:
+                u += roc_auc_score(failed[picked], scores[picked]) * n_pos * n_neg
+                pairs += n_pos * n_neg
+        assert rows["p"][r] == pytest.approx(u / pairs)
 
 
 def test_each_track_is_judged_against_its_own_baselines_and_the_trace_track_against_the_reference():
@@ -198,12 +199,12 @@ def test_each_track_is_judged_against_its_own_baselines_and_the_trace_track_agai
               "blind_p": np.clip(failed * 0.2 + noise() * 0.8, 0, 1), "trace_p": np.clip(failed * 0.2 + noise() * 0.8, 0, 1)}
     tracks = {"random": "blind", "prompt_length": "blind", "confidence": "trace", "blind_p": "blind", "trace_p": "trace"}
     out = score_predictors(failed, cells, scores, seed=0, n_boot=200, tracks=tracks, reference=failed * 0.9 + 0.05)
-    assert out["blind_p"]["vs_best_baseline"]["baseline"] in ("random", "prompt_length")  # never confidence
+    assert out["blind_p"]["vs_best_baseline"]["baseline"] == "prompt_length"  # never confidence, never random
     assert out["blind_p"]["vs_best_baseline"]["beats"] is True
     assert out["trace_p"]["vs_best_baseline"]["baseline"] == "confidence"
     assert out["trace_p"]["vs_best_baseline"]["beats"] is False  # confidence is the stronger here
     assert out["trace_p"]["vs_reference"]["difference"]["hi"] < 0 and "vs_reference" not in out["blind_p"]
-    assert out["answer_visible"]["family_auroc"]["value"] == pytest.approx(1.0)
+    assert out["answer_visible"]["pair_auroc"]["value"] == pytest.approx(1.0)
 
 
 def test_a_run_scored_after_its_families_reuses_their_draws_and_gets_the_same_figures():
@@ -220,7 +221,8 @@ def test_a_run_scored_after_its_families_reuses_their_draws_and_gets_the_same_fi
         m = np.char.startswith(cells, f + "/")
         alone = score_predictors(failed[m], cells[m], {k: v[m] for k, v in scores.items()}, seed=3, n_boot=200,
                                  tracks=tracks, families=known)
-        assert alone["p"]["family_auroc"] == alone["p"]["auroc"]  # one family: the pooled figure
+        assert alone["p"]["family_auroc"] == alone["p"]["pair_auroc"]  # one family: its own AUROC, both ways
+        assert alone["p"]["pair_auroc"]["value"] == alone["p"]["auroc"]["value"]
     assert sorted(known) == ["a", "b", "c"]
     reused = score_predictors(failed, cells, scores, seed=3, n_boot=200, tracks=tracks, families=known)
     assert reused == fresh
@@ -238,84 +240,99 @@ def test_tie_sums_from_the_draws_equal_those_from_the_counts():
         assert a.shape == b.shape and np.array_equal(a, b)
 
 
-def test_pooled_rows_from_a_second_process_give_the_same_figures(monkeypatch):
-    """The run scores its pooled figures in a forked child while it scores the families: the rows
-    that come back are the ones computed here, and a child that fails is replaced by computing
-    them here."""
-    import os
-    import sys
+def _brute_pair_auroc(failed, cells, scores):
+    """Every (failed, passed) pair inside one family, counted one by one; ties half."""
+    fam = np.array([c.split("/")[0] for c in cells])
+    concordant, pairs = 0.0, 0
+    for i in range(len(failed)):
+        for j in range(len(failed)):
+            if fam[i] == fam[j] and failed[i] and not failed[j]:
+                pairs += 1
+                concordant += 1.0 if scores[i] > scores[j] else 0.5 if scores[i] == scores[j] else 0.0
+    return concordant / pairs
 
-    from bench.background import Background
-    from bench.scoring.metrics import pooled_rows
 
-    rng = np.random.default_rng(9)
-    cells = np.array([f"{f}/c{k % 3}" for f in ("a", "b") for k in range(60)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pair_auroc_equals_a_brute_force_pair_count_with_ties_and_one_outcome_families(seed):
+    rng = np.random.default_rng(seed)
+    cells = np.array([f"{f}/c{k % 2}" for f, n in (("a", 30), ("b", 12), ("c", 9), ("d", 20)) for k in range(n)])
+    failed = rng.random(len(cells)) < 0.5
+    failed[np.char.startswith(cells, "c/")] = True  # one outcome only: no pairs, no weight
+    failed[np.char.startswith(cells, "d/")] = np.arange(20) == 3  # a single passing... failing item
+    scores = {"p": np.round(rng.random(len(cells)), 1)}  # ties included
+    out = score_predictors(failed, cells, scores, seed=0, n_boot=100)
+    assert out["p"]["pair_auroc"]["value"] == pytest.approx(_brute_pair_auroc(failed, cells, scores["p"]), abs=1e-12)
+    assert out["p"]["family_aurocs"]["c"] is None
+
+
+def test_a_predictor_that_knows_only_each_familys_base_rate_scores_exactly_one_half():
+    rng = np.random.default_rng(4)
+    rates = {"easy": 0.1, "mid": 0.5, "hard": 0.9}
+    cells = np.array([f"{f}/c{k % 3}" for f in rates for k in range(100)])
+    failed = np.array([rng.random() < rates[c.split("/")[0]] for c in cells])
+    base_rate = np.array([rates[c.split("/")[0]] for c in cells])
+    out = score_predictors(failed, cells, {"base_rate": base_rate}, seed=0, n_boot=100)
+    assert out["base_rate"]["pair_auroc"]["value"] == 0.5
+    assert out["base_rate"]["auroc"]["value"] > 0.8  # pooled over families it would look like a finding
+
+
+def test_no_signal_band_matches_a_slow_permutation_loop():
+    from bench.scoring.metrics import no_signal_band
+
+    rng = np.random.default_rng(6)
+    cells = np.array([f"{f}/c{k % 4}" for f, n in (("a", 80), ("b", 40), ("c", 25)) for k in range(n)])
+    failed = rng.random(len(cells)) < np.where(np.char.startswith(cells, "a/"), 0.3, 0.7)
+    band = no_signal_band(failed, cells, seed=1, n_perm=2000)
+    fam = np.array([c.split("/")[0] for c in cells])
+    slow = []
+    base = np.arange(len(cells), dtype=float)
+    for _ in range(1000):
+        s = base.copy()
+        for f in ("a", "b", "c"):
+            m = np.flatnonzero(fam == f)
+            s[m] = rng.permutation(s[m])
+        slow.append(_brute_pair_auroc_fast(failed, fam, s))
+    lo, hi = np.percentile(slow, [2.5, 97.5])
+    assert band["pair_auroc"]["lo"] == pytest.approx(lo, abs=0.01)
+    assert band["pair_auroc"]["hi"] == pytest.approx(hi, abs=0.01)
+    assert band["spearman"]["lo"] < 0 < band["spearman"]["hi"]
+
+
+def _brute_pair_auroc_fast(failed, fam, s):
+    concordant = pairs = 0.0
+    for f in set(fam.tolist()):
+        m = fam == f
+        pos, neg = s[m & failed], s[m & ~failed]
+        concordant += (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+        pairs += len(pos) * len(neg)
+    return concordant / pairs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_scores_sit_inside_the_no_signal_band(seed):
+    from bench.scoring.metrics import no_signal_band
+
+    rng = np.random.default_rng(100 + seed)
+    cells = np.array([f"{f}/c{k % 3}" for f in ("a", "b", "c", "d") for k in range(150)])
     failed = rng.random(len(cells)) < 0.4
-    scores = {"random": rng.random(len(cells)), "p": np.clip(failed * 0.3 + rng.random(len(cells)) * 0.7, 0, 1)}
-    here = score_predictors(failed, cells, scores, seed=4, n_boot=200)
-    job = Background(pooled_rows, failed, cells, scores, 4, 200)
-    if sys.platform.startswith("linux"):
-        assert job._pid is not None and job._pid != os.getpid()  # it did fork
-    assert score_predictors(failed, cells, scores, seed=4, n_boot=200, rows=job.result()) == here
-
-    def broken(*args):
-        raise RuntimeError("the child fails")
-
-    failing = Background(broken)
-    with pytest.raises(RuntimeError, match="the child fails"):  # computed here after the child failed
-        failing.result()
-    idle = Background(pooled_rows, failed, cells, scores, 4, 200)
-    idle.cancel()  # an interrupted caller leaves no child behind
-    assert idle._pid is None
+    band = no_signal_band(failed, cells, seed=seed)["pair_auroc"]
+    inside = 0
+    for k in range(20):
+        value = score_predictors(failed, cells, {"random": rng.random(len(cells))}, seed=0,
+                                 n_boot=20)["random"]["pair_auroc"]["value"]
+        inside += band["lo"] <= value <= band["hi"]
+    assert inside >= 16  # 95% expected; 16 of 20 has chance < 2% of failing by luck
+    assert band["hi"] - band["lo"] < 0.1
 
 
-def test_the_runs_scoring_split_over_two_processes_gives_the_figures_of_one(monkeypatch, tmp_path):
-    """The run's families are taken in turn by this process and the child that resamples the pooled
-    items: the same figures as all in one process, and a family the child claimed before it died is
-    computed here."""
-    import os
-    import time
-    from types import SimpleNamespace
+def test_monotone_transforms_are_marked_and_saturated_outputs_measured():
+    from bench.scoring.metrics import minimum_detectable_effect, saturation, same_rankings
 
-    from bench import background
-    from bench.protocol import stages
-
-    rng = np.random.default_rng(5)
-    names = ("a", "b", "c", "d")
-    variants = [SimpleNamespace(family=f) for f in names for _ in range(40)]
-    cells = np.array([f"{v.family}/c{k % 2}" for k, v in enumerate(variants)])
-    failed = rng.random(len(cells)) < 0.4
-    scores = {"random": rng.random(len(cells)), "p": np.clip(failed * 0.3 + rng.random(len(cells)) * 0.7, 0, 1)}
-    tracks = {"random": "blind", "p": "blind"}
-    competence = {"base_failure": {f: 0.0 for f in names}, "flagged": []}
-    kept = np.ones(len(cells), dtype=bool)
-    monkeypatch.setattr(stages, "N_BOOTSTRAP", 200)
-
-    def scored():
-        return stages._score_families(dict.fromkeys(names), variants, failed, cells, scores, 3, tracks, None,
-                                      competence, kept)
-
-    split = scored()
-    with monkeypatch.context() as m:
-        m.setattr(background, "_fork", lambda: None)  # no child: everything here
-        alone = scored()
-    assert split == alone
-
-    parent, real = os.getpid(), stages.score_predictors
-    taken = []
-
-    def slow_here_dead_there(failed_, cells_, *args, **kwargs):
-        if len(set(c.split("/")[0] for c in cells_)) == 1:  # one family's scoring
-            if os.getpid() != parent:
-                (tmp_path / "claimed").write_text(cells_[0])
-                os._exit(1)  # the child dies holding the family it claimed
-            taken.append(cells_[0])
-            time.sleep(0.5)  # this process is slow: the child finishes its pooled rows and claims one
-        return real(failed_, cells_, *args, **kwargs)
-
-    monkeypatch.setattr(stages, "score_predictors", slow_here_dead_there)
-    assert scored() == alone
-    if sys.platform.startswith("linux"):
-        lost = (tmp_path / "claimed").read_text().split("/")[0]  # the child did claim one, and died
-        assert lost in names and lost in [c.split("/")[0] for c in taken]  # which was computed here
-    assert len(taken) == len(names)
+    rng = np.random.default_rng(0)
+    x = rng.random(50)
+    scores = {"prompt_length": x, "transformed": 1 / (1 + np.exp(-3 * x)), "other": rng.random(50),
+              "flat": np.where(np.arange(50) < 40, 0.5, x)}
+    assert same_rankings(scores, first=("prompt_length",)) == {"transformed": "prompt_length"}
+    assert saturation(scores["flat"]) == pytest.approx(0.8) and saturation(scores["other"]) == pytest.approx(0.02)
+    mde = minimum_detectable_effect([{"value": 0.0, "lo": -0.0392, "hi": 0.0392}], 1000)
+    assert mde["value"] == pytest.approx(2.8 * 0.02) and mde["with_4x_items"] == pytest.approx(mde["value"] / 2)

@@ -144,10 +144,10 @@ def test_in_the_trace_track_reading_the_answer_does_not_beat_the_reference(adver
         p = adversaries["predictors"][name]
         assert p["track"] == "trace" and p["status"] == "ok"
         # The adversaries work (they read the answer well), so the comparison is not a vacuous one ...
-        assert p["family_auroc"]["value"] > 0.75, (name, p["family_auroc"])
+        assert p["pair_auroc"]["value"] > 0.75, (name, p["pair_auroc"])
         # ... and the reference row, which reads the same answer, is not beaten beyond noise.
-        assert p["vs_reference"]["difference"]["lo"] <= 0, (name, p["vs_reference"], reference["family_auroc"])
-    assert reference["family_auroc"]["value"] > adversaries["predictors"]["confidence"]["family_auroc"]["value"]
+        assert p["vs_reference"]["difference"]["lo"] <= 0, (name, p["vs_reference"], reference["pair_auroc"])
+    assert reference["pair_auroc"]["value"] > adversaries["predictors"]["confidence"]["pair_auroc"]["value"]
 
 
 def test_tables_are_per_track_and_baselines_match_the_track(adversaries):
@@ -156,9 +156,9 @@ def test_tables_are_per_track_and_baselines_match_the_track(adversaries):
     assert tracks["blind"]["baselines"] == ["random", "prompt_length"]
     assert tracks["trace"]["baselines"] == ["random", "prompt_length", "confidence"]
     blind_best = max(("random", "prompt_length"),
-                     key=lambda b: adversaries["predictors"][b]["family_auroc"]["value"])
+                     key=lambda b: adversaries["predictors"][b]["pair_auroc"]["value"])
     trace_best = max(("random", "prompt_length", "confidence"),
-                     key=lambda b: adversaries["predictors"][b]["family_auroc"]["value"])
+                     key=lambda b: adversaries["predictors"][b]["pair_auroc"]["value"])
     assert tracks["blind"]["best_baseline"] == blind_best and tracks["trace"]["best_baseline"] == trace_best
     assert adversaries["predictors"]["blind_looks_around"]["vs_best_baseline"]["baseline"] == blind_best
     assert adversaries["predictors"]["solver_top1"]["vs_best_baseline"]["baseline"] == trace_best
