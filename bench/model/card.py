@@ -37,16 +37,25 @@ def _first(config: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
+_ROPE_FIELDS = ("rope_theta", "rope_scaling", "rope_parameters", "rotary_dim", "rotary_pct", "rotary_emb_base",
+                "partial_rotary_factor")
+
+
 def positional_encoding(config: Any) -> str:
-    kind = config.model_type
-    if kind == "falcon" and getattr(config, "alibi", False):
+    """The positional scheme: from the model type where it is known (a "_text" suffix, as in Gemma-3's
+    "gemma3_text", names the same family), else from the config's own fields (RoPE's base or
+    scaling, an `alibi` switch, `position_embedding_type`), so new RoPE models are not "unknown"."""
+    config = getattr(config, "text_config", None) or config
+    kind = config.model_type.removesuffix("_text")
+    declared = getattr(config, "position_embedding_type", None)
+    if getattr(config, "alibi", False) or kind in _ALIBI or declared == "alibi":
         return "alibi"
-    if kind in _ALIBI:
-        return "alibi"
-    if kind in _ROTARY:
+    if kind in _ROTARY or declared in ("rotary", "rope"):
         return "rotary"
-    if kind in _LEARNED:
+    if kind in _LEARNED or declared == "absolute":
         return "learned"
+    if any(getattr(config, name, None) is not None for name in _ROPE_FIELDS):
+        return "rotary"
     return "unknown"
 
 

@@ -60,3 +60,19 @@ def test_tokenizer_facts_see_multi_digit_tokens(tmp_path):
     facts = load_model(str(tmp_path)).card.tokenizer
     assert facts["digits_per_token"] > 1 and facts["single_digit_tokens"] is False
     assert facts["space_merges_into_word"] is True
+
+
+def test_positional_scheme_of_configs_the_type_table_does_not_name():
+    from types import SimpleNamespace
+
+    from bench.model.card import positional_encoding
+
+    gemma3 = SimpleNamespace(model_type="gemma3_text", rope_theta=1_000_000.0)
+    assert positional_encoding(gemma3) == "rotary"
+    new_rope = SimpleNamespace(model_type="someday_lm", rope_parameters={"rope_type": "default"})
+    assert positional_encoding(new_rope) == "rotary"
+    wrapped = SimpleNamespace(model_type="someday_vlm", text_config=SimpleNamespace(model_type="someday_lm",
+                                                                                   rope_theta=10_000.0))
+    assert positional_encoding(wrapped) == "rotary"
+    assert positional_encoding(SimpleNamespace(model_type="bert_like", position_embedding_type="absolute")) == "learned"
+    assert positional_encoding(SimpleNamespace(model_type="someday_lm")) == "unknown"
