@@ -212,18 +212,25 @@ def settle_batch_size(spec: RunSpec, handle: ModelHandle, suite: Suite, log: Log
 
 
 def zoo_card(handle: ModelHandle) -> dict | None:
-    """The zoo card of a model the zoo trained (they know the task formats: zero-shot), else None."""
+    """The zoo card of a model the zoo trained (they know the task formats: zero-shot), else None; a
+    checkpoint saved inside a member (MEMBER/checkpoints/step-N) has its member's card."""
     import json
 
-    path = Path(handle.source) / "zoo.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    source = Path(handle.source)
+    for folder in (source, source.parent.parent if source.parent.name == "checkpoints" else None):
+        if folder is not None and (folder / "zoo.json").is_file():
+            return json.loads((folder / "zoo.json").read_text())
+    return None
 
 
 def model_name(spec: ModelSpec, handle: ModelHandle) -> str:
     """How tables name the model: 'default', a zoo preset, or the name or folder given."""
     if spec.name_or_path == "default":
         return "default"
-    return (zoo_card(handle) or {}).get("preset") or Path(spec.name_or_path).name or spec.name_or_path
+    preset = (zoo_card(handle) or {}).get("preset")
+    if preset and not (Path(handle.source) / "zoo.json").is_file():  # a checkpoint of a zoo member
+        return f"{preset}/{Path(handle.source).name}"
+    return preset or Path(spec.name_or_path).name or spec.name_or_path
 
 
 def default_tasks(handle: ModelHandle, suite: str | None = None) -> tuple[str, ...]:

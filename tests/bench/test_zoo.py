@@ -26,9 +26,16 @@ def test_tiny_preset_trains_deterministically_and_writes_its_card(tmp_path):
 
 def test_checkpoints_are_saved_along_training(tmp_path):
     recipe = with_overrides(get_preset("tiny"), steps=6, checkpoints=(3,), arch="llama", n_heads=2)
-    train(recipe, tmp_path, progress=False, log=lambda m: None)
+    train(recipe, tmp_path, progress=False, log=lambda m: None, preset="tiny")
     assert (tmp_path / "checkpoints" / "step-3" / "model.safetensors").is_file()
-    assert load_model(str(tmp_path / "checkpoints" / "step-3")).card.positional_encoding == "rotary"
+    checkpoint = load_model(str(tmp_path / "checkpoints" / "step-3"))
+    assert checkpoint.card.positional_encoding == "rotary"
+    from bench.protocol.spec import ModelSpec
+    from bench.protocol.stages import default_tasks, model_name
+
+    # A checkpoint inside a member runs on that member's suite, named after it
+    assert default_tasks(checkpoint) == recipe.tasks
+    assert model_name(ModelSpec(str(tmp_path / "checkpoints" / "step-3")), checkpoint) == "tiny/step-3"
 
 
 def test_trainer_takes_a_user_task_file_base_region_only(tmp_path):
