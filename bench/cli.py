@@ -281,6 +281,30 @@ def cmd_predictors_list(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    """The GGUF files' dequantized weights kept under $BRITTLEBENCH_CACHE (`bench.model.gguf_cache`)."""
+    import time
+
+    from .model import gguf_cache
+
+    if args.action == "clear":
+        gone = gguf_cache.clear()
+        print(f"removed {len(gone)} cached model(s), {sum(e.bytes for e in gone) / 1e6:.1f} MB, from {gguf_cache.cache_root()}")
+        return 0
+    found = gguf_cache.entries()
+    if not found:
+        print(f"no cached dequantized models in {gguf_cache.cache_root()}")
+        return 0
+    width = max(len(e.source) for e in found)
+    print(f"{'source':<{width}}  {'dtype':<8} {'size':>10}  {'last used':<19}  folder")
+    for e in reversed(found):  # the most recently used first
+        used = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.used))
+        print(f"{e.source:<{width}}  {e.dtype:<8} {e.bytes / 1e6:>7.1f} MB  {used}  {e.folder}")
+    print(f"{len(found)} of at most {gguf_cache.max_entries()} entries ($BRITTLEBENCH_GGUF_ENTRIES), "
+          f"{sum(e.bytes for e in found) / 1e6:.1f} MB")
+    return 0
+
+
 GATES = ("predictors", "brittleness")
 
 
@@ -631,6 +655,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predictors", help="registered predictors")
     psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     psub.add_parser("list").set_defaults(func=cmd_predictors_list)
+
+    p = sub.add_parser("cache", help="the dequantized weights of GGUF files, kept so that a second load is fast")
+    p.add_argument("action", choices=("list", "clear"))
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("compare", help="CI gate: exit 1 if NEW regressed against the baseline beyond tolerance")
     p.add_argument("new", help="results.json or run folder")

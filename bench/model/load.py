@@ -320,15 +320,37 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
     if not local and not _in_hf_cache(source, spec.revision) and not _hub_reachable():
         raise ModelLoadError(f"model {spec.name_or_path!r} is not in the local HF cache and the hub cannot be reached: "
                              "pass a folder with config.json, or download the model where the hub is reachable")
-    config = _step(spec, where, "config", lambda: AutoConfig.from_pretrained(folder, **kwargs))
-    tokenizer = _step(spec, where, "tokenizer", lambda: AutoTokenizer.from_pretrained(folder, **kwargs))
-    if len(tokenizer) < 2 or not tokenizer("1+1=", add_special_tokens=False)["input_ids"]:
-        # transformers builds an empty tokenizer when the files are missing, and it encodes text to nothing
-        raise ModelLoadError(f"cannot load the tokenizer of {spec.name_or_path}: no usable tokenizer files there "
-                             "(save it with tokenizer.save_pretrained into the model folder)")
-    model = _step(spec, where, "weights", lambda: AutoModelForCausalLM.from_pretrained(
-        folder, config=config, dtype=dtype, use_safetensors=None if spec.allow_pickle or gguf else True,
-        device_map=device_map, **kwargs))
+
+    def parts(folder: str, kwargs: dict[str, Any], gguf: Any) -> tuple[Any, Any, Any]:
+        config = _step(spec, where, "config", lambda: AutoConfig.from_pretrained(folder, **kwargs))
+        tokenizer = _step(spec, where, "tokenizer", lambda: AutoTokenizer.from_pretrained(folder, **kwargs))
+        if len(tokenizer) < 2 or not tokenizer("1+1=", add_special_tokens=False)["input_ids"]:
+            # transformers builds an empty tokenizer when the files are missing, and it encodes text to nothing
+            raise ModelLoadError(f"cannot load the tokenizer of {spec.name_or_path}: no usable tokenizer files there "
+                                 "(save it with tokenizer.save_pretrained into the model folder)")
+        model = _step(spec, where, "weights", lambda: AutoModelForCausalLM.from_pretrained(
+            folder, config=config, dtype=dtype, use_safetensors=None if spec.allow_pickle or gguf else True,
+            device_map=device_map, **kwargs))
+        return config, tokenizer, model
+
+    loaded = None
+    if gguf is not None:  # load once: the dequantized weights as a plain folder, after the first time
+        from . import gguf_cache
+
+        digest = gguf_cache.file_digest(source)
+        cached = gguf_cache.lookup(digest, spec.dtype)
+        if cached is not None:
+            plain = {k: v for k, v in kwargs.items() if k != "gguf_file"}
+            try:
+                loaded = parts(str(cached), plain, None)
+            except Exception as e:  # noqa: BLE001 - an unreadable entry is a miss
+                gguf_cache.warn(f"the cached weights of {Path(source).name} could not be read "
+                                f"({type(e).__name__}); dequantizing the file again")
+    if loaded is None:
+        loaded = parts(folder, kwargs, gguf)
+        if gguf is not None:
+            gguf_cache.store(loaded[2], loaded[1], digest, spec.dtype, source)
+    config, tokenizer, model = loaded
     if device_map is None and spec.device not in ("auto", "cpu"):
         try:
             model.to(spec.device)

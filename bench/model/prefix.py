@@ -95,7 +95,11 @@ class Prefixes:
 
         if text not in self._caches:
             ids = torch.tensor([self._encoded[text]], device=self.handle.device)
-            out = self.handle.model(input_ids=ids, use_cache=True)
+            import inspect
+
+            # only the keys and values are read: unembed one position, not the whole prefix
+            last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.handle.model.forward).parameters else {}
+            out = self.handle.model(input_ids=ids, use_cache=True, **last)
             self._caches[text] = getattr(out, "cache", None) or out.past_key_values
         cache = copy.deepcopy(self._caches[text])
         if rows > 1:

@@ -212,6 +212,50 @@ def _logit_lens(model, hidden_states, final_top):
     return probs.argmax(-1), probs.gather(-1, final_top[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(-1)
 
 
+# A product of fewer rows than this takes other BLAS kernels, whose rows differ in the last bits from
+# the same rows of a larger product (measured on an AMD EPYC under MKL_CBWR=AVX2,STRICT: 1 to 3 rows).
+MIN_HEAD_ROWS = 4
+
+
+@contextlib.contextmanager
+def last_position_only(model):
+    """Unembed the last position only. Yields the keyword that asks `model` for the last position's
+    logits (`logits_to_keep=1`; {} for a model without it, which then unembeds every position) and,
+    while open, hands the output embedding a contiguous copy of its input, of at least
+    MIN_HEAD_ROWS rows (zero rows appended, their logits dropped): the model slices its last hidden
+    state to a strided (item, 1, d_model) view, and a product on that view, or on fewer rows, is not
+    the full pass's last row bit for bit, nor the same at every batch size. The model's own head
+    code runs (its final norm, logit scaling or soft-capping)."""
+    import inspect
+
+    import torch
+
+    head = model.get_output_embeddings()
+    if head is None or "logits_to_keep" not in inspect.signature(model.forward).parameters:
+        yield {}
+        return
+    rows: list[int] = []
+
+    def copy_in(module, args):
+        if not args:
+            return None
+        x = args[0]
+        rows.append(x.shape[0])
+        if x.shape[0] < MIN_HEAD_ROWS:
+            x = torch.cat([x, x.new_zeros((MIN_HEAD_ROWS - x.shape[0], *x.shape[1:]))])
+        return (x.contiguous(), *args[1:])
+
+    def cut_out(module, args, output):
+        return output[:rows.pop()] if rows else output
+
+    hooks = [head.register_forward_pre_hook(copy_in), head.register_forward_hook(cut_out)]
+    try:
+        yield {"logits_to_keep": 1}
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixes, prefix: str, rows: list[int],
                    keep: Continuations | None = None, item_ids: list[str] | None = None) -> dict[str, np.ndarray]:
     """One pass over the prompts `rows` of `prefixes`, all of one length (no padding); `attention`
@@ -229,8 +273,9 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
         input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)  # the whole prompts
         mask = torch.ones_like(input_ids)
         position_ids = torch.arange(start, input_ids.shape[1], device=handle.device).expand(len(rows), -1)
-        out = handle.model(input_ids=own, attention_mask=mask, position_ids=position_ids,
-                           use_cache=True, output_hidden_states=True, **cache_argument(handle.model, cache))
+        with last_position_only(handle.model) as last:
+            out = handle.model(input_ids=own, attention_mask=mask, position_ids=position_ids,
+                               use_cache=True, output_hidden_states=True, **cache_argument(handle.model, cache), **last)
         if keep is not None:
             keep.keep(prefix, item_ids, getattr(out, "cache", None) or out.past_key_values, start, own.shape[1],
                       out.logits[:, -1, :])
@@ -239,8 +284,9 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
         input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)
         mask = torch.ones_like(input_ids)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = handle.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
-                           output_hidden_states=True, output_attentions=attention == "eager", use_cache=keep is not None)
+        with last_position_only(handle.model) as last:
+            out = handle.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **last,
+                               output_hidden_states=True, output_attentions=attention == "eager", use_cache=keep is not None)
         if keep is not None and bool(mask.all()):
             keep.keep("", item_ids, getattr(out, "cache", None) or out.past_key_values, 0, input_ids.shape[1],
                       out.logits[:, -1, :])
