@@ -547,8 +547,8 @@ def add_sweep_parser(sub) -> None:
     grid.add_argument("--config", metavar="FILE.toml", help="the sweep's options as a TOML file (keys: the flags' "
                       "names); flags given here override it")
     grid.add_argument("--out", help="the sweep's folder (required): runs/, logs/, sweep.json, leaderboard/")
-    grid.add_argument("--models", metavar="M1,M2,...", help="HF model names or local folders (default: the bundled "
-                      "model)")
+    grid.add_argument("--models", metavar="M1,M2,...", help="HF model names, local folders or .gguf files (default: "
+                      "the bundled model)")
     grid.add_argument("--zoo", metavar="DIR", help="also every zoo model in DIR (folders with zoo.json)")
     grid.add_argument("--revisions", metavar="R1,R2,...", help="a run per revision of each model, oldest first "
                       "(Pythia's step1000,...), each from the local HF cache")
@@ -600,7 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("run", help="generate items, seal predictions, evaluate, score")
-    p.add_argument("--model", default="default", help="HF model name or local folder (default: the bundled zoo model)")
+    p.add_argument("--model", default="default", help="HF model name, a folder saved with save_pretrained, or a "
+                   ".gguf file or a folder holding one (default: the bundled zoo model)")
     p.add_argument("--revision", default=None)
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "auto"])
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -608,7 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights, which can run code")
     p.add_argument("--tasks", default=None, help="comma-separated families or task files (.jsonl, or a saved "
-                   "dataset folder); default: a zoo model's own families, every family for other models")
+                   "dataset folder); default: --suite's default (a zoo model's own families, the pretrained suite for "
+                   "any other model); not with --suite")
     p.add_argument("--predictors", default="", help="comma-separated names or module:Class (default: all registered)")
     p.add_argument("--n", type=int, default=100, help="items per cell")
     p.add_argument("--seed", type=int, default=0)
@@ -630,10 +632,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(subfolders with config.json, step-N): its training history (default: a zoo model's own)")
     p.add_argument("--at-each-checkpoint", action="store_true", help="run the protocol at every checkpoint of the "
                    "model (each with the earlier ones as its history) into --out/NAME, and plot each predictor's "
-                   "family AUROC against the training step (--out/over_training.html)")
+                   "pair AUROC against the training step (--out/over_training.html)")
     p.add_argument("--revisions", default=None, metavar="R1,R2,...", help="revisions of the HF model along its "
                    "training, oldest first (each in the local HF cache): its training history")
-    p.add_argument("--history-n", type=_history_n, default=25, metavar="N", help="base items per cell evaluated at "
+    p.add_argument("--history-n", type=_history_n, default=25, metavar="N|all", help="base items per cell evaluated at "
                    "each checkpoint for the learning curves (default 25; all: every base item)")
     p.add_argument("--history-traces", type=int, default=1, metavar="K", help="trace the latest K checkpoints of the "
                    "history (default 1), for the predictors that read states or next tokens along training")
