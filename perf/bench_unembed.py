@@ -64,8 +64,9 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="brittlebench-unembed-"))
     try:
         handle = load_model(str(build(folder, args.vocab, args.d_model, args.layers)))
-        cells = ("digits=2", "digits=4", "operands=3", "digits=5")
-        items = [i.sealed() for c in cells for i in get_family("addition").generate(c, args.n // len(cells), seed=0)]
+        family = get_family("addition")
+        cells = [c.name for c in family.cells]
+        items = [i.sealed() for c in cells for i in family.generate(c, max(1, args.n // len(cells)), seed=0)]
         lengths = [len(ids) for ids in handle.token_ids([i.prompt for i in items])]
         new_way = tracing.last_position_only
         seconds: dict[str, list[float]] = {"every position (before)": [], "last position only (now)": []}

@@ -29,9 +29,9 @@ def _ours(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("brittlebench:")]
 
 
-def _items(n=8):
-    cells = ("digits=1", "digits=3", "operands=3", "digits=5")
-    return [i.sealed() for c in cells for i in get_family("addition").generate(c, n // len(cells), seed=0)]
+def _items(per_cell=1):
+    family = get_family("addition")
+    return [i.sealed() for c in family.cells for i in family.generate(c.name, per_cell, seed=0)]
 
 
 def test_the_second_load_reads_the_cache_and_is_the_same_model_bit_for_bit(cache, tiny_gguf, dequantized):
