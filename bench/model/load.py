@@ -257,15 +257,21 @@ def _step(spec: ModelSpec, where: str, what: str, load: Any) -> Any:
         raise ModelLoadError(f"cannot load the {what} of {spec.name_or_path!r}{where}: {first}") from None
 
 
+#: The fewest rows the runner multiplies at once: on some CPUs (AMD EPYC, measured) a product of 1-3
+#: rows takes another kernel than a larger one, even in MKL's strict mode, while every block of 4 or
+#: more rows equals the same rows of a larger product. The trace pads its unembedding to this many.
+MIN_ROWS = 4
+
+
 def rows_are_batch_invariant(width: int = 128) -> bool:
-    """Whether one row of a batched float32 product equals the row computed alone on this machine
-    (it does not where torch's MKL was called before MKL_CBWR was set, on some CPUs)."""
+    """Whether a block of MIN_ROWS rows of a batched float32 product equals those rows computed alone
+    on this machine (it does not where torch's MKL was called before MKL_CBWR was set, on some CPUs)."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(64, width, generator=generator)
     w = torch.randn(width, 4 * width, generator=generator)
-    return bool(torch.equal((x @ w)[:1], x[:1] @ w))
+    return bool(torch.equal((x @ w)[:MIN_ROWS], x[:MIN_ROWS] @ w))
 
 
 def device_map_of(spec: ModelSpec) -> str | None:
