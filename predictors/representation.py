@@ -14,6 +14,32 @@ from .base import Predictor
 from .scaling import BaseRelative
 
 MIN_CLASS = 5
+#: What the representation predictors read of a trace's hidden states, bounded whatever the model:
+#: at most MAX_LAYERS candidate layers (evenly spaced, the last always among them) and, where the
+#: model is wider than MAX_DIM, a fixed Gaussian projection to MAX_DIM dimensions (distances kept up
+#: to a small factor, Johnson-Lindenstrauss), so fitting costs the same on a 7B model as on a small one.
+MAX_LAYERS = 6
+MAX_DIM = 256
+
+
+def candidate_layers(n_states: int, max_layers: int = MAX_LAYERS) -> list[int]:
+    """Layers 1..n_states-1 (after each block), at most `max_layers` of them, the last included."""
+    layers = list(range(1, n_states))
+    if len(layers) <= max_layers:
+        return layers
+    picks = np.linspace(0, len(layers) - 1, max_layers).round().astype(int)
+    return [layers[i] for i in sorted(set(picks.tolist()))]
+
+
+def bounded(states: np.ndarray, max_dim: int = MAX_DIM) -> np.ndarray:
+    """`states` (..., d_model) as float64, projected to `max_dim` dimensions where wider (a seeded
+    projection: the same for every call on one model width)."""
+    states = np.asarray(states, dtype=np.float64)
+    d = states.shape[-1]
+    if d <= max_dim:
+        return states
+    projection = np.random.default_rng(d).standard_normal((d, max_dim)) / np.sqrt(max_dim)
+    return states @ projection
 
 
 def _labels(calibration) -> np.ndarray:
@@ -71,11 +97,24 @@ def _held_out(states: np.ndarray, fit_score) -> np.ndarray:
     return out
 
 
+class BoundedLayers:
+    """A (item, layer, d_model) array read one layer at a time, each layer `bounded` once."""
+
+    def __init__(self, hidden: np.ndarray):
+        self.hidden, self.shape, self._layers = hidden, hidden.shape, {}
+
+    def __getitem__(self, key):
+        rows, layer = key
+        if layer not in self._layers:
+            self._layers[layer] = bounded(self.hidden[:, layer])
+        return self._layers[layer][rows]
+
+
 def _choose_layer(hidden: np.ndarray, failed: np.ndarray, fit_score, min_class: int, owner: Predictor) -> tuple[int, np.ndarray]:
     """(layer, held-out base scores at that layer) chosen on base items only."""
     from sklearn.metrics import roc_auc_score
 
-    layers = range(1, hidden.shape[1])  # after each block; the embedding layer is not a representation of the item
+    layers = candidate_layers(hidden.shape[1])  # after each block; the embedding layer is not a representation of the item
     held = {layer: _held_out(hidden[:, layer], fit_score) for layer in layers}
     if _enough(failed, min_class):
         best = max(layers, key=lambda layer: (roc_auc_score(failed, held[layer]), -layer))
@@ -98,23 +137,23 @@ class _DistancePredictor(Predictor):
         return _DistanceModel(self.kind, self.k)
 
     def fit(self, model, calibration):
-        hidden = model.trace([o.item for o in calibration]).hidden.astype(np.float64)  # (item, layer+1, d_model)
+        hidden = model.trace([o.item for o in calibration]).hidden  # (item, layer+1, d_model)
         failed = _labels(calibration)
 
         def fit_score(train, test):
             return self._distance_model().fit(train).distance(test)
 
         if self.layer is None:
-            self.layer_, held = _choose_layer(hidden, failed, fit_score, self.min_class, self)
+            self.layer_, held = _choose_layer(BoundedLayers(hidden), failed, fit_score, self.min_class, self)
         else:
             self.layer_ = self.layer % hidden.shape[1]
-            held = _held_out(hidden[:, self.layer_], fit_score)
-        self.distance_ = self._distance_model().fit(hidden[:, self.layer_])
-        self.scale_ = BaseRelative().fit(held)
+            held = _held_out(bounded(hidden[:, self.layer_]), fit_score)
+        self.distance_ = self._distance_model().fit(bounded(hidden[:, self.layer_]))
+        self.scale_ = BaseRelative(distances=True).fit(held)
         return self
 
     def predict(self, model, items):
-        states = model.trace(items).hidden[:, self.layer_].astype(np.float64)
+        states = bounded(model.trace(items).hidden[:, self.layer_])
         return self.scale_.transform(self.distance_.distance(states))
 
 
@@ -126,7 +165,7 @@ class MahalanobisPredictor(_DistancePredictor):
 
     name = "mahalanobis"
     reads = frozenset({"hidden"})
-    version = "1"
+    version = "2"  # 2: bounded layers and width; distances scaled in log space (no saturation)
     kind = "mahalanobis"
 
 
@@ -136,7 +175,7 @@ class KNNDistancePredictor(_DistancePredictor):
 
     name = "knn_distance"
     reads = frozenset({"hidden"})
-    version = "3"  # 3: at most max_reference base states; 2: brute-force neighbours; 1: sklearn's tree
+    version = "4"  # 4: bounded layers and width, log-space scaling; 3: at most max_reference base states
     kind = "knn"
 
     def __init__(self, layer: int | None = None, min_class: int = MIN_CLASS, k: int = 5, max_reference: int = 4096):
@@ -158,7 +197,7 @@ class ProbePredictor(Predictor):
 
     name = "probe"
     reads = frozenset({"hidden"})
-    version = "1"
+    version = "2"  # 2: bounded layers and width
 
     def __init__(self, C: float = 0.1, min_class: int = MIN_CLASS):
         self.C = C
@@ -172,7 +211,7 @@ class ProbePredictor(Predictor):
         return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000)).fit(train, labels)
 
     def fit(self, model, calibration):
-        hidden = model.trace([o.item for o in calibration]).hidden.astype(np.float64)
+        hidden = BoundedLayers(model.trace([o.item for o in calibration]).hidden)
         failed = _labels(calibration)
         if not _enough(failed, self.min_class):
             self.note(f"fewer than {self.min_class} base failures or successes: scoring Mahalanobis distance instead")
@@ -189,14 +228,14 @@ class ProbePredictor(Predictor):
                 held[test] = self._probe(hidden[train, layer], failed[train]).predict_proba(hidden[test, layer])[:, 1]
             return roc_auc_score(failed, held)
 
-        self.layer_ = max(range(1, hidden.shape[1]), key=lambda layer: (cv_auroc(layer), -layer))
+        self.layer_ = max(candidate_layers(hidden.shape[1]), key=lambda layer: (cv_auroc(layer), -layer))
         self.probe_ = self._probe(hidden[:, self.layer_], failed)
         return self
 
     def predict(self, model, items):
         if self.fallback_ is not None:
             return self.fallback_.predict(model, items)
-        return self.probe_.predict_proba(model.trace(items).hidden[:, self.layer_].astype(np.float64))[:, 1]
+        return self.probe_.predict_proba(bounded(model.trace(items).hidden[:, self.layer_]))[:, 1]
 
 
 class LogitLensSettlingPredictor(Predictor):
