@@ -60,11 +60,9 @@ class Addition(TaskFamily):
         Cell("digits=3", {"digits": 3, "carry": (0, BASE_MAX_CARRY), "operands": 2}, "base"),
         Cell("carry=3", {"digits": 3, "carry": (3, 3), "operands": 2}, "depth",
              "a carry chain one longer than any in the base region"),
-        Cell("digits=4,short", {"digits": 4, "short_digits": 1, "carry": (0, BASE_MAX_CARRY), "operands": 2},
-             "productivity", "a 4-digit operand plus a 1-digit one: a bigger number, short prompt"),
+        Cell("carry=3,short", {"digits": 3, "short_digits": 2, "carry": (3, 3), "operands": 2}, "depth",
+             "a chain of three carries that runs on past the shorter operand (968+34)"),
         Cell("digits=4", {"digits": 4, "carry": (0, BASE_MAX_CARRY), "operands": 2}, "productivity"),
-        Cell("carry=4", {"digits": 4, "carry": (4, 4), "operands": 2}, "depth"),
-        Cell("digits=5", {"digits": 5, "carry": (0, BASE_MAX_CARRY), "operands": 2}, "productivity"),
         Cell("operands=3", {"digits": 2, "carry": (0, BASE_MAX_CARRY), "operands": 3}, "systematicity",
              "three 1-2 digit operands: seen numbers and seen '+', combined three at a time"),
     )
@@ -91,12 +89,14 @@ class Addition(TaskFamily):
         lengths = [digits] + [short or rng.randint(shortest, digits) for _ in range(count - 1)]
         numbers = [_random_digits(rng, n) for n in lengths]
         if min_chain and count == 2:
-            # Plant a chain of `min_chain` carries inside the shorter operand's span so that
-            # rejection sampling accepts quickly; the caller still checks the exact length.
+            # Plant a chain of `min_chain` carries (as much of it as fits) inside the shorter
+            # operand's span so that rejection sampling accepts quickly; the caller still
+            # checks the exact length.
             a, b = numbers
             span = min(len(a), len(b))
-            start = rng.randint(0, span - min_chain)
-            for k, pos in enumerate(range(start, start + min_chain)):
+            links = min(min_chain, span)
+            start = rng.randint(0, span - links)
+            for k, pos in enumerate(range(start, start + links)):
                 need = 10 if k == 0 else 9  # the first link has no carry in
                 a[pos] = rng.randint(max(need - 9, 1 if pos == len(a) - 1 else 0), 9)
                 b[pos] = rng.randint(max(need - a[pos], 1 if pos == len(b) - 1 else 0), 9)

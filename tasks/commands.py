@@ -27,6 +27,7 @@ ACTIONS = {"walk": "W", "run": "R", "look": "L", "jump": "J"}
 TURNS = {"left": "<", "right": ">"}
 REPEATS = {"": 1, "twice": 2, "thrice": 3}
 BASE_MAX_OUTPUT = 12
+LONG = BASE_MAX_OUTPUT + 1  # the long cells' answers: one past the base region (at 14 the default model fails all)
 
 
 def verb_output(action: str | None, how: str, side: str) -> str:
@@ -76,8 +77,10 @@ class Commands(TaskFamily):
              "substitutivity", "jump, seen only alone, in the verb slot of seen commands"),
         Cell("around_right", {"conjunctions": (0, 1), "output_length": (1, BASE_MAX_OUTPUT), "around_right": True},
              "systematicity", "'around' and 'right' are each seen, never together"),
-        Cell("long", {"conjunctions": 1, "output_length": (BASE_MAX_OUTPUT + 1, 24)}, "productivity",
-             "answers longer than any in the base region"),
+        Cell("long,and", {"conjunctions": 1, "output_length": (LONG, LONG), "joiner": "and"}, "productivity",
+             "'x and y' whose answer is one action longer than any in the base region"),
+        Cell("long,after", {"conjunctions": 1, "output_length": (LONG, LONG), "joiner": "after"}, "productivity",
+             "'x after y' whose answer is one action longer than any in the base region"),
     )
 
     def sample(self, cell: Cell, rng: random.Random) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
@@ -101,7 +104,7 @@ class Commands(TaskFamily):
                 continue
             if jump and count == 1 and phrases[0].words() == "jump":
                 continue  # "jump" alone is base
-            joiner = rng.choice(["and", "after"]) if count == 2 else None
+            joiner = cell.axes.get("joiner") or (rng.choice(["and", "after"]) if count == 2 else None)
             prompt, target, axes, meta = self._finish(phrases, joiner, jump)
             if lo <= len(target) <= hi:
                 return prompt, target, axes, meta

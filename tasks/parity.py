@@ -21,7 +21,6 @@ class Parity(TaskFamily):
         Cell("length<=8", {"length": (2, 8)}, "base"),
         Cell("length=12", {"length": (12, 12)}, "productivity"),
         Cell("length=16", {"length": (16, 16)}, "productivity"),
-        Cell("length=24", {"length": (24, 24)}, "productivity"),
     )
 
     def sample(self, cell: Cell, rng: random.Random) -> tuple[str, str, dict[str, Any], dict[str, Any]]:

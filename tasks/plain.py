@@ -8,12 +8,16 @@ base region is the bottom rung, which a ~100M-parameter model solves, and its va
 along named axes to rungs that much larger models still miss, so that a model's failure
 frontier falls inside the ladder.
 
-    copy      repeat a list of words             words (2 .. 32), unseen (nonce) words
-    sequence  the next term of an arithmetic run digits (3 .. 6), step (2, 10, -1, 7)
+    copy      repeat a list of words             words (2, 4 .. 256), unseen (nonce) words
+    sequence  the next term of an arithmetic run digits (3, 4, 8, 16), step (2, 10, -1, 7)
     index     the word at a position of a list   position (second, third, last), length (8, 16)
-    case      a word in capital letters          words (2 .. 5), nonce words; components: each word
-    lookup    a fact among facts in context      facts (2 .. 16); component: the fact alone
-    twohop    a two-hop chain of facts           hops (2), distractors (2, 6), order; components: each hop
+    case      a word in capital letters          words (2, 4, 8), nonce words; components: each word
+    lookup    a fact among facts in context      facts (2, 4 .. 128); component: the fact alone
+    twohop    a two-hop chain of facts           hops (2), distractors (2, 8, 32), order; components: each hop
+
+The productivity and distraction ladders double, so that a larger model still meets its
+breaking point on them; their top rungs stay within about a thousand tokens of a BPE tokenizer
+(a 1024-token context such as GPT-2's holds every item with its shots).
 """
 from __future__ import annotations
 
@@ -28,20 +32,43 @@ WORDS = ("cat", "dog", "sun", "tree", "book", "fish", "lamp", "door", "cup", "ha
          "milk", "rock", "star", "ship", "coin", "bell", "leaf", "apple", "house", "river", "chair", "table",
          "window", "garden", "paper", "music", "water", "bread", "horse", "cloud", "stone", "glass", "road",
          "snow", "king", "ring", "box")
+# More nouns, for the cells that need more distinct things than WORDS holds (the others, and
+# the base region, draw from WORDS alone, so their items are what they always were).
+MORE_WORDS = ("ball", "bag", "bed", "boat", "bone", "bowl", "brick", "broom", "brush", "bucket", "cake",
+              "candle", "cap", "card", "carpet", "chain", "cheese", "clock", "coat", "comb", "cork", "cow",
+              "crown", "desk", "dish", "drum", "duck", "egg", "fan", "feather", "fence", "flag", "fork", "frog",
+              "goat", "hammer", "hill", "hook", "jar", "jug", "kettle", "key", "kite", "knife", "ladder", "lemon",
+              "lion", "lock", "map", "mask", "match", "mirror", "moon", "mouse", "nail", "needle", "nest", "net",
+              "onion", "pan", "pear", "pen", "pencil", "piano", "pig", "pillow", "pipe", "plate", "plum", "pot",
+              "rabbit", "rope", "rug", "sail", "salt", "sheep", "shell", "shirt", "shoe", "sock", "sofa", "spoon",
+              "stamp", "stick", "sugar", "sword", "tent", "tiger", "tooth", "towel", "toy", "train", "truck",
+              "vase", "wall", "wheel", "whistle", "wing", "wire", "wolf")
 # Made-up words: pronounceable, in no dictionary, so split into several tokens.
 SYLLABLES = ("da", "ke", "lo", "mi", "nu", "po", "ra", "si", "tu", "ve", "zo", "bri", "gla", "fen", "dax",
              "wug", "pim", "tor")
 COLOURS = ("red", "blue", "green", "black", "white", "pink", "gray", "brown", "gold", "orange")
 NAMES = ("Ann", "Bob", "Cara", "Dan", "Eve", "Finn", "Gina", "Hugo", "Ivy", "Jack", "Kim", "Leo", "Mia",
          "Ned", "Olga", "Paul")
+MORE_NAMES = ("Quinn", "Rosa", "Sam", "Tara", "Uma", "Vic", "Wes", "Xena", "Yara", "Zoe", "Abe", "Bea", "Cole",
+              "Dora", "Eli", "Fay", "Gus", "Hana", "Ian", "Jo", "Kai", "Lena", "Max", "Nina", "Otto", "Pia",
+              "Ray", "Sara", "Tom", "Ula", "Vera", "Will")
 PLACES = ("Dalor", "Fenwick", "Gorsk", "Halm", "Ivren", "Jarth", "Kelso", "Lumen", "Morva", "Nesh",
           "Orlin", "Pask", "Quell", "Rusk", "Selby", "Tarn")
+MORE_PLACES = ("Ambry", "Brell", "Corrin", "Dunmor", "Evesk", "Farrow", "Glenth", "Harsk", "Ilby", "Jorvel",
+               "Kestry", "Lorn", "Marrow", "Norsk", "Ostry", "Pellin", "Quarn", "Rothby", "Sarnel", "Thorne",
+               "Ullin", "Varsk", "Wendle", "Yarrow", "Zennor", "Arvel", "Bransk", "Calder", "Dremm", "Esk",
+               "Fallow", "Gant")
 REGIONS = ("Avonia", "Belmark", "Corva", "Drossia", "Elvar", "Fenmark", "Galia", "Hestra")
 ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
 
 
 def nonce(rng: random.Random) -> str:
     return "".join(rng.sample(SYLLABLES, 2))
+
+
+def distinct(rng: random.Random, pool: tuple[str, ...], more: tuple[str, ...], n: int) -> list[str]:
+    """`n` different entries of `pool`, reaching into `more` only when `pool` is too short."""
+    return rng.sample(pool if n <= len(pool) else pool + more, n)
 
 
 def draw_words(rng: random.Random, n: int, vocabulary: str) -> list[str]:
@@ -62,12 +89,13 @@ class Copy(PlainFamily):
     cells = (
         Cell("words=1", {"words": 1, "vocabulary": "common"}, "base"),
         Cell("words=2", {"words": 2, "vocabulary": "common"}, "productivity"),
-        Cell("words=3", {"words": 3, "vocabulary": "common"}, "productivity"),
         Cell("words=4", {"words": 4, "vocabulary": "common"}, "productivity"),
-        Cell("words=6", {"words": 6, "vocabulary": "common"}, "productivity"),
         Cell("words=8", {"words": 8, "vocabulary": "common"}, "productivity"),
         Cell("words=16", {"words": 16, "vocabulary": "common"}, "productivity"),
         Cell("words=32", {"words": 32, "vocabulary": "common"}, "productivity"),
+        Cell("words=64", {"words": 64, "vocabulary": "common"}, "productivity"),
+        Cell("words=128", {"words": 128, "vocabulary": "common"}, "productivity"),
+        Cell("words=256", {"words": 256, "vocabulary": "common"}, "productivity"),
         Cell("nonce,words=2", {"words": 2, "vocabulary": "nonce"}, "substitutivity",
              "two made-up words: the same act on words the model has never read"),
     )
@@ -88,7 +116,8 @@ class Sequence(PlainFamily):
         Cell("step=1,digits=2", {"step": 1, "digits": 2, "terms": 4}, "base"),
         Cell("digits=3", {"step": 1, "digits": 3, "terms": 4}, "productivity"),
         Cell("digits=4", {"step": 1, "digits": 4, "terms": 4}, "productivity"),
-        Cell("digits=6", {"step": 1, "digits": 6, "terms": 4}, "productivity"),
+        Cell("digits=8", {"step": 1, "digits": 8, "terms": 4}, "productivity"),
+        Cell("digits=16", {"step": 1, "digits": 16, "terms": 4}, "productivity"),
         Cell("step=2", {"step": 2, "digits": 2, "terms": 4}, "systematicity",
              "counting by two: seen numbers, an unseen step"),
         Cell("step=10", {"step": 10, "digits": 2, "terms": 4}, "systematicity"),
@@ -139,8 +168,8 @@ class Case(PlainFamily):
         Cell("words=1", {"words": 1, "vocabulary": "common"}, "base"),
         Cell("words=2", {"words": 2, "vocabulary": "common"}, "productivity",
              "two words at once: each alone is the base task"),
-        Cell("words=3", {"words": 3, "vocabulary": "common"}, "productivity"),
-        Cell("words=5", {"words": 5, "vocabulary": "common"}, "productivity"),
+        Cell("words=4", {"words": 4, "vocabulary": "common"}, "productivity"),
+        Cell("words=8", {"words": 8, "vocabulary": "common"}, "productivity"),
         Cell("nonce,words=1", {"words": 1, "vocabulary": "nonce"}, "substitutivity",
              "a made-up word: its letters, not a known word's capitals"),
     )
@@ -176,13 +205,16 @@ class Lookup(PlainFamily):
         Cell("facts=4", {"facts": 4, "position": "any"}, "distraction", "the asked fact among three others"),
         Cell("facts=8", {"facts": 8, "position": "any"}, "distraction"),
         Cell("facts=16", {"facts": 16, "position": "any"}, "distraction"),
+        Cell("facts=32", {"facts": 32, "position": "any"}, "distraction"),
+        Cell("facts=64", {"facts": 64, "position": "any"}, "distraction"),
+        Cell("facts=128", {"facts": 128, "position": "any"}, "distraction"),
         Cell("facts=8,first", {"facts": 8, "position": "first"}, "distraction",
              "the asked fact first, seven after it"),
     )
 
     def sample(self, cell: Cell, rng: random.Random) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
         n = cell.axes["facts"]
-        things = rng.sample(WORDS, n)
+        things = distinct(rng, WORDS, MORE_WORDS, n)
         colours = [rng.choice(COLOURS) for _ in things]
         asked = 0 if cell.axes["position"] == "first" else rng.randrange(n)
         where = "first" if asked == 0 else "last" if asked == n - 1 else "middle"
@@ -220,13 +252,14 @@ class TwoHop(PlainFamily):
         Cell("hops=2,distractors=2", {"hops": 2, "distractors": 2, "order": "forward"}, "depth"),
         Cell("hops=2,reversed", {"hops": 2, "distractors": 0, "order": "reversed"}, "systematicity",
              "the two facts in the other order"),
-        Cell("hops=1,distractors=6", {"hops": 1, "distractors": 6, "order": "forward"}, "distraction"),
+        Cell("hops=1,distractors=8", {"hops": 1, "distractors": 8, "order": "forward"}, "distraction"),
+        Cell("hops=1,distractors=32", {"hops": 1, "distractors": 32, "order": "forward"}, "distraction"),
     )
 
     def sample(self, cell: Cell, rng: random.Random) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
         hops, n_distract = cell.axes["hops"], cell.axes["distractors"]
-        people = rng.sample(NAMES, 1 + n_distract)
-        towns = rng.sample(PLACES, 1 + n_distract)
+        people = distinct(rng, NAMES, MORE_NAMES, 1 + n_distract)
+        towns = distinct(rng, PLACES, MORE_PLACES, 1 + n_distract)
         regions = [rng.choice(REGIONS) for _ in towns]
         person, town, region = people[0], towns[0], regions[0]
         chain = [f"{person} lives in {town}."] + ([f"{town} is in {region}."] if hops == 2 else [])

@@ -35,7 +35,7 @@ class Recall(TaskFamily):
         Cell("pairs=2", {"pairs": 2, "rebound": False}, "base"),
         Cell("pairs=3", {"pairs": 3, "rebound": False}, "base"),
         Cell("pairs=4", {"pairs": 4, "rebound": False}, "base"),
-        Cell("pairs=5", {"pairs": 5, "rebound": False}, "productivity", "one pair beyond the base region"),
+        Cell("pairs=6", {"pairs": 6, "rebound": False}, "productivity", "two pairs beyond the base region"),
         Cell("pairs=8", {"pairs": 8, "rebound": False}, "productivity"),
         Cell("pairs=12", {"pairs": 12, "rebound": False}, "productivity"),
         Cell("rebound", {"pairs": 4, "rebound": True}, "distraction",

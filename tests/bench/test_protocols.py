@@ -48,7 +48,7 @@ def test_leave_one_family_out_never_shows_a_family_its_own_outcomes(tiny_gpt2, t
 
 def test_compositional_labels(monkeypatch):
     family = get_family("multihop")
-    variants = family.generate("hops=4", 6, seed=0)
+    variants = family.generate("hops=8", 6, seed=0)
     # Components of items 0-2 all solved; items 3-5 have one unsolved component.
     unsolved = {f"{variants[k].id}.1" for k in (3, 4, 5)}
     monkeypatch.setattr(run_module, "evaluate",
@@ -57,7 +57,7 @@ def test_compositional_labels(monkeypatch):
     eligible, failed, rows = compositional_labels({"multihop": family}, None, variants, outcomes, 8)
     assert eligible.tolist() == [True, True, True, False, False, False]
     assert failed[eligible].tolist() == [False, True, True]  # compositional failures: items 1 and 2
-    assert len(rows) == 6 * 4
+    assert len(rows) == 6 * 8
 
 
 def test_compositional_target_end_to_end_and_verified(tiny_gpt2, tmp_path):

@@ -71,7 +71,7 @@ def test_verify_detects_an_edited_prediction(finished_run, tmp_path):
 def test_cli_run_prints_the_table(tmp_path, capsys):
     assert main(["run", "--n", "5", "--out", str(tmp_path / "cli"), "--predictors", "random,confidence"]) == 0
     printed = capsys.readouterr().out
-    assert "addition/digits=5" in printed and "confidence" in printed and "AUROC" in printed
+    assert "addition/digits=4" in printed and "confidence" in printed and "AUROC" in printed
 
 
 def test_cli_missing_model_is_one_line_and_exit_2(tmp_path):

@@ -42,10 +42,10 @@ def _scores(name, model, calibration, items, **params):
 
 @pytest.mark.parametrize("name", ["mahalanobis", "knn_distance", "probe"])
 def test_states_far_from_base_score_higher(name):
-    far_ids = {i.id for i in _sealed("digits=5")}
+    far_ids = {i.id for i in _sealed("digits=4")}
     model = FakeModel(script=lambda item: {"hidden": np.random.default_rng(len(item.prompt)).normal(
         loc=6.0 if item.id in far_ids else 0.0, size=(5, 16)).astype(np.float32)})
-    near, far = _sealed("digits=4,short"), _sealed("digits=5")
+    near, far = _sealed("carry=3"), _sealed("digits=4")
     scores = _scores(name, model, _base(), near + far)
     assert scores[len(near):].min() > scores[:len(near)].max()
 
@@ -73,7 +73,7 @@ def _probability_script(low_ids):
 
 @pytest.mark.parametrize("name", ["confidence", "entropy", "atc"])
 def test_unsure_outputs_score_higher(name):
-    unsure = _sealed("carry=4")
+    unsure = _sealed("carry=3")
     model = FakeModel(script=_probability_script({i.id for i in unsure}))
     sure = _sealed("digits=4")
     scores = _scores(name, model, _base(), sure + unsure)
@@ -82,13 +82,13 @@ def test_unsure_outputs_score_higher(name):
 
 def test_depth_budget_scores_longer_carry_chains_higher():
     model = FakeModel(card=FakeCard(n_layers=2))
-    shallow, deep = _sealed("digits=4"), _sealed("carry=4")
+    shallow, deep = _sealed("digits=4"), _sealed("carry=3")
     scores = _scores("depth_budget", model, _base(), shallow + deep)
     assert scores[len(shallow):].min() > scores[:len(shallow)].max()
 
 
 def test_length_extrapolation_longer_prompts_and_learned_positions():
-    short, long = _sealed("digits=1"), _sealed("digits=5")
+    short, long = _sealed("digits=1"), _sealed("digits=4")
     learned = _scores("length_extrapolation", FakeModel(), _base(), short + long)
     assert learned[len(short):].min() > learned[:len(short)].max()
     alibi = _scores("length_extrapolation", FakeModel(card=FakeCard(positional_encoding="alibi")), _base(), long)
@@ -96,7 +96,7 @@ def test_length_extrapolation_longer_prompts_and_learned_positions():
 
 
 def test_tokenization_flags_numbers_split_in_unseen_ways():
-    seen, unseen = _sealed("digits=3"), _sealed("digits=5")
+    seen, unseen = _sealed("digits=3"), _sealed("digits=4")
     scores = _scores("tokenization", FakeModel(), _base(), seen + unseen)
     assert scores[len(seen):].min() > scores[:len(seen)].max()
 
@@ -104,25 +104,25 @@ def test_tokenization_flags_numbers_split_in_unseen_ways():
 @pytest.mark.parametrize("name", ["prompt_length", "surface_novelty"])
 def test_text_baselines(name):
     near = [o.item.sealed() for o in _base(12)[:4]]
-    far = _sealed("hops=6", family="multihop")
+    far = _sealed("hops=8", family="multihop")
     scores = _scores(name, FakeModel(), _base(), near + far)
     assert scores[len(near):].min() > scores[:len(near)].max()
 
 
 def test_logit_lens_late_settling_scores_higher():
-    late = {i.id for i in _sealed("digits=5")}
+    late = {i.id for i in _sealed("digits=4")}
     model = FakeModel(script=lambda item: {"lens_top_ids": np.array([1, 2, 3, 4, 9]) if item.id in late
                                            else np.array([1, 9, 9, 9, 9])})
-    early_items, late_items = _sealed("digits=4"), _sealed("digits=5")
+    early_items, late_items = _sealed("carry=3"), _sealed("digits=4")
     scores = _scores("logit_lens_settling", model, _base(), early_items + late_items)
     assert scores[len(early_items):].min() > scores[:len(early_items)].max()
 
 
 def test_attention_shift_flags_unusual_attention_entropy():
-    shifted = {i.id for i in _sealed("digits=5")}
+    shifted = {i.id for i in _sealed("digits=4")}
     model = FakeModel(script=lambda item: {"attn_entropy": np.full((4, 2), 3.0 if item.id in shifted else 1.0, np.float32)
                                            + np.random.default_rng(len(item.prompt)).normal(0, 0.05, (4, 2)).astype(np.float32)})
-    usual, unusual = _sealed("digits=4"), _sealed("digits=5")
+    usual, unusual = _sealed("carry=3"), _sealed("digits=4")
     scores = _scores("attention_shift", model, _base(), usual + unusual)
     assert scores[len(usual):].min() > scores[:len(usual)].max()
 

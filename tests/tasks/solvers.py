@@ -84,8 +84,9 @@ def parity(prompt: str) -> str:
 
 
 def counting(prompt: str) -> str:
-    a, b = map(int, re.fullmatch(r"count:(\d+),(\d+)=", prompt).groups())
-    return " ".join(str(x) for x in range(a, b + 1))
+    a, b = re.fullmatch(r"count:(\d+),(\d+)=", prompt).groups()
+    width = len(a) if a.startswith("0") else 1  # zero-padded numerals stay zero-padded
+    return " ".join(str(x).zfill(width) for x in range(int(a), int(b) + 1))
 
 
 def modular(prompt: str) -> str:

@@ -71,7 +71,7 @@ def test_ids_are_unique_and_stable(addition):
 
 
 def test_sealed_item_has_no_target_or_meta(addition):
-    item = addition.generate("digits=5", 1, seed=0)[0]
+    item = addition.generate("digits=4", 1, seed=0)[0]
     sealed = item.sealed()
     assert isinstance(sealed, SealedItem)
     assert not hasattr(sealed, "target") and not hasattr(sealed, "meta")

@@ -63,18 +63,18 @@ def test_items_equal_across_processes_for_every_family():
 
 def test_multihop_components_recompose():
     family = get_family("multihop")
-    for item in family.generate("hops=4", 50, seed=1):
+    for item in family.generate("hops=8", 50, seed=1):
         parts = family.components(item)
-        assert len(parts) == item.axes["hops"] == 4
+        assert len(parts) == item.axes["hops"] == 8
         assert [p.prompt.split(";")[-1].rstrip("?") for p in parts] == item.meta["chain"]
         assert all(SOLVERS["multihop"](p.prompt) == p.target == item.target for p in parts)
 
 
 def test_compose_components_recompose():
     family = get_family("compose")
-    for item in family.generate("depth=4", 50, seed=1):
+    for item in family.generate("depth=3", 50, seed=1):
         parts = family.components(item)
-        assert len(parts) == 4
+        assert len(parts) == 3
         for before, after in zip(parts, parts[1:]):
             assert after.prompt.split(":")[1].rstrip("=") == before.target
         assert parts[0].prompt.endswith(f":{item.meta['input']}=")
@@ -84,7 +84,7 @@ def test_compose_components_recompose():
 
 def test_commands_components_recompose():
     family = get_family("commands")
-    for item in family.generate("long", 50, seed=1):
+    for item in [*family.generate("long,and", 25, seed=1), *family.generate("long,after", 25, seed=1)]:
         first, second = family.components(item)
         joined = second.target + first.target if item.meta["joiner"] == "after" else first.target + second.target
         assert joined == item.target
