@@ -150,8 +150,16 @@ def test_more_threads_between_batches_change_no_bit(llama):
     (`between`): the rows computed after it are the rows computed on one thread."""
     import torch
 
+    from bench.model.trace import threads_keep_rows_invariant
+
     items = _items(24)
     before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        if not threads_keep_rows_invariant():
+            pytest.skip("on this CPU two threads change rows' last bits: the trace keeps to one thread")
+    finally:
+        torch.set_num_threads(before)
     torch.set_num_threads(1)
     try:
         alone = trace(llama, items, batch_size=4, attention=True)

@@ -135,3 +135,29 @@ def test_fallbacks_are_noted_not_silent():
     assert len(set(np.round(probe.predict(model, variants), 6))) > 1  # not a constant
     atc = load_predictor("atc").fit(model, calm)
     assert any("no failures" in n for n in atc.notes_)
+
+
+def test_representation_predictors_read_a_bounded_summary_of_wide_deep_models():
+    from predictors.representation import MAX_DIM, MAX_LAYERS, bounded, candidate_layers
+
+    assert candidate_layers(5) == [1, 2, 3, 4]  # a small model: every layer
+    deep = candidate_layers(33)  # 32 blocks
+    assert len(deep) == MAX_LAYERS and deep[-1] == 32 and deep[0] == 1
+    wide = np.random.default_rng(0).standard_normal((20, 3 * MAX_DIM))
+    projected = bounded(wide)
+    assert projected.shape == (20, MAX_DIM) and np.array_equal(projected, bounded(wide))  # seeded, the same each call
+    d = np.linalg.norm(wide[:1] - wide[1:], axis=1)
+    ratio = np.linalg.norm(projected[:1] - projected[1:], axis=1) / d
+    assert 0.7 < ratio.min() and ratio.max() < 1.3  # distances kept up to a small factor
+    narrow = wide[:, :64]
+    assert np.array_equal(bounded(narrow), narrow)  # a narrow model: its states as they are
+
+
+def test_distances_far_beyond_the_base_region_do_not_saturate():
+    from predictors.scaling import BaseRelative
+
+    base = np.random.default_rng(1).uniform(1.0, 1.2, 200)
+    far = np.array([50.0, 80.0, 200.0, 1e4])  # many base spreads away, as on a real model's variants
+    linear, logged = BaseRelative().fit(base).transform(far), BaseRelative(distances=True).fit(base).transform(far)
+    assert len(set(linear.tolist())) == 1  # every one rounds to 1.0: one tied value
+    assert len(set(logged.tolist())) == len(far) and np.all(np.diff(logged) > 0)  # still ranked
