@@ -263,7 +263,9 @@ def _tracks_of(predictors: dict, n_items: int) -> dict:
 def cmd_verify(args) -> int:
     from .protocol.verify import verify
 
-    ok, lines = verify(Path(args.run))
+    if args.reevaluate < 0:
+        raise UserError(f"--reevaluate takes a number of items (0: none), got {args.reevaluate}")
+    ok, lines = verify(Path(args.run), reevaluate=args.reevaluate, sample_seed=args.sample_seed)
     print("\n".join(lines))
     return 0 if ok else 1
 
@@ -650,8 +652,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "the model solves, does it fail the whole")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("verify", help="recompute a run's predictions digest")
+    p = sub.add_parser("verify", help="check a run folder: digests, items, outcomes and scores derived again")
     p.add_argument("run")
+    p.add_argument("--reevaluate", type=int, default=0, metavar="K",
+                   help="also load the run's model and evaluate K items again (a sample stratified by split, "
+                   "family and stored outcome), comparing outputs and outcomes with the stored ones")
+    p.add_argument("--sample-seed", type=int, default=None, metavar="N",
+                   help="the seed of --reevaluate's sample (default: drawn anew, and printed)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("predictors", help="registered predictors")

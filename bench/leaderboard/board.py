@@ -34,17 +34,23 @@ def model_label(results: dict) -> str:
     return results.get("model_name") or Path(results["provenance"]["model"]["spec"]["name_or_path"]).name
 
 
-def validate(path: Path, submission: bool = True) -> dict:
-    """The results of a valid run folder (and submission), or a UserError saying why not."""
+REEVALUATE_K = 50  # a submission's items evaluated again with its model (`verify --reevaluate`)
+
+
+def validate(path: Path, submission: bool = True, reevaluate: int = REEVALUATE_K) -> dict:
+    """The results of a valid run folder (and submission), or a UserError saying why not. A
+    submission is verified with `reevaluate` of its items evaluated again by the model it names,
+    drawn by a seed the submitter cannot know (its outcomes and scores could be forged together)."""
     path = Path(path)
     results = check_run_folder(path)
-    ok, lines = verify(path)
+    ok, lines = verify(path, reevaluate=reevaluate if submission else 0)
     stale = next((l for l in lines if l.startswith("scores: made by scoring version")), None)
-    if not ok and stale:
+    bad = next((l for l in lines if "MISMATCH" in l and l != lines[-1]), None)
+    if not ok and stale and bad is None:
         raise UserError(f"{path}: {stale}")
     if not ok:
-        bad = next((l for l in lines if "MISMATCH" in l), "digest or scores do not match")
-        raise UserError(f"{path} is tampered or corrupted: {' '.join(bad.split())}")
+        bad = " ".join((bad or "digest or scores do not match").split())
+        raise UserError(f"{path} is tampered or corrupted: {bad}")
     if submission:
         meta_path = path / "submission.json"
         if not meta_path.is_file():

@@ -76,14 +76,21 @@ def entries(root: Path | None = None) -> list[Entry]:
 
 
 def lookup(digest: str, dtype: str) -> Path | None:
-    """The entry's folder if a complete one is there (marked as used now), else None."""
+    """The entry's folder if a complete one of this file and dtype is there (marked as used now),
+    else None; one whose record names another file or dtype (moved or copied in) is a miss."""
     folder = entry_folder(digest, dtype)
     if not (folder / DONE).is_file():
         return None
     try:
+        info = json.loads((folder / DONE).read_text())
         os.utime(folder / DONE)
-    except OSError:
-        pass
+        ours = info.get("sha256") == digest and info.get("dtype") == dtype
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        warn(f"the cached weights in {folder.name} are not this file's in {dtype} (moved or copied there?): "
+             "dequantizing the file again")
+        return None
     return folder
 
 

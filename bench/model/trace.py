@@ -36,7 +36,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -359,6 +361,20 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
     return Trace(tuple(item.id for item in items), **sites)
 
 
+def site_shapes(handle: ModelHandle, attention: bool) -> dict[str, tuple[int, ...]]:
+    """The sites `trace` fills for this model and each one's shape after the item axis (the table
+    at the top), read from the card: what a cached trace of this model must hold."""
+    card, model = handle.card, handle.model
+    top = (min(TOP_K, card.vocab_size),)
+    shapes = {"hidden": (card.n_layers + 1, card.d_model), "top_ids": top, "top_probs": top, "entropy": (),
+              "prompt_tokens": ()}
+    if final_norm(model) is not None and model.get_output_embeddings() is not None:
+        shapes.update(lens_top_ids=(card.n_layers + 1,), lens_final_prob=(card.n_layers + 1,))
+    if attention:
+        shapes.update({name: (card.n_layers, card.n_heads) for name in ATTENTION_SITES})
+    return shapes
+
+
 def cache_key(item: SealedItem) -> str:
     """An item's trace depends on its prompt (k-shot rendering changes it), not only its id."""
     return hashlib.sha256(f"{item.id}\x00{item.prompt}".encode()).hexdigest()[:24]
@@ -368,33 +384,101 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BRITTLEBENCH_CACHE", Path.home() / ".cache" / "brittlebench")) / "traces"
 
 
+# What reading a file that is not a whole cache file of ours raises (numpy, zipfile, our own checks).
+UNREADABLE = (OSError, EOFError, ValueError, KeyError, TypeError, MemoryError, zipfile.BadZipFile)
+
+
 class TraceCache:
     """Traces on disk under `root/<name>/` (`ModelHandle.cache_name`: the model's fingerprint and the
     numerics it runs under), one .npz per traced batch of items.
 
-    Keys are `cache_key(item)`; a file holds its keys and every site it computed, so
-    a lookup reads only the files that hold the asked-for items."""
+    Keys are `cache_key(item)`; a file holds its keys, the name of the cache it belongs to and every
+    site it computed, and is named by its keys' digest, so a lookup reads only the files that hold
+    the asked-for items. Files are written whole (a temporary file renamed into place). A file that
+    cannot be read as one of this cache's (truncated, not an archive, keys other than its name says,
+    another model's or numerics', a site missing or of the wrong shape) is a miss: it is removed, its
+    items are traced again and stored anew, and one line (`log`, else stderr) names the files."""
 
-    def __init__(self, root: Path, name: str):
+    def __init__(self, root: Path, name: str, log: Callable[[str], None] | None = None):
         self.folder = Path(root) / name
+        self.name = name
         self._index: dict[str, tuple[Path, int]] | None = None
+        self._log = log
         self.hits = 0
         self.misses = 0
+        self.dropped: list[str] = []  # the unreadable files removed, each with why
+        self._reported = 0
+
+    @staticmethod
+    def file_name(keys: Sequence[str]) -> str:
+        return hashlib.sha256("".join(keys).encode()).hexdigest()[:16] + ".npz"
 
     def _load_index(self) -> dict[str, tuple[Path, int]]:
         if self._index is None:
             self._index = {}
             for path in sorted(self.folder.glob("*.npz")):
                 try:
+                    with open(path, "rb") as f:
+                        if f.read(4) != b"PK\x03\x04":  # what np.savez writes first
+                            raise ValueError("not an archive")
                     with np.load(path) as data:
-                        for row, key in enumerate(data["keys"].tolist()):
-                            self._index[key] = (path, row)
-                except (OSError, ValueError, KeyError):  # a torn or foreign file: ignore it
+                        keys, owner = data["keys"], str(data["cache"])
+                    if keys.ndim != 1 or keys.dtype.kind != "U" or self.file_name(keys.tolist()) != path.name:
+                        raise ValueError("its keys are not those its name says")
+                    if owner != self.name:
+                        raise ValueError(f"written for {owner}")
+                except UNREADABLE as e:
+                    self._drop(path, e)
                     continue
+                for row, key in enumerate(keys.tolist()):
+                    self._index[key] = (path, row)
         return self._index
 
-    def get(self, items: Sequence[SealedItem], attention: bool) -> tuple[Trace | None, list[SealedItem]]:
-        """The cached rows for `items` (in their order) and the items still to trace."""
+    def _drop(self, path: Path, error: BaseException) -> None:
+        """Forget an unreadable file and remove it (a concurrent writer's replacement of it is lost too:
+        a miss next time, nothing worse)."""
+        reason = str(error).strip().splitlines()[0][:80] if str(error).strip() else type(error).__name__
+        self.dropped.append(f"{path.name} ({reason})")
+        path.unlink(missing_ok=True)
+        if self._index is not None:
+            for key in [k for k, (p, _) in self._index.items() if p == path]:
+                del self._index[key]
+
+    def _report(self) -> None:
+        new = self.dropped[self._reported:]
+        if new:
+            self._reported = len(self.dropped)
+            named = ", ".join(new[:4]) + (f" and {len(new) - 4} more" if len(new) > 4 else "")
+            message = (f"trace cache {self.folder}: {len(new)} unreadable {'entry' if len(new) == 1 else 'entries'} "
+                       f"removed; their items are traced again and stored anew: {named}")
+            if self._log is not None:
+                self._log(message)
+            else:
+                print(message, file=sys.stderr, flush=True)
+
+    @staticmethod
+    def _read(path: Path, rows: list[int], shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray] | None:
+        """The `shapes` sites of `rows`; None where the file lacks only attention sites (a trace
+        made without them: not wrong, just not enough)."""
+        with np.load(path) as data:
+            n = len(data["keys"])
+            lacking = set(shapes) - set(data.files)
+            if lacking and lacking <= set(ATTENTION_SITES):
+                return None
+            if lacking:
+                raise ValueError(f"it has no {sorted(lacking)[0]}")
+            sites = {}
+            for name, shape in shapes.items():
+                array = data[name]
+                if array.shape != (n, *shape) or array.dtype.kind not in "biuf":
+                    raise ValueError(f"its {name} is {array.dtype}{list(array.shape)}, not {[n, *shape]}")
+                sites[name] = array[rows]
+        return sites
+
+    def get(self, items: Sequence[SealedItem], shapes: dict[str, tuple[int, ...]]
+            ) -> tuple[Trace | None, list[SealedItem]]:
+        """The cached rows for `items` (in their order) and the items still to trace; `shapes` are
+        the sites wanted and their shapes (`site_shapes`)."""
         index = self._load_index()
         found: dict[Path, list[tuple[int, SealedItem]]] = {}
         missing = []
@@ -406,33 +490,36 @@ class TraceCache:
                 found.setdefault(hit[0], []).append((hit[1], item))
         parts = []
         for path, entries in found.items():
-            with np.load(path) as data:
-                if attention and "attn_entropy" not in data.files:
-                    missing += [item for _, item in entries]
-                    continue
-                rows = [r for r, _ in entries]
-                sites = {name: data[name][rows] for name in data.files if name != "keys"}
-            parts.append(Trace(tuple(item.id for _, item in entries), **sites))
+            try:
+                sites = self._read(path, [r for r, _ in entries], shapes)
+            except UNREADABLE as e:
+                self._drop(path, e)
+                sites = None
+            if sites is None:
+                missing += [item for _, item in entries]
+            else:
+                parts.append(Trace(tuple(item.id for _, item in entries), **sites))
+        self._report()
         self.hits += len(items) - len(missing)
         self.misses += len(missing)
         if not parts:
             return None, missing
-        kept = [item.id for item in items if item not in missing]
-        return Trace.concat(parts, kept), missing
+        lost = {item.id for item in missing}
+        return Trace.concat(parts, [item.id for item in items if item.id not in lost]), missing
 
     def put(self, items: Sequence[SealedItem], traced: Trace) -> None:
         from .. import io
 
         if not items:
             return
-        keys = np.array([cache_key(item) for item in items])
-        name = hashlib.sha256("".join(keys.tolist()).encode()).hexdigest()[:16]
+        keys = [cache_key(item) for item in items]
         buffer = __import__("io").BytesIO()
-        np.savez(buffer, keys=keys, **{n: getattr(traced, n) for n in traced.site_names()})
-        path = self.folder / f"{name}.npz"
-        io.write_bytes(path, buffer.getvalue())
+        np.savez(buffer, keys=np.array(keys), cache=np.array(self.name),
+                 **{n: getattr(traced, n) for n in traced.site_names()})
+        path = self.folder / self.file_name(keys)
+        io.write_bytes(path, buffer.getvalue())  # a temporary file in the folder, renamed into place
         index = self._load_index()
-        for row, key in enumerate(keys.tolist()):
+        for row, key in enumerate(keys):
             index[key] = (path, row)
 
 
@@ -510,7 +597,7 @@ class TracedModel:
         if missing:
             started = time.perf_counter()
             if self._cache is not None:
-                cached, missing = self._cache.get(missing, self._attention)
+                cached, missing = self._cache.get(missing, site_shapes(self._handle, self._attention))
                 if cached is not None:
                     self._remember(cached)
             if missing:

@@ -12,13 +12,17 @@ by `--resume`, which reuses every stage whose output is stored there and intact.
     stages/outcomes.variant.jsonl  the evaluation stage's outcomes (after sealing)
     items/variants.jsonl           variant items with targets (after sealing)
     outcomes.jsonl, results.json, report.html
+    run.lock                       while a run writes the folder: its process id and host (`FolderLock`)
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,9 +38,93 @@ from .spec import RunSpec
 MIN_FREE_BYTES = 64 * 2**20  # a run folder of the default suite takes a few MiB
 
 
-def check_out(spec: RunSpec) -> Path:
-    """The run folder, checked before any work: it must be new (or empty) and writable, or with
-    `--resume` hold a run of the same identity (or be new or empty: the run then starts)."""
+LOCK = "run.lock"
+_HELD: set[int] = set()  # this process's folder locks: a forked child closes its copies
+
+
+def _close_held_in_child() -> None:
+    """In a forked child: close the inherited lock descriptors (not unlocking them), so that a child
+    left computing after its run was killed does not keep the folder locked."""
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
+class FolderLock:
+    """An exclusive lock on a run folder while a run writes it: `run.lock` in the folder, locked with
+    flock (the kernel lets go when the process ends, however it ends, so a lock left by a killed run
+    never blocks) and holding the holder's pid and host for the message another run gets."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / LOCK
+        self._fd: int | None = None
+        self._made: Path | None = None  # the folder, where taking the lock made it
+
+    def take(self) -> "FolderLock":
+        """Take it at once, or raise a UserError naming the run that holds it."""
+        try:
+            import fcntl
+        except ImportError:  # not on POSIX: no lock
+            return self
+        folder = self.path.parent
+        self._made = None if folder.exists() else folder
+        folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise UserError(f"{folder} is being written by another run ({self.holder()}): wait for it to end, "
+                                "or pass another --out") from None
+            try:  # the holder before us removed the file as it let go: lock the one there now
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        held = {"pid": os.getpid(), "host": socket.gethostname(),
+                "since": dt.datetime.now().isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(held) + "\n").encode(), 0)
+        self._fd = fd
+        _HELD.add(fd)
+        return self
+
+    def holder(self) -> str:
+        """Who holds the lock, as its file says (the holder writes it just after locking)."""
+        for _ in range(20):
+            try:
+                held = json.loads(self.path.read_text())
+                return f"process {held['pid']} on {held['host']}, since {held['since']}"
+            except (OSError, ValueError, KeyError, TypeError):
+                time.sleep(0.05)
+        return f"it holds {self.path}"
+
+    def release(self) -> None:
+        """Let go (removing the file first, so that no run locks a file that is gone), and remove the
+        folder where taking the lock made it and nothing was written there since."""
+        if self._fd is None:
+            return
+        self.path.unlink(missing_ok=True)
+        _HELD.discard(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        if self._made is not None:
+            with contextlib.suppress(OSError):
+                self._made.rmdir()  # only if empty
+
+
+def check_out(spec: RunSpec) -> tuple[Path, FolderLock]:
+    """The run folder, checked before any work and locked for this run (`FolderLock`; release it when
+    the run ends): it must be new (or empty) and writable, or with `--resume` hold a run of the same
+    identity (or be new or empty: the run then starts). What it holds is looked at under the lock."""
     if spec.out is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         name = Path(spec.model.name_or_path).name or "model"
@@ -47,8 +135,23 @@ def check_out(spec: RunSpec) -> Path:
         raise UserError(f"output {out} is a file: pass --out a folder path")
     if spec.resume and spec.out is None:
         raise UserError("--resume needs --out: the folder of the run to continue")
-    fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
-    if spec.resume and not fresh:  # a run killed before its folder was made starts afresh: retry loops just rerun
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to output folder {out}: {parent} is not a writable folder")
+    lock = FolderLock(out).take()
+    try:
+        _check_contents(spec, out, parent)
+    except BaseException:
+        lock.release()
+        raise
+    return out, lock
+
+
+def _check_contents(spec: RunSpec, out: Path, parent: Path) -> None:
+    held = [p for p in out.iterdir() if p.name != LOCK]
+    if spec.resume and held:  # a run killed before its folder was made starts afresh: retry loops just rerun
         stored = out / "run.json"
         if not stored.is_file():
             raise UserError(f"nothing to resume in {out}: it holds files but no run.json (pass another --out)")
@@ -60,18 +163,12 @@ def check_out(spec: RunSpec) -> Path:
             moved = sorted(k for k in identity if identity.get(k) != spec.identity().get(k))
             raise UserError(f"{out} holds a run with other settings ({', '.join(moved)}): resume it with the same "
                             "options, or pass another --out")
-        return out
-    if out.is_dir() and any(out.iterdir()):
+        return
+    if held:
         raise UserError(f"output folder {out} already holds files: pass another --out, or --resume to continue it")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write to output folder {out}: {parent} is not a writable folder")
     free = shutil.disk_usage(parent).free
     if free < MIN_FREE_BYTES:
         raise UserError(f"only {free // 2**20} MiB free under {parent}: free some space or pass another --out")
-    return out
 
 
 class RunFolder:

@@ -77,13 +77,14 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
     """The sealed protocol on `spec`; returns results.json's content (and `run_dir`)."""
     spec.check()
     families = resolve_families(spec.tasks) if spec.tasks is not None else None
-    out = check_out(spec)
+    out, lock = check_out(spec)  # the folder is this run's alone until `lock.release()`, in `finally`
     folder = RunFolder(out, spec.resume and (out / "run.json").is_file())  # --resume with nothing there starts it
-    pool = open_predictors(spec.predictors, spec.predictor_timeout, log, wait=False)  # starts while the model loads
+    pool = None
     clock = Clock()
     history = None
     frozen = gc.get_freeze_count()  # objects a host process froze itself stay frozen
     try:
+        pool = open_predictors(spec.predictors, spec.predictor_timeout, log, wait=False)  # starts while the model loads
         with long_lived():  # torch, transformers and the model: as long as the run
             handle = load_model(spec.model)
         skipped = check_predictors(pool, bool(spec.predictors), log)
@@ -159,7 +160,9 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
     finally:
         if history is not None:
             history.close(kill=True)
-        pool.close()
+        if pool is not None:
+            pool.close()
+        lock.release()
         if not frozen:
             gc.unfreeze()  # a longer-lived process (a sweep, the tests) collects them again
 

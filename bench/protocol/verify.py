@@ -1,8 +1,26 @@
-"""`brittlebench verify RUN`: were the predictions sealed as recorded, and do the stored
-outcomes give the recorded scores?"""
+"""`brittlebench verify RUN`: is the run folder what the run wrote? Everything that derives from
+the stored files is derived again and compared (docs/integrity.md):
+
+  digests      predictions (and a screen's) against their .sha256 and results.json
+  items        regenerated from the run's spec and seed (unless the seed is private), targets too;
+               the sealed variants are the variants without their targets
+  outcomes     in the items' order; each `correct` decided again from its `output` and the target
+               by the family's own check, as evaluation decides it
+  results      the scoring stage run again on the stored items, outcomes and predictions
+               (`stages.score`): base region cells, failure rates, competence flags, the families
+               left out, every predictor's scores; then each protocol's and target's scores
+  --reevaluate K   the model the run names loaded (its fingerprint checked), K items drawn by a
+               seeded sample stratified by split, family and stored outcome evaluated again, and
+               compared
+
+A folder that is not a run of this version, or misses a file, is a UserError (one line)."""
 from __future__ import annotations
 
 import json
+import math
+import random
+import secrets
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +29,14 @@ from .. import io
 from ..errors import UserError
 
 RUN_FILES = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl")  # what verify reads
+ITEM_FILES = ("items/base.jsonl", "items/variants.jsonl")  # a leaderboard's copy leaves them out: regenerated
+SHOWN = 5  # mismatches named per line; the rest counted
 
 
 def check_run_folder(run: Path) -> dict:
     """The run's results, or a one-line UserError saying what is wrong with the folder."""
+    from .stages import RESULTS_SCHEMA_VERSION
+
     if not run.is_dir():
         raise UserError(f"no run folder at {run}: pass the folder that 'brittlebench run' wrote")
     for name in RUN_FILES:
@@ -25,16 +47,251 @@ def check_run_folder(run: Path) -> dict:
         results["predictions_sha256"], results["predictors"], results["schema_version"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise UserError(f"{run / 'results.json'} is corrupted: it is not a brittlebench results file") from None
+    if results["schema_version"] != RESULTS_SCHEMA_VERSION:
+        made = (results.get("provenance") or {}).get("versions", {}).get("brittlebench", "another version")
+        raise UserError(f"{run} was written by brittlebench {made} (results schema {results['schema_version']}); this "
+                        f"one reads schema {RESULTS_SCHEMA_VERSION}: use the version that wrote it")
     return results
 
 
-def recompute_scores(run: Path, results: dict, name: str = "predictions", view: dict | None = None,
-                     eligible_only: bool = False, with_reference: bool = False) -> dict[str, dict]:
-    """Every predictor's metrics again, from `name`.jsonl, outcomes.jsonl (and components.jsonl, and
-    with `with_reference` the answer-visible reference from reference.jsonl)."""
-    from ..scoring.metrics import REFERENCE, score_predictors
+@dataclass(frozen=True)
+class Stored:
+    """What the run folder holds, read once: items (None where it stores none), outcomes, predictions."""
 
-    view = view or results
+    base: list | None  # Item
+    variants: list | None  # Item
+    sealed: list[dict] | None
+    outcomes: dict[str, list]  # split -> Outcome, as outcomes.jsonl lists them
+    staged: dict[str, list[dict] | None]  # split -> the rows of stages/outcomes.SPLIT.jsonl, where stored
+    predictions: list[dict]
+    status: dict[str, dict]  # each predictor's status: stages/predictors.json, else results.json's
+    reference: np.ndarray | None
+
+
+def read_stored(run: Path, results: dict) -> Stored:
+    from tasks import Item
+
+    from ..model.evaluate import Outcome
+
+    try:
+        outcomes: dict[str, list] = {"base": [], "variant": []}
+        for row in io.read_jsonl(run / "outcomes.jsonl"):
+            outcomes[row["split"]].append(Outcome.from_dict(row))
+        reference = None
+        if (run / "reference.jsonl").is_file():
+            from ..scoring.metrics import REFERENCE
+
+            reference = np.array([r[REFERENCE] for r in io.read_jsonl(run / "reference.jsonl")], dtype=float)
+        base, variants = ([Item.from_dict(r) for r in io.read_jsonl(run / name)] if (run / name).is_file() else None
+                          for name in ITEM_FILES)
+        sealed = run / "items" / "variants.sealed.jsonl"
+        staged = {split: io.read_jsonl(path) if path.is_file() else None
+                  for split, path in ((s, run / "stages" / f"outcomes.{s}.jsonl") for s in outcomes)}
+        status = run / "stages" / "predictors.json"  # a leaderboard's copy: results.json's, scores and all
+        status = json.loads(status.read_text()) if status.is_file() else results["predictors"]
+        return Stored(base, variants, io.read_jsonl(sealed) if sealed.is_file() else None, outcomes, staged,
+                      io.read_jsonl(run / "predictions.jsonl"), status, reference)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UserError(f"{run}: an items, outcomes or predictions file is corrupted ({type(e).__name__}: {e}): "
+                        "it is not a run brittlebench wrote") from None
+
+
+def run_families(results: dict) -> dict:
+    """The run's task families, in its order, loaded as the run loaded them."""
+    from tasks import TaskError, resolve_families
+
+    asked = results["spec"].get("tasks") or list(results["provenance"]["tasks"])
+    try:
+        families = resolve_families(asked)
+    except TaskError as e:
+        raise UserError(f"cannot check this run's items: {e}") from None
+    if list(families) != list(results["provenance"]["tasks"]):
+        raise UserError(f"the run's task families ({', '.join(results['provenance']['tasks'])}) are not those "
+                        f"{', '.join(asked)} load here: verify it where its task files are")
+    return families
+
+
+def _named(kind: str, wrong: list[str], what: str) -> str:
+    """One line naming the first few mismatches and counting the rest."""
+    shown = "; ".join(wrong[:SHOWN]) + (f"; and {len(wrong) - SHOWN} more" if len(wrong) > SHOWN else "")
+    return f"{kind}: MISMATCH: {len(wrong)} {what}: {shown}"
+
+
+def _where(item, split: str) -> str:
+    return f"{split} {item.family}/{item.cell} {item.id}"
+
+
+def check_items(results: dict, stored: Stored, families: dict, handle=None) -> tuple[bool, list[str], Stored]:
+    """The items are those the spec and seed generate (prompts and targets of a chat run only with
+    its model's chat template, `handle`), and the sealed variants are the variants without targets.
+    Where the folder stores no items (a leaderboard's copy), the regenerated ones stand for them."""
+    from .spec import RunSpec
+    from .stages import chat_template, generate
+
+    spec = results["spec"]
+    chat = bool(spec.get("chat"))
+    apply = chat_template(handle) if chat and handle is not None else None
+    like = RunSpec(n=spec["n"], seed=spec["seed"], shot_mode=spec["shot_mode"])
+    suite = generate(like, families, results["provenance"]["shots"], apply)
+    made, ran = json.loads(json.dumps(suite.tasks_info)), results["provenance"]["tasks"]
+    moved = [name for name in families if any(made[name][k] != ran[name].get(k) for k in ("axes", "cells"))]
+    if moved:
+        raise UserError(f"the task famil{'y' if len(moved) == 1 else 'ies'} {', '.join(moved)} here "
+                        f"{'is' if len(moved) == 1 else 'are'} not what the run used (cells or axes differ): verify "
+                        "it with the brittlebench version that wrote it")
+    private = bool(results["provenance"].get("private_seed"))
+    whole = apply is not None or not chat  # prompts and targets as the run rendered them
+    if stored.base is None or stored.variants is None:
+        if private or not whole:
+            why = "its items come from a private seed" if private else "a chat run's prompts need its model"
+            raise UserError(f"the run folder has no {ITEM_FILES[0]} or {ITEM_FILES[1]}, and {why}: pass the whole "
+                            "folder 'brittlebench run' wrote" + ("" if private else ", or --reevaluate K"))
+        stored = replace(stored, base=suite.base, variants=suite.variants)
+        return True, [f"items: not stored; the {len(suite.base) + len(suite.variants)} items seed {spec['seed']} "
+                      "generates are checked against in their place"], stored
+    lines, ok = [], True
+    if stored.sealed is not None:
+        resealed = [json.loads(json.dumps(item.sealed().to_dict())) for item in stored.variants]
+        if resealed != stored.sealed:
+            wrong = [f"{r.get('id')}" for r, s in zip(resealed, stored.sealed) if r != s]
+            wrong += ["their numbers differ"] if len(resealed) != len(stored.sealed) else []
+            lines.append(_named("items", wrong, f"of {len(resealed)} variants differ from items/variants.sealed.jsonl"))
+            ok = False
+    if private:
+        lines.append("items: not regenerated: they come from a private seed (the run records its SHA-256)")
+        return ok, lines, stored
+    fields = ("id", "family", "cell", "axes", "meta") + (("prompt", "target") if whole else ())
+    wrong = []
+    for split, new_items, kept in (("base", suite.base, stored.base), ("variant", suite.variants, stored.variants)):
+        if len(new_items) != len(kept):
+            wrong.append(f"{len(kept)} {split} items stored, {len(new_items)} generated")
+        for new, old in zip(new_items, kept):
+            a, b = json.loads(json.dumps(new.to_dict())), json.loads(json.dumps(old.to_dict()))
+            differ = [f for f in fields if a[f] != b[f]]
+            if differ:
+                wrong.append(f"{_where(old, split)} ({', '.join(differ)})")
+    total = len(suite.base) + len(suite.variants)
+    if wrong:
+        lines.append(_named("items", wrong, f"of {total} items differ from those seed {spec['seed']} generates"))
+        return False, lines, stored
+    lines.append(f"items: the {total} items are those seed {spec['seed']} generates"
+                 + (", targets included" if whole else " (a chat run: prompts and targets come from its model's "
+                    "chat template, checked with --reevaluate)") + ": ok")
+    return ok, lines, stored
+
+
+def check_outcomes(stored: Stored, families: dict) -> tuple[bool, list[str]]:
+    """One outcome per item, in the items' order, each `correct` what the family's check says of its
+    output and target; the calibration and evaluation stages' own files say the same."""
+    wrong, total = [], 0
+    for split, items in (("base", stored.base), ("variant", stored.variants)):
+        outcomes = stored.outcomes[split]
+        if [o.item_id for o in outcomes] != [item.id for item in items]:
+            wrong.append(f"{split} outcomes are not those of items/{'base' if split == 'base' else 'variants'}.jsonl")
+            continue
+        stage = f"stages/outcomes.{split}.jsonl"
+        staged = stored.staged[split] or [o.to_dict() for o in outcomes]
+        if len(staged) != len(outcomes):
+            wrong.append(f"{split} outcomes are not those of {stage}")
+            staged = [o.to_dict() for o in outcomes]
+        for item, outcome, kept in zip(items, outcomes, staged):
+            total += 1
+            if families[item.family].check(outcome.output, item) != outcome.correct:
+                wrong.append(f"{_where(item, split)} (correct {str(outcome.correct).lower()}, output "
+                             f"{outcome.output!r}, target {item.target!r})")
+            elif kept != outcome.to_dict():
+                wrong.append(f"{_where(item, split)} (output {outcome.output!r}, correct "
+                             f"{str(outcome.correct).lower()}; {stage} says {kept.get('output')!r}, "
+                             f"{str(kept.get('correct')).lower()})")
+    if wrong:
+        return False, [_named("outcomes", wrong, f"of {total} outcomes do not follow from their output and target")]
+    return True, [f"outcomes: each of the {total} outcomes' correct follows from its output and target: ok"]
+
+
+def check_predictions(stored: Stored) -> tuple[bool, list[str]]:
+    keys = [(r.get("item_id"), r.get("family"), r.get("cell")) for r in stored.predictions]
+    if keys == [(item.id, item.family, item.cell) for item in stored.variants]:
+        return True, []
+    return False, ["predictions: MISMATCH: predictions.jsonl does not list the sealed variant items in order"]
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a)) or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+def differences(stored, recomputed, path: str = "") -> list[str]:
+    """Where `stored` and `recomputed` differ, as dotted paths (a cell's rows by family/cell)."""
+    if isinstance(stored, dict) and isinstance(recomputed, dict):
+        return [d for k in list(recomputed) + [k for k in stored if k not in recomputed]
+                for d in differences(stored.get(k), recomputed.get(k), f"{path}.{k}" if path else str(k))]
+    if isinstance(stored, list) and isinstance(recomputed, list) and len(stored) == len(recomputed):
+        def label(row, i):
+            return f"{row['family']}/{row['cell']}" if isinstance(row, dict) and "cell" in row else str(i)
+        return [d for i, (a, b) in enumerate(zip(stored, recomputed))
+                for d in differences(a, b, f"{path}[{label(b, i)}]")]
+    return [] if _close(stored, recomputed) else [path]
+
+
+BASE_REGION = ("competence", "n_base", "base_failure_rate", "history")
+
+
+def _in_base_region(path: str, cells: list[dict]) -> bool:
+    """Whether a figure of results.json is one of the base region's (what decides the flags)."""
+    base = {f"cells[{c['family']}/{c['cell']}]" for c in cells if c["split"] == "base"}
+    return (path.startswith(BASE_REGION) or path.split(".")[0] in base
+            or (path.startswith("families.") and path.endswith((".base_failure_rate", ".flagged"))))
+
+
+def check_results(results: dict, stored: Stored, families: dict) -> tuple[bool, list[str]]:
+    """The scoring stage run again (`stages.score`) on the stored items, outcomes and predictions:
+    every figure it gives must be the one results.json holds."""
+    from .stages import Suite, score
+
+    names = [n for n, info in stored.status.items() if info.get("status") == "ok"]
+    try:
+        scores = {n: np.array([p["scores"][n] for p in stored.predictions], dtype=float) for n in names}
+    except (KeyError, TypeError, ValueError):
+        return False, ["predictions: MISMATCH: predictions.jsonl lacks the scores of a predictor the run says is ok"]
+    made = results["provenance"]
+    suite = Suite(families, stored.base, stored.variants, made["tasks"], made["shots"])
+    recomputed = score(suite, stored.outcomes["base"], stored.outcomes["variant"], scores, stored.status,
+                       results["provenance"]["seed"], stored.reference)
+    recomputed = {k: v for k, v in recomputed.items() if k not in ("protocols", "targets")}  # filled after scoring
+    moved = differences({k: results.get(k) for k in recomputed}, json.loads(json.dumps(recomputed)))
+    final = (results.get("history") or [{}])[-1]
+    if final.get("name") == "final":  # the evaluated model's learning-curve point: its base outcomes again
+        for cell in recomputed["cells"]:
+            name = f"{cell['family']}/{cell['cell']}"
+            if cell["split"] == "base" and not _close(final["base_accuracy"].get(name), 1 - cell["failure_rate"]):
+                moved.append(f"history[final].base_accuracy[{name}]")
+    base = [m for m in moved if _in_base_region(m, recomputed["cells"])]
+    rest = [m for m in moved if m not in base]
+    lines = []
+    if base:
+        lines.append(_named("base region", base, "figures (cells, failure rates, competence flags, families left "
+                            "out) differ from what the stored base outcomes give"))
+    if rest:
+        lines.append(_named("scores", rest, "figures differ from what the stored items, outcomes and predictions give"))
+    if lines:
+        return False, lines
+    flagged = recomputed["competence"]["flagged"]
+    return True, [f"base region: cells, failure rates and competence recomputed; {len(flagged)} flagged and left "
+                  f"out{' (' + ', '.join(flagged) + ')' if flagged else ''}: ok",
+                  f"scores: the scoring stage run again on the stored files gives every figure of results.json "
+                  f"({len(names)} predictors): ok"]
+
+
+def recompute_scores(run: Path, results: dict, name: str, view: dict, eligible_only: bool = False) -> dict[str, dict]:
+    """A protocol's or target's metrics again, from `name`.jsonl and outcomes.jsonl (and, for the
+    compositional target, components.jsonl)."""
+    from ..scoring.metrics import score_predictors
+
     try:
         predictions = io.read_jsonl(run / f"{name}.jsonl")
         outcomes = {r["item_id"]: r for r in io.read_jsonl(run / "outcomes.jsonl") if r["split"] == "variant"}
@@ -43,15 +300,7 @@ def recompute_scores(run: Path, results: dict, name: str = "predictions", view: 
         names = [n for n, p in view["predictors"].items() if p.get("status", "ok") == "ok"]
         scores = {n: np.array([p["scores"][n] for p in predictions], dtype=float) for n in names}
         tracks = {n: (view["predictors"][n].get("track") or results["predictors"][n]["track"]) for n in names}
-        reference = None
-        if with_reference:
-            by_id = {r["item_id"]: r[REFERENCE] for r in io.read_jsonl(run / "reference.jsonl")}
-            reference = np.array([by_id[p["item_id"]] for p in predictions], dtype=float)
         keep = np.ones(len(predictions), dtype=bool)
-        flagged = set((results.get("competence") or {}).get("flagged") or ())
-        scored = set((results.get("competence") or {}).get("scored_families") or ())
-        if view is results and flagged and scored:  # the run-level figures leave the flagged families out
-            keep = np.array([p["family"] in scored for p in predictions], dtype=bool)
         if eligible_only:
             solved: dict[str, bool] = {}
             for row in io.read_jsonl(run / "components.jsonl"):
@@ -61,16 +310,7 @@ def recompute_scores(run: Path, results: dict, name: str = "predictions", view: 
         raise UserError(f"{run}: {name}.jsonl, outcomes.jsonl or components.jsonl is corrupted or does not match "
                         "the results") from None
     return score_predictors(failed[keep], cells[keep], {n: v[keep] for n, v in scores.items()},
-                            results["provenance"]["seed"], tracks=tracks,
-                            reference=None if reference is None else reference[keep])
-
-
-def _close(a, b) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return abs(a - b) <= 1e-9 * max(1.0, abs(a))
-    return a == b
+                            results["provenance"]["seed"], tracks=tracks)
 
 
 def _screen(run: Path) -> tuple[bool, str]:
@@ -95,30 +335,118 @@ def _screen(run: Path) -> tuple[bool, str]:
                   f"was evaluated; the final predictions {'hold them unchanged: ok' if same else 'differ: MISMATCH'}")
 
 
-def verify(run: Path) -> tuple[bool, list[str]]:
-    run = Path(run)
-    results = check_run_folder(run)
+def check_digests(run: Path, results: dict) -> tuple[bool, list[str]]:
     actual = io.sha256((run / "predictions.jsonl").read_bytes())
-    sealed = (run / "predictions.sha256").read_text().split()[0] if (run / "predictions.sha256").read_text().split() else ""
+    said = (run / "predictions.sha256").read_text().split()
+    sealed = said[0] if said else ""
     recorded = results["predictions_sha256"]
     lines = [f"predictions.jsonl sha256 {actual}",
              f"predictions.sha256       {sealed} {'ok' if sealed == actual else 'MISMATCH'}",
              f"results.json records     {recorded} {'ok' if recorded == actual else 'MISMATCH'}"]
     ok = sealed == actual == recorded
+    try:
+        made = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else None
+    except ValueError:
+        made = {}
+    if made is not None and made.get("fingerprint") != results["provenance"]["model"]["fingerprint"]:
+        ok = False
+        lines.append(f"run.json: MISMATCH: it records model {made.get('fingerprint')}, results.json "
+                     f"{results['provenance']['model']['fingerprint']}")
     if (run / "stages" / "screen.jsonl").is_file():
         screen_ok, line = _screen(run)
         ok &= screen_ok
         lines.append(line)
+    return ok, lines
+
+
+def load_run_model(results: dict):
+    """The model the run names, as it names it (a UserError where it cannot be loaded here)."""
+    from ..model.load import ModelSpec, load_model
+
+    return load_model(ModelSpec(**results["provenance"]["model"]["spec"]))
+
+
+def stratified_sample(stored: Stored, k: int, seed: int) -> list[tuple[str, object, object]]:
+    """K (split, item, stored outcome), drawn with `seed`, stratified by split, family and stored
+    outcome: each stratum in turn, in an order drawn once, gives one item it has not given yet,
+    until K are drawn or none is left. A stratum of stored failures gets its share however rare
+    failures are: where a forger made a family fail its base region, most of them are forged."""
+    rng = random.Random(seed)
+    strata: dict[tuple[str, str, bool], list] = {}
+    for split, items in (("base", stored.base), ("variant", stored.variants)):
+        for item, outcome in zip(items, stored.outcomes[split]):
+            strata.setdefault((split, item.family, outcome.correct), []).append((split, item, outcome))
+    queues = [rng.sample(members, len(members)) for members in strata.values()]
+    rng.shuffle(queues)
+    taken: list = []
+    while len(taken) < k and any(queues):
+        for queue in queues:
+            if queue and len(taken) < k:
+                taken.append(queue.pop())
+    return taken
+
+
+def _same_answer(stored, fresh) -> bool:
+    """The same decision and answer; where one side is the greedy answer's decided prefix (a
+    fast-path failure), the other's answer starts with it."""
+    if stored.correct != fresh.correct:
+        return False
+    if stored.complete and fresh.complete:
+        return stored.output == fresh.output
+    return fresh.output.startswith(stored.output) or stored.output.startswith(fresh.output)
+
+
+def check_reevaluated(results: dict, stored: Stored, families: dict, handle, k: int, seed: int
+                      ) -> tuple[bool, list[str]]:
+    """K stored outcomes against the model's own, evaluated again here."""
+    from ..model.evaluate import evaluate
+
+    recorded = results["provenance"]["model"]["fingerprint"]
+    name = results["provenance"]["model"]["spec"]["name_or_path"]
+    if handle.fingerprint != recorded:
+        return False, [f"reevaluate: MISMATCH: the model {name} here has fingerprint {handle.fingerprint}, the run "
+                       f"records {recorded}: it is not the model the run names"]
+    sample = stratified_sample(stored, k, seed)
+    batch = results["spec"].get("batch_size")
+    fresh = evaluate(handle, [item for _, item, _ in sample], batch if isinstance(batch, int) else 64, families)
+    wrong = [f"{_where(item, split)} (stored correct {str(old.correct).lower()} output {old.output!r}; here correct "
+             f"{str(new.correct).lower()} output {new.output!r})"
+             for (split, item, old), new in zip(sample, fresh) if not _same_answer(old, new)]
+    strata = len({(split, item.family, old.correct) for split, item, old in sample})
+    if wrong:
+        return False, [_named("reevaluate", wrong, f"of {len(sample)} re-evaluated items differ from the stored "
+                              f"outcomes (sample seed {seed})")]
+    return True, [f"reevaluate: {len(sample)} items drawn with sample seed {seed} ({strata} strata of split, family "
+                  f"and outcome) evaluated again with {name} ({recorded}): outputs and outcomes as stored: ok"]
+
+
+def verify(run: Path, reevaluate: int = 0, sample_seed: int | None = None) -> tuple[bool, list[str]]:
+    """(ok, lines): every check above; with `reevaluate`, that many items evaluated again (a
+    `sample_seed` drawn here unless given: a submitter cannot know which)."""
     from ..scoring.metrics import SCORING_VERSION
 
+    run = Path(run)
+    results = check_run_folder(run)
+    stored = read_stored(run, results)
+    families = run_families(results)
+    handle = load_run_model(results) if reevaluate else None
+    ok, lines = check_digests(run, results)
+    passed, said, stored = check_items(results, stored, families, handle)
+    checks = [(passed, said), check_outcomes(stored, families), check_predictions(stored)]
+    if reevaluate:
+        seed = secrets.randbelow(2**31) if sample_seed is None else sample_seed
+        checks.append(check_reevaluated(results, stored, families, handle, reevaluate, seed))
+    for passed, said in checks:
+        ok &= passed
+        lines += said
     if results.get("scoring_version", 1) != SCORING_VERSION:
         lines.append(f"scores: made by scoring version {results.get('scoring_version', 1)}, this is version "
                      f"{SCORING_VERSION}: rerun the run to recompute them (the digests above still hold)")
         return False, lines
-    from ..scoring.metrics import REFERENCE
-
-    reference = results.get("tracks", {}).get("trace", {}).get("reference")
-    views = [("base protocol", "predictions", results, False)]
+    passed, said = check_results(results, stored, families)
+    ok &= passed
+    lines += said
+    views = []
     for protocol, view in results.get("protocols", {}).items():
         name = f"predictions.{protocol}"
         path = run / f"{name}.jsonl"
@@ -132,24 +460,12 @@ def verify(run: Path) -> tuple[bool, list[str]]:
     for target, view in results.get("targets", {}).items():
         views.append((f"target {target}", "predictions", view, True))
     for label, name, view, eligible_only in views:
-        main = view is results and reference is not None
-        recomputed = recompute_scores(run, results, name, view, eligible_only, with_reference=main)
-        count = 0
-        for predictor, metrics in recomputed.items():
-            kept = reference if predictor == REFERENCE and main else view["predictors"][predictor]
-            stored = {k: v for k, v in kept.items() if k in metrics}
-            same = _close(stored, metrics)
-            ok &= same
-            count += 1
-            if not same:
-                moved = [k for k in metrics if not _close(stored.get(k), metrics[k])]
-                lines.append(f"{label}: scores of {predictor}: MISMATCH in {', '.join(moved)} (outcomes or predictions edited?)")
-        by_track = {}
-        for predictor in recomputed:
-            track = "reference" if predictor == REFERENCE else (view["predictors"][predictor].get("track")
-                                                              or results["predictors"][predictor]["track"])
-            by_track.setdefault(track, []).append(predictor)
-        tally = ", ".join(f"{track} {len(by_track[track])}" for track in ("blind", "trace", "reference") if track in by_track)
-        lines.append(f"{label}: scores recomputed from the stored files for {count} ({tally})")
+        recomputed = recompute_scores(run, results, name, view, eligible_only)
+        moved = [p for predictor, metrics in recomputed.items()
+                 for p in differences({k: v for k, v in view["predictors"][predictor].items() if k in metrics},
+                                      json.loads(json.dumps(metrics)), predictor)]
+        ok &= not moved
+        lines.append(_named(label, moved, "figures differ from what the stored files give") if moved else
+                     f"{label}: scores recomputed from the stored files for {len(recomputed)} predictors: ok")
     lines.append("verified" if ok else "MISMATCH: this run folder was edited after it was written")
     return ok, lines
