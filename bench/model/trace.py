@@ -49,7 +49,7 @@ from tasks import Item, SealedItem
 
 from .continuation import BUDGET_CAP, Continuations
 from .evaluate import MARGIN, _available_ram, exact_length_batches, progress_bar
-from .load import ModelHandle
+from .load import MIN_ROWS, ModelHandle
 from .prefix import Prefixes, cache_argument
 
 TOP_K = 8
@@ -216,7 +216,7 @@ def _logit_lens(model, hidden_states, final_top):
 
 # A product of fewer rows than this takes other BLAS kernels, whose rows differ in the last bits from
 # the same rows of a larger product (measured on an AMD EPYC under MKL_CBWR=AVX2,STRICT: 1 to 3 rows).
-MIN_HEAD_ROWS = 4
+MIN_HEAD_ROWS = MIN_ROWS
 
 
 @contextlib.contextmanager
