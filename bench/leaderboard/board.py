@@ -145,8 +145,7 @@ def build(root: Path) -> dict[str, Any]:
             row = tracks.setdefault(track, {}).setdefault(name, {
                 "source": results.get("submission", {}).get("source", "built-in"), "reads": p.get("reads", []),
                 "role": role, "models": {}})
-            if p.get("same_ranking_as"):
-                row["same_ranking_as"] = p["same_ranking_as"]
+            row.setdefault("_same", []).append(p.get("same_ranking_as"))
             vs = p.get("vs_best_baseline", {})
             row["models"][model] = {RANKING: p[RANKING], "auroc": p.get("auroc"),
                                     "vs_best_baseline": vs.get("difference"), "best_baseline": vs.get("baseline"),
@@ -164,6 +163,9 @@ def build(root: Path) -> dict[str, Any]:
                                     "run": str(folder.relative_to(root))}
     for track, table in tracks.items():
         for name, row in table.items():
+            same = set(row.pop("_same", [None]))
+            if len(same) == 1 and None not in same:  # a monotone transform of the same predictor on every model
+                row["same_ranking_as"] = same.pop()
             values = [m[RANKING]["value"] for m in row["models"].values()]
             row["mean"] = sum(values) / len(values)
             row["coverage"] = f"{len(values)}/{len(models)}"
