@@ -1,0 +1,313 @@
+"""Mechanistic access to the base region: what interpretability work reads and does, computed by the
+runner on the model as loaded (forward hooks on the unmodified module tree, as nnsight reads it),
+for the run's base items only.
+
+Sites (named as TransformerLens names its hook points; shapes per item, `pos` the prompt's tokens):
+  resid_post.L    (pos, d_model)          residual stream after block L
+  pattern.L       (head, pos, pos)        attention weights, query by key (eager attention)
+  z.L             (pos, head, d_head)     each head's output before the output projection
+Interventions, each returning the next-token distribution at the last prompt position:
+  ablate(item, {L: [h, ...]}, how)        heads' z zeroed or set to their mean over the base items
+  patch(source, target, L, positions)     target's resid_post.L at `positions` taken from source's
+Weights (no forward pass):
+  composition(kind)                       (layer, head, layer, head) Q-, K- or V-composition scores
+                                          (Elhage et al. 2021) between every earlier head's OV and
+                                          every later head's QK or OV circuit
+
+Every request names items; an item that is not one of the run's base items (by id and prompt) is
+refused with one line: a blind predictor that could run any text could run the variants. Items go
+one at a time (no padding), so a result never depends on what else was asked for.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .load import ModelHandle
+
+SITES = ("resid_post", "pattern", "z")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a model keeps its blocks and each block's attention projections."""
+
+    blocks: Any  # the ModuleList of blocks
+    out_proj: str  # the attention's output projection, inside block.attn (its input is z)
+    attn: str  # the attribute of a block holding its attention module
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+
+
+def layout(model: Any) -> Layout:
+    config = getattr(model.config, "text_config", None) or model.config
+    n_heads = int(getattr(config, "num_attention_heads", None) or config.n_head)
+    d_model = int(getattr(config, "hidden_size", None) or config.n_embd)
+    d_head = int(getattr(config, "head_dim", None) or d_model // n_heads)
+    n_kv = int(getattr(config, "num_key_value_heads", None) or n_heads)
+    base = model.base_model
+    if hasattr(base, "layers"):  # Llama, Mistral, Qwen, Gemma...
+        return Layout(base.layers, "o_proj", "self_attn", n_heads, n_kv, d_head)
+    if hasattr(base, "h"):  # GPT-2
+        return Layout(base.h, "c_proj", "attn", n_heads, n_kv, d_head)
+    raise NotImplementedError(f"mechanistic access does not know the layout of {type(model).__name__}")
+
+
+class BaseRegionAccess:
+    """The means of interpretability work on `base` items of `handle`'s model, refused elsewhere."""
+
+    def __init__(self, handle: ModelHandle, base: Sequence[Any]):
+        self.handle = handle
+        self.allowed = {item.id: item.prompt for item in base}
+        self.layout = layout(handle.model)
+        self.log: list[dict] = []  # every request, so a reader sees what a predictor looked at
+        self._means: dict[int, Any] = {}
+
+    # -- the guard -------------------------------------------------------------------------------
+    def _check(self, items: Sequence[Any]) -> None:
+        for item in items:
+            if self.allowed.get(item.id) != item.prompt:
+                raise PermissionError(f"mechanistic access is for the run's base items only; {item.id!r} is not "
+                                      "one (a blind predictor may not run the model on variants or other text)")
+
+    def _ids(self, item):
+        import torch
+
+        return torch.tensor([self.handle.token_ids([item.prompt])[0]], device=self.handle.device)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def read(self, items: Sequence[Any], sites: Sequence[str], layers: Sequence[int] | None = None
+             ) -> list[dict[str, np.ndarray]]:
+        """Per item, {"SITE.L": array} for each site and layer asked for (all layers by default)."""
+        self._check(items)
+        unknown = [s for s in sites if s not in SITES]
+        if unknown:
+            raise ValueError(f"unknown sites {unknown}; sites: {', '.join(SITES)}")
+        layers = list(range(len(self.layout.blocks))) if layers is None else list(layers)
+        self.log.append({"read": list(sites), "layers": layers, "items": [i.id for i in items]})
+        return [self._read_one(item, sites, layers) for item in items]
+
+    def _read_one(self, item, sites, layers) -> dict[str, np.ndarray]:
+        import torch
+
+        out: dict[str, np.ndarray] = {}
+        with contextlib.ExitStack() as stack, torch.inference_mode():
+            for layer in layers:
+                if "z" in sites:
+                    stack.enter_context(self._hook_z(layer, _capture(out, f"z.{layer}")))
+                if "resid_post" in sites:  # the block's own output (HF's last hidden state is after the final norm)
+                    stack.enter_context(_hooked(self.layout.blocks[layer].register_forward_hook(
+                        lambda module, args, output, key=f"resid_post.{layer}": out.__setitem__(
+                            key, _first(output)[0].float().cpu().numpy().copy()))))
+            eager = "pattern" in sites
+            if eager:
+                stack.enter_context(_eager(self.handle.model))
+            result = self.handle.model(input_ids=self._ids(item), output_attentions=eager)
+        for layer in layers:
+            if eager:
+                out[f"pattern.{layer}"] = result.attentions[layer][0].float().cpu().numpy()
+        return out
+
+    # -- interventions ---------------------------------------------------------------------------
+    def ablate(self, items: Sequence[Any], heads: dict[int, Sequence[int]], how: str = "zero") -> list[np.ndarray]:
+        """Per item, the next-token probabilities (vocab,) with `heads` ({layer: [head, ...]}) ablated:
+        their output set to zero, or (`how="mean"`) to its mean over the base items at each position."""
+        self._check(items)
+        if how not in ("zero", "mean"):
+            raise ValueError(f"how must be zero or mean, got {how!r}")
+        self.log.append({"ablate": {str(k): list(v) for k, v in heads.items()}, "how": how,
+                         "items": [i.id for i in items]})
+        out = []
+        for item in items:
+            with contextlib.ExitStack() as stack:
+                for layer, hs in heads.items():
+                    replacement = self._mean_z(layer) if how == "mean" else None
+                    stack.enter_context(self._hook_z(layer, _ablating(list(hs), replacement)))
+                out.append(self._next_token(item))
+        return out
+
+    def patch(self, source: Any, target: Any, layer: int, positions: Sequence[int]) -> np.ndarray:
+        """The target's next-token probabilities with its residual stream after block `layer`, at
+        `positions` (negative counts from the end, each prompt's own), taken from the source's."""
+        self._check([source, target])
+        self.log.append({"patch": [source.id, target.id], "layer": layer, "positions": list(positions)})
+        kept = self.read([source], ["resid_post"], [layer])[0][f"resid_post.{layer}"]
+        self.log.pop()  # recorded as the patch
+        import torch
+
+        def swap(module, args, output):
+            hidden = _first(output).clone()
+            for p in positions:
+                hidden[0, p] = torch.as_tensor(kept[p], dtype=hidden.dtype, device=hidden.device)
+            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+        handle = self.layout.blocks[layer].register_forward_hook(swap)
+        try:
+            return self._next_token(target)
+        finally:
+            handle.remove()
+
+    def next_token(self, items: Sequence[Any]) -> list[np.ndarray]:
+        """Per item, the unchanged next-token probabilities (the reference for an intervention)."""
+        self._check(items)
+        return [self._next_token(item) for item in items]
+
+    def _next_token(self, item) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            logits = self.handle.model(input_ids=self._ids(item)).logits[0, -1].float()
+        return torch.softmax(logits, -1).cpu().numpy()
+
+    def _hook_z(self, layer: int, edit):
+        """A context in which `edit(z)` sees and may replace layer `layer`'s z, (1, pos, head, d_head)."""
+        lay = self.layout
+        projection = getattr(getattr(lay.blocks[layer], lay.attn), lay.out_proj)
+
+        def pre(module, args):
+            x = args[0]
+            z = x.reshape(*x.shape[:-1], lay.n_heads, lay.d_head)
+            new = edit(z)
+            return (new.reshape(x.shape), *args[1:]) if new is not z else None
+
+        @contextlib.contextmanager
+        def hooked():
+            handle = projection.register_forward_pre_hook(pre)
+            try:
+                yield
+            finally:
+                handle.remove()
+        return hooked()
+
+    def _mean_z(self, layer: int):
+        """The mean z of each head over the base items, per position from the end (prompts differ in
+        length): (pos, head, d_head) for the longest prompt, aligned at the last token."""
+        if layer not in self._means:
+            import torch
+
+            rows = []
+            for item_id, prompt in sorted(self.allowed.items()):
+                seen: dict = {}
+                with self._hook_z(layer, _capture(seen, "z", as_numpy=False)), torch.inference_mode():
+                    self.handle.model(input_ids=torch.tensor([self.handle.token_ids([prompt])[0]],
+                                                             device=self.handle.device))
+                rows.append(seen["z"])
+            longest = max(r.shape[0] for r in rows)
+            total = torch.zeros(longest, *rows[0].shape[1:], dtype=rows[0].dtype)
+            count = torch.zeros(longest, 1, 1, dtype=rows[0].dtype)
+            for r in rows:
+                total[longest - r.shape[0]:] += r
+                count[longest - r.shape[0]:] += 1
+            self._means[layer] = total / count.clamp(min=1)
+        return self._means[layer]
+
+    # -- weights ---------------------------------------------------------------------------------
+    def composition(self, kind: str = "k") -> np.ndarray:
+        """(layer, head, layer, head) composition scores (Elhage et al. 2021): entry [l1, h1, l2, h2]
+        (l1 < l2) is ||X||_F / (||M||_F ||W_OV||_F) with X the later head's circuit M read through
+        the earlier head's W_OV: K-composition QK(h2) OV(h1), Q-composition OV(h1)^T QK(h2),
+        V-composition OV(h2) OV(h1); 0 elsewhere. Weights only: no item is run. Each circuit is
+        kept as its two (d_model, d_head) factors, so a score costs d_head^2 d_model, not d_model^3."""
+        if kind not in ("q", "k", "v"):
+            raise ValueError(f"kind must be q, k or v, got {kind!r}")
+        self.log.append({"composition": kind})
+        factors = [self._factors(layer) for layer in range(len(self.layout.blocks))]
+        n_layers, n_heads = len(factors), self.layout.n_heads
+        out = np.zeros((n_layers, n_heads, n_layers, n_heads))
+        for l2 in range(n_layers):
+            for l1 in range(l2):
+                wq2, wk2, wv2, wo2 = factors[l2]
+                wq1, wk1, wv1, wo1 = factors[l1]
+                # X = A1 B1 A2 B2, each factor (head, rows, cols); ||X||^2 = tr(C^T (A1^T A1) C (B2 B2^T)), C = B1 A2
+                if kind == "k":
+                    a1, b1, a2, b2 = wq2.transpose(0, 2, 1), wk2, wo1, wv1
+                elif kind == "q":
+                    a1, b1, a2, b2 = wv1.transpose(0, 2, 1), wo1.transpose(0, 2, 1), wq2.transpose(0, 2, 1), wk2
+                else:
+                    a1, b1, a2, b2 = wo2, wv2, wo1, wv1
+                later = kind != "q"  # which of (a1, b1) / (a2, b2) belongs to the later head
+                c = np.einsum("xij,yjk->xyik", b1, a2)  # (head of the first pair, head of the second)
+                g1 = np.einsum("xji,xjk->xik", a1, a1)
+                g2 = np.einsum("yij,ykj->yik", b2, b2)
+                g1c = np.einsum("xjk,xykl->xyjl", g1, c)
+                norm2 = np.einsum("xyji,xyjl,yli->xy", c, g1c, g2)
+                first, second = _circuit_norms(a1, b1), _circuit_norms(a2, b2)
+                scores = np.sqrt(np.maximum(norm2, 0)) / (first[:, None] * second[None, :] + 1e-12)
+                out[l1, :, l2, :] = scores.T if later else scores
+        return out
+
+    def _factors(self, layer: int) -> tuple[np.ndarray, ...]:
+        """Per head (head, ...): W_Q (d_head, d_model), W_K (d_head, d_model), W_V (d_head, d_model),
+        W_O (d_model, d_head), from the projections as loaded (GPT-2's fused c_attn split; grouped-query
+        heads share their k and v). QK = W_Q^T W_K, OV = W_O W_V."""
+        lay = self.layout
+        attn = getattr(lay.blocks[layer], lay.attn)
+        d = lay.n_heads * lay.d_head
+        if lay.out_proj == "c_proj":  # GPT-2's Conv1D: weight (in, out)
+            w = attn.c_attn.weight.detach().float().numpy()
+            wq, wk, wv = w[:, :d].T, w[:, d:2 * d].T, w[:, 2 * d:].T
+            wo = attn.c_proj.weight.detach().float().numpy().T
+        else:  # Linear: weight (out, in)
+            wq, wk, wv = (getattr(attn, n).weight.detach().float().numpy() for n in ("q_proj", "k_proj", "v_proj"))
+            wo = attn.o_proj.weight.detach().float().numpy()
+        group, dh = lay.n_heads // lay.n_kv_heads, lay.d_head
+        heads = range(lay.n_heads)
+        return (np.stack([wq[h * dh:(h + 1) * dh] for h in heads]).astype(np.float64),
+                np.stack([wk[(h // group) * dh:(h // group + 1) * dh] for h in heads]).astype(np.float64),
+                np.stack([wv[(h // group) * dh:(h // group + 1) * dh] for h in heads]).astype(np.float64),
+                np.stack([wo[:, h * dh:(h + 1) * dh] for h in heads]).astype(np.float64))
+
+
+def _circuit_norms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """||A_h B_h||_F per head, from the factors: sqrt(tr((A^T A)(B B^T)))."""
+    return np.sqrt(np.maximum(np.einsum("hji,hjk,hki->h", a, a, np.einsum("hij,hkj->hik", b, b)), 0))
+
+
+def _first(output):
+    """A block's hidden states, whether it returns them alone or first in a tuple."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+@contextlib.contextmanager
+def _hooked(handle):
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _capture(store: dict, key: str, as_numpy: bool = True):
+    """An edit that keeps a copy of z (its one item) under `key` and changes nothing."""
+    def edit(z):
+        store[key] = z[0].float().cpu().numpy().copy() if as_numpy else z[0].clone()
+        return z
+    return edit
+
+
+def _ablating(heads: list[int], replacement):
+    def edit(z):
+        z = z.clone()
+        for h in heads:
+            if replacement is None:
+                z[..., h, :] = 0
+            else:
+                n = z.shape[-3]
+                z[0, :, h, :] = replacement[-n:, h, :].to(z.dtype)
+        return z
+    return edit
+
+
+@contextlib.contextmanager
+def _eager(model):
+    """Eager attention while reading patterns (fused kernels return no weights), restored after."""
+    before = getattr(model.config, "_attn_implementation", None)
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if before and before != "eager":
+            model.set_attn_implementation(before)
