@@ -123,8 +123,10 @@ def format_predictors(predictors: dict, n_items: int, tracks: dict | None = None
                  "* beats it (interval above 0)" + ("; Δ ref: minus the answer-visible reference" if reference else "")]
         chance = (band or {}).get("pair_auroc")
         if chance:
+            rho = band.get("spearman")
             lines.append(f"  no signal: a score with no signal lands in [{chance['lo']:.3f}, {chance['hi']:.3f}] "
-                         f"(95% of {band['n_permutations']} within-family permutations); {SANITY} is a sanity row, "
+                         + (f"(cell ρ: [{rho['lo']:+.3f}, {rho['hi']:+.3f}]) " if rho else "")
+                         + f"(95% of {band['n_permutations']} within-family permutations); {SANITY} is a sanity row, "
                          "never the bar")
         if info.get("mde"):
             lines.append(f"  power: {info['mde']['note']}")
