@@ -153,11 +153,11 @@ def test_in_the_trace_track_reading_the_answer_does_not_beat_the_reference(adver
 def test_tables_are_per_track_and_baselines_match_the_track(adversaries):
     tracks = adversaries["tracks"]
     assert list(tracks) == ["blind", "trace"]
-    assert tracks["blind"]["baselines"] == ["random", "prompt_length"]
-    assert tracks["trace"]["baselines"] == ["random", "prompt_length", "confidence"]
-    blind_best = max(("random", "prompt_length"),
-                     key=lambda b: adversaries["predictors"][b]["pair_auroc"]["value"])
-    trace_best = max(("random", "prompt_length", "confidence"),
+    assert tracks["blind"]["baselines"] == ["prompt_length"]  # random is a sanity row, never the bar
+    assert tracks["trace"]["baselines"] == ["prompt_length", "confidence"]
+    assert tracks["blind"]["sanity"] == "random"
+    blind_best = "prompt_length"
+    trace_best = max(("prompt_length", "confidence"),
                      key=lambda b: adversaries["predictors"][b]["pair_auroc"]["value"])
     assert tracks["blind"]["best_baseline"] == blind_best and tracks["trace"]["best_baseline"] == trace_best
     assert adversaries["predictors"]["blind_looks_around"]["vs_best_baseline"]["baseline"] == blind_best
