@@ -213,8 +213,11 @@ def _read_private_seed(path: str) -> str:
 
 def cmd_run(args) -> int:
     from .model.load import ModelSpec
+    from .process import settle
     from .protocol.spec import RunSpec
     from .protocol.stages import run
+
+    settle()
 
     spec = RunSpec(
         model=ModelSpec(args.model, revision=args.revision, dtype=args.dtype, device=args.device,

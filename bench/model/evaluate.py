@@ -127,14 +127,11 @@ def decode_answer(handle: ModelHandle, new_tokens: Sequence[int]) -> str:
     return text.split("\n", 1)[0]
 
 
-QUIET = False  # no bars at all: a process working beside the one that shows its own (`bench.background`)
-
-
 def progress_bar(total: int, desc: str | None):
-    """A tqdm bar in items/s on a terminal (nothing when stderr is not one, without `desc`, or QUIET)."""
+    """A tqdm bar in items/s on a terminal (nothing when stderr is not one, or without `desc`)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="item", leave=False, disable=True if desc is None or QUIET else None)
+    return tqdm(total=total, desc=desc, unit="item", leave=False, disable=True if desc is None else None)
 
 
 def greedy_answers(handle: ModelHandle, prompts: Sequence[str], budgets: Sequence[int], batch_size: int = 64,

@@ -27,7 +27,7 @@ Every item's trace is bit-for-bit the same whatever the batch size, the other
 items, or whether it came from the cache: items are batched only with items of
 exactly the same token length (no padding), and the pass uses every core only where a row's
 result then depends neither on the batch's shape nor on the thread count (MKL's strict CNR
-mode, checked once per process by `threads_keep_rows_invariant`), else one thread. The attention read is an elementwise product and a
+mode, checked once per process by `bench.process.threads_keep_rows_invariant`), else one thread. The attention read is an elementwise product and a
 sum over keys, row by row, so it too is independent of the batch (eager attention's
 batched products are not, which is why the fallback goes one item at a time).
 """
@@ -51,51 +51,10 @@ from .continuation import BUDGET_CAP, Continuations
 from .evaluate import MARGIN, _available_ram, exact_length_batches, progress_bar
 from .load import MIN_ROWS, ModelHandle
 from .prefix import Prefixes, cache_argument
+from ..process import invariant_threads
 
 TOP_K = 8
 ATTENTION_SITES = ("attn_entropy", "attn_prev", "attn_first", "attn_induction")
-
-
-_THREADS_KEEP_ROWS: dict[int, bool] = {}  # torch's thread count -> checked
-
-
-def threads_keep_rows_invariant() -> bool:
-    """Whether, with torch's current thread count, one row of a batched float32 product equals the
-    row computed alone and the same product on one thread (MKL's strict CNR mode, which
-    bench.model.load asks for with MKL_CBWR, makes it so on the CPUs we know); checked once per
-    thread count (a process working beside another holds one thread fewer for a while)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    if threads not in _THREADS_KEEP_ROWS:
-        generator = torch.Generator().manual_seed(0)
-        x = torch.randn(96, 576, generator=generator)
-        w = torch.randn(576, 1536, generator=generator)
-        batched, alone = x @ w, x[:1] @ w
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            single = x @ w
-        finally:
-            torch.set_num_threads(before)
-        _THREADS_KEEP_ROWS[threads] = bool(torch.equal(batched[:1], alone) and torch.equal(batched, single))
-    return _THREADS_KEEP_ROWS[threads]
-
-
-@contextlib.contextmanager
-def _invariant_threads():
-    """Every core where rows stay batch-invariant with them (`threads_keep_rows_invariant`), else
-    one thread, where they always do."""
-    torch = __import__("torch")
-    before = torch.get_num_threads()
-    forced = not threads_keep_rows_invariant()
-    if forced:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if forced:  # else the count is the caller's, whatever it became meanwhile (`trace`'s `between`)
-            torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -312,12 +271,11 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
 
 
 def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64, attention: bool = False,
-          progress: bool = False, keep: Continuations | None = None, between: Callable[[], None] | None = None
+          progress: bool = False, keep: Continuations | None = None
           ) -> Trace:
     """Trace `items` in batches of equal length; rows come back in the order given. Prompts that
     share a prefix (a family's fixed examples) continue from its cache (`bench.model.prefix`).
-    `keep` keeps the prompt pass of the items it wants, for evaluation after sealing. `between` is
-    called after each batch (it may give this process more threads: work beside it has ended)."""
+    `keep` keeps the prompt pass of the items it wants, for evaluation after sealing."""
     import torch
 
     prompts = [item.prompt for item in items]
@@ -339,7 +297,7 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
             work += [(prefix, [members[k] for k in batch])
                      for batch in exact_length_batches(lengths, 1 if mode == "eager" else batch_size)]
         stack.enter_context(torch.inference_mode())
-        stack.enter_context(_invariant_threads())
+        stack.enter_context(invariant_threads())
         bar = stack.enter_context(progress_bar(len(items), "trace" if progress else None))
         for prefix, batch in work:
             bar.update(len(batch))
@@ -350,13 +308,6 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
                     dtype = np.float32 if array.dtype.kind == "f" else array.dtype
                     sites[name] = np.empty((len(items),) + array.shape[1:], dtype=dtype)
                 sites[name][batch] = array
-            if between is not None:
-                threads = torch.get_num_threads()
-                between()
-                now = torch.get_num_threads()
-                if now != threads and not threads_keep_rows_invariant():  # the rest on one thread, as
-                    torch.set_num_threads(1)  # `_invariant_threads` would have it; `now` after the trace
-                    stack.callback(torch.set_num_threads, now)
         prefixes.forget()
     return Trace(tuple(item.id for item in items), **sites)
 
@@ -540,7 +491,6 @@ class TracedModel:
         self.seconds = 0.0
         self.traced = 0  # items that needed a forward pass (not in memory or on disk)
         self.continuations: Continuations | None = None
-        self.between: Callable[[], None] | None = None  # the runner's, called between forward batches
 
     @property
     def card(self):
@@ -602,7 +552,7 @@ class TracedModel:
                     self._remember(cached)
             if missing:
                 new = trace(self._handle, missing, self._batch_size, attention=self._attention, progress=True,
-                            keep=self.continuations, between=self.between)
+                            keep=self.continuations)
                 self.traced += len(missing)
                 if self._cache is not None:
                     self._cache.put(missing, new)

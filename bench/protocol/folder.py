@@ -39,22 +39,6 @@ MIN_FREE_BYTES = 64 * 2**20  # a run folder of the default suite takes a few MiB
 
 
 LOCK = "run.lock"
-_HELD: set[int] = set()  # this process's folder locks: a forked child closes its copies
-
-
-def _close_held_in_child() -> None:
-    """In a forked child: close the inherited lock descriptors (not unlocking them), so that a child
-    left computing after its run was killed does not keep the folder locked."""
-    for fd in _HELD:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _HELD.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_held_in_child)
-
-
 class FolderLock:
     """An exclusive lock on a run folder while a run writes it: `run.lock` in the folder, locked with
     flock (the kernel lets go when the process ends, however it ends, so a lock left by a killed run
@@ -94,7 +78,6 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(held) + "\n").encode(), 0)
         self._fd = fd
-        _HELD.add(fd)
         return self
 
     def holder(self) -> str:
@@ -113,7 +96,6 @@ class FolderLock:
         if self._fd is None:
             return
         self.path.unlink(missing_ok=True)
-        _HELD.discard(self._fd)
         os.close(self._fd)
         self._fd = None
         if self._made is not None:

@@ -15,8 +15,8 @@ every variant. The evaluated model itself is evaluated and traced on everything,
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 from predictors import Trace
 from tasks import Item, SealedItem, TaskFamily
 
-from ..background import Claims, Staged
+from .. import io
 from ..errors import UserError
 from ..model.evaluate import evaluate
 from ..model.load import ModelHandle, ModelSpec, load_model
@@ -65,6 +65,17 @@ def curve_items(base: Sequence[Item | SealedItem], per_cell: int | None) -> list
             taken[key] = taken.get(key, 0) + 1
             chosen.append(item)
     return chosen
+
+
+def _read_outcomes(path: Path, ids: list[str]) -> dict[str, bool] | None:
+    """The cached outcomes of exactly `ids`, or None (absent or unreadable: a miss)."""
+    try:
+        correct = json.loads(path.read_text())["correct"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(correct, dict) or list(correct) != ids:
+        return None
+    return {i: bool(v) for i, v in correct.items()}
 
 
 def _step_of(name: str, folder: Path | None = None) -> int | None:
@@ -122,38 +133,28 @@ def final_step(handle: ModelHandle, found: Sequence[Source]) -> int | None:
     return known[-1] + 1 if known else None
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
 class History:
-    """The checkpoints of one run; `start` begins their work (beside the evaluated model's own, where
-    it can), `base` returns each evaluated and traced on the base region, `variants` the traced ones
-    on the variants too (asked only after the blind predictions)."""
+    """The checkpoints of one run: `base` evaluates each on the curve items and traces the latest
+    `traced` there; `variants` traces those on the variants too (asked only after the blind
+    predictions). Each is computed once, in this process; traces come from the trace cache where
+    it holds them."""
 
     def __init__(self, spec: RunSpec, handle: ModelHandle, families: dict[str, TaskFamily], attention: bool,
-                 log: Callable[[str], None]):
+                 base: Sequence[Item], log: Callable[[str], None]):
         self.sources = sources(spec, handle)
         self.final_step = final_step(handle, self.sources)
-        self._families = families
-        self._batch_size = 64
-        self._attention = attention
-        self._cache_root = (spec.cache_dir or default_cache_dir()) if spec.use_cache else None
         self.per_cell = spec.history_n
         self.traced = min(spec.history_traces, len(self.sources))  # the latest this many are traced
-        self._views: dict[int, TracedModel] = {}  # traced checkpoint index -> its loaded view
-        self._mine: set[int] = set()  # the checkpoints this process computed
-        self._items: list[Item] = []
-        self._claims: Claims | None = None
         self.points: list[Point] = []
-        self._variant_points: list[Point] | None = None
-        self._variant_traces: dict[int, Trace] | None = None  # the child's variant stage, once taken
+        self._families = families
+        self._attention = attention
+        self._cache_root = (spec.cache_dir or default_cache_dir()) if spec.use_cache else None
         self._log = log
-        self._work: Staged | None = None
-        self._threads: int | None = None  # this process's torch threads while a child works beside it
-        self.beside = False  # whether the work ran in a child process
+        self._batch_size = spec.batch_size
+        self._base = list(base)
+        self._items = curve_items(base, self.per_cell)
+        self._views: dict[int, TracedModel] = {}  # traced checkpoint index -> its loaded view
+        self._variant_points: list[Point] | None = None
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -161,164 +162,68 @@ class History:
     def is_traced(self, k: int) -> bool:
         return k >= len(self.sources) - self.traced
 
-    def start(self, base: Sequence[Item], batch_size: int, sealed: Sequence[SealedItem] | None = None,
-              beside: bool = False) -> None:
-        """Begin the work: the curve items (`curve_items`) evaluated at every checkpoint and traced at
-        the latest `traced`; then, if `sealed` variants are given and `variants` asks for them, the
-        traced checkpoints on those. With `beside`, in a forked child holding one thread, while this
-        process holds one thread fewer for the evaluated model's own work until the child is done;
-        once that work is done, this process takes the checkpoints the child has not begun (`base`).
-        The same items, the same outcomes and traces either way (rows are thread-invariant,
-        `bench.model.trace`; evaluation decides the same at any batch, `bench.model.evaluate`)."""
-        self.close()
-        self._batch_size = batch_size
-        self._items = curve_items(base, self.per_cell)
-        self._mine, self._views, self._variant_points, self._variant_traces = set(), {}, None, None
-        stages = 1 + (sealed is not None and self.traced > 0)
-        fork = beside and bool(self.sources)
-        self._claims = Claims(self._order()) if fork else None
-        if fork:
-            self._threads = _torch().get_num_threads()
-        self._work = Staged(self._stages, list(sealed or ()), os.getpid(), stages=stages, fork=fork)
-        self.beside = self._work.forked
-        if self._work.forked:
-            _torch().set_num_threads(max(1, self._threads - 1))
-        else:
-            if self._claims is not None:
-                self._claims.close()
-            self._threads, self._claims = None, None
-
-    def _order(self) -> list[int]:
-        """The order checkpoints are taken in: the traced first (the child takes them, and traces
-        their variants later from the same loaded model), then the others, oldest first."""
-        ks = range(len(self.sources))
-        return [k for k in ks if self.is_traced(k)] + [k for k in ks if not self.is_traced(k)]
-
-    def _stages(self, sealed: list[SealedItem], parent: int):
-        """What `start` runs: the base stage's points {checkpoint index: Point} (in the child, those
-        it claimed; here, all that this process has not computed itself), then the variant stage's
-        traces {traced checkpoint index: Trace}."""
-        here = os.getpid() == parent
-        if not here:
-            from ..model import evaluate as evaluate_module
-
-            evaluate_module.QUIET = True  # the evaluated model's bars are the ones shown
-        todo = [k for k in self._order() if k not in self._mine] if here or self._claims is None \
-            else self._claims.taken()
-        yield {k: self._point(k) for k in todo}
-        base = [item.sealed() for item in self._items]
-        yield {k: self._view_of(k).trace(base + list(sealed)) for k in range(len(self.sources)) if self.is_traced(k)}
+    def base(self) -> list[Point]:
+        """Each checkpoint's outcomes on the curve items (`curve_items`), and their trace at the latest
+        `traced` checkpoints (one prompt pass there: the evaluation goes on from it); computed once."""
+        if self.points or not self.sources:
+            return self.points
+        self.points = [self._point(k) for k in range(len(self.sources))]
+        traced = ", ".join(s.name for k, s in enumerate(self.sources) if self.is_traced(k)) or "none"
+        self._log(f"history: {len(self.sources)} checkpoints ({', '.join(s.name for s in self.sources)}) "
+                  f"evaluated on {len(self._items)} base items; traced: {traced}")
+        return self.points
 
     def _point(self, k: int) -> Point:
         """Checkpoint `k` evaluated on the curve items (and traced there, if it is traced)."""
         source, items = self.sources[k], self._items
         handle = load_model(source.spec)
+        stored = self._outcomes_file(handle)
+        correct = _read_outcomes(stored, [item.id for item in items]) if stored is not None else None
         view, trace = None, None
         if self.is_traced(k):
             view = self._views[k] = self._view(handle)
-            view.keep_continuations([item.id for item in items])
+            if correct is None:
+                view.keep_continuations([item.id for item in items])
             trace = view.trace([item.sealed() for item in items])
-        outcomes = evaluate(handle, items, self._batch_size, self._families,
-                            continuations=view.continuations if view is not None else None)
+        if correct is None:
+            outcomes = evaluate(handle, items, self._batch_size, self._families,
+                                continuations=view.continuations if view is not None else None)
+            correct = {o.item_id: o.correct for o in outcomes}
+            if stored is not None:
+                io.write_json(stored, {"cache": handle.cache_name, "correct": correct})
         if view is not None:
             view.continuations = None  # evaluated: the kept prompt passes are not needed again
-        self._mine.add(k)
-        return Point(source.name, source.step, handle.fingerprint, {o.item_id: o.correct for o in outcomes}, trace)
+        return Point(source.name, source.step, handle.fingerprint, correct, trace)
+
+    def _outcomes_file(self, handle: ModelHandle) -> Path | None:
+        """Where a checkpoint's outcomes on these curve items are cached (beside its traces): they
+        depend only on its fingerprint, the numerics and the items."""
+        if self._cache_root is None:
+            return None
+        key = hashlib.sha256("\x00".join(f"{i.id}\x00{i.prompt}\x00{i.target}" for i in self._items).encode())
+        return Path(self._cache_root) / handle.cache_name / f"outcomes-{key.hexdigest()[:16]}.json"
 
     def _view(self, handle: ModelHandle) -> TracedModel:
         cache = TraceCache(self._cache_root, handle.cache_name) if self._cache_root else None
         return TracedModel(handle, self._batch_size, attention=self._attention, cache=cache)
 
-    def _view_of(self, k: int) -> TracedModel:
-        """Checkpoint `k`'s traced view: the one its base stage loaded, else loaded now (its base
-        stage ran in the other process)."""
-        if self._views.get(k) is None:
-            self._views[k] = self._view(load_model(self.sources[k].spec))
-        return self._views[k]
-
-    @property
-    def has_base(self) -> bool:
-        """Whether `base` has its points already (else it waits for them, or computes them)."""
-        return self._work is not None and self._work.received > 0
-
-    def base(self, base: Sequence[Item] | None = None, batch_size: int | None = None) -> list[Point]:
-        """Each checkpoint's outcomes on the curve items, and their trace at the latest `traced`
-        checkpoints (one prompt pass there: the evaluation goes on from it). Where a child works
-        beside, this process first takes the checkpoints it has not begun, then waits for the rest
-        (starting the work here, on `base`, where nothing did); computed once."""
-        if self.has_base:
-            return self.points
-        if self._work is None:
-            if base is None:
-                raise RuntimeError("the history was not started: History.start(base items, batch size) first")
-            self.start(base, batch_size or self._batch_size)
-        ours: dict[int, Point] = {}
-        if self._claims is not None and self._work.forked:
-            ours = {k: self._point(k) for k in self._claims.taken()}  # the other core is free: help
-        theirs = self._work.next_stage()
-        self._release()
-        points = ours | theirs
-        self.points = [points[k] for k in range(len(self.sources))]
-        if self.sources:
-            traced = ", ".join(s.name for k, s in enumerate(self.sources) if self.is_traced(k)) or "none"
-            self._log(f"history: {len(self.sources)} checkpoints ({', '.join(s.name for s in self.sources)}) "
-                      f"evaluated on {len(self._items)} base items; traced: {traced}"
-                      + (" (beside the model, in a second process)" if self.beside else ""))
-        return self.points
-
-    def begin_variants(self) -> None:
-        """Let the child begin the variant stage now, beside the caller's own trace of the variants
-        (after the blind predictions: the caller's order)."""
-        if self._work is not None:
-            self._work.ask()
-
-    def settle(self) -> None:
-        """Between the caller's own batches: once the child has traced the checkpoints' variants,
-        take them, and this process's threads back for the rest of its own work."""
-        if self._work is not None and self._work.ready():
-            self._take_variant_stage()
-
-    def _take_variant_stage(self) -> None:
-        """The variant stage `start` was given (waiting for it where the child is not done), once."""
-        if self._variant_traces is None and self._work is not None and self._work.received < self._work.stages:
-            self._variant_traces = self._work.next_stage()
-            self._release()
-
-    def variants(self, base: Sequence[SealedItem], sealed: Sequence[SealedItem]) -> list[Point]:
+    def variants(self, sealed: Sequence[SealedItem]) -> list[Point]:
         """The same checkpoints, the traced ones' traces now of their curve items and the variants
-        `sealed` (computed once; here where `start` was not given these variants)."""
+        `sealed`; computed once."""
         if self._variant_points is None:
-            self._take_variant_stage()
-            traces = self._variant_traces
-            if traces is None:
-                items = [item.sealed() for item in self._items] + list(sealed)
-                traces = {k: self._view_of(k).trace(items) for k in range(len(self.sources)) if self.is_traced(k)}
-            self._variant_points = [replace(point, trace=traces[k]) if k in traces else point
+            self.base()
+            items = [item.sealed() for item in self._items] + list(sealed)
+            self._variant_points = [replace(point, trace=self._views[k].trace(items)) if self.is_traced(k) else point
                                     for k, point in enumerate(self.points)]
         return self._variant_points
 
-    def _release(self) -> None:
-        """This process's threads back once the child is done."""
-        if self._threads is not None and (self._work is None or not self._work.forked):
-            _torch().set_num_threads(self._threads)
-            self._threads = None
-
-    def close(self, kill: bool = False) -> None:
-        """End the work in progress (a run that stops early, or never asks for the variants)."""
-        if self._work is not None:
-            self._work.close(kill=kill)
-        if self._claims is not None:
-            self._claims.close()
-            self._claims = None
-        self._release()
-
-    def summary(self, base: Sequence[Item], final_correct: dict[str, bool], fingerprint: str) -> list[dict]:
+    def summary(self, final_correct: dict[str, bool], fingerprint: str) -> list[dict]:
         """What results.json records: each checkpoint's base accuracy per cell (the learning curves),
         the evaluated model ("final") last."""
         rows = []
-        for point in self.points + [Point("final", self.final_step, fingerprint, final_correct)]:
+        for point in self.base() + [Point("final", self.final_step, fingerprint, final_correct)]:
             cells: dict[str, list[bool]] = {}
-            for item in base:
+            for item in self._base:
                 if item.id in point.correct:
                     cells.setdefault(f"{item.family}/{item.cell}", []).append(point.correct[item.id])
             rows.append({"name": point.name, "step": point.step, "fingerprint": point.fingerprint,

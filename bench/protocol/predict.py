@@ -85,34 +85,19 @@ def reads_history(pool: PredictorPool, track: str | None = None) -> bool:
 
 
 def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: list[SealedItem],
-                log: Callable[[str], None], names: Sequence[str] | None = None, side_by_side: bool = True
+                log: Callable[[str], None], names: Sequence[str] | None = None
                 ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """Each of the pool's predictors (or those `names` asked for), fresh, fit on `calibration` and
-    asked about `sealed`, in the worker process. A predictor that raises, hangs past the timeout
-    or returns bad scores is marked failed with its reason; the others go on."""
+    asked about `sealed`, in the worker process, one after another. A predictor that raises, hangs
+    past the timeout or returns bad scores is marked failed with its reason; the others go on."""
     scores: dict[str, np.ndarray] = {}
     status: dict[str, dict[str, Any]] = {}
-    asked_for = [asked for asked in pool.infos if names is None or asked in names]
-    together: dict[str, tuple] = {}
-    if side_by_side and pool.timeout is None and len(asked_for) > 1:
-        heavy_first = sorted(asked_for, key=lambda n: "hidden" not in pool.infos[n]["reads"])  # the readers
-        try:  # of states are the slow ones: taken first, the two processes finish closer together
-            together = pool.predict_side_by_side(heavy_first, calibration, sealed)
-        except WorkerError:  # one of them took the worker down: each again alone, in a fresh worker
-            together = {}
-    for asked in asked_for:
+    for asked in [asked for asked in pool.infos if names is None or asked in names]:
         info = pool.infos[asked]
         name = info["predictor"]
         started = time.perf_counter()
         try:
-            if asked in together:
-                answer, seconds = together[asked]
-                started = time.perf_counter() - seconds  # its own fit + predict, as the worker timed it
-                if isinstance(answer, Exception):
-                    raise answer
-                raw, notes = answer
-            else:
-                raw, notes = pool.predict(asked, calibration, sealed)
+            raw, notes = pool.predict(asked, calibration, sealed)
             scores[name] = _check_scores(raw, len(sealed))
             status[name] = {"status": "ok", "notes": notes}
         except PredictorNotApplicable as e:
@@ -129,18 +114,19 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
 
 def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem],
                   calibration: list[Observation] | None = None, sealed: list[SealedItem] | None = None,
-                  withheld: Sequence[SealedItem] = (), history: Sequence | Callable[[], Sequence] = (),
-                  final_step: int | None = None, keep: bool = False) -> Trace:
+                  withheld: Sequence[SealedItem] = (), history: History | None = None, track: str = "blind",
+                  keep: bool = False) -> Trace:
     """One shared trace of `items`, handed to the worker with the default `calibration` and `sealed`
     items (`fit_predict` given these very lists sends no copy). `withheld`: items left out of the
     trace on purpose (the blind track's variants), which the worker refuses to trace with the
-    reason. `history`: the checkpoints handed over too (or what gives them, called after this trace:
-    a history computed beside it). Returns the trace; `keep` holds it in `model_view` too (a later
-    context traces a superset: its rows are not traced again where there is no disk cache)."""
+    reason. `history`: its checkpoints handed over too, as `track` may read them. Returns the trace;
+    `keep` holds it in `model_view` too (a later context traces a superset: its rows are not traced
+    again where there is no disk cache)."""
     trace = model_view.trace(items)
+    points = () if history is None else history.base() if track == "blind" else history.variants(sealed or ())
     pool.set_context(model_view.card, model_view.tokenizer_json(), trace, [i.prompt for i in items],
-                     calibration, sealed, withheld=[item.id for item in withheld],
-                     history=history() if callable(history) else history, final_step=final_step)
+                     calibration, sealed, withheld=[item.id for item in withheld], history=points,
+                     final_step=history.final_step if history is not None else None)
     if not keep:
         model_view.forget()  # the worker maps the arrays from disk
     return trace
@@ -151,48 +137,21 @@ def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[Se
                      lap: Callable[[str], None] = lambda stage: None, history: History | None = None,
                      blind_only: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
     """The blind track first: the worker holds the base region's traces only, and the variants have
-    not been traced at all (where the history is still being computed beside, the blind predictors
-    that do not read it go before it is handed over). Then, where a trace-track predictor is asked (and not `blind_only`: a
+    not been traced at all. Then, where a trace-track predictor is asked (and not `blind_only`: a
     predict-only screen), the variants are traced and the trace track predicts. Returns (scores,
     status in the pool's order, the variants' trace or None where nothing traced them)."""
     tracks = tracks_of(pool)
     if blind_only:
         tracks["trace"] = []
-    final_step = history.final_step if history is not None else None
-    scores, status = {}, {}
-    blind = tracks["blind"]
-    if history is not None and not history.has_base:  # still being computed beside: the blind
-        early = [n for n in blind if "history" not in pool.infos[n]["reads"]]  # predictors that do not
-        if early:  # read it go first, meanwhile
-            share_context(pool, model_view, base, calibration, sealed, withheld=sealed, keep=True)
-            lap("trace")
-            scores, status = fit_predict(pool, calibration, sealed, log, early, side_by_side=False)  # the
-            # history's child has the second core meanwhile
-            lap("predict")
-            blind = [n for n in blind if n not in early]
-        history.base()
-        lap("history")
-    if blind or not scores:
-        share_context(pool, model_view, base, calibration, sealed, withheld=sealed,
-                      history=history.points if history is not None else (), final_step=final_step,
-                      keep=bool(tracks["trace"]))
-        lap("trace")
-        more_scores, more_status = fit_predict(pool, calibration, sealed, log, blind)
-        scores |= more_scores
-        status |= more_status
-        lap("predict")
+    share_context(pool, model_view, base, calibration, sealed, withheld=sealed, history=history,
+                  keep=bool(tracks["trace"]))
+    lap("trace")
+    scores, status = fit_predict(pool, calibration, sealed, log, tracks["blind"])
+    lap("predict")
     variant_trace = None
     if tracks["trace"]:
-        points = ()
-        if history is not None and reads_history(pool, "trace"):
-            history.begin_variants()  # the checkpoints' variants, beside this trace of the model's own
-            points = lambda: history.variants(base, sealed)  # noqa: E731
-            model_view.between = history.settle  # once they are done, this trace goes on on every core
-        try:
-            everything = share_context(pool, model_view, base + sealed, calibration, sealed, history=points,
-                                       final_step=final_step)
-        finally:
-            model_view.between = None
+        everything = share_context(pool, model_view, base + sealed, calibration, sealed,
+                                   history=history if reads_history(pool, "trace") else None, track="trace")
         variant_trace = everything.take(range(len(base), len(base) + len(sealed)))
         lap("trace")
         more_scores, more_status = fit_predict(pool, calibration, sealed, log, tracks["trace"])
@@ -217,10 +176,9 @@ def leave_one_family_out(pool, model_view, base, calibration, variants, variant_
     inapplicable: dict[str, list[str]] = {}  # predictor -> families whose fold it could not read
     for track, family in folds:
         if shared != track:
-            points = () if history is None else history.points if track == "blind" else history.variants(base, sealed)
-            share_context(pool, model_view, base + (sealed if track == "trace" else []),
-                          withheld=sealed if track == "blind" else (), history=points,
-                          final_step=history.final_step if history is not None else None, keep=track == "blind")
+            share_context(pool, model_view, base + (sealed if track == "trace" else []), sealed=sealed,
+                          withheld=sealed if track == "blind" else (), history=history, track=track,
+                          keep=track == "blind")
             shared = track
         index = [i for i, item in enumerate(variants) if item.family == family]
         others = [Observation(item, o.output, o.correct) for item, o in zip(variants, variant_outcomes)

@@ -10,8 +10,8 @@ folder for its stored output (`RunFolder.stored_*`) and reuses it when intact.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import gc
 import json
 import platform
 import time
@@ -26,9 +26,7 @@ from predictors import TRACKS, Observation, Trace
 from tasks import Item, SealedItem, TaskFamily, resolve_families, suite_families
 from tasks.render import chat, few_shot
 
-from ..background import long_lived
 from ..errors import UserError
-from ..model.continuation import Continuations
 from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
@@ -73,109 +71,94 @@ class Clock:
         self._last = now
 
 
+@dataclass(frozen=True)
+class Run:
+    """What the stages of one run share: its settings (the batch size settled), the model, the
+    folder, the items, the model as predictors see it, the predictor worker, the training history
+    (None where no predictor reads one), the clock and the log."""
+
+    spec: RunSpec
+    handle: ModelHandle
+    folder: RunFolder
+    suite: Suite
+    view: TracedModel
+    pool: PredictorPool
+    history: History | None
+    clock: Clock
+    log: Log
+    skipped: dict[str, dict]  # of 'all registered', the predictors that could not be loaded
+    eval_stats: dict[str, int]  # what the evaluation counts (prefix hits, continued items, ...)
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """The predict stage's output: scores and status per predictor, their SHA-256 as sealed, and the
+    variants' trace where the trace track needed one (None where it did not, or on resume)."""
+
+    scores: dict[str, np.ndarray]
+    status: dict[str, dict]
+    digest: str
+    variant_trace: Trace | None = None
+
+
 def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
     """The sealed protocol on `spec`; returns results.json's content (and `run_dir`)."""
     spec.check()
-    families = resolve_families(spec.tasks) if spec.tasks is not None else None
-    out, lock = check_out(spec)  # the folder is this run's alone until `lock.release()`, in `finally`
-    folder = RunFolder(out, spec.resume and (out / "run.json").is_file())  # --resume with nothing there starts it
-    pool = None
-    clock = Clock()
-    history = None
-    frozen = gc.get_freeze_count()  # objects a host process froze itself stay frozen
-    try:
-        pool = open_predictors(spec.predictors, spec.predictor_timeout, log, wait=False)  # starts while the model loads
-        with long_lived():  # torch, transformers and the model: as long as the run
-            handle = load_model(spec.model)
-        skipped = check_predictors(pool, bool(spec.predictors), log)
-        clock.lap("load")
-        families = families if families is not None else resolve_families(default_tasks(handle, spec.suite))
-        history = training_history(spec, handle, families, pool, log) if reads_history(pool) else None
-        suite = generate(spec, families, shots_for(spec, handle), chat_template(handle) if spec.chat else None)
-        check_context(handle, suite.base + suite.variants)
-        spec = settle_batch_size(spec, handle, suite, log)
-        clock.lap("generate")
-        log(f"model {spec.model.name_or_path} ({handle.fingerprint}); "
-            f"{len(suite.base)} base and {len(suite.variants)} variant items")
-        folder.start(spec, handle.fingerprint, suite.base, suite.variants)
-        eval_stats: dict[str, int] = {}
-        view = traced_view(spec, handle, pool)
-        if history is not None:  # its checkpoints' work begins, beside this process's where it can
-            history.start(suite.base, spec.batch_size, beside=works_beside(handle),
-                          sealed=suite.sealed if reads_history(pool, "trace") and not spec.predict_only else None)
-        view.keep_continuations([item.id for item in suite.base])  # the base region's one prompt pass
-        view.trace([item.sealed() for item in suite.base])
-        clock.lap("trace")
-        base_outcomes = calibrate(folder, handle, suite, spec.batch_size, eval_stats, view.continuations)
-        calibration = [Observation(item, o.output, o.correct) for item, o in zip(suite.base, base_outcomes)]
-        clock.lap("evaluate")
-        sealed = suite.sealed
-        stored = folder.stored_predictions(sealed)
-        variant_trace = None
-        if history is not None and stored is not None:
-            history.base(suite.base)  # resumed past the seal: results.json records the learning curves
-            clock.lap("history")  # either way (otherwise the predict stage takes them when it needs them)
-        if stored is not None and spec.predict_only:
-            raise UserError(f"{out} is sealed past its screen already: resume it without --predict-only")
-        screen = folder.stored_screen(sealed) if stored is None else None
+    with contextlib.ExitStack() as cleanup:
+        ctx = start(spec, log, cleanup)
+        base_outcomes = calibrate(ctx)
         if spec.predict_only:
-            return screened(spec, folder, handle, suite, view, pool, calibration, base_outcomes, screen, clock,
-                            eval_stats, log, history)
-        if stored is None:
-            view.keep_continuations([item.id for item in suite.variants])  # one prompt pass: trace, then evaluation
-            scores, status, variant_trace = predict(pool, view, suite, calibration, skipped, clock, log, history)
-            if screen is not None:
-                check_screen(folder, scores, screen)
-            digest = seal(folder, sealed, scores, status)
-            clock.lap("seal")
-        else:
-            scores, status, digest = stored
+            return screened(ctx, base_outcomes)
+        sealed = predict_and_seal(ctx, base_outcomes)
         if spec.protocol != "leave-one-family-out":
-            pool.close(wait=False)  # its memory is free for the evaluation and the scoring; it exits meanwhile
-        variant_outcomes = evaluate_variants(folder, handle, suite, base_outcomes, spec.batch_size, eval_stats,
-                                             view.continuations)
-        reference = answer_visible(folder, handle, suite, view, variant_trace, status)
-        clock.lap("evaluate")
-        results = score(suite, base_outcomes, variant_outcomes, scores, status, spec.seed, reference)
-        if spec.protocol == "leave-one-family-out":
-            results["protocols"]["leave-one-family-out"] = predict_leaving_one_family_out(
-                folder, pool, view, suite, calibration, variant_outcomes, seed=spec.seed, log=log, history=history)
-            clock.lap("predict")
-        if spec.target == "compositional":
-            results["targets"]["compositional"] = score_compositional(
-                folder, handle, suite, variant_outcomes, scores, status, spec.batch_size, spec.seed)
-            clock.lap("evaluate")
-        record(results, spec, handle, suite, digest, eval_stats, folder.reused, view)
-        if history is not None:
-            results["history"] = history.summary(suite.base, {o.item_id: o.correct for o in base_outcomes},
-                                                 handle.fingerprint)
-        clock.lap("score")
-        results["timings"] = {k: round(v, 3) for k, v in clock.timings.items()}  # the report shows those so far
-        report(folder, results)
-        clock.lap("report")
-        results["timings"] = {k: round(v, 3) for k, v in clock.timings.items()}
-        folder.write("results.json", results)
-        results["run_dir"] = str(folder.path)
-        return results
-    finally:
-        if history is not None:
-            history.close(kill=True)
-        if pool is not None:
-            pool.close()
-        lock.release()
-        if not frozen:
-            gc.unfreeze()  # a longer-lived process (a sweep, the tests) collects them again
+            ctx.pool.close(wait=False)  # its memory is free for the evaluation and the scoring; it exits meanwhile
+        variant_outcomes = evaluate_variants(ctx, base_outcomes)
+        reference = answer_visible(ctx, sealed)
+        ctx.clock.lap("evaluate")
+        results = score(ctx.suite, base_outcomes, variant_outcomes, sealed.scores, sealed.status, spec.seed, reference)
+        after_scoring(ctx, results, base_outcomes, variant_outcomes, sealed)
+        return finish(ctx, results, sealed.digest, base_outcomes)
 
 
-def works_beside(handle: ModelHandle) -> bool:
-    """Whether a forked process may work beside this one on the history's checkpoints: the model
-    on the CPU (a forked child cannot use a GPU its parent has opened) and two or three cores. The
-    child holds one thread (OpenMP's pool does not survive a fork), which is a fair share of two or
-    three cores; on more, the checkpoints go faster here, one after the other, on all of them."""
-    import torch
+def start(spec: RunSpec, log: Log, cleanup: contextlib.ExitStack) -> Run:
+    """The folder checked and locked, the predictor worker started (while the model loads), the model
+    loaded, the items generated and written, the history's checkpoints found. `cleanup` closes the
+    worker and lets go of the folder when the run ends, however it ends."""
+    clock = Clock()
+    families = resolve_families(spec.tasks) if spec.tasks is not None else None
+    out, lock = check_out(spec)
+    cleanup.callback(lock.release)
+    folder = RunFolder(out, spec.resume and (out / "run.json").is_file())  # --resume with nothing there starts it
+    pool = open_predictors(spec.predictors, spec.predictor_timeout, log, wait=False)  # starts while the model loads
+    cleanup.callback(pool.close)
+    handle = load_model(spec.model)
+    skipped = check_predictors(pool, bool(spec.predictors), log)
+    clock.lap("load")
+    families = families if families is not None else resolve_families(default_tasks(handle, spec.suite))
+    suite = generate(spec, families, shots_for(spec, handle), chat_template(handle) if spec.chat else None)
+    check_context(handle, suite.base + suite.variants)
+    spec = settle_batch_size(spec, handle, suite, log)
+    history = training_history(spec, handle, suite, pool, log) if reads_history(pool) else None
+    clock.lap("generate")
+    log(f"model {spec.model.name_or_path} ({handle.fingerprint}); "
+        f"{len(suite.base)} base and {len(suite.variants)} variant items")
+    folder.start(spec, handle.fingerprint, suite.base, suite.variants)
+    return Run(spec, handle, folder, suite, traced_view(spec, handle, pool), pool, history, clock, log, skipped, {})
 
-    return (handle.device.type == "cpu" and not getattr(handle.model, "hf_device_map", None)
-            and 2 <= torch.get_num_threads() <= 3)
+
+def finish(ctx: Run, results: dict[str, Any], digest: str, base_outcomes: list[Outcome]) -> dict[str, Any]:
+    """How the run was made and its learning curves into `results`; the report and results.json written."""
+    record(ctx, results, digest)
+    if ctx.history is not None:
+        results["history"] = ctx.history.summary({o.item_id: o.correct for o in base_outcomes}, ctx.handle.fingerprint)
+    ctx.clock.lap("score")
+    results["timings"] = {k: round(v, 3) for k, v in ctx.clock.timings.items()}  # the report shows those so far
+    report(ctx.folder, results)
+    ctx.clock.lap("report")
+    results["timings"] = {k: round(v, 3) for k, v in ctx.clock.timings.items()}
+    ctx.folder.write("results.json", results)
+    results["run_dir"] = str(ctx.folder.path)
+    return results
 
 
 # -- generate ------------------------------------------------------------------------------
@@ -266,24 +249,34 @@ def check_context(handle: ModelHandle, items: Sequence[Item]) -> None:
 
 # -- calibrate -----------------------------------------------------------------------------
 
-def calibrate(folder: RunFolder, handle: ModelHandle, suite: Suite, batch_size: int,
-              stats: dict[str, int], continuations: Continuations | None = None) -> list[Outcome]:
-    """The base region evaluated: the outcomes predictors may learn from."""
-    return _evaluated(folder, "base", handle, suite.base, suite.families, batch_size, stats, continuations)
+def calibrate(ctx: Run) -> list[Outcome]:
+    """The base region traced (one prompt pass, which the evaluation goes on from) and evaluated:
+    the outcomes predictors may learn from."""
+    ctx.view.keep_continuations([item.id for item in ctx.suite.base])
+    ctx.view.trace([item.sealed() for item in ctx.suite.base])
+    ctx.clock.lap("trace")
+    outcomes = _evaluated(ctx, "base", ctx.suite.base)
+    ctx.clock.lap("evaluate")
+    return outcomes
 
 
-def _evaluated(folder: RunFolder, split: str, handle: ModelHandle, items: list[Item],
-               families: dict[str, TaskFamily], batch_size: int, stats: dict[str, int],
-               continuations: Continuations | None = None) -> list[Outcome]:
-    stored = folder.stored_outcomes(split, items)
+def observations(suite: Suite, base_outcomes: list[Outcome]) -> list[Observation]:
+    return [Observation(item, o.output, o.correct) for item, o in zip(suite.base, base_outcomes)]
+
+
+def _evaluated(ctx: Run, split: str, items: list[Item]) -> list[Outcome]:
+    """`items` evaluated (or their outcomes stored by an earlier attempt), going on from the prompt
+    passes the trace kept where it kept them."""
+    stored = ctx.folder.stored_outcomes(split, items)
     if stored is not None:
         return stored
-    outcomes = evaluate(handle, items, batch_size, families, stats=stats, progress=f"evaluate {split}",
-                        continuations=continuations)
+    continuations, stats = ctx.view.continuations, ctx.eval_stats
+    outcomes = evaluate(ctx.handle, items, ctx.spec.batch_size, ctx.suite.families, stats=stats,
+                        progress=f"evaluate {split}", continuations=continuations)
     if continuations is not None:
         stats["continued"] = stats.get("continued", 0) + continuations.evaluated
         continuations.forget()
-    folder.write_outcomes(split, outcomes)
+    ctx.folder.write_outcomes(split, outcomes)
     return outcomes
 
 
@@ -297,57 +290,69 @@ def traced_view(spec: RunSpec, handle: ModelHandle, pool: PredictorPool) -> Trac
     return TracedModel(handle, spec.batch_size, attention=attention, cache=cache)
 
 
-def training_history(spec: RunSpec, handle: ModelHandle, families: dict[str, TaskFamily], pool: PredictorPool,
-                     log: Log) -> History:
+def training_history(spec: RunSpec, handle: ModelHandle, suite: Suite, pool: PredictorPool, log: Log) -> History:
     """The model's checkpoints (zoo checkpoints, --checkpoints or --revisions), for the predictors
     that read a history; empty where the model has none. Found (and checked) before any work."""
     attention = any({"attention", "history"} <= set(info["reads"]) for info in pool.infos.values())
-    return History(spec, handle, families, attention, log)
+    return History(spec, handle, suite.families, attention, suite.base, log)
 
 
-def predict(pool: PredictorPool, view: TracedModel, suite: Suite, calibration: list[Observation],
-            skipped: dict[str, dict], clock: Clock, log: Log, history: History | None = None,
-            blind_only: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
+def predict_and_seal(ctx: Run, base_outcomes: list[Outcome]) -> Sealed:
+    """The predictions sealed by an earlier attempt (with --resume), else each predictor fit on the
+    calibration observations and asked about the sealed variants (`predict`), and the predictions
+    and their SHA-256 written before any variant is evaluated."""
+    sealed = ctx.suite.sealed
+    stored = ctx.folder.stored_predictions(sealed)
+    if stored is not None:
+        return Sealed(*stored)
+    screen = ctx.folder.stored_screen(sealed)
+    ctx.view.keep_continuations([item.id for item in ctx.suite.variants])  # one prompt pass: trace, then evaluation
+    scores, status, variant_trace = predict(ctx, observations(ctx.suite, base_outcomes))
+    if screen is not None:
+        check_screen(ctx.folder, scores, screen)
+    digest = ctx.folder.seal(sealed, scores, status)
+    ctx.clock.lap("seal")
+    return Sealed(scores, status, digest, variant_trace)
+
+
+def predict(ctx: Run, calibration: list[Observation], blind_only: bool = False
+            ) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
     """Each predictor fit on the calibration observations and asked about the sealed variants, by
     track: the blind track from the base region's traces alone, before any variant is traced; then
     the trace track from every item's trace. Returns (scores, status per predictor, the variants'
     trace where the trace track needed one)."""
-    base = [item.sealed() for item in suite.base]
-    scores, status, variant_trace = predict_by_track(pool, view, base, suite.sealed, calibration, log, clock.lap,
-                                                     history, blind_only)
+    base = [item.sealed() for item in ctx.suite.base]
+    scores, status, variant_trace = predict_by_track(ctx.pool, ctx.view, base, ctx.suite.sealed, calibration, ctx.log,
+                                                     ctx.clock.lap, ctx.history, blind_only)
     if blind_only:  # the screen: the trace track's predictors (and those skipped) wait for the full run
         return scores, status, variant_trace
-    return scores, dict(skipped) | status, variant_trace
-
-
-def seal(folder: RunFolder, sealed: list[SealedItem], scores: dict[str, np.ndarray], status: dict[str, dict]) -> str:
-    """The predictions and their SHA-256 on disk, before any variant is evaluated; returns the digest."""
-    return folder.seal(sealed, scores, status)
+    return scores, dict(ctx.skipped) | status, variant_trace
 
 
 # -- the screen: predict only ----------------------------------------------------------------
 
-def screened(spec: RunSpec, folder: RunFolder, handle: ModelHandle, suite: Suite, view: TracedModel,
-             pool: PredictorPool, calibration: list[Observation], base_outcomes: list[Outcome],
-             screen, clock: Clock, eval_stats: dict[str, int], log: Log, history: History | None) -> dict[str, Any]:
+def screened(ctx: Run, base_outcomes: list[Outcome]) -> dict[str, Any]:
     """A predict-only run: the base region evaluated, the blind track's predictions sealed into
     stages/screen.jsonl, no variant traced or evaluated. results.json holds each variant cell's
     predicted failure; `--resume` without --predict-only completes the same folder."""
-    sealed = suite.sealed
+    folder, sealed = ctx.folder, ctx.suite.sealed
+    if folder.stored_predictions(sealed) is not None:
+        raise UserError(f"{folder.path} is sealed past its screen already: resume it without --predict-only")
+    screen = folder.stored_screen(sealed)
     if screen is None:
-        scores, status, _ = predict(pool, view, suite, calibration, {}, clock, log, history, blind_only=True)
-        digest = folder.seal_screen(sealed, scores, status, sum(clock.timings.values()))
-        clock.lap("seal")
+        scores, status, _ = predict(ctx, observations(ctx.suite, base_outcomes), blind_only=True)
+        digest = folder.seal_screen(sealed, scores, status, sum(ctx.clock.timings.values()))
+        ctx.clock.lap("seal")
     else:
         scores, status, digest = screen
         folder.reused.append("screen")
-    pool.close()
-    results = screen_results(suite, base_outcomes, scores, status)
-    record(results, spec, handle, suite, digest, eval_stats, folder.reused, view)
+    ctx.pool.close()
+    results = screen_results(ctx.suite, base_outcomes, scores, status)
+    record(ctx, results, digest)
     seconds = json.loads((folder.path / "stages" / "screen.json").read_text())["seconds"]
     results["screen"] = {"predictions_sha256": digest, "seconds": seconds,
-                         "estimated_full_seconds": round(seconds + estimated_variant_seconds(suite, clock), 1)}
-    results["timings"] = {k: round(v, 3) for k, v in clock.timings.items()}
+                         "estimated_full_seconds": round(seconds + estimated_variant_seconds(ctx.suite, ctx.clock), 1)}
+    results["timings"] = {k: round(v, 3) for k, v in ctx.clock.timings.items()}
     folder.write("results.json", results)
     results["run_dir"] = str(folder.path)
     return results
@@ -396,32 +401,31 @@ def check_screen(folder: RunFolder, scores: dict[str, np.ndarray], screen) -> No
 
 # -- evaluate --------------------------------------------------------------------------------
 
-def evaluate_variants(folder: RunFolder, handle: ModelHandle, suite: Suite, base_outcomes: list[Outcome],
-                      batch_size: int, stats: dict[str, int], continuations: Continuations | None = None) -> list[Outcome]:
-    """The variants evaluated (after sealing), going on from the prompt passes the trace kept where
-    it kept them; then their targets and every outcome are written."""
-    outcomes = _evaluated(folder, "variant", handle, suite.variants, suite.families, batch_size, stats, continuations)
-    folder.write("items/variants.jsonl", (item.to_dict() for item in suite.variants))
-    folder.write("outcomes.jsonl", [dict(o.to_dict(), split=split)
-                                    for split, outs in (("base", base_outcomes), ("variant", outcomes)) for o in outs])
+def evaluate_variants(ctx: Run, base_outcomes: list[Outcome]) -> list[Outcome]:
+    """The variants evaluated (after sealing); then their targets and every outcome are written."""
+    outcomes = _evaluated(ctx, "variant", ctx.suite.variants)
+    ctx.folder.write("items/variants.jsonl", (item.to_dict() for item in ctx.suite.variants))
+    ctx.folder.write("outcomes.jsonl", [dict(o.to_dict(), split=split)
+                                        for split, outs in (("base", base_outcomes), ("variant", outcomes)) for o in outs])
     return outcomes
 
 
-def answer_visible(folder: RunFolder, handle: ModelHandle, suite: Suite, view: TracedModel,
-                   variant_trace: Trace | None, status: dict[str, dict]) -> np.ndarray | None:
+def answer_visible(ctx: Run, sealed: Sealed) -> np.ndarray | None:
     """The trace track's reference row, computed here, after sealing, from the targets (which no
     predictor holds): 1 where the model's next token after the prompt is not the answer's first
     token, 0 where it is, ties broken by 1 - P(that token) (its probability 0 outside the top k).
     It is how far reading the answer position goes, the ceiling a trace-track predictor is shown
     against. None where no trace-track predictor ran. Written to reference.jsonl for `verify`."""
-    if not any(info.get("track") == "trace" and info["status"] == "ok" for info in status.values()):
+    if not any(info.get("track") == "trace" and info["status"] == "ok" for info in sealed.status.values()):
         return None
-    trace = variant_trace if variant_trace is not None else view.trace(suite.sealed)  # resumed after sealing
-    first = np.asarray(first_answer_tokens(handle, suite.variants))
+    suite = ctx.suite
+    trace = sealed.variant_trace if sealed.variant_trace is not None else ctx.view.trace(suite.sealed)  # resumed
+    first = np.asarray(first_answer_tokens(ctx.handle, suite.variants))
     top_ids, top_probs = np.asarray(trace.top_ids), np.asarray(trace.top_probs, dtype=np.float64)
     p_first = (top_probs * (top_ids == first[:, None])).sum(1)
     scores = 0.5 * (top_ids[:, 0] != first) + 0.5 * (1.0 - p_first)
-    folder.write("reference.jsonl", ({"item_id": item.id, REFERENCE: float(v)} for item, v in zip(suite.variants, scores)))
+    ctx.folder.write("reference.jsonl", ({"item_id": item.id, REFERENCE: float(v)}
+                                         for item, v in zip(suite.variants, scores)))
     return scores
 
 
@@ -539,38 +543,49 @@ def track_summary(status: dict[str, dict], metrics: dict[str, dict], n_items: in
     return out
 
 
-def predict_leaving_one_family_out(folder: RunFolder, pool: PredictorPool, view: TracedModel, suite: Suite,
-                                   calibration: list[Observation], variant_outcomes: list[Outcome],
-                                   seed: int, log: Log, history: History | None = None) -> dict[str, Any]:
+def after_scoring(ctx: Run, results: dict[str, Any], base_outcomes: list[Outcome], variant_outcomes: list[Outcome],
+                  sealed: Sealed) -> None:
+    """The protocols and targets asked for beyond the base protocol's item-level target, into `results`."""
+    if ctx.spec.protocol == "leave-one-family-out":
+        results["protocols"]["leave-one-family-out"] = predict_leaving_one_family_out(ctx, base_outcomes,
+                                                                                      variant_outcomes)
+        ctx.clock.lap("predict")
+    if ctx.spec.target == "compositional":
+        results["targets"]["compositional"] = score_compositional(ctx, variant_outcomes, sealed)
+        ctx.clock.lap("evaluate")
+
+
+def predict_leaving_one_family_out(ctx: Run, base_outcomes: list[Outcome], variant_outcomes: list[Outcome]
+                                   ) -> dict[str, Any]:
     """The leave-one-family-out protocol: each family's variants predicted from the base outcomes
     and every other family's observed variant outcomes; sealed and scored as its own view."""
+    suite = ctx.suite
     sealed = suite.sealed
     base = [item.sealed() for item in suite.base]
-    lofo_scores, lofo_status = leave_one_family_out(pool, view, base, calibration, suite.variants, variant_outcomes,
-                                                    log, history)
-    digest = write_predictions(folder.path, "predictions.leave-one-family-out", sealed, lofo_scores)
+    lofo_scores, lofo_status = leave_one_family_out(ctx.pool, ctx.view, base, observations(suite, base_outcomes),
+                                                    suite.variants, variant_outcomes, ctx.log, ctx.history)
+    digest = write_predictions(ctx.folder.path, "predictions.leave-one-family-out", sealed, lofo_scores)
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
     cells = np.array([f"{it.family}/{it.cell}" for it in suite.variants])
-    metrics = score_predictors(failed, cells, lofo_scores, seed,
+    metrics = score_predictors(failed, cells, lofo_scores, ctx.spec.seed,
                                tracks={n: info["track"] for n, info in lofo_status.items() if n in lofo_scores})
     return {"predictions_sha256": digest,
             "predictors": {n: info | metrics.get(n, {}) for n, info in lofo_status.items()}}
 
 
-def score_compositional(folder: RunFolder, handle: ModelHandle, suite: Suite, variant_outcomes: list[Outcome],
-                        scores: dict[str, np.ndarray], status: dict[str, dict], batch_size: int,
-                        seed: int) -> dict[str, Any]:
+def score_compositional(ctx: Run, variant_outcomes: list[Outcome], sealed: Sealed) -> dict[str, Any]:
     """The compositional target: among items whose components the model all solves, does it fail
     the whole (Press et al. 2022's compositional gap)? Components are evaluated here, after sealing."""
-    eligible, whole_failed, rows = compositional_labels(suite.families, handle, suite.variants, variant_outcomes,
-                                                        batch_size)
-    folder.write("components.jsonl", rows)
+    suite = ctx.suite
+    eligible, whole_failed, rows = compositional_labels(suite.families, ctx.handle, suite.variants, variant_outcomes,
+                                                        ctx.spec.batch_size)
+    ctx.folder.write("components.jsonl", rows)
     cells = np.array([f"{it.family}/{it.cell}" for it in suite.variants])
-    subset = {n: v[eligible] for n, v in scores.items()}
-    tracks = {n: info["track"] for n, info in status.items() if n in scores}
+    subset = {n: v[eligible] for n, v in sealed.scores.items()}
+    tracks = {n: info["track"] for n, info in sealed.status.items() if n in sealed.scores}
     return {"n_eligible": int(eligible.sum()), "n_with_components": int(len({r["parent"] for r in rows})),
             "compositional_failure_rate": float(whole_failed[eligible].mean()) if eligible.any() else None,
-            "predictors": score_predictors(whole_failed[eligible], cells[eligible], subset, seed, tracks=tracks)
+            "predictors": score_predictors(whole_failed[eligible], cells[eligible], subset, ctx.spec.seed, tracks=tracks)
             if eligible.any() else {}}
 
 
@@ -594,10 +609,9 @@ def compositional_labels(families, handle, variants, variant_outcomes, batch_siz
     return eligible, failed, rows
 
 
-def record(results: dict[str, Any], spec: RunSpec, handle: ModelHandle, suite: Suite, digest: str,
-           eval_stats: dict[str, int], reused: list[str], view: TracedModel) -> None:
+def record(ctx: Run, results: dict[str, Any], digest: str) -> None:
     """How the run was made, into `results`: spec, versions, model, tasks, seeds, paths taken."""
-    cache = view.cache
+    spec, handle, suite, cache = ctx.spec, ctx.handle, ctx.suite, ctx.view.cache
     results.update(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         spec=spec.to_dict(),
@@ -609,9 +623,9 @@ def record(results: dict[str, Any], spec: RunSpec, handle: ModelHandle, suite: S
         predictions_sha256=digest,
         model_name=model_name(spec.model, handle),
     )
-    results["evaluation"] = eval_stats
-    results["resumed"] = reused
-    results["trace"] = {"attention": view.attention, "items_traced": view.traced,
+    results["evaluation"] = ctx.eval_stats
+    results["resumed"] = ctx.folder.reused
+    results["trace"] = {"attention": ctx.view.attention, "items_traced": ctx.view.traced,
                         "cache": str(cache.folder) if cache else None, "cache_hits": cache.hits if cache else 0}
 
 

@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,7 +34,7 @@ import numpy as np
 
 from predictors.trace import Trace
 
-from ..background import long_lived
+from ..process import long_lived
 
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
              "OPENBLAS_NUM_THREADS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VIRTUAL_ENV", "SYSTEMROOT")
@@ -162,49 +161,21 @@ def _serve() -> None:
                               _history(request, store))
             defaults = {"calibration": request["calibration"], "sealed": request["sealed"]}
             answer({"ok": True})
-        elif op in ("predict", "predict_many"):
+        elif op == "predict":
             calibration = request["calibration"] if request["calibration"] is not None else defaults["calibration"]
             sealed = request["sealed"] if request["sealed"] is not None else defaults["sealed"]
 
-            def one(name: str) -> dict:
-                started = time.perf_counter()
-                try:
-                    fitted = loaded[name].clone().fit(view, calibration)
-                    raw = fitted.predict(view, sealed)
-                    scores = np.asarray(raw, dtype=np.float64)
-                    if scores.ndim != 1:
-                        raise ValueError(f"returned shape {scores.shape}, expected ({len(sealed)},)")
-                    reply = {"ok": True, "scores": [float(v) for v in scores],
-                             "notes": [str(n) for n in getattr(fitted, "notes_", [])]}
-                except NotApplicable as e:  # nothing to read here: listed, never ranked
-                    reply = {"ok": False, "not_applicable": str(e) or "not applicable to these items"}
-                except BaseException as e:  # the predictor's failure, told to the parent
-                    reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-                return reply | {"seconds": time.perf_counter() - started}
-
-            if op == "predict":
-                answer(one(request["name"]))
-            else:
-                answer({"ok": True, "replies": _side_by_side(request["names"], one)})
-
-
-def _side_by_side(names: list[str], one) -> dict[str, dict]:
-    """`one(name)` for every name, by this process and a forked twin taking the next unclaimed
-    name in turn (`bench.background`; elsewhere than Linux, here alone). Each predictor is fresh and
-    fit alone, so which process computes it changes nothing; a name the twin claimed but could not
-    answer (it died) is computed here."""
-    from ..background import Background, Claims
-
-    if len(names) < 2:
-        return {name: one(name) for name in names}
-    claims = Claims(range(len(names)))
-    try:
-        twin = Background(lambda: {names[k]: one(names[k]) for k in claims.taken()})
-        replies = {names[k]: one(names[k]) for k in claims.taken()}
-        theirs = twin.result()  # where there was no twin (or it failed), what claims were left
-    finally:
-        claims.close()
-    return {name: replies.get(name) or theirs.get(name) or one(name) for name in names}
+            try:
+                fitted = loaded[request["name"]].clone().fit(view, calibration)
+                scores = np.asarray(fitted.predict(view, sealed), dtype=np.float64)
+                if scores.ndim != 1:
+                    raise ValueError(f"returned shape {scores.shape}, expected ({len(sealed)},)")
+                answer({"ok": True, "scores": [float(v) for v in scores],
+                        "notes": [str(n) for n in getattr(fitted, "notes_", [])]})
+            except NotApplicable as e:  # nothing to read here: listed, never ranked
+                answer({"ok": False, "not_applicable": str(e) or "not applicable to these items"})
+            except BaseException as e:  # the predictor's failure, told to the parent
+                answer({"ok": False, "error": f"{type(e).__name__}: {e}"})
 
 
 def _history(request: dict, store: TraceStore) -> tuple:
@@ -307,8 +278,7 @@ class PredictorPool:
     def _start(self, wait: bool = True) -> None:
         env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV or k.startswith("LC_")}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        # One native thread: a predictor's last bits do not depend on the machine's core count, and
-        # the worker's twin (`predict_side_by_side`) takes the second core. Also fork-safe (no pool).
+        # One native thread: a predictor's last bits do not depend on the machine's core count.
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         empty = self._scratch / "cwd"
         empty.mkdir(exist_ok=True)
@@ -401,25 +371,6 @@ class PredictorPool:
                            "sealed": None if same and sealed is same[1] else sealed},
                           timeout=self.timeout)
         return _outcome(reply)
-
-    def predict_side_by_side(self, names: Sequence[str], calibration: list, sealed: list) -> dict[str, tuple]:
-        """`predict` for each of `names`, the worker and a forked twin of it each taking the next one
-        (two cores' worth; each predictor alone on one native thread, as always). Only without a
-        `--predictor-timeout`: one request answers for all, so a hang could not be pinned on one.
-        Returns name -> ((scores, notes), seconds) or (the exception `predict` raises, seconds)."""
-        if self.timeout is not None:
-            raise ValueError("side by side only without a predictor timeout")
-        same = self._defaults
-        reply = self._ask({"op": "predict_many", "names": list(names),
-                           "calibration": None if same and calibration is same[0] else calibration,
-                           "sealed": None if same and sealed is same[1] else sealed}, timeout=None)
-        out = {}
-        for name in names:
-            try:
-                out[name] = (_outcome(reply["replies"][name]), reply["replies"][name]["seconds"])
-            except (PredictorFailed, PredictorNotApplicable) as e:
-                out[name] = (e, reply["replies"][name]["seconds"])
-        return out
 
     def _kill(self) -> None:
         if self._proc is not None:

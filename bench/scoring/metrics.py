@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..background import one_thread
+from ..process import one_thread
 
 N_BOOTSTRAP = 1000
 #: Bump when a metric or the resampling changes: results record it, verify compares like with like.

@@ -25,7 +25,7 @@ def _stable(results: dict) -> dict:
 
 def test_byte_identical_across_batch_sizes_and_processes(tmp_path):
     # checkpoint_agreement reads the default model's history: its checkpoints are evaluated and traced
-    # in a second process beside the run (on two or three cores), on the base region and the variants
+    # too, on the base region and the variants
     predictors = ("random", "confidence", "entropy", "knn_distance", "mahalanobis", "logit_lens_settling",
                   "attention_shift", "prompt_length", "checkpoint_agreement")
     for b in (1, 8, 64):

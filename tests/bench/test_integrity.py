@@ -184,7 +184,7 @@ def test_a_killed_runs_lock_does_not_block_resume(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--n", "4", "--tasks", ",".join(TASKS),
                              "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     started = time.time()
-    while not (out / "stages" / "outcomes.base.jsonl").exists():  # its history's child is working beside it
+    while not (out / "stages" / "outcomes.base.jsonl").exists():  # the base region is evaluated: kill it now
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.time() - started < 120
         time.sleep(0.02)

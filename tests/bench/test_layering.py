@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# What each part of bench/ may import of bench/ (besides itself and the shared errors, io and background).
+# What each part of bench/ may import of bench/ (besides itself and the shared errors, io and process).
 MAY_IMPORT = {
     "model": set(),
     "scoring": set(),

@@ -225,7 +225,7 @@ class PidA(Predictor):
     name = "pid_a"
 
     def predict(self, model, items):
-        time.sleep(0.3)  # long enough that the other process claims the next predictor meanwhile
+        time.sleep(0.3)  # its own time, as its status records
         return np.full(len(items), os.getpid() / 2**32)
 
 
@@ -233,9 +233,9 @@ class PidB(PidA):
     name = "pid_b"
 
 
-def test_without_a_timeout_predictors_run_side_by_side_with_the_same_answers():
-    """No --predictor-timeout: the worker and a forked twin take the predictors in turn, and every
-    predictor's answer, or its failure and reason, is the one it gives alone."""
+def test_without_a_timeout_each_predictor_answers_alone_and_failures_stay_its_own():
+    """No --predictor-timeout: the worker asks the predictors one after another; every predictor's
+    answer, or its failure and reason, is its own, and the order is the order asked."""
     from tasks import get_family
 
     items = [i.sealed() for i in get_family("addition").generate("digits=4", 5)]
@@ -243,8 +243,6 @@ def test_without_a_timeout_predictors_run_side_by_side_with_the_same_answers():
                                                          "Prints", "Fine")]
     with open_predictors(names, None, log=lambda m: None) as pool:
         scores, status = fit_predict(pool, [], items, log=lambda m: None)
-    if sys.platform.startswith("linux"):
-        assert scores["pid_a"][0] != scores["pid_b"][0]  # two processes, side by side
     assert status["pid_a"]["seconds"] >= 0.3 and status["pid_b"]["seconds"] >= 0.3  # each its own time
     assert "RuntimeError: boom" in status["raises"]["reason"]
     assert "shape" in status["bad_shape"]["reason"] and "NaN" in status["nans"]["reason"]
@@ -262,14 +260,13 @@ def test_without_a_timeout_predictors_run_side_by_side_with_the_same_answers():
 
 
 def test_ctrl_c_reaches_the_whole_process_group_and_ends_in_one_line(tmp_path):
-    """A terminal's Ctrl-C signals the run's process group (the run and the history's child beside
-    it; the predictor worker has a session of its own): one line to the user, exit 130, no
-    traceback from any of them, and none of them left behind."""
+    """A terminal's Ctrl-C signals the run's process group (the predictor worker has a session of its
+    own): one line to the user, exit 130, no traceback, and no process left behind."""
     out = tmp_path / "interrupted"
     proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--n", "12", "--out", str(out), "--no-cache"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     started = time.time()
-    while not (out / "stages" / "outcomes.base.jsonl").exists():  # the history is being computed beside
+    while not (out / "stages" / "outcomes.base.jsonl").exists():  # the history is computed next
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.time() - started < 120
         time.sleep(0.02)

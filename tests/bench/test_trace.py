@@ -143,31 +143,3 @@ def test_traces_under_other_numerics_are_cached_apart(llama, monkeypatch):
     other = ModelHandle(llama.spec, llama.model, llama.tokenizer, llama.source)
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
     assert other.fingerprint == llama.fingerprint and other.cache_name != here
-
-
-def test_more_threads_between_batches_change_no_bit(llama):
-    """The run takes its threads back in the middle of a trace when the history's child is done
-    (`between`): the rows computed after it are the rows computed on one thread."""
-    import torch
-
-    from bench.model.trace import threads_keep_rows_invariant
-
-    items = _items(24)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        if not threads_keep_rows_invariant():
-            pytest.skip("on this CPU two threads change rows' last bits: the trace keeps to one thread")
-    finally:
-        torch.set_num_threads(before)
-    torch.set_num_threads(1)
-    try:
-        alone = trace(llama, items, batch_size=4, attention=True)
-        calls = []
-        raised = trace(llama, items, batch_size=4, attention=True,
-                       between=lambda: calls.append(torch.set_num_threads(2)))
-        assert len(calls) > 1 and torch.get_num_threads() == 2  # called between batches; the count kept
-    finally:
-        torch.set_num_threads(before)
-    for site in ("hidden", "top_ids", "top_probs", "entropy", "attn_entropy", "lens_final_prob"):
-        assert np.array_equal(getattr(alone, site), getattr(raised, site)), site

@@ -3,7 +3,8 @@
 import pytest
 
 from bench.model.load import load_model
-from bench.model.trace import _invariant_threads, last_position_only
+from bench.model.trace import last_position_only
+from bench.process import invariant_threads
 
 
 @pytest.mark.parametrize("kind", ["tiny_llama", "tiny_gpt2"])
@@ -14,7 +15,7 @@ def test_the_last_position_alone_equals_the_full_pass_last_row(kind, batch, requ
     handle = load_model(str(request.getfixturevalue(kind)))
     ids = torch.tensor([handle.token_ids(["the cat sat on the mat"])[0]] * batch)
     ids[:, 1] = torch.arange(batch) + 5  # rows differ
-    with torch.inference_mode(), _invariant_threads():  # as the trace runs: where rows are batch-invariant
+    with torch.inference_mode(), invariant_threads():  # as the trace runs: where rows are batch-invariant
         full = handle.model(input_ids=ids, output_hidden_states=True).logits
         with last_position_only(handle.model) as last:
             assert last == {"logits_to_keep": 1}
@@ -25,7 +26,7 @@ def test_the_last_position_alone_equals_the_full_pass_last_row(kind, batch, requ
     assert all(torch.equal(a[0, -1], out.logits[r, -1]) for r, a in enumerate(alone))  # and batch-invariant
     # the model's final norm is applied: the last hidden state unembedded gives the same row
     head = handle.model.get_output_embeddings()
-    with torch.inference_mode(), _invariant_threads(), last_position_only(handle.model):
+    with torch.inference_mode(), invariant_threads(), last_position_only(handle.model):
         assert torch.equal(head(out.hidden_states[-1][:, -1:, :])[:, -1], full[:, -1, :])
 
 

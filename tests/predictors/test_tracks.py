@@ -171,7 +171,6 @@ def test_blind_predictions_are_made_before_any_variant_is_traced(tmp_path, monke
     traced: list[str] = []
     asked: list[tuple[str, int]] = []
     real_trace, real_predict = trace_module.trace, PredictorPool.predict
-    real_together = PredictorPool.predict_side_by_side
 
     def spy_trace(handle, items, *args, **kwargs):
         traced.extend(item.cell for item in items)
@@ -185,13 +184,8 @@ def test_blind_predictions_are_made_before_any_variant_is_traced(tmp_path, monke
         note(self, [name], sealed)
         return real_predict(self, name, calibration, sealed)
 
-    def spy_together(self, names, calibration, sealed):  # without a timeout, the worker and its twin
-        note(self, names, sealed)
-        return real_together(self, names, calibration, sealed)
-
     monkeypatch.setattr(trace_module, "trace", spy_trace)
     monkeypatch.setattr(PredictorPool, "predict", spy_predict)
-    monkeypatch.setattr(PredictorPool, "predict_side_by_side", spy_together)
     results = run(RunSpec(n=3, out=tmp_path / "r", use_cache=False,
                           predictors=("tokenization", "confidence", "prompt_length")), log=lambda m: None)
     assert len(traced) == results["n_base"] + results["n_variant"]  # every item once, the base region included
