@@ -1,7 +1,7 @@
 """The protocol, in order: generate, calibrate, predict, seal, evaluate, score, report.
 
-`run` below is the whole protocol on one screen; each stage is a function whose
-signature says what it reads and what it gives. Variant targets are not written
+`run` below is the whole protocol on one screen, one line a stage; each stage takes
+the run's context (`Run`) and says by its signature what else it reads and what it gives. Variant targets are not written
 anywhere until the predictions and their SHA-256 are on disk. Predictors run in a
 separate worker process (`bench.protocol.worker`) that is handed sealed items,
 calibration observations and the shared trace, and never holds a target, the model,

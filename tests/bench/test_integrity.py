@@ -127,8 +127,8 @@ def _run(out, cache, **kw):
 def test_corrupt_cache_entries_leave_the_run_byte_identical(tmp_path, capfd):
     cache = tmp_path / "cache"
     _run(tmp_path / "clean", cache)
-    folders = sorted(p for p in cache.iterdir())
-    assert len(folders) == 2  # the model's and its latest checkpoint's (the history's traced one)
+    folders = sorted(p for p in cache.iterdir() if any(p.glob("*.npz")))  # every checkpoint's has its outcomes
+    assert len(folders) == 2  # traces: the model's and its latest checkpoint's (the history's traced one)
     first, second = (sorted(f.glob("*.npz")) for f in folders)
     assert len(first) == len(second) == 2  # the base region's pass and the variants'
     first[0].write_bytes(first[0].read_bytes()[:100])  # truncated

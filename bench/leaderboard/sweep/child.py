@@ -104,7 +104,10 @@ def main() -> int:
         with run_lock(task.lock):
             from dataclasses import replace
 
+            from ...process import settle
             from ...protocol.stages import run
+
+            settle()  # this process is the run's: its settings are the entry point's to make
 
             # Decided under the lock: a run left going by a killed sweep may have started (or even
             # finished) the folder since the sweep looked.
