@@ -233,7 +233,7 @@ def cmd_run(args) -> int:
         history_n=args.history_n, history_traces=args.history_traces,
         private_seed=_read_private_seed(args.private_seed_file) if args.private_seed_file else None)
     if args.at_each_checkpoint:
-        from .leaderboard.over_training import at_each_checkpoint
+        from .runs.over_training import at_each_checkpoint
 
         summary = at_each_checkpoint(spec, log=lambda msg: print(msg, file=sys.stderr))
         print(format_over_training(summary))
@@ -357,7 +357,7 @@ def cmd_leaderboard_validate(args) -> int:
 
 
 def cmd_leaderboard_run_zoo(args) -> int:
-    from .leaderboard.zoo_runs import run_zoo
+    from .runs.zoo_runs import run_zoo
 
     run_zoo(Path(args.zoo), Path(args.out), args.n, args.seed, log=lambda m: print(m, file=sys.stderr),
             members=_csv(args.members) if args.members else None)
@@ -365,7 +365,7 @@ def cmd_leaderboard_run_zoo(args) -> int:
 
 
 def cmd_lomo(args) -> int:
-    from .protocol.lomo import leave_one_model_out
+    from .runs.lomo import leave_one_model_out
 
     summary = leave_one_model_out([Path(r) for r in args.runs], log=lambda m: print(m, file=sys.stderr))
     for run, view in summary.items():
@@ -375,8 +375,8 @@ def cmd_lomo(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .leaderboard.sweep.driver import run_sweep
-    from .leaderboard.sweep.grid import read_config, sweep_options
+    from .runs.sweep.driver import run_sweep
+    from .runs.sweep.grid import read_config, sweep_options
 
     config = read_config(Path(args.config)) if args.config else None
     options = sweep_options(vars(args), config)

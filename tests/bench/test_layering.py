@@ -14,7 +14,8 @@ MAY_IMPORT = {
     "zoo": {"model"},
     "protocol": {"model", "scoring"},
     "leaderboard": {"protocol", "scoring", "model"},
-    "cli": {"model", "scoring", "zoo", "protocol", "leaderboard"},
+    "runs": {"leaderboard", "protocol", "scoring", "model"},
+    "cli": {"model", "scoring", "zoo", "protocol", "leaderboard", "runs"},
 }
 
 

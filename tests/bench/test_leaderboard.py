@@ -5,7 +5,7 @@ import pytest
 
 from bench.cli import main
 from bench.errors import UserError
-from bench.leaderboard.zoo_runs import KEEP
+from bench.runs.zoo_runs import KEEP
 from bench.leaderboard.board import build, validate
 from bench.protocol.spec import RunSpec
 from bench.protocol.stages import run
@@ -115,7 +115,7 @@ def test_the_committed_leaderboard_verifies_and_covers_the_zoo():
 
 def test_run_zoo_runs_the_bundled_model_and_the_members_it_is_asked_for(tmp_path):
     from bench.leaderboard.board import model_label
-    from bench.leaderboard.zoo_runs import run_zoo
+    from bench.runs.zoo_runs import run_zoo
     from bench.zoo.recipe import get_preset
     from bench.zoo.trainer import train
 

@@ -5,7 +5,7 @@ import pytest
 
 from bench.cli import main
 from bench.errors import UserError
-from bench.protocol.lomo import leave_one_model_out
+from bench.runs.lomo import leave_one_model_out
 from bench.model.load import ModelSpec
 from bench.protocol.spec import RunSpec
 from bench.protocol.stages import run

@@ -17,7 +17,7 @@ import pytest
 
 from bench.cli import main
 from bench.errors import UserError
-from bench.leaderboard.sweep.grid import Grid, plan, read_config, sweep_options
+from bench.runs.sweep.grid import Grid, plan, read_config, sweep_options
 from bench.protocol.spec import RunSpec
 from bench.protocol.verify import verify
 from tests.bench.test_determinism import FILES, VOLATILE
@@ -249,7 +249,7 @@ def test_ray_executor_without_ray_names_the_extra(monkeypatch, tmp_path, capsys)
 
 def test_an_interrupted_runs_leftover_temp_file_does_not_block_it(tmp_path):
     """A run killed while writing its first file leaves only a temp file: the sweep starts it afresh."""
-    from bench.leaderboard.sweep.driver import stored_state
+    from bench.runs.sweep.driver import stored_state
 
     run = plan(Grid(base=RunSpec(n=2)), tmp_path)[0]
     run.folder.mkdir(parents=True)

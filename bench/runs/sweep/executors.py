@@ -61,7 +61,7 @@ def run_in_child(task: RunTask, env: dict[str, str] | None = None) -> RunOutcome
     task.outcome.unlink(missing_ok=True)
     start = time.perf_counter()
     with open(task.log, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "bench.leaderboard.sweep.child"], stdin=subprocess.PIPE,
+        process = subprocess.Popen([sys.executable, "-m", "bench.runs.sweep.child"], stdin=subprocess.PIPE,
                                    stdout=log, stderr=subprocess.STDOUT, env=environment,
                                    cwd=task.cwd if os.path.isdir(task.cwd) else None)
         with _live_lock:

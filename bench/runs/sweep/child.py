@@ -1,4 +1,4 @@
-"""One run of a sweep, in a process of its own: `python -m bench.leaderboard.sweep.child`.
+"""One run of a sweep, in a process of its own: `python -m bench.runs.sweep.child`.
 
 It reads its `RunTask` (pickled) on standard input, takes the run's lock (so that a run left going by
 a killed sweep and the same run started again never write one folder together), runs the protocol

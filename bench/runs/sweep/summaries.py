@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from ... import io
 from ...errors import UserError
-from ..board import build
+from ...leaderboard.board import build
 from ..over_training import CheckpointRun, row, write_summary
 from ..zoo_runs import KEEP
 from .grid import Grid, PlannedRun
@@ -87,7 +87,7 @@ def same_items(name: str, group: Sequence[PlannedRun]) -> dict[str, list[Planned
 def leave_one_model_out(out: Path, name: str, runs: Sequence[PlannedRun], log: Log) -> str:
     """`brittlebench lomo` over the runs (again only where its models changed); its tables in
     OUT/leave-one-model-out/NAME.json."""
-    from ...protocol.lomo import PROTOCOL, leave_one_model_out as lomo
+    from ..lomo import PROTOCOL, leave_one_model_out as lomo
 
     folders = [r.folder for r in runs]
     target = Path(out) / LOMO / f"{name}.json"

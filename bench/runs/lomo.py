@@ -23,9 +23,9 @@ from ..model.evaluate import Outcome
 from ..model.load import ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
 from ..scoring.metrics import score_predictors
-from .folder import write_predictions
-from .predict import open_predictors, predict_by_track
-from .verify import check_run_folder
+from ..protocol.folder import write_predictions
+from ..protocol.predict import open_predictors, predict_by_track
+from ..protocol.verify import check_run_folder
 
 PROTOCOL = "leave-one-model-out"
 

@@ -3,7 +3,7 @@
     grid.py       the grid (models x checkpoints or revisions x seeds x suites) from flags or a
                   TOML file, planned into runs: each a RunSpec, an id and a run folder
     executors.py  where runs execute: a local pool of processes, or Ray tasks; either way each
-                  run is `python -m bench.leaderboard.sweep.child` in a process of its own
+                  run is `python -m bench.runs.sweep.child` in a process of its own
     child.py      that process: one run under a lock, ended when the process that started it dies
     index.py      sweep.json: each run's parameters, folder, status, reason and wall time
     summaries.py  the leaderboard, leave-one-model-out and predictability over training, built
