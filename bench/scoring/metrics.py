@@ -437,22 +437,24 @@ def family_metrics(failed, cells, scores: dict[str, np.ndarray], seed: int, n_bo
 
 
 def _family_rows(y: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], family: str, seed: int,
-                 n_boot: int) -> dict[str, dict]:
+                 n_boot: int, spearman: dict[str, tuple] | None = None) -> dict[str, dict]:
     """One family's AUROC, its (U, pairs) and its cell rho per predictor: (point, bootstrap rows) on
-    its own draws."""
+    its own draws; `spearman` (name -> (point, rows)), where the caller has them on the same draws,
+    is taken as it is."""
     _, groups = np.unique(cells, return_inverse=True)
     onehot = np.eye(int(groups.max()) + 1)[groups] if len(groups) else np.zeros((0, 0))
     sorts = {name: Sorted(s) for name, s in scores.items()}
     rows = {name: {"u": [], "pairs": [], "spearman": []} for name in scores}
     for idx in together((idx for (idx,) in family_resamples([family], [np.arange(len(y))], seed, n_boot)), len(y)):
-        counts = counts_of(idx, len(y))
-        observed = _group_means(y, onehot, counts)
+        counts = counts_of(idx, len(y)) if spearman is None else None
+        observed = _group_means(y, onehot, counts) if spearman is None else None
         drawn = Drawn(idx, y)
         for name, s in scores.items():
             u, pairs = _concordance(*_tie_sums_drawn(drawn, sorts[name]))
             rows[name]["u"].append(u)
             rows[name]["pairs"].append(pairs)
-            rows[name]["spearman"].append(_spearman_rows(_group_means(s, onehot, counts), observed))
+            if spearman is None:
+                rows[name]["spearman"].append(_spearman_rows(_group_means(s, onehot, counts), observed))
     out = {}
     for name, s in scores.items():
         u_point, pairs_point = _concordance(*_tie_sums(np.ones((1, len(y))), y, sorts[name]))
@@ -461,7 +463,8 @@ def _family_rows(y: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray]
             auc_rows = np.where(pair_rows > 0, u_rows / np.where(pair_rows > 0, pair_rows, 1), np.nan)
         out[name] = {"auroc": (point("auroc", y, s), auc_rows),
                      "pairs": ((float(u_point[0]), float(pairs_point[0])), (u_rows, pair_rows)),
-                     "spearman": (_cell_points(y, s, onehot)[0]["spearman"], np.concatenate(rows[name]["spearman"]))}
+                     "spearman": spearman[name] if spearman is not None else
+                     (_cell_points(y, s, onehot)[0]["spearman"], np.concatenate(rows[name]["spearman"]))}
     return out
 
 
@@ -620,7 +623,8 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
     alone = fams[0] if len(set(fams.tolist())) == 1 else None
     out: dict[str, dict] = {}
     if alone is not None and families is not None and alone not in families:
-        families[alone] = _family_rows(y, np.asarray(cells), values, alone, seed, n_boot)
+        families[alone] = _family_rows(y, np.asarray(cells), values, alone, seed, n_boot,
+                                       spearman={n: (points[n]["spearman"], boot[n]["spearman"]) for n in values})
     family, family_rows = family_metrics(y, np.asarray(cells), values, seed, n_boot, families) if len(y) else ({}, {})
     for name in values:
         out[name] = {m: (_interval(points[name][m], boot[name][m]) if points[name][m] is not None else NONE).to_dict()
