@@ -370,7 +370,7 @@ def cmd_lomo(args) -> int:
     summary = leave_one_model_out([Path(r) for r in args.runs], log=lambda m: print(m, file=sys.stderr))
     for run, view in summary.items():
         print(f"\n{run} (protocol leave-one-model-out):")
-        print(format_predictors(view["predictors"], view["n"], _tracks_of(view["predictors"])))
+        print(format_predictors(view["predictors"], view["n"], _tracks_of(view["predictors"], view["n"])))
     return 0
 
 

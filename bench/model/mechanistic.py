@@ -135,8 +135,7 @@ class BaseRegionAccess:
         `positions` (negative counts from the end, each prompt's own), taken from the source's."""
         self._check([source, target])
         self.log.append({"patch": [source.id, target.id], "layer": layer, "positions": list(positions)})
-        kept = self.read([source], ["resid_post"], [layer])[0][f"resid_post.{layer}"]
-        self.log.pop()  # recorded as the patch
+        kept = self._read_one(source, ["resid_post"], [layer])[f"resid_post.{layer}"]
         import torch
 
         def swap(module, args, output):

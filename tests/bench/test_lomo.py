@@ -63,3 +63,9 @@ def test_lomo_refuses_a_single_run_and_mismatched_suites(runs, tmp_path):
     with pytest.raises(UserError, match="other items"):
         leave_one_model_out([runs[0], other])
     assert main(["lomo", str(runs[0])]) == 2
+
+
+def test_the_lomo_command_prints_a_table_per_run(runs, capsys):
+    assert main(["lomo", *map(str, runs)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(protocol leave-one-model-out):") == len(runs) and "pair AUROC" in out
