@@ -23,7 +23,10 @@ from tasks import Item, SealedItem
 #:   attention     trace sites `attn_*`
 #:   history       `model.history`: the checkpoints along training, their base outcomes and traces
 #:                 (`predictors.history`); which traces follows from the track
-READS = frozenset({"prompt", "architecture", "hidden", "logits", "attention", "history"})
+#:   mechanistic   `model.mechanistic`: per-position residual stream, per-head patterns and outputs,
+#:                 head ablation, activation patching and composition scores, on the base items
+#:                 (every item of the run in the trace track); it leaves a predictor in the blind track
+READS = frozenset({"prompt", "architecture", "hidden", "logits", "attention", "history", "mechanistic"})
 #: The reads that come from a forward pass of the model (trace sites).
 TRACE_READS = frozenset({"hidden", "logits", "attention"})
 
@@ -59,6 +62,9 @@ class ModelView(Protocol):
 
     @property
     def history(self) -> Sequence[Any]: ...  # `predictors.history.Checkpoint`s, oldest first; () without one
+
+    @property
+    def mechanistic(self) -> Any: ...  # reads and interventions (`bench.protocol.worker.MechanisticClient`)
 
 
 def track_of(predictor: "Predictor | type[Predictor]") -> str:

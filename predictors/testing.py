@@ -46,18 +46,70 @@ class FakeCard:
         "space_merges_into_word": False, "adds_bos": True, "vocab_size": 101})
 
 
+class FakeMechanistic:
+    """`model.mechanistic` with scripted internals, no torch: one token per character plus a first
+    token, each array a deterministic function of the item's id. `script(item, key)` may return the
+    array for a key ("resid_post.L", "pattern.L", "z.L", or "next_token") to build a case where a
+    predictor's hypothesis must hold; None keeps the drawn one."""
+
+    def __init__(self, card: FakeCard | None = None,
+                 script: Callable[[Any, str], np.ndarray | None] | None = None):
+        self.card = card or FakeCard()
+        self.script = script
+
+    def _rng(self, item, key: str) -> np.random.Generator:
+        return np.random.default_rng(int.from_bytes(hashlib.sha256(f"{item.id}/{key}".encode()).digest()[:8], "big"))
+
+    def _array(self, item, key: str) -> np.ndarray:
+        scripted = self.script(item, key) if self.script else None
+        if scripted is not None:
+            return np.asarray(scripted)
+        card, rng, pos = self.card, self._rng(item, key), len(item.prompt) + 1
+        site = key.split(".")[0]
+        if site == "resid_post":
+            return rng.normal(size=(pos, card.d_model)).astype(np.float32)
+        if site == "z":
+            return rng.normal(size=(pos, card.n_heads, card.d_model // card.n_heads)).astype(np.float32)
+        if site == "pattern":
+            weights = np.tril(rng.random((card.n_heads, pos, pos)) + 1e-3)
+            return (weights / weights.sum(-1, keepdims=True)).astype(np.float32)
+        logits = rng.normal(size=card.vocab_size) * 2
+        return np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+
+    def read(self, items, sites, layers=None):
+        layers = range(self.card.n_layers) if layers is None else [x % self.card.n_layers for x in layers]
+        return [{f"{s}.{x}": self._array(item, f"{s}.{x}") for s in sites for x in layers} for item in items]
+
+    def next_token(self, items):
+        return [self._array(item, "next_token") for item in items]
+
+    def ablate(self, items, heads, how="zero"):
+        tag = "/".join(f"{x}.{h}" for x, hs in sorted(heads.items()) for h in hs)
+        return [self._array(item, f"next_token.ablate={tag},{how}") for item in items]
+
+    def patch(self, source, target, layer, positions):
+        return self._array(target, f"next_token.patch={source.id},{layer},{list(positions)}")
+
+    def composition(self, kind="k"):
+        n, h = self.card.n_layers, self.card.n_heads
+        scores = np.random.default_rng(ord(kind)).random((n, h, n, h))
+        return scores * np.triu(np.ones((n, n)), 1)[:, None, :, None]
+
+
 class FakeModel:
     """A model handle with scripted internals, no torch.
 
     Each item's internals are a deterministic function of its id; `script(item)`
     may return overrides (e.g. `{"hidden": array}`) to build a case where a
-    predictor's hypothesis must hold."""
+    predictor's hypothesis must hold; `mechanistic` answers `model.mechanistic`
+    (a `FakeMechanistic` of the card by default)."""
 
     def __init__(self, card: FakeCard | None = None, script: Callable[[SealedItem], dict] | None = None,
-                 history: Sequence[Any] = ()):
+                 history: Sequence[Any] = (), mechanistic: Any = None):
         self.card = card or FakeCard()
         self.script = script
         self.history = tuple(history)
+        self.mechanistic = mechanistic if mechanistic is not None else FakeMechanistic(self.card)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         return [list(text) for text in texts]  # one token per character
@@ -145,6 +197,11 @@ class GuardedModel:
         return tuple(_WrappedCheckpoint(c, lambda trace: _GuardedTrace(trace, self.reads))
                      for c in getattr(self._model, "history", ()))
 
+    @property
+    def mechanistic(self):
+        self.reads.add("mechanistic")
+        return self._model.mechanistic
+
 
 class _WrappedCheckpoint:
     """A checkpoint whose traces pass through `wrap` (which may refuse items or record reads)."""
@@ -191,11 +248,34 @@ class BlindView:
     def history(self):
         return tuple(_WrappedCheckpoint(c, lambda trace: trace, self._refuse) for c in getattr(self._model, "history", ()))
 
+    @property
+    def mechanistic(self):
+        return _RefusingMechanistic(self._model.mechanistic, self._withheld)
+
     def _refuse(self, items):
         asked = [item.id for item in items if item.id in self._withheld]
         if asked:
             raise PermissionError(f"the blind track has no trace of variant items (asked for {asked[0]!r}): "
                                   "declare track = 'trace' to read them")
+
+
+class _RefusingMechanistic:
+    """Mechanistic access that refuses the withheld items, as the run's process does for the blind track."""
+
+    def __init__(self, inner, withheld: set[str]):
+        self._inner, self._withheld = inner, withheld
+
+    def __getattr__(self, name: str):
+        method = getattr(self._inner, name)
+
+        def guarded(*args, **kwargs):
+            for value in list(args) + list(kwargs.values()):
+                for item in value if isinstance(value, (list, tuple)) else [value]:
+                    if getattr(item, "id", None) in self._withheld:
+                        raise PermissionError(f"mechanistic access is for the run's base items only; {item.id!r} "
+                                              "is not one")
+            return method(*args, **kwargs)
+        return guarded
 
 
 def example_data(n: int = 24, seed: int = 0, all_correct: bool = False) -> tuple[list[Observation], list[SealedItem]]:

@@ -21,6 +21,7 @@ one at a time (no padding), so a result never depends on what else was asked for
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -29,6 +30,14 @@ import numpy as np
 from .load import ModelHandle
 
 SITES = ("resid_post", "pattern", "z")
+
+
+@dataclass(frozen=True)
+class Asked:
+    """An item as a request names it: its id and its prompt (both checked against the region)."""
+
+    id: str
+    prompt: str
 
 
 @dataclass(frozen=True)
@@ -57,22 +66,49 @@ def layout(model: Any) -> Layout:
     raise NotImplementedError(f"mechanistic access does not know the layout of {type(model).__name__}")
 
 
-class BaseRegionAccess:
-    """The means of interpretability work on `base` items of `handle`'s model, refused elsewhere."""
+class RegionAccess:
+    """The means of interpretability work on the `allowed` items of `handle`'s model (the blind track:
+    the base region; the trace track: every item of the run), refused elsewhere. Reads are kept in
+    memory, bounded (`CACHE_BYTES`), keyed by item and request: the model and its numerics are this
+    object's."""
 
-    def __init__(self, handle: ModelHandle, base: Sequence[Any]):
+    CACHE_BYTES = 256 * 2**20
+
+    def __init__(self, handle: ModelHandle, allowed: Sequence[Any], region: str = "base"):
         self.handle = handle
-        self.allowed = {item.id: item.prompt for item in base}
+        self.region = region
+        self.allowed = {item.id: item.prompt for item in allowed}
         self.layout = layout(handle.model)
         self.log: list[dict] = []  # every request, so a reader sees what a predictor looked at
         self._means: dict[int, Any] = {}
+        self._reads: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+        self._read_bytes = 0
 
     # -- the guard -------------------------------------------------------------------------------
     def _check(self, items: Sequence[Any]) -> None:
         for item in items:
             if self.allowed.get(item.id) != item.prompt:
-                raise PermissionError(f"mechanistic access is for the run's base items only; {item.id!r} is not "
-                                      "one (a blind predictor may not run the model on variants or other text)")
+                if self.region == "base":
+                    raise PermissionError(f"mechanistic access is for the run's base items only; {item.id!r} is "
+                                          "not one (a blind predictor may not run the model on variants or other text)")
+                raise PermissionError(f"mechanistic access is for the run's own items only; {item.id!r} is not one")
+
+    # -- the worker's requests -------------------------------------------------------------------
+    def serve(self, request: dict) -> Any:
+        """Answer one request from the predictor worker (`bench.protocol.worker.MechanisticClient`)."""
+        op = request.get("op")
+        items = [Asked(str(i), str(p)) for i, p in request.get("items", [])]
+        if op == "read":
+            return self.read(items, request["sites"], request.get("layers"))
+        if op == "ablate":
+            return self.ablate(items, {int(k): v for k, v in request["heads"].items()}, request.get("how", "zero"))
+        if op == "patch":
+            return self.patch(items[0], items[1], request["layer"], request["positions"])
+        if op == "next_token":
+            return self.next_token(items)
+        if op == "composition":
+            return self.composition(request.get("kind", "k"))
+        raise ValueError(f"unknown mechanistic request {op!r}")
 
     def _ids(self, item):
         import torch
@@ -87,9 +123,26 @@ class BaseRegionAccess:
         unknown = [s for s in sites if s not in SITES]
         if unknown:
             raise ValueError(f"unknown sites {unknown}; sites: {', '.join(SITES)}")
-        layers = list(range(len(self.layout.blocks))) if layers is None else list(layers)
+        n_layers = len(self.layout.blocks)
+        layers = list(range(n_layers)) if layers is None else [int(x) for x in layers]
+        if any(not -n_layers <= x < n_layers for x in layers):
+            raise ValueError(f"layers must lie in [0, {n_layers}), got {layers}")
+        layers = [x % n_layers for x in layers]
         self.log.append({"read": list(sites), "layers": layers, "items": [i.id for i in items]})
-        return [self._read_one(item, sites, layers) for item in items]
+        return [self._cached_read(item, tuple(sites), tuple(layers)) for item in items]
+
+    def _cached_read(self, item, sites: tuple, layers: tuple) -> dict[str, np.ndarray]:
+        key = (item.id, sites, layers)
+        if key in self._reads:
+            self._reads.move_to_end(key)
+            return self._reads[key]
+        out = self._read_one(item, sites, layers)
+        self._reads[key] = out
+        self._read_bytes += sum(a.nbytes for a in out.values())
+        while self._read_bytes > self.CACHE_BYTES and len(self._reads) > 1:
+            _, dropped = self._reads.popitem(last=False)
+            self._read_bytes -= sum(a.nbytes for a in dropped.values())
+        return out
 
     def _read_one(self, item, sites, layers) -> dict[str, np.ndarray]:
         import torch

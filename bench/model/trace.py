@@ -524,6 +524,13 @@ class TracedModel:
             out.append([self._pieces[i] for i in ids])
         return out
 
+    def region_access(self, items: Sequence[SealedItem], region: str):
+        """Mechanistic access (`bench.model.mechanistic.RegionAccess`) to `items` only: the runner's,
+        serving the predictor worker's requests (the worker never holds the model)."""
+        from .mechanistic import RegionAccess
+
+        return RegionAccess(self._handle, items, region)
+
     def keep_continuations(self, item_ids: Sequence[str], budget: int | None = None) -> Continuations:
         """From now on, the prompt passes of these items also keep what their evaluation needs
         (`bench.model.continuation`): the runner's, never a predictor's."""

@@ -96,6 +96,7 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
         info = pool.infos[asked]
         name = info["predictor"]
         started = time.perf_counter()
+        requests = len(pool.access.log) if pool.access is not None else 0
         try:
             raw, notes = pool.predict(asked, calibration, sealed)
             scores[name] = _check_scores(raw, len(sealed))
@@ -109,7 +110,33 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
             log(f"predictor {name} failed: {reason}")
         status[name].update(seconds=round(time.perf_counter() - started, 4), version=info["version"],
                             reads=info["reads"], track=info["track"], params=info["params"], cls=info["cls"])
+        if pool.access is not None and len(pool.access.log) > requests:
+            status[name]["mechanistic"] = access_summary(pool.access.log[requests:])
     return scores, status
+
+
+def access_summary(log: Sequence[dict]) -> dict[str, Any]:
+    """What a predictor asked of the model (`RegionAccess.log`), in brief: per kind of request, how
+    many, on how many distinct items, and the sites, layers or heads named."""
+    out: dict[str, dict[str, Any]] = {}
+    for entry in log:
+        kind = next(k for k in ("read", "ablate", "patch", "next_token", "composition") if k in entry)
+        row = out.setdefault(kind, {"requests": 0, "items": set()})
+        row["requests"] += 1
+        row["items"].update(entry.get("items", ()))
+        if kind == "read":
+            row.setdefault("sites", set()).update(entry["read"])
+            row.setdefault("layers", set()).update(entry["layers"])
+        elif kind == "ablate":
+            row.setdefault("heads", set()).update(f"{layer}.{h}" for layer, hs in entry["ablate"].items() for h in hs)
+        elif kind == "patch":
+            row.setdefault("layers", set()).add(entry["layer"])
+    return {kind: {k: (sorted(v) if isinstance(v, set) and k != "items" else len(v) if k == "items" else v)
+                   for k, v in row.items()} for kind, row in out.items()}
+
+
+def reads_mechanistic(pool: PredictorPool, track: str) -> bool:
+    return any("mechanistic" in info["reads"] and info["track"] == track for info in pool.infos.values())
 
 
 def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem],
@@ -124,9 +151,11 @@ def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[
     again where there is no disk cache)."""
     trace = model_view.trace(items)
     points = () if history is None else history.base() if track == "blind" else history.variants(sealed or ())
+    access = model_view.region_access(items, "base" if track == "blind" else "run") \
+        if reads_mechanistic(pool, track) else None
     pool.set_context(model_view.card, model_view.tokenizer_json(), trace, [i.prompt for i in items],
                      calibration, sealed, withheld=[item.id for item in withheld], history=points,
-                     final_step=history.final_step if history is not None else None)
+                     final_step=history.final_step if history is not None else None, access=access)
     if not keep:
         model_view.forget()  # the worker maps the arrays from disk
     return trace

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -72,10 +73,57 @@ class TraceStore:
         return Trace(tuple(item.id for item in items), **{n: np.asarray(a[index]) for n, a in self.sites.items()})
 
 
-class WorkerView:
-    """The `ModelView` predictors get in the worker: card, tokenizer and the run's traces."""
+class MechanisticClient:
+    """`model.mechanistic` in the worker: each call is a request that the run's process answers with
+    `bench.model.mechanistic.RegionAccess` (the worker holds no weights). Items travel as (id, prompt);
+    the run's process refuses any that is not in the context's region (the blind track: base items)."""
 
-    def __init__(self, card: Any, tokenizer_json: str, store: TraceStore, history: tuple = ()):
+    def __init__(self, ask):
+        self._ask = ask
+        self.declared = False  # whether the predictor being asked declared `mechanistic` in its reads
+
+    def _request(self, op: str, **fields: Any) -> Any:
+        if not self.declared:
+            raise PermissionError("mechanistic access needs 'mechanistic' in the predictor's reads")
+        return self._ask({"op": op, **fields})
+
+    def read(self, items: Sequence[Any], sites: Sequence[str], layers: Sequence[int] | None = None
+             ) -> list[dict[str, np.ndarray]]:
+        """Per item, {"SITE.L": array}: resid_post.L (pos, d_model), pattern.L (head, pos, pos),
+        z.L (pos, head, d_head), for `layers` (all by default)."""
+        return self._request("read", items=_pairs(items), sites=list(sites),
+                             layers=None if layers is None else [int(x) for x in layers])
+
+    def ablate(self, items: Sequence[Any], heads: dict[int, Sequence[int]], how: str = "zero") -> list[np.ndarray]:
+        """Per item, the next-token probabilities with `heads` ({layer: [head, ...]}) zero- or mean-ablated."""
+        return self._request("ablate", items=_pairs(items), how=how,
+                             heads={str(int(k)): [int(h) for h in v] for k, v in heads.items()})
+
+    def patch(self, source: Any, target: Any, layer: int, positions: Sequence[int]) -> np.ndarray:
+        """The target's next-token probabilities with resid_post.`layer` at `positions` from the source's."""
+        return self._request("patch", items=_pairs([source, target]), layer=int(layer),
+                             positions=[int(p) for p in positions])
+
+    def next_token(self, items: Sequence[Any]) -> list[np.ndarray]:
+        """Per item, the unchanged next-token probabilities."""
+        return self._request("next_token", items=_pairs(items))
+
+    def composition(self, kind: str = "k") -> np.ndarray:
+        """(layer, head, layer, head) Q-, K- or V-composition scores from the weights."""
+        return self._request("composition", kind=kind)
+
+
+def _pairs(items: Sequence[Any]) -> list[list[str]]:
+    return [[str(item.id), str(item.prompt)] for item in items]
+
+
+class WorkerView:
+    """The `ModelView` predictors get in the worker: card, tokenizer, the run's traces, and the
+    mechanistic access the run's process serves."""
+
+    def __init__(self, card: Any, tokenizer_json: str, store: TraceStore, history: tuple = (),
+                 mechanistic: MechanisticClient | None = None):
+        self.mechanistic = mechanistic
         self._card = card
         self._tokenizer_json = tokenizer_json
         self._tokenizer = None
@@ -133,6 +181,16 @@ def _serve() -> None:
         reply_to.write(json.dumps(message) + "\n")
         reply_to.flush()
 
+    def ask(request: dict) -> Any:
+        """A mechanistic request to the run's process, answered in the middle of a `predict`."""
+        answer({"access": request})
+        reply = pickle.load(stdin)  # from the process that started this one: trusted
+        if not reply["ok"]:
+            raise (PermissionError if reply.get("refused") else ValueError)(reply["error"])
+        return reply["result"]
+
+    mechanistic = MechanisticClient(ask)
+
     while True:
         try:
             request = pickle.load(stdin)
@@ -158,7 +216,7 @@ def _serve() -> None:
         elif op == "context":
             store = TraceStore(Path(request["trace_dir"]), request["withheld"])
             view = WorkerView(request["card"], request["tokenizer_json"], store,
-                              _history(request, store))
+                              _history(request, store), mechanistic)
             defaults = {"calibration": request["calibration"], "sealed": request["sealed"]}
             answer({"ok": True})
         elif op == "predict":
@@ -166,6 +224,7 @@ def _serve() -> None:
             sealed = request["sealed"] if request["sealed"] is not None else defaults["sealed"]
 
             try:
+                mechanistic.declared = "mechanistic" in loaded[request["name"]].reads
                 fitted = loaded[request["name"]].clone().fit(view, calibration)
                 scores = np.asarray(fitted.predict(view, sealed), dtype=np.float64)
                 if scores.ndim != 1:
@@ -249,6 +308,7 @@ class PredictorPool:
         self.skipped: dict[str, dict] = {}  # what `bench.protocol.predict.check_predictors` reported skipped
         self._load = {"op": "load", "predictors": [(n, (params or {}).get(n)) for n in names]}
         self._context: dict | None = None
+        self.access = None  # the context's `bench.model.mechanistic.RegionAccess`, where a predictor reads it
         self._contexts = 0
         self._defaults: tuple | None = None
         self._pending = 0
@@ -331,24 +391,42 @@ class PredictorPool:
                 self._kill()
                 raise WorkerError("the predictor worker exited")
         self._send(request)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:  # a predictor's mechanistic requests come first, each answered here
+            try:
+                line = self._lines.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self._kill()
+                raise TimeoutError(f"did not finish within --predictor-timeout {timeout:g}s") from None
+            if line is None:
+                self._kill()
+                raise WorkerError("the predictor worker exited")
+            reply = json.loads(line)
+            if "access" not in reply:
+                return reply
+            self._send(self._serve(reply["access"]))
+
+    def _serve(self, request: dict) -> dict:
+        """One mechanistic request of the predictor being asked, answered from `self.access`."""
+        if self.access is None:
+            return {"ok": False, "refused": True,
+                    "error": "this run serves no mechanistic access here (no predictor of this track declares it)"}
         try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            self._kill()
-            raise TimeoutError(f"did not finish within --predictor-timeout {timeout:g}s") from None
-        if line is None:
-            self._kill()
-            raise WorkerError("the predictor worker exited")
-        return json.loads(line)
+            return {"ok": True, "result": self.access.serve(request)}
+        except PermissionError as e:
+            return {"ok": False, "refused": True, "error": str(e)}
+        except (ValueError, KeyError, IndexError, TypeError, NotImplementedError) as e:
+            return {"ok": False, "error": f"{type(e).__name__}: {e}"}
 
     def set_context(self, card: Any, tokenizer_json: str, trace: Trace, prompts: Sequence[str],
                     calibration: list | None = None, sealed: list | None = None, withheld: Sequence = (),
-                    history: Sequence = (), final_step: int | None = None) -> None:
+                    history: Sequence = (), final_step: int | None = None, access: Any = None) -> None:
         """What the predictors asked next may read: the card, the tokenizer, the trace of the run's
         items, and the default calibration and sealed items (sent once, not with each request).
         `withheld`: ids of the run's items left out of `trace` on purpose (the blind track's variants),
         which a predictor's `model.trace` refuses with the reason. Each context replaces the last,
-        its arrays in a new folder."""
+        its arrays in a new folder. `access`: what answers the predictors' mechanistic requests."""
+        self.access = access
         self._contexts += 1
         folder = save_trace(trace, prompts, self._scratch / f"trace-{self._contexts}")
         by_id = dict(zip(trace.item_ids, prompts))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bench.model.load import load_model
-from bench.model.mechanistic import BaseRegionAccess
+from bench.model.mechanistic import RegionAccess
 from tasks import get_family
 
 
@@ -28,7 +28,7 @@ def access(request, tiny_llama, tmp_path_factory):
     family = get_family("addition")
     base = family.generate("digits=2", 6, seed=1)
     variants = family.generate("digits=4", 2, seed=1)
-    return BaseRegionAccess(handle, base), base, variants
+    return RegionAccess(handle, base), base, variants
 
 
 def test_reads_agree_with_a_plain_pass(access):
