@@ -7,7 +7,7 @@ Sites (named as TransformerLens names its hook points; shapes per item, `pos` th
   pattern.L       (head, pos, pos)        attention weights, query by key (eager attention)
   z.L             (pos, head, d_head)     each head's output before the output projection
 Interventions, each returning the next-token distribution at the last prompt position:
-  ablate(item, {L: [h, ...]}, how)        heads' z zeroed or set to their mean over the base items
+  ablate(item, {L: [h, ...]}, how)        heads' z zeroed or set to their mean over MEAN_OVER region items
   patch(source, target, L, positions)     target's resid_post.L at `positions` taken from source's
 Weights (no forward pass):
   composition(kind)                       (layer, head, layer, head) Q-, K- or V-composition scores
@@ -30,6 +30,7 @@ import numpy as np
 from .load import ModelHandle
 
 SITES = ("resid_post", "pattern", "z")
+MEAN_OVER = 64  # a mean ablation's mean: over the region's first items by id (a fixed sample)
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ class RegionAccess:
     # -- interventions ---------------------------------------------------------------------------
     def ablate(self, items: Sequence[Any], heads: dict[int, Sequence[int]], how: str = "zero") -> list[np.ndarray]:
         """Per item, the next-token probabilities (vocab,) with `heads` ({layer: [head, ...]}) ablated:
-        their output set to zero, or (`how="mean"`) to its mean over the base items at each position."""
+        their output set to zero, or (`how="mean"`) to its mean over MEAN_OVER region items at each position."""
         self._check(items)
         if how not in ("zero", "mean"):
             raise ValueError(f"how must be zero or mean, got {how!r}")
@@ -236,13 +237,13 @@ class RegionAccess:
         return hooked()
 
     def _mean_z(self, layer: int):
-        """The mean z of each head over the base items, per position from the end (prompts differ in
+        """The mean z of each head over the region's first MEAN_OVER items by id, per position from the end (prompts differ in
         length): (pos, head, d_head) for the longest prompt, aligned at the last token."""
         if layer not in self._means:
             import torch
 
             rows = []
-            for item_id, prompt in sorted(self.allowed.items()):
+            for item_id, prompt in sorted(self.allowed.items())[:MEAN_OVER]:
                 seen: dict = {}
                 with self._hook_z(layer, _capture(seen, "z", as_numpy=False)), torch.inference_mode():
                     self.handle.model(input_ids=torch.tensor([self.handle.token_ids([prompt])[0]],
