@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from .metrics import ECE_BINS, RANKING, REFERENCE, SANITY, SATURATED_SHARE, format_interval
+from .metrics import ECE_BINS, RANKING, REFERENCE, SANITY, SATURATED_SHARE, format_interval, wilson
 
 esc = html.escape
 
@@ -65,20 +65,6 @@ def _track_names(results, track: str) -> list[str]:
 
 
 # -- numbers ---------------------------------------------------------------------------------
-
-Z95 = 1.959963984540054
-
-
-def wilson(k: int, n: int) -> tuple[float, float]:
-    """The 95% Wilson score interval of k failures in n items (0..1 when n is 0): unlike the normal
-    approximation it stays inside [0, 1] and stays wide for a handful of items."""
-    if n == 0:
-        return 0.0, 1.0
-    p, z2 = k / n, Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
 
 def roc_curve(failed: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """False and true positive rates at each distinct threshold, highest score first, from (0, 0) to
