@@ -235,6 +235,11 @@ def test_a_run_seals_tests_and_prints_the_claims(claimed):
     assert "claimer                  width                        held" in table
     assert "    addition/digits=4              brittle 1.000 [0.676, 1.000] n=8" in table
     assert "addition/digits=99             brittle not in this run" in table
+    report = (out / "report.html").read_text()
+    section = report[report.index('<section id="claims"'):]
+    section = section[:section.index("</section>")]
+    assert section.count("<td><b>claimer</b></td>") == 3 and "<code>addition/digits=99</code> brittle: not in this run" \
+        in section and "longest_base_digits = 3" in section and '<span class="flag">falsified</span>' in section
     ok, lines = verify(out)
     assert ok, lines
     assert any("3 claims tested against the sealed claims file): ok" in l for l in lines)
@@ -287,3 +292,21 @@ def test_an_edited_verdict_in_results_is_named(claimed, tmp_path):
 
     ok, lines = verify(_edited(claimed, tmp_path, falsify))
     assert not ok and any(l.startswith("scores: MISMATCH") and "claims.claimer[0].verdict" in l for l in lines)
+
+
+def test_the_leaderboard_counts_claims_per_predictor(claimed, tmp_path):
+    from bench.leaderboard.board import build
+    from bench.runs.zoo_runs import KEEP
+
+    folder = tmp_path / "runs" / "default"
+    folder.mkdir(parents=True)
+    for name in KEEP:
+        if (claimed[0] / name).is_file():
+            shutil.copy2(claimed[0] / name, folder / name)
+    assert (folder / "predictions.claims.json").is_file()  # kept: the digest covers it
+    board = build(tmp_path)
+    assert board["tracks"]["blind"]["claimer"]["claims"] == {"held": 1, "falsified": 1, "untestable": 1}
+    assert board["tracks"]["blind"]["random"]["claims"] == {"held": 0, "falsified": 0, "untestable": 0}
+    md = (tmp_path / "LEADERBOARD.md").read_text()
+    claims = md[md.index("## Claims"):]
+    assert "| claimer | blind | 1 | 1 | 1 |" in claims and "| random |" not in claims
