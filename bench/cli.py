@@ -47,6 +47,25 @@ def format_results(results: dict) -> str:
         lines.append("")
     lines.append(format_predictors(results["predictors"], results["n_variant"], results.get("tracks"),
                                    results.get("no_signal")))
+    if results.get("claims"):
+        lines += ["", format_claims(results["claims"])]
+    return "\n".join(lines)
+
+
+def format_claims(claims: dict[str, list[dict]]) -> str:
+    """Each predictor's claims, one line each with its verdict, then each named cell's observed
+    failure and 95% Wilson interval against the claim's threshold."""
+    lines = ["claims: each named cell's observed variant failure, 95% Wilson interval; held where every cell's "
+             "interval lies on its predicted side of the threshold, falsified where one lies wholly on the other",
+             f"  {'predictor':<24} {'mechanism':<28} {'verdict':<10} threshold"]
+    for name, made in claims.items():
+        for claim in made:
+            lines.append(f"  {name:<24} {claim['mechanism']:<28} {claim['verdict']:<10} {claim['threshold']:g}")
+            for c in claim["cells"]:
+                seen = (f"{c['rate']:.3f} [{c['wilson'][0]:.3f}, {c['wilson'][1]:.3f}] n={c['n']}" if c["n"]
+                        else "not in this run")
+                why = " (family flagged)" if c["verdict"] == "absent" and c["n"] else ""
+                lines.append(f"    {c['cell']:<30} {c['predicted']:<7} {seen:<32} {c['verdict']}{why}")
     return "\n".join(lines)
 
 

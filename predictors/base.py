@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Sequence
+from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from tasks import Item, SealedItem
+
+from .claims import Claim
 
 #: What a predictor may declare it reads:
 #:   prompt        the sealed items' text and axes, and `model.tokenize`
@@ -117,6 +119,18 @@ class Predictor:
             self.notes_: list[str] = []
         if message not in self.notes_:
             self.notes_.append(message)
+
+    def claim(self, mechanism: str, statement: str, brittle: Sequence[str] = (), robust: Sequence[str] = (),
+              threshold: float = 0.5, evidence: Mapping[str, float | int | str] | None = None) -> Claim:
+        """Claim, beside the scores, that `mechanism` makes the `brittle` cells fail at or above
+        `threshold` and leaves the `robust` ones below it ("family/cell", as results.json names
+        cells), with the `evidence` measured. Made in `fit` or `predict`; kept in `claims_`, sealed
+        with the predictions and tested after the evaluation (held, falsified or untestable)."""
+        made = Claim(mechanism, statement, tuple(brittle), tuple(robust), threshold, evidence or {})
+        if not hasattr(self, "claims_"):
+            self.claims_: list[Claim] = []
+        self.claims_.append(made)
+        return made
 
     def fit(self, model: ModelView, calibration: Sequence[Observation]) -> "Predictor":
         return self

@@ -25,8 +25,10 @@ import numpy as np
 from .. import io
 from ..errors import UserError
 from ..protocol.verify import check_run_folder, verify
+from ..scoring.claims import VERDICTS
 
-SCHEMA_VERSION = 3  # 3: ranked by pair AUROC, roles, coverage, Holm, pooled cell rho, models left out
+SCHEMA_VERSION = 4  # 3: ranked by pair AUROC, roles, coverage, Holm, pooled cell rho, models left out;
+# 4: claims held, falsified and untestable per predictor, and the findings table
 ALPHA = 0.025  # one-sided: a 95% interval's lower end above zero
 
 
@@ -112,6 +114,37 @@ def pooled_cell_rho(points: list[tuple[float, float]]) -> float | None:
     return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
 
+HELD, FALSIFIED, NO_SIGNAL = "held", "falsified", "no signal"
+
+
+def finding(p: dict, band: dict | None) -> str:
+    """What one model's run says of a predictor's hypothesis: held where it beats the best baseline of
+    its track (the leaderboard's win), falsified where its pair AUROC interval lies wholly below the
+    run's no-signal band (`results.json` `no_signal.pair_auroc`: it ranks failures below successes),
+    no signal elsewhere."""
+    from ..scoring.metrics import RANKING
+
+    if (p.get("vs_best_baseline") or {}).get("beats"):
+        return HELD
+    hi, lo = (p.get(RANKING) or {}).get("hi"), (band or {}).get("lo")
+    return FALSIFIED if hi is not None and lo is not None and hi < lo else NO_SIGNAL
+
+
+def findings(tracks: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """Per predictor that is neither a baseline, the sanity row nor the reference: the ranked models
+    where its hypothesis held, was falsified or showed no signal (`finding`), and its pair AUROC on each."""
+    out = {}
+    for track, table in tracks.items():
+        for name, row in table.items():
+            if row.get("role"):
+                continue
+            models = row["models"]
+            out[name] = {"track": track} | {
+                kind: [m for m, v in models.items() if v["finding"] == kind] for kind in (HELD, FALSIFIED, NO_SIGNAL)
+            } | {"pair_auroc": {m: v["pair_auroc"]["value"] for m, v in models.items()}}
+    return out
+
+
 def build(root: Path) -> dict[str, Any]:
     from ..scoring.metrics import BASELINES, RANKING, SANITY
 
@@ -144,12 +177,15 @@ def build(root: Path) -> dict[str, Any]:
             role = "baseline" if name in BASELINES.get(track, ()) else "sanity" if name == SANITY else ""
             row = tracks.setdefault(track, {}).setdefault(name, {
                 "source": results.get("submission", {}).get("source", "built-in"), "reads": p.get("reads", []),
-                "role": role, "models": {}})
+                "role": role, "models": {}, "claims": {verdict: 0 for verdict in VERDICTS}})
             row.setdefault("_same", []).append(p.get("same_ranking_as"))
+            for verdict, count in (p.get("claims_summary") or {}).items():
+                row["claims"][verdict] += count
             vs = p.get("vs_best_baseline", {})
             row["models"][model] = {RANKING: p[RANKING], "auroc": p.get("auroc"),
                                     "vs_best_baseline": vs.get("difference"), "best_baseline": vs.get("baseline"),
-                                    "beats": bool(vs.get("beats")), "run": str(folder.relative_to(root))}
+                                    "beats": bool(vs.get("beats")), "run": str(folder.relative_to(root)),
+                                    "finding": finding(p, (results.get("no_signal") or {}).get(RANKING))}
             for c in results.get("cells", []):
                 if c.get("split") == "variant" and name in c.get("mean_predicted", {}) \
                         and c["family"] in (results.get("competence") or {}).get("scored_families", [c["family"]]):
@@ -178,7 +214,7 @@ def build(root: Path) -> dict[str, Any]:
               for track, table in tracks.items()}
     board = {"schema_version": SCHEMA_VERSION, "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
              "ranked_by": RANKING, "models": models, "informative_families": informative, "left_out": left_out,
-             "tracks": ranked}
+             "tracks": ranked, "findings": findings(ranked)}
     io.write_json(root / "leaderboard.json", board)
     io.write_bytes(root / "LEADERBOARD.md", markdown(board).encode())
     io.write_bytes(root / "leaderboard.html", page(board).encode())
@@ -224,6 +260,42 @@ def _rho(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.3f}"
 
 
+FINDINGS_NOTE = (
+    "Per predictor (baselines, the sanity row and the reference aside), what each ranked model's run says of its "
+    "hypothesis: *held* where it beats the best baseline of its track (the `*` above), *falsified* where its pair "
+    "AUROC interval lies wholly below that run's no-signal band (it ranks failures below successes), *no signal* "
+    "elsewhere; each model's column gives its pair AUROC and the finding.")
+CLAIMS_NOTE = (
+    "Claims a predictor made beside its scores (`Predictor.claim`: a mechanism and the cells it says will be "
+    "brittle or robust), sealed with its predictions and tested on each ranked model: held where every named "
+    "cell's observed failure interval lies on the predicted side of the claim's threshold, falsified where one "
+    "lies wholly on the other, untestable otherwise.")
+
+
+def _findings_md(board: dict) -> list[str]:
+    models = board["models"]
+    lines = ["", "## Findings", "", FINDINGS_NOTE, "",
+             "| predictor | track | held | falsified | no signal | " + " | ".join(models) + " |",
+             "|---|---|---|---|---|" + "---|" * len(models)]
+    for name, f in board.get("findings", {}).items():
+        cells = " | ".join("–" if m not in f["pair_auroc"] else f"{f['pair_auroc'][m]:.3f}" + next(
+            (f" {kind}" for kind in (HELD, FALSIFIED) if m in f[kind]), "") for m in models)
+        lines.append(f"| {name} | {f['track']} | {len(f[HELD])} | {len(f[FALSIFIED])} | {len(f[NO_SIGNAL])} | "
+                     f"{cells} |")
+    return lines
+
+
+def _claims_md(board: dict) -> list[str]:
+    rows = [(track, name, row["claims"]) for track, table in board["tracks"].items() for name, row in table.items()
+            if any((row.get("claims") or {}).values())]
+    lines = ["", "## Claims", "", CLAIMS_NOTE, ""]
+    if not rows:
+        return lines + ["No predictor made claims on the ranked models."]
+    lines += ["| predictor | track | held | falsified | untestable |", "|---|---|---|---|---|"]
+    return lines + [f"| {name} | {track} | " + " | ".join(str(claims[v]) for v in VERDICTS) + " |"
+                    for track, name, claims in rows]
+
+
 def markdown(board: dict) -> str:
     models = board["models"]
     lines = ["# brittlebench leaderboard", "", HOW_TO_READ]
@@ -240,6 +312,7 @@ def markdown(board: dict) -> str:
             cells = " | ".join(_cell(row["models"].get(m)) for m in models)
             lines.append(f"| {_label(name, row)} | {_beats(row)} | {row['mean']:.3f} | {row['coverage']} | "
                          f"{_rho(row.get('pooled_cell_rho'))} | {cells} |")
+    lines += _findings_md(board) + _claims_md(board)
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,8 @@ by `--resume`, which reuses every stage whose output is stored there and intact.
                                    with stages/screen.json (their status, when, how long)
     stages/predictors.json         each predictor's status, written just before the predictions
     predictions.jsonl + .sha256    the sealed predictions and their digest
+    predictions.claims.json        the predictors' claims, where some predictor made any: sealed with
+                                   the predictions (the digest covers predictions.jsonl, then this file)
     stages/outcomes.variant.jsonl  the evaluation stage's outcomes (after sealing)
     items/variants.jsonl           variant items with targets (after sealing)
     outcomes.jsonl, results.json, report.html
@@ -202,10 +204,11 @@ class RunFolder:
 
     def seal_screen(self, sealed: Sequence[SealedItem], scores: dict[str, np.ndarray], status: dict[str, dict],
                     seconds: float) -> str:
-        """A predict-only run's blind predictions, sealed before any variant is evaluated."""
+        """A predict-only run's blind predictions, sealed before any variant is evaluated (claims are
+        not: a screen observes no variant to test them against)."""
         io.write_json(self.path / "stages" / "screen.json", {
             "sealed": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "seconds": round(seconds, 3),
-            "predictors": status})
+            "predictors": without_claims(status)})
         return write_predictions(self.path / "stages", "screen", sealed, scores)
 
     def stored_screen(self, sealed: Sequence[SealedItem]):
@@ -217,9 +220,11 @@ class RunFolder:
         return read_sealed(self.path / "stages", "screen", sealed, status)
 
     def seal(self, sealed: Sequence[SealedItem], scores: dict[str, np.ndarray], status: dict[str, dict]) -> str:
-        """The status first, then the predictions and their digest: a digest on disk means both are stored."""
-        io.write_json(self.path / "stages" / "predictors.json", status)
-        return write_predictions(self.path, "predictions", sealed, scores)
+        """The status first, then the claims, the predictions and their digest: a digest on disk means
+        all are stored. The claims leave the status for their sealed file."""
+        io.write_json(self.path / "stages" / "predictors.json", without_claims(status))
+        claims = {name: info["claims"] for name, info in status.items() if info.get("claims")}
+        return write_predictions(self.path, "predictions", sealed, scores, claims)
 
     def write(self, name: str, obj: Any) -> None:
         """A JSON file (`.json`) or JSON lines (`.jsonl`, an iterable of rows) under the folder."""
@@ -228,26 +233,71 @@ class RunFolder:
 
 
 def read_sealed(folder: Path, name: str, sealed: Sequence[SealedItem], status: dict[str, dict]):
-    """(scores of the predictors `status` marks ok, status, digest) from `name`.jsonl in `folder`, if
-    it matches `name`.sha256 and holds exactly the `sealed` items in order; else None."""
+    """(scores of the predictors `status` marks ok, status with each predictor's sealed claims, digest)
+    from `name`.jsonl (and its claims file) in `folder`, if they match `name`.sha256 and hold exactly
+    the `sealed` items in order; else None."""
     try:
         digest = (folder / f"{name}.sha256").read_text().split()[0]
         data = (folder / f"{name}.jsonl").read_bytes()
-    except (OSError, IndexError):
+        claims = read_claims(folder, name)
+    except (OSError, IndexError, ValueError):
         return None
-    if io.sha256(data) != digest:
+    if sealed_digest(folder, name) != digest:
         return None
     rows = [json.loads(line) for line in data.decode().splitlines()]
     if [r["item_id"] for r in rows] != [i.id for i in sealed]:
         return None
     names = [n for n, info in status.items() if info["status"] == "ok"]
-    return {n: np.array([r["scores"][n] for r in rows]) for n in names}, status, digest
+    return {n: np.array([r["scores"][n] for r in rows]) for n in names}, with_claims(status, claims), digest
 
 
-def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores: dict[str, np.ndarray]) -> str:
-    """`name`.jsonl and `name`.sha256; returns the digest."""
+def claims_file(name: str) -> str:
+    """The file beside `name`.jsonl that holds its predictors' claims, where some predictor made any."""
+    return f"{name}.claims.json"
+
+
+def sealed_digest(folder: Path, name: str) -> str:
+    """The SHA-256 of what `name` seals: `name`.jsonl's bytes, then its claims file's where there is one
+    (a run without claims: the digest of `name`.jsonl alone, as before claims existed)."""
+    data = (folder / f"{name}.jsonl").read_bytes()
+    claims = folder / claims_file(name)
+    return io.sha256(data + claims.read_bytes() if claims.is_file() else data)
+
+
+def read_claims(folder: Path, name: str) -> dict[str, list[dict]]:
+    """Each predictor's claims (as JSON) from `name`'s claims file; {} where there is none."""
+    path = folder / claims_file(name)
+    if not path.is_file():
+        return {}
+    claims = json.loads(path.read_text())
+    if not isinstance(claims, dict) or not all(isinstance(v, list) for v in claims.values()):
+        raise ValueError(f"{path} is not a mapping of predictors to their claims")
+    return claims
+
+
+def without_claims(status: dict[str, dict]) -> dict[str, dict]:
+    """`status` with no predictor's `claims` (they are sealed in their own file, or not tested at all)."""
+    return {name: {k: v for k, v in info.items() if k != "claims"} for name, info in status.items()}
+
+
+def with_claims(status: dict[str, dict], claims: dict[str, list[dict]]) -> dict[str, dict]:
+    """`status` with each predictor's claims as `claims` (from the sealed file) has them, and no other."""
+    return {name: info | {"claims": claims[name]} if claims.get(name) else info
+            for name, info in without_claims(status).items()}
+
+
+def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores: dict[str, np.ndarray],
+                      claims: dict[str, list[dict]] | None = None) -> str:
+    """`name`.jsonl, the claims file where `claims` holds any, and `name`.sha256; returns the digest."""
     rows = [{"item_id": item.id, "family": item.family, "cell": item.cell,
              "scores": {k: float(v[i]) for k, v in scores.items()}} for i, item in enumerate(items)]
-    digest = io.sha256(io.write_jsonl(out / f"{name}.jsonl", rows))
-    io.write_bytes(out / f"{name}.sha256", f"{digest}  {name}.jsonl\n".encode())
+    claimed = out / claims_file(name)
+    if claims:
+        io.write_bytes(claimed, (json.dumps(claims, indent=2) + "\n").encode())
+    else:
+        claimed.unlink(missing_ok=True)  # an earlier attempt's, which these predictions do not make
+    data = io.write_jsonl(out / f"{name}.jsonl", rows)
+    digest = io.sha256(data + claimed.read_bytes() if claims else data)
+    covered = f"{name}.jsonl" + (f" + {claims_file(name)}" if claims else "")
+    io.write_bytes(out / f"{name}.sha256", f"{digest}  {covered}\n".encode())
     return digest

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from predictors import TRACKS, Observation, PredictorError, Trace, registered
+from predictors import TRACKS, Claim, Observation, PredictorError, Trace, registered
 from tasks import SealedItem
 
 from ..errors import UserError
@@ -89,7 +89,9 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
                 ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """Each of the pool's predictors (or those `names` asked for), fresh, fit on `calibration` and
     asked about `sealed`, in the worker process, one after another. A predictor that raises, hangs
-    past the timeout or returns bad scores is marked failed with its reason; the others go on."""
+    past the timeout or returns bad scores or a malformed claim is marked failed with its reason; the
+    others go on. A predictor's claims (`Predictor.claim`), where it made any, are in its status
+    (`claims`, as JSON)."""
     scores: dict[str, np.ndarray] = {}
     status: dict[str, dict[str, Any]] = {}
     for asked in [asked for asked in pool.infos if names is None or asked in names]:
@@ -98,9 +100,11 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
         started = time.perf_counter()
         requests = len(pool.access.log) if pool.access is not None else 0
         try:
-            raw, notes = pool.predict(asked, calibration, sealed)
-            scores[name] = _check_scores(raw, len(sealed))
-            status[name] = {"status": "ok", "notes": notes}
+            raw, notes, claims = pool.predict(asked, calibration, sealed)
+            checked = _check_scores(raw, len(sealed))
+            claims = [Claim.from_json(c).to_json() for c in claims]  # a malformed claim fails the predictor
+            scores[name] = checked
+            status[name] = {"status": "ok", "notes": notes} | ({"claims": claims} if claims else {})
         except PredictorNotApplicable as e:
             status[name] = {"status": "not_applicable", "reason": str(e)}
             log(f"predictor {name} does not apply here: {e}")
@@ -215,6 +219,7 @@ def leave_one_family_out(pool, model_view, base, calibration, variants, variant_
         fold_scores, fold_status = fit_predict(pool, calibration + others, [sealed[i] for i in index], log,
                                                tracks[track])
         for name, info in fold_status.items():
+            info = {k: v for k, v in info.items() if k != "claims"}  # this protocol tests no claims
             notes = [f"on family {family}: {n}" for n in info.get("notes", [])]
             if info["status"] == "not_applicable":  # nothing to rank within this family: no information there
                 fold_scores[name] = np.full(len(index), 0.5)

@@ -30,10 +30,11 @@ from ..errors import UserError
 from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
+from ..scoring.claims import claims_summary, judge_claims
 from ..scoring.metrics import (BASELINES, INFORMATIVE_MIN, RANKING, REFERENCE, SANITY, SCORING_VERSION, cell_table,
                                minimum_detectable_effect, no_signal_band, same_rankings,
                                score_predictors)
-from .folder import RunFolder, check_out, write_predictions
+from .folder import RunFolder, check_out, without_claims, write_predictions
 from .history import History
 from .predict import check_predictors, leave_one_family_out, open_predictors, predict_by_track, reads_history
 from .spec import DEFAULT_SHOTS, RunSpec, private_seed_digest
@@ -341,6 +342,7 @@ def screened(ctx: Run, base_outcomes: list[Outcome]) -> dict[str, Any]:
     screen = folder.stored_screen(sealed)
     if screen is None:
         scores, status, _ = predict(ctx, observations(ctx.suite, base_outcomes), blind_only=True)
+        status = without_claims(status)  # a screen observes no variant: nothing to test a claim against
         digest = folder.seal_screen(sealed, scores, status, sum(ctx.clock.timings.values()))
         ctx.clock.lap("seal")
     else:
@@ -435,7 +437,8 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
           scores: dict[str, np.ndarray], status: dict[str, dict], seed: int,
           reference: np.ndarray | None = None) -> dict[str, Any]:
     """Metrics per predictor (over all variant items), per family, and per cell; per track, the
-    baselines and (trace track) the answer-visible reference."""
+    baselines and (trace track) the answer-visible reference; each claim (a predictor's `claims` in
+    `status`) tested against its cells' observed failure (`bench.scoring.claims`)."""
     families, base, variants = suite.families, suite.base, suite.variants
     shifts = {(name, c.name): c.shift for name, family in families.items() for c in family.cells}
     rows = [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "base",
@@ -452,6 +455,10 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
     repeats = same_rankings({k: v[kept] for k, v in scores.items()}, first=BASELINES["trace"] + (SANITY,))
     for name, other in repeats.items():
         overall.setdefault(name, {})["same_ranking_as"] = other
+    made = {name: info["claims"] for name, info in status.items() if name in scores and info.get("claims")}
+    claims = judge_claims(made, cells, failed, competence["flagged"])
+    for name, judged in claims.items():
+        overall.setdefault(name, {})["claims_summary"] = claims_summary(judged)
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "scoring_version": SCORING_VERSION,
@@ -459,12 +466,13 @@ def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Out
         "n_variant": len(variants),
         "base_failure_rate": float(np.mean([not o.correct for o in base_outcomes])) if base_outcomes else None,
         "variant_failure_rate": float(failed.mean()) if len(failed) else None,
-        "predictors": {name: dict(info) | overall.get(name, {}) for name, info in status.items()},
+        "predictors": {name: info | overall.get(name, {}) for name, info in without_claims(status).items()},
         "tracks": track_summary(status, overall, int(kept.sum())),
         "no_signal": no_signal_band(failed[kept], cells[kept], seed),
         "families": per_family,
         "competence": competence,
         "cells": cell_table(rows, scores),
+        **({"claims": claims} if claims else {}),  # only where some predictor claimed: older results hold none
         "protocols": {},
         "targets": {},
     }

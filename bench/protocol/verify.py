@@ -1,7 +1,8 @@
 """`brittlebench verify RUN`: is the run folder what the run wrote? Everything that derives from
 the stored files is derived again and compared (docs/integrity.md):
 
-  digests      predictions (and a screen's) against their .sha256 and results.json
+  digests      predictions (with their claims, where sealed) and a screen's against their .sha256 and
+               results.json
   items        regenerated from the run's spec and seed (unless the seed is private), targets too;
                the sealed variants are the variants without their targets
   outcomes     in the items' order; each `correct` decided again from its `output` and the target
@@ -64,12 +65,15 @@ class Stored:
     outcomes: dict[str, list]  # split -> Outcome, as outcomes.jsonl lists them
     staged: dict[str, list[dict] | None]  # split -> the rows of stages/outcomes.SPLIT.jsonl, where stored
     predictions: list[dict]
-    status: dict[str, dict]  # each predictor's status: stages/predictors.json, else results.json's
+    status: dict[str, dict]  # each predictor's status: stages/predictors.json, else results.json's; sealed claims
     reference: np.ndarray | None
 
 
 def read_stored(run: Path, results: dict) -> Stored:
+    from predictors import Claim
     from tasks import Item
+
+    from .folder import read_claims, with_claims
 
     from ..model.evaluate import Outcome
 
@@ -89,11 +93,16 @@ def read_stored(run: Path, results: dict) -> Stored:
                   for split, path in ((s, run / "stages" / f"outcomes.{s}.jsonl") for s in outcomes)}
         status = run / "stages" / "predictors.json"  # a leaderboard's copy: results.json's, scores and all
         status = json.loads(status.read_text()) if status.is_file() else results["predictors"]
+        claims = read_claims(run, "predictions")  # the sealed claims, whatever the status says
+        for made in claims.values():
+            for claim in made:
+                Claim.from_json(claim)
+        status = with_claims(status, claims)
         return Stored(base, variants, io.read_jsonl(sealed) if sealed.is_file() else None, outcomes, staged,
                       io.read_jsonl(run / "predictions.jsonl"), status, reference)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise UserError(f"{run}: an items, outcomes or predictions file is corrupted ({type(e).__name__}: {e}): "
-                        "it is not a run brittlebench wrote") from None
+        raise UserError(f"{run}: an items, outcomes, predictions or claims file is corrupted "
+                        f"({type(e).__name__}: {e}): it is not a run brittlebench wrote") from None
 
 
 def run_families(results: dict) -> dict:
@@ -232,7 +241,9 @@ def differences(stored, recomputed, path: str = "") -> list[str]:
                 for d in differences(stored.get(k), recomputed.get(k), f"{path}.{k}" if path else str(k))]
     if isinstance(stored, list) and isinstance(recomputed, list) and len(stored) == len(recomputed):
         def label(row, i):
-            return f"{row['family']}/{row['cell']}" if isinstance(row, dict) and "cell" in row else str(i)
+            if not isinstance(row, dict) or "cell" not in row:
+                return str(i)
+            return f"{row['family']}/{row['cell']}" if "family" in row else row["cell"]  # a claim's cells: whole
         return [d for i, (a, b) in enumerate(zip(stored, recomputed))
                 for d in differences(a, b, f"{path}[{label(b, i)}]")]
     return [] if _close(stored, recomputed) else [path]
@@ -263,7 +274,8 @@ def check_results(results: dict, stored: Stored, families: dict) -> tuple[bool, 
     recomputed = score(suite, stored.outcomes["base"], stored.outcomes["variant"], scores, stored.status,
                        results["provenance"]["seed"], stored.reference)
     recomputed = {k: v for k, v in recomputed.items() if k not in ("protocols", "targets")}  # filled after scoring
-    moved = differences({k: results.get(k) for k in recomputed}, json.loads(json.dumps(recomputed)))
+    compared = list(recomputed) + ["claims"] * ("claims" in results and "claims" not in recomputed)
+    moved = differences({k: results.get(k) for k in compared}, json.loads(json.dumps(recomputed)))
     final = (results.get("history") or [{}])[-1]
     if final.get("name") == "final":  # the evaluated model's learning-curve point: its base outcomes again
         for cell in recomputed["cells"]:
@@ -284,7 +296,13 @@ def check_results(results: dict, stored: Stored, families: dict) -> tuple[bool, 
     return True, [f"base region: cells, failure rates and competence recomputed; {len(flagged)} flagged and left "
                   f"out{' (' + ', '.join(flagged) + ')' if flagged else ''}: ok",
                   f"scores: the scoring stage run again on the stored files gives every figure of results.json "
-                  f"({len(names)} predictors): ok"]
+                  f"({len(names)} predictors{_claims_tested(recomputed)}): ok"]
+
+
+def _claims_tested(results: dict) -> str:
+    """', N claims tested' where the run's predictors made claims."""
+    n = sum(len(made) for made in (results.get("claims") or {}).values())
+    return f", {n} claim{'s' * (n != 1)} tested against the sealed claims file" if n else ""
 
 
 def recompute_scores(run: Path, results: dict, name: str, view: dict, eligible_only: bool = False) -> dict[str, dict]:
@@ -336,11 +354,14 @@ def _screen(run: Path) -> tuple[bool, str]:
 
 
 def check_digests(run: Path, results: dict) -> tuple[bool, list[str]]:
-    actual = io.sha256((run / "predictions.jsonl").read_bytes())
+    from .folder import claims_file, sealed_digest
+
+    actual = sealed_digest(run, "predictions")  # predictions.jsonl, then the claims where there are any
     said = (run / "predictions.sha256").read_text().split()
     sealed = said[0] if said else ""
     recorded = results["predictions_sha256"]
-    lines = [f"predictions.jsonl sha256 {actual}",
+    claimed = (run / claims_file("predictions")).is_file()
+    lines = [f"predictions.jsonl sha256 {actual}" + (f" (with {claims_file('predictions')})" if claimed else ""),
              f"predictions.sha256       {sealed} {'ok' if sealed == actual else 'MISMATCH'}",
              f"results.json records     {recorded} {'ok' if recorded == actual else 'MISMATCH'}"]
     ok = sealed == actual == recorded

@@ -230,11 +230,22 @@ def _serve() -> None:
                 if scores.ndim != 1:
                     raise ValueError(f"returned shape {scores.shape}, expected ({len(sealed)},)")
                 answer({"ok": True, "scores": [float(v) for v in scores],
-                        "notes": [str(n) for n in getattr(fitted, "notes_", [])]})
+                        "notes": [str(n) for n in getattr(fitted, "notes_", [])], "claims": _claims(fitted)})
             except NotApplicable as e:  # nothing to read here: listed, never ranked
                 answer({"ok": False, "not_applicable": str(e) or "not applicable to these items"})
             except BaseException as e:  # the predictor's failure, told to the parent
                 answer({"ok": False, "error": f"{type(e).__name__}: {e}"})
+
+
+def _claims(fitted: Any) -> list[dict]:
+    """The predictor's claims (`Predictor.claim`) as JSON; one that is not a `Claim` fails the predictor."""
+    from predictors import Claim
+
+    claims = list(getattr(fitted, "claims_", []))
+    for claim in claims:
+        if not isinstance(claim, Claim):
+            raise TypeError(f"claims_ holds a {type(claim).__name__}, not a Claim: make claims with self.claim(...)")
+    return [claim.to_json() for claim in claims]
 
 
 def _history(request: dict, store: TraceStore) -> tuple:
@@ -441,8 +452,9 @@ class PredictorPool:
         self._ask(self._context, timeout=None)
         self._defaults = (calibration, sealed)  # the caller's own lists: `predict` checks identity
 
-    def predict(self, name: str, calibration: list, sealed: list) -> tuple[np.ndarray, list[str]]:
-        """Scores from predictor `name` (fit on `calibration`) for `sealed`; raises with the reason."""
+    def predict(self, name: str, calibration: list, sealed: list) -> tuple[np.ndarray, list[str], list[dict]]:
+        """Scores, notes and claims (as JSON) from predictor `name` (fit on `calibration`) for `sealed`;
+        raises with the reason."""
         same = self._defaults
         reply = self._ask({"op": "predict", "name": name,
                            "calibration": None if same and calibration is same[0] else calibration,
@@ -520,12 +532,12 @@ class PredictorNotApplicable(Exception):
         return self.args[0]
 
 
-def _outcome(reply: dict) -> tuple[np.ndarray, list[str]]:
+def _outcome(reply: dict) -> tuple[np.ndarray, list[str], list[dict]]:
     if not reply["ok"]:
         if "not_applicable" in reply:
             raise PredictorNotApplicable(reply["not_applicable"])
         raise PredictorFailed(reply["error"])
-    return np.asarray(reply["scores"], dtype=np.float64), reply["notes"]
+    return np.asarray(reply["scores"], dtype=np.float64), reply["notes"], reply["claims"]
 
 
 def _pump(stream, lines: queue.Queue) -> None:

@@ -11,7 +11,8 @@ from ..model.load import DEFAULT_MODEL, ModelSpec
 from ..protocol.spec import RunSpec
 from ..protocol.stages import run
 
-KEEP = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl", "reference.jsonl")  # enough to verify
+KEEP = ("results.json", "predictions.jsonl", "predictions.sha256", "predictions.claims.json", "outcomes.jsonl",
+        "reference.jsonl")  # enough to verify
 
 
 def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] = print,
@@ -37,7 +38,7 @@ def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] 
         target.mkdir(parents=True)
         for kept in KEEP:
             source = scratch / kept
-            if not source.exists():  # reference.jsonl: only where a trace-track predictor ran
+            if not source.exists():  # reference.jsonl, claims: only where a trace-track predictor ran, one claimed
                 continue
             (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / kept)
         shutil.rmtree(scratch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -70,6 +71,20 @@ def format_interval(metric: dict | None, signed: bool = False, around=lambda tex
     if metric.get("lo") is None:
         return format(metric["value"], f)
     return f"{metric['value']:{f}} " + around(f"[{metric['lo']:{f}}, {metric['hi']:{f}}]")
+
+
+Z95 = 1.959963984540054
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of k failures in n items (0..1 when n is 0): unlike the normal
+    approximation it stays inside [0, 1] and stays wide for a handful of items."""
+    if n == 0:
+        return 0.0, 1.0
+    p, z2 = k / n, Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def single_threaded(fn):

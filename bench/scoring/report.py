@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from .metrics import ECE_BINS, RANKING, REFERENCE, SANITY, SATURATED_SHARE, format_interval
+from .metrics import ECE_BINS, RANKING, REFERENCE, SANITY, SATURATED_SHARE, format_interval, wilson
 
 esc = html.escape
 
@@ -65,20 +65,6 @@ def _track_names(results, track: str) -> list[str]:
 
 
 # -- numbers ---------------------------------------------------------------------------------
-
-Z95 = 1.959963984540054
-
-
-def wilson(k: int, n: int) -> tuple[float, float]:
-    """The 95% Wilson score interval of k failures in n items (0..1 when n is 0): unlike the normal
-    approximation it stays inside [0, 1] and stays wide for a handful of items."""
-    if n == 0:
-        return 0.0, 1.0
-    p, z2 = k / n, Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
 
 def roc_curve(failed: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """False and true positive rates at each distinct threshold, highest score first, from (0, 0) to
@@ -396,6 +382,37 @@ def _predictors(results: dict) -> str:
         '<span class="flag">Flags</span> mark a pair AUROC interval entirely below 0.5 (the predictor ranks '
         "failures backwards), a Δ interval entirely below 0, a ranking identical to another predictor's, or a "
         "saturated output.</p>" + tables + _unscored(results)))
+
+
+def _claims(results: dict) -> str:
+    """Each predictor's claims with their verdicts, and each named cell's observed failure; only
+    where some predictor made claims."""
+    claims = results.get("claims")
+    if not claims:
+        return ""
+    rows = []
+    for name, made in claims.items():
+        for claim in made:
+            cells = "<br>".join(
+                f"<code>{esc(c['cell'])}</code> {esc(c['predicted'])}: "
+                + (f"{c['rate']:.3f} <small>[{c['wilson'][0]:.3f}, {c['wilson'][1]:.3f}], n={c['n']}</small>"
+                   if c["n"] else "not in this run")
+                + f" <i>{esc(c['verdict'])}{' (family flagged)' if c['verdict'] == 'absent' and c['n'] else ''}</i>"
+                for c in claim["cells"])
+            evidence = ", ".join(f"{esc(k)} = {esc(str(v))}" for k, v in claim["evidence"].items())
+            verdict = claim["verdict"] if claim["verdict"] != "falsified" else '<span class="flag">falsified</span>'
+            rows.append(f"<tr><td><b>{esc(name)}</b></td><td><b>{esc(claim['mechanism'])}</b><br>"
+                        f"{esc(claim['statement'])}" + (f"<br><small>evidence: {evidence}</small>" if evidence else "")
+                        + f"</td><td>{verdict}</td>"
+                        f"<td>{claim['threshold']:g}</td><td>{cells}</td></tr>")
+    return _section("claims", "Claims", (
+        "<p>What the predictors claimed beside their scores, sealed with them and tested after the evaluation: each "
+        "named cell's observed variant failure with its 95% Wilson interval. A cell agrees where the whole interval "
+        "lies on its predicted side of the claim's threshold (brittle: at or above; robust: below) and disagrees "
+        "where it lies wholly on the other; a cell this run does not hold, or of a flagged family, is absent. A "
+        "claim <b>held</b> where every cell agrees, is <b>falsified</b> where one disagrees, else untestable.</p>"
+        '<div class="scroll"><table class="metrics"><tr><th>predictor</th><th>claim</th><th>verdict</th>'
+        f"<th>threshold</th><th>cells</th></tr>{''.join(rows)}</table></div>"))
 
 
 # -- charts over predictors ------------------------------------------------------------------
@@ -972,16 +989,16 @@ document.documentElement.setAttribute("data-height",String(document.documentElem
 document.documentElement.setAttribute("data-ready","1");
 """
 
-SECTIONS = (("summary", "Summary"), ("predictors", "Predictors"), ("unscorable", "Predictions"), ("roc", "ROC"),
-            ("reliability", "Reliability"), ("cells-predicted", "Cells: predicted"), ("families", "Per family"),
-            ("axes", "Axes"), ("learning-curves", "Learning curves"), ("cells", "Cells"), ("items", "Items"),
-            ("metadata", "Metadata"))
+SECTIONS = (("summary", "Summary"), ("predictors", "Predictors"), ("claims", "Claims"), ("unscorable", "Predictions"),
+            ("roc", "ROC"), ("reliability", "Reliability"), ("cells-predicted", "Cells: predicted"),
+            ("families", "Per family"), ("axes", "Axes"), ("learning-curves", "Learning curves"), ("cells", "Cells"),
+            ("items", "Items"), ("metadata", "Metadata"))
 
 
 def render(data: dict[str, Any]) -> str:
     results = data["results"]
     name = results["provenance"]["model"]["spec"]["name_or_path"]
-    body = "".join((_summary(results), _predictors(results), _prediction_sections(data), _families(results),
+    body = "".join((_summary(results), _predictors(results), _claims(results), _prediction_sections(data), _families(results),
                     _axes_section(data), _learning_curves(results), _cells_table(results), _items_section(data),
                     _metadata(results)))
     present = [(key, title) for key, title in SECTIONS if f'data-section="{key}"' in body]

@@ -20,7 +20,8 @@ def root(tmp_path_factory):
         folder.mkdir(parents=True)
         for name in KEEP:
             src = scratch / name
-            (shutil.copytree if src.is_dir() else shutil.copy2)(src, folder / name)
+            if src.exists():  # no predictor here claims: no predictions.claims.json
+                (shutil.copytree if src.is_dir() else shutil.copy2)(src, folder / name)
     (root / "submissions" / "knn" / "submission.json").write_text(
         json.dumps({"predictor": "knn_distance", "source": "https://example.org/knn.git@v1", "authors": "A. N. Other"}))
     return root
@@ -33,7 +34,7 @@ def test_build_writes_json_markdown_and_sortable_html(root):
     assert set(board["tracks"]["trace"]) == {"confidence", "knn_distance", "answer_visible (reference)"}
     assert list(board["tracks"]["trace"])[-1] == "answer_visible (reference)"  # shown, never ranked
     saved = json.loads((root / "leaderboard.json").read_text())
-    assert saved["schema_version"] == 3 and saved["tracks"]["trace"].keys() == board["tracks"]["trace"].keys()
+    assert saved["schema_version"] == 4 and saved["tracks"]["trace"].keys() == board["tracks"]["trace"].keys()
     assert board["tracks"]["blind"]["random"]["role"] == "sanity"
     assert board["tracks"]["blind"]["prompt_length"]["role"] == "baseline"
     assert board["tracks"]["trace"]["knn_distance"]["coverage"] == "1/1"
@@ -43,6 +44,15 @@ def test_build_writes_json_markdown_and_sortable_html(root):
     assert "| random (sanity) |" in md and "`–`: the predictor did not run on that model" in md
     page = (root / "leaderboard.html").read_text()
     assert page.count("<table class='board'>") == 2 and "addEventListener('click'" in page
+    # findings: the non-baseline predictors only, each model in exactly one of held, falsified, no signal
+    assert list(board["findings"]) == ["knn_distance"]
+    knn = board["findings"]["knn_distance"]
+    assert knn["track"] == "trace" and sorted(knn["held"] + knn["falsified"] + knn["no signal"]) == ["default"]
+    assert knn["pair_auroc"]["default"] == board["tracks"]["trace"]["knn_distance"]["models"]["default"]["pair_auroc"][
+        "value"]
+    assert "## Findings" in md and f"| knn_distance | trace | {len(knn['held'])} | {len(knn['falsified'])} |" in md
+    assert board["tracks"]["blind"]["random"]["claims"] == {"held": 0, "falsified": 0, "untestable": 0}
+    assert "No predictor made claims on the ranked models." in md
 
 
 def test_valid_submission(root, capsys):
@@ -126,9 +136,22 @@ def test_run_zoo_runs_the_bundled_model_and_the_members_it_is_asked_for(tmp_path
                       members=["default", "zoo-tiny"])
     assert [f.name for f in folders] == ["default", "zoo-tiny"]
     for folder in folders:
-        assert sorted(p.name for p in folder.iterdir()) == sorted(KEEP)
+        assert sorted(p.name for p in folder.iterdir()) == sorted(set(KEEP) - {"predictions.claims.json"})  # no claims
     # Tables name a zoo model by its preset
     assert [model_label(validate(f, submission=False)) for f in folders] == ["default", "tiny"]
+
+
+def test_a_finding_is_a_win_a_ranking_below_the_no_signal_band_or_neither():
+    from bench.leaderboard.board import finding
+
+    band = {"lo": 0.47, "hi": 0.53}
+    beats = {"pair_auroc": {"value": 0.6, "lo": 0.55, "hi": 0.65}, "vs_best_baseline": {"beats": True}}
+    below = {"pair_auroc": {"value": 0.42, "lo": 0.40, "hi": 0.46}, "vs_best_baseline": {"beats": False}}
+    touching = {"pair_auroc": {"value": 0.44, "lo": 0.41, "hi": 0.47}, "vs_best_baseline": {"beats": False}}
+    above = {"pair_auroc": {"value": 0.6, "lo": 0.55, "hi": 0.65}, "vs_best_baseline": {"beats": False}}
+    assert [finding(p, band) for p in (beats, below, touching, above)] == ["held", "falsified", "no signal",
+                                                                           "no signal"]
+    assert finding(below, None) == "no signal"  # a run without a band (no failed/passed pair) falsifies nothing
 
 
 def test_holm_counts_only_the_wins_that_survive_the_correction():

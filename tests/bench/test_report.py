@@ -272,6 +272,10 @@ def test_metadata_lists_provenance_timings_and_the_seal(page):
         assert text in meta, text
 
 
+def test_a_run_without_claims_has_no_claims_section(page):
+    assert 'data-section="claims"' not in page and 'data-section="predictors"' in page
+
+
 def test_nothing_scorable_says_so(tmp_path):
     page = render(load_run(make_run(tmp_path / "r", same_outcome=True)))
     assert "<b>No predictor can be scored</b>" in page
