@@ -160,9 +160,11 @@ class HopResolution(Predictor):
                            for i, n in zip(items, needs)])
         for family, cells in _family_cells(items).items():
             fit = self.families_.get(family)
-            need = {cell: self._need(family, members[0]) for cell, members in cells.items()}
-            if fit is None or all(v is None for v in need.values()):
+            if fit is None:
                 continue
+            deepest = max(fit["layers"])  # claims speak of depths past the base region's, where it extrapolates
+            need = {cell: self._need(family, members[0]) for cell, members in cells.items()
+                    if all(isinstance(i.axes.get(fit["axis"]), int) and i.axes[fit["axis"]] > deepest for i in members)}
             brittle = [c for c, v in need.items() if v is not None and v > self.n_layers_ + 0.5]
             robust = [c for c, v in need.items() if v is not None and v <= self.n_layers_ - 0.5]
             seen = ", ".join(f"{fit['axis']}={k}: layer {v:g}" for k, v in fit["layers"].items())
@@ -186,7 +188,7 @@ def _family_cells(items: Sequence[Any]) -> dict[str, dict[str, list[Any]]]:
 def _claim(predictor: Predictor, mechanism: str, statement: str, brittle: Sequence[str], robust: Sequence[str],
            evidence: dict[str, Any]) -> None:
     """A claim where it names a cell (`Predictor.claim`, sealed with the predictions)."""
-    if (brittle or robust) and hasattr(predictor, "claim"):
+    if brittle or robust:
         predictor.claim(mechanism, statement, brittle=tuple(brittle), robust=tuple(robust), evidence=evidence)
 
 
@@ -291,7 +293,7 @@ class LookupHeads(Predictor):
         after = model.mechanistic.ablate(probe, {x: [h for y, h in heads if y == x] for x, _ in heads}, how="mean")
         changed = float(np.mean([np.argmax(a) != np.argmax(b) for a, b in zip(before, after)]))
         spread = float(np.std(log_share - (intercept + slope * log_len))) or 0.5
-        return {"heads": heads, "slope": slope, "intercept": intercept, "critical": critical,
+        return {"longest": max(lengths), "heads": heads, "slope": slope, "intercept": intercept, "critical": critical,
                 "spread": max(spread, 0.1), "ablation_changes_top": changed, "base_share": float(share.mean())}
 
     def predict(self, model, items):
@@ -309,7 +311,8 @@ class LookupHeads(Predictor):
             if fit is None:
                 continue
             index = {i.id: k for k, i in enumerate(items)}
-            mean_score = {c: float(np.mean([scores[index[i.id]] for i in m])) for c, m in cells.items()}
+            mean_score = {c: float(np.mean([scores[index[i.id]] for i in m])) for c, m in cells.items()
+                          if min(lengths[index[i.id]] for i in m) > fit["longest"]}  # past the base lengths
             heads = ", ".join(f"L{x}.H{h}" for x, h in fit["heads"])
             _claim(self, "lookup heads",
                    f"{family}'s value is found by heads {heads} (mean attention {fit['base_share']:.2f} on base "
@@ -438,7 +441,8 @@ class CarriedState(Predictor):
             labels = [np.array([(list(o.item.meta["carries"]) + [0] * width)[j] for o in adds]) for j in range(width)]
             states = [np.stack([r[f"resid_post.{x}"][-1] for r in reads]).astype(np.float64) for x in range(n_layers)]
             held = self._held(states, labels)
-            self.families_[adds[0].item.family] = {"axis": "carry", "held": held, "kind": "carry bits at '='"}
+            self.families_[adds[0].item.family] = {"axis": "carry", "held": held, "kind": "carry bits at '='",
+                                                   "base_max": max(o.item.axes.get("carry", 0) for o in adds)}
         if bits:
             reads = model.mechanistic.read([o.item for o in bits], ["resid_post"], list(range(n_layers)))
             width = max(len(o.item.meta["prefix_parity"]) for o in bits)
@@ -457,7 +461,8 @@ class CarriedState(Predictor):
                 if best < self.level:
                     break
                 held = j + 1
-            self.families_[bits[0].item.family] = {"axis": "length", "held": held, "kind": "running parity per bit"}
+            self.families_[bits[0].item.family] = {"axis": "length", "held": held, "kind": "running parity per bit",
+                                                   "base_max": max(o.item.axes.get("length", 0) for o in bits)}
         for family, fit in self.families_.items():
             self.note(f"{family}: {fit['kind']} decodable for a chain of {fit['held']}")
         if not self.families_:
@@ -500,7 +505,7 @@ class CarriedState(Predictor):
             if fit is None:
                 continue
             need = {c: [i.axes.get(fit["axis"]) for i in m] for c, m in cells.items()}
-            need = {c: v for c, v in need.items() if all(isinstance(x, int) for x in v)}
+            need = {c: v for c, v in need.items() if all(isinstance(x, int) for x in v) and min(v) > fit["base_max"]}
             _claim(self, "carried state",
                    f"{family}: {fit['kind']} decodable for a chain of {fit['held']}; a longer chain fails",
                    [c for c, v in need.items() if min(v) > fit["held"]], [c for c, v in need.items() if max(v) <= fit["held"]],
