@@ -21,6 +21,7 @@ one at a time (no padding), so a result never depends on what else was asked for
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -99,17 +100,18 @@ class RegionAccess:
         """Answer one request from the predictor worker (`bench.protocol.worker.MechanisticClient`)."""
         op = request.get("op")
         items = [Asked(str(i), str(p)) for i, p in request.get("items", [])]
-        if op == "read":
-            return self.read(items, request["sites"], request.get("layers"))
-        if op == "ablate":
-            return self.ablate(items, {int(k): v for k, v in request["heads"].items()}, request.get("how", "zero"))
-        if op == "patch":
-            return self.patch(items[0], items[1], request["layer"], request["positions"])
-        if op == "next_token":
-            return self.next_token(items)
-        if op == "composition":
-            return self.composition(request.get("kind", "k"))
-        raise ValueError(f"unknown mechanistic request {op!r}")
+        calls = {"read": lambda: self.read(items, request["sites"], request.get("layers")),
+                 "ablate": lambda: self.ablate(items, {int(k): v for k, v in request["heads"].items()},
+                                               request.get("how", "zero")),
+                 "patch": lambda: self.patch(items[0], items[1], request["layer"], request["positions"]),
+                 "next_token": lambda: self.next_token(items),
+                 "composition": lambda: self.composition(request.get("kind", "k"))}
+        if op not in calls:
+            raise ValueError(f"unknown mechanistic request {op!r}")
+        started = time.perf_counter()
+        result = calls[op]()
+        self.log[-1]["seconds"] = time.perf_counter() - started  # the entry the call just logged
+        return result
 
     def _ids(self, item):
         import torch
@@ -207,6 +209,7 @@ class RegionAccess:
     def next_token(self, items: Sequence[Any]) -> list[np.ndarray]:
         """Per item, the unchanged next-token probabilities (the reference for an intervention)."""
         self._check(items)
+        self.log.append({"next_token": True, "items": [i.id for i in items]})
         return [self._next_token(item) for item in items]
 
     def _next_token(self, item) -> np.ndarray:

@@ -125,8 +125,9 @@ def access_summary(log: Sequence[dict]) -> dict[str, Any]:
     out: dict[str, dict[str, Any]] = {}
     for entry in log:
         kind = next(k for k in ("read", "ablate", "patch", "next_token", "composition") if k in entry)
-        row = out.setdefault(kind, {"requests": 0, "items": set()})
+        row = out.setdefault(kind, {"requests": 0, "items": set(), "seconds": 0.0})
         row["requests"] += 1
+        row["seconds"] = round(row["seconds"] + entry.get("seconds", 0.0), 4)
         row["items"].update(entry.get("items", ()))
         if kind == "read":
             row.setdefault("sites", set()).update(entry["read"])

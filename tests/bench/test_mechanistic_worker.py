@@ -83,6 +83,7 @@ def test_a_blind_predictor_reads_and_intervenes_on_base_items(results):
     assert "read 3 items" in reader["notes"][0] and "'pattern.3'" in reader["notes"][0]
     assert "ablated sum 1.000" in reader["notes"][0]
     seen = reader["mechanistic"]  # what it looked at, recorded
+    assert seen["read"].pop("seconds") > 0
     assert seen["read"] == {"requests": 1, "items": 3, "sites": ["pattern", "resid_post"], "layers": [0, 3]}
     assert seen["ablate"]["heads"] == ["0.0"] and seen["ablate"]["items"] == 1
 
