@@ -27,6 +27,7 @@ def format_results(results: dict) -> str:
     lines.append(f"{'cell':<{width}}  {'shift':<14} {'n':>5}  failure")
     for c in results["cells"]:
         lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {c['failure_rate']:.3f}")
+    lines += _skipped(results)
     lines.append("")
     competence = results.get("competence") or {}
     if competence.get("base_failure"):
@@ -50,6 +51,15 @@ def format_results(results: dict) -> str:
     if results.get("claims"):
         lines += ["", format_claims(results["claims"])]
     return "\n".join(lines)
+
+
+def _skipped(results: dict) -> list[str]:
+    """One line naming the families and cells the model's context could not hold, where there are any."""
+    if not results.get("skipped"):
+        return []
+    from .protocol.stages import format_skipped
+
+    return [f"skipped, longer than the model's context: {format_skipped(results['skipped'])}"]
 
 
 def format_claims(claims: dict[str, list[dict]]) -> str:
@@ -85,6 +95,7 @@ def format_screen(results: dict) -> str:
             figure = (f"{values[len(values) // 2]:.3f} [{values[0]:.3f}, {values[-1]:.3f}] predicted" if values
                       else "no blind predictor ran")
         lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {figure}")
+    lines += _skipped(results)
     screen, run_dir = results["screen"], results["run_dir"]
     ok = [n for n, p in results["predictors"].items() if p.get("status") == "ok"]
     lines += ["", f"screen: {len(ok)} blind predictors sealed (sha256 {screen['predictions_sha256'][:16]}...) in "
