@@ -1,6 +1,6 @@
 """A model whose context cannot hold every item: the run skips the families and variant cells that
 do not fit (decided from token counts before any evaluation), names them, and every tool that
-reads the folder (verify, --resume, the report) goes on from what it ran."""
+reads the folder (verify, --resume, compare, lomo, the report) goes on from what it ran."""
 import json
 import shutil
 
@@ -11,6 +11,7 @@ from bench.model.load import load_model
 from bench.protocol.spec import RunSpec
 from bench.protocol.stages import generate, too_long
 from bench.protocol.verify import check_run_folder, check_skipped, run_families, verify
+from bench.runs.lomo import leave_one_model_out
 from tasks import resolve_families
 from tests.conftest import save_tiny
 
@@ -123,3 +124,21 @@ def test_a_family_none_of_whose_variant_cells_fits_is_skipped_whole():
         "parity": "each of its variant cells needs 24 tokens or more; the model's context is 23"}
     assert too_long(families, needs, 9) == {"addition": "its base region needs 10 tokens; the model's context is 9",
                                             "parity": "its base region needs 19 tokens; the model's context is 9"}
+
+
+def test_compare_and_lomo_over_runs_that_skipped(skipping_run, tiny_llama, tmp_path, capsys):
+    assert main(["compare", str(skipping_run), "--baseline", str(skipping_run)]) == 0
+    longer = tmp_path / "longer"  # a context of 64: every cell of addition and parity fits
+    assert _run(tiny_llama, longer, "addition,parity") == 0
+    assert main(["compare", str(longer), "--baseline", str(skipping_run)]) == 2
+    err = capsys.readouterr().err
+    assert "skipped different families or cells" in err and "the baseline: parity/length=16, recall" in err
+    short_only = tmp_path / "short_only"
+    shutil.copytree(skipping_run, short_only)
+    leave_one_model_out([short_only, longer], log=lambda m: None)
+    # each model is fit on the other's variant outcomes on its own items only: the short model never sees
+    # parity/length=16 (its context cannot hold it); its parity base items count too (not addition's)
+    for folder, variants in ((short_only, 4 * 2 + 1 * 2), (longer, 4 * 2 + 1 * 2)):
+        results = json.loads((folder / "results.json").read_text())
+        assert results["protocols"]["leave-one-model-out"]["predictors"]["count_spy"]["notes"] == [str(2 + variants)]
+        assert verify(folder)[0]
