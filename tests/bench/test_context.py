@@ -142,3 +142,13 @@ def test_compare_and_lomo_over_runs_that_skipped(skipping_run, tiny_llama, tmp_p
         results = json.loads((folder / "results.json").read_text())
         assert results["protocols"]["leave-one-model-out"]["predictors"]["count_spy"]["notes"] == [str(2 + variants)]
         assert verify(folder)[0]
+
+
+def test_the_leaderboard_names_each_models_skips():
+    from bench.leaderboard.board import markdown, page
+
+    board = {"models": ["short", "long"], "tracks": {}, "built": "now", "skipped": {"short": list(SKIPPED)}}
+    line = "Skipped before evaluation, longer than a model's context (ranked on the rest): short: parity/length=16, recall."
+    assert line in markdown(board).splitlines()
+    assert "short: parity/length=16, recall." in page(board)
+    assert "Skipped" not in markdown(board | {"skipped": {}}) and "Skipped" not in page(board | {"skipped": {}})
