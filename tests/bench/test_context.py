@@ -148,7 +148,8 @@ def test_the_leaderboard_names_each_models_skips():
     from bench.leaderboard.board import markdown, page
 
     board = {"models": ["short", "long"], "tracks": {}, "built": "now", "skipped": {"short": list(SKIPPED)}}
-    line = "Skipped before evaluation, longer than a model's context (ranked on the rest): short: parity/length=16, recall."
+    line = ("Skipped before evaluation, longer than a model's context (ranked on the rest): "
+            "short: parity/length=16, recall.")
     assert line in markdown(board).splitlines()
     assert "short: parity/length=16, recall." in page(board)
     assert "Skipped" not in markdown(board | {"skipped": {}}) and "Skipped" not in page(board | {"skipped": {}})
