@@ -27,6 +27,7 @@ def format_results(results: dict) -> str:
     lines.append(f"{'cell':<{width}}  {'shift':<14} {'n':>5}  failure")
     for c in results["cells"]:
         lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {c['failure_rate']:.3f}")
+    lines += _skipped(results)
     lines.append("")
     competence = results.get("competence") or {}
     if competence.get("base_failure"):
@@ -50,6 +51,15 @@ def format_results(results: dict) -> str:
     if results.get("claims"):
         lines += ["", format_claims(results["claims"])]
     return "\n".join(lines)
+
+
+def _skipped(results: dict) -> list[str]:
+    """One line naming the families and cells the model's context could not hold, where there are any."""
+    if not results.get("skipped"):
+        return []
+    from .protocol.stages import format_skipped
+
+    return [f"skipped, longer than the model's context: {format_skipped(results['skipped'])}"]
 
 
 def format_claims(claims: dict[str, list[dict]]) -> str:
@@ -85,6 +95,7 @@ def format_screen(results: dict) -> str:
             figure = (f"{values[len(values) // 2]:.3f} [{values[0]:.3f}, {values[-1]:.3f}] predicted" if values
                       else "no blind predictor ran")
         lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {figure}")
+    lines += _skipped(results)
     screen, run_dir = results["screen"], results["run_dir"]
     ok = [n for n, p in results["predictors"].items() if p.get("status") == "ok"]
     lines += ["", f"screen: {len(ok)} blind predictors sealed (sha256 {screen['predictions_sha256'][:16]}...) in "
@@ -590,7 +601,7 @@ def add_sweep_parser(sub) -> None:
     run.add_argument("--dtype", choices=["float32", "float16", "bfloat16", "auto"])
     run.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
     run.add_argument("--device-map", metavar="MAP", help=DEVICE_MAP_HELP)
-    run.add_argument("--batch-size", type=_batch_size)
+    run.add_argument("--batch-size", type=_batch_size, metavar="N|auto")
     run.add_argument("--shots", type=int)
     run.add_argument("--shot-mode", choices=["fixed", "per-item"])
     run.add_argument("--chat", action="store_true", default=None)
@@ -630,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
                    ".gguf file or a folder holding one (default: the bundled zoo model)")
     p.add_argument("--revision", default=None)
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "auto"])
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--device-map", default=None, metavar="MAP", help=DEVICE_MAP_HELP)
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights, which can run code")
@@ -638,14 +649,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "dataset folder); default: --suite's default (a zoo model's own families, the pretrained suite for "
                    "any other model); not with --suite")
     p.add_argument("--predictors", default="", help="comma-separated names or module:Class (default: all registered)")
-    p.add_argument("--n", type=int, default=100, help="items per cell")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=100, help="items per cell (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="the item seed (default 0): the same seed, the same items")
     p.add_argument("--private-seed-file", metavar="FILE", default=None,
                    help="a secret (file, or - for stdin) mixed into the item seed: a held-out suite that nobody "
                         "without it, predictors included, can regenerate; the run records only its SHA-256")
     p.add_argument("--out", default=None, help="run folder (default: runs/<time>-<model>-seed<seed>)")
-    p.add_argument("--batch-size", type=_batch_size, default=64, help="items per forward pass, or auto "
-                   "(from the model's size and the free memory); results are the same at every batch size")
+    p.add_argument("--batch-size", type=_batch_size, default=64, metavar="N|auto", help="items per forward pass "
+                   "(default 64), or auto (from the model's size and the free memory); results are the same at every "
+                   "batch size")
     p.add_argument("--shots", type=int, default=None,
                    help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
     p.add_argument("--shot-mode", default="fixed", choices=["fixed", "per-item"],
@@ -676,11 +688,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "the model solves, does it fail the whole")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("verify", help="check a run folder: digests, items, outcomes and scores derived again")
-    p.add_argument("run")
+    p = sub.add_parser("verify", help="check a run folder: digests, items regenerated, outcomes re-decided, "
+                       "scoring rerun; --reevaluate K re-runs the model on K items",
+                       description="Derive again everything the run folder's files imply and name each mismatch: "
+                       "the predictions' digests; the items, regenerated from the run's spec and seed (less what "
+                       "the model's context could not hold); each outcome, re-decided from its stored output and "
+                       "target; the scoring stage, rerun on the stored files (base region, flags, every "
+                       "score, each protocol's and target's). With --reevaluate K, the run's model is loaded and K "
+                       "items are evaluated again. Exit 0: it holds; 1: a mismatch; 2: not a readable run folder. "
+                       "See docs/integrity.md.")
+    p.add_argument("run", help="the run folder 'brittlebench run' wrote")
     p.add_argument("--reevaluate", type=int, default=0, metavar="K",
-                   help="also load the run's model and evaluate K items again (a sample stratified by split, "
-                   "family and stored outcome), comparing outputs and outcomes with the stored ones")
+                   help="also load the run's model (its fingerprint checked) and re-run it on K items (a sample "
+                   "stratified by split, family and stored outcome), comparing outputs and outcomes with the stored "
+                   "ones, and decide again what its context could not hold (default 0: no model loaded)")
     p.add_argument("--sample-seed", type=int, default=None, metavar="N",
                    help="the seed of --reevaluate's sample (default: drawn anew, and printed)")
     p.set_defaults(func=cmd_verify)
@@ -725,7 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
     l.set_defaults(func=cmd_leaderboard_run_zoo)
 
     p = sub.add_parser("lomo", help="leave-one-model-out: refit predictors on the other models' variant outcomes")
-    p.add_argument("runs", nargs="+", help="run folders of different models on the same suite")
+    p.add_argument("runs", nargs="+", help="run folders of different models on the same suite (the cells a model's "
+                   "context could not hold may differ)")
     p.set_defaults(func=cmd_lomo)
 
     add_sweep_parser(sub)

@@ -12,8 +12,9 @@ __import__("atexit").register(__import__("shutil").rmtree, _CACHE, True)  # no t
 import pytest  # noqa: E402
 
 
-def save_tiny(kind: str, folder, seed: int = 0):
-    """Save a tiny random model of `kind` with the zoo's char tokenizer; return the folder."""
+def save_tiny(kind: str, folder, seed: int = 0, context: int = 64):
+    """Save a tiny random model of `kind` with the zoo's char tokenizer and a context of `context`
+    tokens; return the folder."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
@@ -23,9 +24,9 @@ def save_tiny(kind: str, folder, seed: int = 0):
     special = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     torch.manual_seed(seed)
     if kind == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2, **special))
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=context, n_embd=32, n_layer=2, n_head=2, **special))
     elif kind == "llama":
-        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), max_position_embeddings=64, hidden_size=32,
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), max_position_embeddings=context, hidden_size=32,
                                              intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                                              num_key_value_heads=2, **special))
     else:

@@ -156,6 +156,7 @@ def build(root: Path) -> dict[str, Any]:
             entries.append((kind, folder, results))
     models: list[str] = []
     left_out: dict[str, str] = {}
+    skipped: dict[str, list[str]] = {}  # per ranked model, the families and cells its context could not hold
     informative: dict[str, list[str]] = {}
     tracks: dict[str, dict[str, dict]] = {track: {} for track in ("blind", "trace")}
     cells: dict[tuple[str, str], list[tuple[float, float]]] = {}
@@ -168,6 +169,8 @@ def build(root: Path) -> dict[str, Any]:
         if model not in models:
             models.append(model)
             informative[model] = sorted(f for f, v in (results.get("families") or {}).items() if v.get("informative"))
+            if results.get("skipped"):
+                skipped[model] = list(results["skipped"])
         names = [results["submission"]["predictor"]] if kind == "submissions" else list(results["predictors"])
         for name in names:
             p = results["predictors"][name]
@@ -214,6 +217,7 @@ def build(root: Path) -> dict[str, Any]:
               for track, table in tracks.items()}
     board = {"schema_version": SCHEMA_VERSION, "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
              "ranked_by": RANKING, "models": models, "informative_families": informative, "left_out": left_out,
+             **({"skipped": skipped} if skipped else {}),
              "tracks": ranked, "findings": findings(ranked)}
     io.write_json(root / "leaderboard.json", board)
     io.write_bytes(root / "LEADERBOARD.md", markdown(board).encode())
@@ -272,6 +276,12 @@ CLAIMS_NOTE = (
     "lies wholly on the other, untestable otherwise.")
 
 
+def _skipped(board: dict) -> str:
+    """The ranked models that skipped families or cells (longer than their context), and which."""
+    return ("Skipped before evaluation, longer than a model's context (ranked on the rest): "
+            + "; ".join(f"{m}: {', '.join(names)}" for m, names in board["skipped"].items()) + ".")
+
+
 def _findings_md(board: dict) -> list[str]:
     models = board["models"]
     lines = ["", "## Findings", "", FINDINGS_NOTE, "",
@@ -302,6 +312,8 @@ def markdown(board: dict) -> str:
     if board.get("left_out"):
         lines += ["", "Models left out of the rankings: " + "; ".join(f"{m}: {why}" for m, why in board["left_out"].items())
                   + "."]
+    if board.get("skipped"):
+        lines += ["", _skipped(board)]
     for track, table in board["tracks"].items():
         if not table:
             continue
@@ -342,6 +354,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px}}th{{background:#f2f2f2;cursor:poin
 <h1>brittlebench leaderboard</h1>
 <p>{esc(HOW_TO_READ)} Click a column to sort. Built {esc(board['built'])}.</p>
 {('<p>Models left out of the rankings: ' + esc('; '.join(f'{m}: {w}' for m, w in board['left_out'].items())) + '.</p>') if board.get('left_out') else ''}
+{('<p>' + esc(_skipped(board)) + '</p>') if board.get('skipped') else ''}
 {''.join(sections)}
 <script>
 document.querySelectorAll('table.board').forEach(table => table.querySelectorAll('th').forEach((th, col) =>

@@ -19,7 +19,7 @@ class RunSpec:
     """Everything that decides a run's results; the CLI and the Python API share it."""
 
     model: ModelSpec = field(default_factory=ModelSpec)
-    tasks: tuple[str, ...] | None = None  # None: a zoo model's trained families, else every built-in family
+    tasks: tuple[str, ...] | None = None  # None: `suite`'s families (`stages.default_tasks`)
     predictors: tuple[str, ...] = ()  # empty: every registered predictor
     n: int = 100  # items per cell
     seed: int = 0
@@ -27,7 +27,7 @@ class RunSpec:
     batch_size: int | str = 64  # or "auto" (`bench.model.evaluate.auto_batch_size`); results do not depend on it
     shots: int | None = None  # k-shot examples; None: 0 for zoo models, DEFAULT_SHOTS otherwise
     shot_mode: str = "fixed"  # the same k examples before every item of a family, or "per-item"
-    suite: str | None = None  # a named suite (tasks.SUITES); None with no tasks: "zoo" for zoo models, else "pretrained"
+    suite: str | None = None  # tasks.SUITES; None (and no tasks): a zoo model's own families, else "pretrained"
     chat: bool = False  # render each item (and its shots) with the tokenizer's chat template
     protocol: str = "base"  # or "leave-one-family-out" (see PROTOCOLS)
     predictor_timeout: float | None = None  # seconds for one predictor's fit + predict; None: no limit

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -53,10 +53,21 @@ class Suite:
     variants: list[Item]
     tasks_info: dict[str, dict]
     shots: int
+    skipped: dict[str, str] = field(default_factory=dict)  # "family" or "family/cell": why (`fit_context`)
 
     @property
     def sealed(self) -> list[SealedItem]:
         return [item.sealed() for item in self.variants]
+
+    def without(self, skipped: dict[str, str]) -> "Suite":
+        """The suite less the families and variant cells `skipped` names ("family" or "family/cell"),
+        which it records; `tasks_info` still describes every family asked for."""
+        def kept(item: Item) -> bool:
+            return item.family not in skipped and f"{item.family}/{item.cell}" not in skipped
+
+        return Suite({name: f for name, f in self.families.items() if name not in skipped},
+                     [i for i in self.base if kept(i)], [i for i in self.variants if kept(i)], self.tasks_info,
+                     self.shots, dict(skipped))
 
 
 class Clock:
@@ -137,7 +148,7 @@ def start(spec: RunSpec, log: Log, cleanup: contextlib.ExitStack) -> Run:
     clock.lap("load")
     families = families if families is not None else resolve_families(default_tasks(handle, spec.suite))
     suite = generate(spec, families, shots_for(spec, handle), chat_template(handle) if spec.chat else None)
-    check_context(handle, suite.base + suite.variants)
+    suite = fit_context(handle, suite, log)
     spec = settle_batch_size(spec, handle, suite, log)
     history = training_history(spec, handle, suite, pool, log) if reads_history(pool) else None
     clock.lap("generate")
@@ -237,15 +248,53 @@ def chat_template(handle: ModelHandle):
     return lambda messages: tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def check_context(handle: ModelHandle, items: Sequence[Item]) -> None:
+def fit_context(handle: ModelHandle, suite: Suite, log: Log) -> Suite:
+    """The suite less what the model's context cannot hold (`too_long`), decided before any
+    evaluation from the items' token counts alone, and said in one line; a one-line UserError
+    where no family fits."""
     limit = handle.card.context_length
     if not limit:
-        return
+        return suite
+    skipped = too_long(suite.families, context_needs(handle, suite.base + suite.variants), limit)
+    if all(name in skipped for name in suite.families):
+        raise UserError(f"no task family fits the model's context of {limit} tokens ({format_skipped(skipped)}): "
+                        "use a model with a longer context")
+    if skipped:
+        log(f"skipped, longer than the model's context: {format_skipped(skipped)}")
+    return suite.without(skipped)
+
+
+def context_needs(handle: ModelHandle, items: Sequence[Item]) -> dict[tuple[str, str], int]:
+    """Per (family, cell), the tokens its longest item needs: prompt and target, and 2 to spare."""
+    needs: dict[tuple[str, str], int] = {}
     for item, ids in zip(items, handle.token_ids([item.prompt + item.target for item in items])):
-        need = len(ids) + 2
-        if need > limit:
-            raise UserError(f"{item.family}/{item.cell} items need {need} tokens but the model's context is {limit}: "
-                            "leave that family out of --tasks or use a model with a longer context")
+        key = (item.family, item.cell)
+        needs[key] = max(needs.get(key, 0), len(ids) + 2)
+    return needs
+
+
+def too_long(families: dict[str, TaskFamily], needs: dict[tuple[str, str], int], limit: int) -> dict[str, str]:
+    """What a context of `limit` tokens cannot hold, in the families' and cells' order, each with why:
+    a family whose base region does not fit (its predictors have nothing to learn from) or none of
+    whose variant cells fits (nothing to predict), under its name; else each variant cell that does
+    not fit, under "family/cell". `needs` gives each cell's longest item (`context_needs`)."""
+    skipped: dict[str, str] = {}
+    context = f"the model's context is {limit}"
+    for name, family in families.items():
+        base = max(needs[name, c.name] for c in family.base_cells)
+        over = {c.name: needs[name, c.name] for c in family.variant_cells if needs[name, c.name] > limit}
+        if base > limit:
+            skipped[name] = f"its base region needs {base} tokens; {context}"
+        elif over and len(over) == len(family.variant_cells):
+            skipped[name] = f"each of its variant cells needs {min(over.values())} tokens or more; {context}"
+        else:
+            skipped.update({f"{name}/{cell}": f"needs {need} tokens; {context}" for cell, need in over.items()})
+    return skipped
+
+
+def format_skipped(skipped: dict[str, str]) -> str:
+    """What a run skipped as longer than the model's context, on one line."""
+    return "; ".join(f"{name} ({why})" for name, why in skipped.items())
 
 
 # -- calibrate -----------------------------------------------------------------------------
@@ -618,7 +667,8 @@ def compositional_labels(families, handle, variants, variant_outcomes, batch_siz
 
 
 def record(ctx: Run, results: dict[str, Any], digest: str) -> None:
-    """How the run was made, into `results`: spec, versions, model, tasks, seeds, paths taken."""
+    """How the run was made, into `results`: spec, versions, model, tasks, seeds, what the model's
+    context could not hold, paths taken."""
     spec, handle, suite, cache = ctx.spec, ctx.handle, ctx.suite, ctx.view.cache
     results.update(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -631,6 +681,8 @@ def record(ctx: Run, results: dict[str, Any], digest: str) -> None:
         predictions_sha256=digest,
         model_name=model_name(spec.model, handle),
     )
+    if suite.skipped:  # only where the model's context could not hold some family or cell
+        results["skipped"] = suite.skipped
     results["evaluation"] = ctx.eval_stats
     results["resumed"] = ctx.folder.reused
     results["trace"] = {"attention": ctx.view.attention, "items_traced": ctx.view.traced,

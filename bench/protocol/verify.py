@@ -3,8 +3,10 @@ the stored files is derived again and compared (docs/integrity.md):
 
   digests      predictions (with their claims, where sealed) and a screen's against their .sha256 and
                results.json
-  items        regenerated from the run's spec and seed (unless the seed is private), targets too;
-               the sealed variants are the variants without their targets
+  items        regenerated from the run's spec and seed (unless the seed is private), targets too,
+               less the families and cells results.json says the model's context could not hold
+               (`skipped`; re-decided from the items' token counts with --reevaluate); the sealed
+               variants are the variants without their targets
   outcomes     in the items' order; each `correct` decided again from its `output` and the target
                by the family's own check, as evaluation decides it
   results      the scoring stage run again on the stored items, outcomes and predictions
@@ -46,6 +48,9 @@ def check_run_folder(run: Path) -> dict:
     try:
         results = json.loads((run / "results.json").read_text())
         results["predictions_sha256"], results["predictors"], results["schema_version"]
+        skipped = results.get("skipped", {})
+        if not isinstance(skipped, dict) or not all(isinstance(v, str) for v in skipped.values()):
+            raise TypeError("skipped")
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise UserError(f"{run / 'results.json'} is corrupted: it is not a brittlebench results file") from None
     if results["schema_version"] != RESULTS_SCHEMA_VERSION:
@@ -132,8 +137,9 @@ def _where(item, split: str) -> str:
 
 def check_items(results: dict, stored: Stored, families: dict, handle=None) -> tuple[bool, list[str], Stored]:
     """The items are those the spec and seed generate (prompts and targets of a chat run only with
-    its model's chat template, `handle`), and the sealed variants are the variants without targets.
-    Where the folder stores no items (a leaderboard's copy), the regenerated ones stand for them."""
+    its model's chat template, `handle`), less what the run skipped (`check_skipped`), and the sealed
+    variants are the variants without targets. Where the folder stores no items (a leaderboard's
+    copy), the regenerated ones stand for them."""
     from .spec import RunSpec
     from .stages import chat_template, generate
 
@@ -150,15 +156,17 @@ def check_items(results: dict, stored: Stored, families: dict, handle=None) -> t
                         "it with the brittlebench version that wrote it")
     private = bool(results["provenance"].get("private_seed"))
     whole = apply is not None or not chat  # prompts and targets as the run rendered them
+    skips_ok, lines = check_skipped(results, families, None if private else suite, handle)
+    suite = suite.without(results.get("skipped", {}))
     if stored.base is None or stored.variants is None:
         if private or not whole:
             why = "its items come from a private seed" if private else "a chat run's prompts need its model"
             raise UserError(f"the run folder has no {ITEM_FILES[0]} or {ITEM_FILES[1]}, and {why}: pass the whole "
                             "folder 'brittlebench run' wrote" + ("" if private else ", or --reevaluate K"))
         stored = replace(stored, base=suite.base, variants=suite.variants)
-        return True, [f"items: not stored; the {len(suite.base) + len(suite.variants)} items seed {spec['seed']} "
-                      "generates are checked against in their place"], stored
-    lines, ok = [], True
+        return skips_ok, lines + [f"items: not stored; the {len(suite.base) + len(suite.variants)} items seed "
+                                  f"{spec['seed']} generates are checked against in their place"], stored
+    ok = skips_ok
     if stored.sealed is not None:
         resealed = [json.loads(json.dumps(item.sealed().to_dict())) for item in stored.variants]
         if resealed != stored.sealed:
@@ -184,9 +192,36 @@ def check_items(results: dict, stored: Stored, families: dict, handle=None) -> t
         lines.append(_named("items", wrong, f"of {total} items differ from those seed {spec['seed']} generates"))
         return False, lines, stored
     lines.append(f"items: the {total} items are those seed {spec['seed']} generates"
+                 + (" (less those skipped)" if results.get("skipped") else "")
                  + (", targets included" if whole else " (a chat run: prompts and targets come from its model's "
                     "chat template, checked with --reevaluate)") + ": ok")
     return ok, lines, stored
+
+
+def check_skipped(results: dict, families: dict, suite, handle=None) -> tuple[bool, list[str]]:
+    """What results.json says the model's context could not hold (`skipped`) names families and
+    variant cells of the run; with the run's model (`handle`), it is what the token counts of the
+    items the run's seed generates (`suite`, none skipped) decide again (`stages.too_long`)."""
+    from .stages import context_needs, too_long
+
+    skipped = results.get("skipped", {})
+    cells = {f"{name}/{c.name}" for name, family in families.items() for c in family.variant_cells}
+    unknown = [key for key in skipped if key not in families and key not in cells]
+    if unknown:
+        return False, [_named("skipped", unknown, "of the families and cells results.json says were skipped are "
+                              "none of the run's families or variant cells")]
+    if handle is None or suite is None:  # without the model, or without the items (a private seed)
+        again = " (--reevaluate decides it again from the items' token counts)" if suite is not None else ""
+        return True, ([f"skipped: {', '.join(skipped)}: longer than the model's context, as results.json "
+                       f"records{again}"] if skipped else [])
+    limit = handle.card.context_length
+    decided = too_long(families, context_needs(handle, suite.base + suite.variants), limit) if limit else {}
+    if decided != skipped:
+        wrong = [f"{key} ({decided.get(key, 'fits')}; results.json: {skipped.get(key, 'not skipped')})"
+                 for key in dict.fromkeys([*decided, *skipped]) if decided.get(key) != skipped.get(key)]
+        return False, [_named("skipped", wrong, "families or cells are not what the items' token counts decide")]
+    return True, [f"skipped: {', '.join(skipped) or 'nothing'}, as the items' token counts decide with the run's "
+                  "tokenizer: ok"]
 
 
 def check_outcomes(stored: Stored, families: dict) -> tuple[bool, list[str]]:
@@ -270,7 +305,8 @@ def check_results(results: dict, stored: Stored, families: dict) -> tuple[bool, 
     except (KeyError, TypeError, ValueError):
         return False, ["predictions: MISMATCH: predictions.jsonl lacks the scores of a predictor the run says is ok"]
     made = results["provenance"]
-    suite = Suite(families, stored.base, stored.variants, made["tasks"], made["shots"])
+    suite = Suite(families, stored.base, stored.variants, made["tasks"], made["shots"]).without(
+        results.get("skipped", {}))
     recomputed = score(suite, stored.outcomes["base"], stored.outcomes["variant"], scores, stored.status,
                        results["provenance"]["seed"], stored.reference)
     recomputed = {k: v for k, v in recomputed.items() if k not in ("protocols", "targets")}  # filled after scoring

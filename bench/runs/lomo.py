@@ -2,7 +2,8 @@
 
 `brittlebench lomo RUN_A RUN_B ...`: for each model, every predictor is refit on that
 model's base outcomes plus the *other* models' observed variant outcomes on the same
-items, and predicts this model's variants from this model's own internals. The
+items (those of its own items that they ran: a run skips the cells its model's context
+cannot hold), and predicts this model's variants from this model's own internals. The
 runner owns the split: a model's own variant outcomes are never in its calibration.
 Each run folder gets `predictions.leave-one-model-out.jsonl` (+ .sha256) and a
 `protocols["leave-one-model-out"]` view in results.json, which `verify` checks.
@@ -41,15 +42,28 @@ def _load(run: Path) -> dict:
     return {"run": run, "results": results, "base": base, "variants": variants, "outcomes": outcomes}
 
 
+def check_same_items(loaded: Sequence[dict]) -> None:
+    """A one-line UserError unless the runs hold the same variant items, but for the families and
+    cells some run skipped (longer than its model's context): a model is then fit on the other
+    models' outcomes on the items it holds itself."""
+    skipped = {name for run in loaded for name in run["results"].get("skipped", {})}
+    shared = lambda run: [i.id for i in run["variants"]  # noqa: E731
+                          if i.family not in skipped and f"{i.family}/{i.cell}" not in skipped]
+    first = shared(loaded[0])
+    for other in loaded[1:]:
+        if shared(other) != first:
+            raise UserError(f"{other['run']} was run on other items than {loaded[0]['run']}: "
+                            "run every model with the same --tasks, --n and --seed")
+    if not first:
+        raise UserError("the runs share no variant cell: each skipped what the others ran (longer than its model's "
+                        "context)")
+
+
 def leave_one_model_out(runs: Sequence[Path], log: Callable[[str], None] = print) -> dict[str, dict]:
     if len(runs) < 2:
         raise UserError("leave-one-model-out needs the runs of at least two models")
     loaded = [_load(Path(r)) for r in runs]
-    suite = [i.id for i in loaded[0]["variants"]]
-    for other in loaded[1:]:
-        if [i.id for i in other["variants"]] != suite:
-            raise UserError(f"{other['run']} was run on other items than {loaded[0]['run']}: "
-                            "run every model with the same --tasks, --n and --seed")
+    check_same_items(loaded)
     fingerprints = [r["results"]["provenance"]["model"]["fingerprint"] for r in loaded]
     if len(set(fingerprints)) != len(fingerprints):
         raise UserError("two of the runs are of the same model: pass one run per model")
@@ -67,13 +81,14 @@ def leave_one_model_out(runs: Sequence[Path], log: Callable[[str], None] = print
                                   params={a: results["predictors"][n]["params"] for a, n in asked.items()})
         calibration = [Observation(item, this["outcomes"][item.id].output, this["outcomes"][item.id].correct)
                        for item in this["base"]]
+        mine = {item.id for item in this["variants"]}  # not the cells this model's context could not hold
         for j, other in enumerate(loaded):
-            if j != k:  # every other model's observed variant outcomes: never this model's own
+            if j != k:  # every other model's observed variant outcomes on this model's items: never its own
                 calibration += [Observation(item, other["outcomes"][item.id].output, other["outcomes"][item.id].correct)
-                                for item in other["variants"]]
+                                for item in other["variants"] if item.id in mine]
         view = TracedModel(handle, attention=any("attention" in info["reads"] for info in pool.infos.values()),
                            cache=TraceCache(default_cache_dir(), handle.cache_name))
-        sealed = [item.sealed() for item in this["variants"]]  # the same items in every run (checked above)
+        sealed = [item.sealed() for item in this["variants"]]  # this model's own items
         with pool:
             scores, status, _ = predict_by_track(pool, view, [i.sealed() for i in this["base"]], sealed, calibration,
                                                  log)

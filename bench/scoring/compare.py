@@ -67,7 +67,13 @@ def _suite(results: dict) -> list[tuple]:
 
 
 def check_same_suite(new: dict, base: dict) -> None:
-    """A one-line UserError unless both runs are on the same items."""
+    """A one-line UserError unless both runs are on the same items (skipping the same families and
+    cells where their model's context could not hold some)."""
+    if (new.get("skipped") or {}).keys() != (base.get("skipped") or {}).keys():
+        said = lambda r: ", ".join(r.get("skipped") or {}) or "nothing"  # noqa: E731
+        raise UserError(f"the two runs skipped different families or cells, longer than their model's context "
+                        f"(the new run: {said(new)}; the baseline: {said(base)}): compare runs of models whose "
+                        "contexts hold the same items")
     if _suite(new) != _suite(base) or new["provenance"]["seed"] != base["provenance"]["seed"]:
         raise UserError("the two runs are on different suites (tasks, cells, n or seed differ): "
                         "compare runs made with the same --tasks, --n and --seed")

@@ -268,6 +268,16 @@ def _competence(results: dict) -> str:
             f"Base-region failure per family: {rates}.</p>")
 
 
+def _skipped(results: dict) -> str:
+    """The families and cells the model's context could not hold (left out before any evaluation), in
+    one line, where there are any."""
+    skipped = results.get("skipped") or {}
+    if not skipped:
+        return ""
+    named = "; ".join(f"<code>{esc(name)}</code> ({esc(why)})" for name, why in skipped.items())
+    return f'<p class="skipped"><b>Skipped</b>, longer than the model\'s context: {named}.</p>'
+
+
 def _summary(results: dict) -> str:
     prov = results["provenance"]
     model, spec = prov["model"], results.get("spec") or {}
@@ -288,7 +298,7 @@ def _summary(results: dict) -> str:
             f"{esc(str(prov.get('shots', 0)))}-shot prompts{suite}; {results['n_base']} base and "
             f"{results['n_variant']} variant items (base failure rate {base}, variant failure rate {variant}). "
             f"Predictions were sealed (SHA-256 <code>{esc(results['predictions_sha256'][:16])}…</code>) before any "
-            f"variant was evaluated.</p>{_competence(results)}</header>")
+            f"variant was evaluated.</p>{_skipped(results)}{_competence(results)}</header>")
 
 
 # -- the predictor tables --------------------------------------------------------------------
