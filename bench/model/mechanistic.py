@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..process import invariant_threads
 from .load import ModelHandle
 
 SITES = ("resid_post", "pattern", "z")
@@ -109,7 +110,8 @@ class RegionAccess:
         if op not in calls:
             raise ValueError(f"unknown mechanistic request {op!r}")
         started = time.perf_counter()
-        result = calls[op]()
+        with invariant_threads():  # as the trace: an answer's last bits do not depend on the core count
+            result = calls[op]()
         self.log[-1]["seconds"] = time.perf_counter() - started  # the entry the call just logged
         return result
 
