@@ -29,7 +29,10 @@ exactly the same token length (no padding), and the pass uses every core only wh
 result then depends neither on the batch's shape nor on the thread count (MKL's strict CNR
 mode, checked once per process by `bench.process.threads_keep_rows_invariant`), else one thread. The attention read is an elementwise product and a
 sum over keys, row by row, so it too is independent of the batch (eager attention's
-batched products are not, which is why the fallback goes one item at a time).
+batched products are not, which is why the fallback goes one item at a time). The logit lens
+unembeds all of a batch's layer states as one product of at least MIN_ROWS rows, whose rows the
+same mode keeps batch-invariant, and takes the last layer's row from the pass's own final logits
+(`_logit_lens`); where rows are not invariant it goes one item at a time.
 """
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ from tasks import Item, SealedItem
 
 from .continuation import BUDGET_CAP, Continuations
 from .evaluate import MARGIN, _available_ram, exact_length_batches, progress_bar
-from .load import MIN_ROWS, ModelHandle
+from .load import MIN_ROWS, ModelHandle, rows_are_batch_invariant
 from .prefix import Prefixes, cache_argument
 from ..process import invariant_threads
 
@@ -155,8 +158,50 @@ def final_norm(model):
     return None
 
 
-def _logit_lens(model, hidden_states, final_top):
-    """Top id and the final top token's probability at each layer: (item, layer + 1)."""
+def lens_batched(head) -> bool:
+    """Whether the logit lens multiplies a whole batch's states at once (`_logit_lens`): where the
+    output embedding is a float32 matrix on a CPU whose batched products keep their rows
+    (`bench.model.load.rows_are_batch_invariant`, MKL's strict mode; checked once per thread count).
+    Elsewhere it goes item by item, as before."""
+    import torch
+
+    weight = getattr(head, "weight", None)
+    if weight is None or weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return False
+    threads = torch.get_num_threads()
+    if threads not in _ROWS_INVARIANT:
+        _ROWS_INVARIANT[threads] = rows_are_batch_invariant()
+    return _ROWS_INVARIANT[threads]
+
+
+_ROWS_INVARIANT: dict[int, bool] = {}  # torch's thread count -> rows_are_batch_invariant()
+
+
+def unembed_rows(head, rows):
+    """`head` on the rows (n, d_model) as one product of at least MIN_HEAD_ROWS rows (zero rows
+    appended, their logits dropped), contiguous: each row's logits are then those of the same row
+    in any other such product (see `last_position_only`)."""
+    import torch
+
+    n = rows.shape[0]
+    if n < MIN_HEAD_ROWS:
+        rows = torch.cat([rows, rows.new_zeros((MIN_HEAD_ROWS - n, *rows.shape[1:]))])
+    return head(rows.contiguous())[:n]
+
+
+def _logit_lens(model, hidden_states, final_top, final=None):
+    """Top id and the final top token's probability at each layer: (item, layer + 1).
+
+    `final`: the output embedding's own input and output rows at the last position, (item, d_model)
+    and (item, vocab), as `last_position_only` caught them in the pass, or None.
+
+    Where `lens_batched`, every item's layer states go through the unembedding as ONE product (the
+    matrix, vocab x d_model, is streamed from memory once per batch instead of once per item), and
+    the final layer's row is the pass's own final logits when the head's input there is, bit for
+    bit, the state the lens would unembed (the same row of two products of at least MIN_HEAD_ROWS
+    rows: equal, as the rows of the final logits are). Elsewhere, item by item: every product then
+    has the same (layer + 1, d_model) shape whatever the batch, and so the same summation order
+    (BLAS picks kernels by shape). Either way a row's softmax, argmax and gather are row by row."""
     import torch
 
     norm, head = final_norm(model), model.get_output_embeddings()
@@ -166,11 +211,21 @@ def _logit_lens(model, hidden_states, final_top):
     states = torch.stack([h[:, -1, :].to(where) for h in hidden_states], dim=1)  # (item, layer + 1, d_model)
     # The last entry is already normalized (HF convention); the others go through the final norm.
     states = torch.cat([norm(states[:, :-1]), states[:, -1:]], dim=1)
-    # Item by item: every product then has the same (layer + 1, d_model) shape whatever the batch,
-    # and so the same summation order (BLAS picks kernels by shape).
-    probs = torch.softmax(torch.stack([head(row) for row in states]).float(), dim=-1)  # (item, layer + 1, vocab)
     final_top = final_top.to(where)
-    return probs.argmax(-1), probs.gather(-1, final_top[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(-1)
+    if not lens_batched(head):
+        probs = torch.softmax(torch.stack([head(row) for row in states]).float(), dim=-1)  # (item, layer + 1, vocab)
+        return probs.argmax(-1), probs.gather(-1, final_top[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(-1)
+    items, layers, width = states.shape
+    reuse = final is not None and final[0].shape == (items, width) and torch.equal(final[0].to(where), states[:, -1])
+    lensed = states[:, :-1] if reuse else states
+    logits = unembed_rows(head, lensed.reshape(-1, width)).reshape(items, lensed.shape[1], -1)
+    parts = [logits] + ([final[1].to(where)[:, None, :]] if reuse else [])
+    tops, finals = [], []
+    for part in parts:  # the final logits apart: no copy of the lens's rows to put them together
+        probs = torch.softmax(part.float(), dim=-1)  # (item, rows, vocab)
+        tops.append(probs.argmax(-1))
+        finals.append(probs.gather(-1, final_top[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(-1))
+    return torch.cat(tops, dim=1), torch.cat(finals, dim=1)
 
 
 # A product of fewer rows than this takes other BLAS kernels, whose rows differ in the last bits from
@@ -179,14 +234,16 @@ MIN_HEAD_ROWS = MIN_ROWS
 
 
 @contextlib.contextmanager
-def last_position_only(model):
+def last_position_only(model, caught: list | None = None):
     """Unembed the last position only. Yields the keyword that asks `model` for the last position's
     logits (`logits_to_keep=1`; {} for a model without it, which then unembeds every position) and,
     while open, hands the output embedding a contiguous copy of its input, of at least
     MIN_HEAD_ROWS rows (zero rows appended, their logits dropped): the model slices its last hidden
     state to a strided (item, 1, d_model) view, and a product on that view, or on fewer rows, is not
     the full pass's last row bit for bit, nor the same at every batch size. The model's own head
-    code runs (its final norm, logit scaling or soft-capping)."""
+    code runs (its final norm, logit scaling or soft-capping). With `caught`, each call of the
+    output embedding appends its input and output rows, (item, d_model) and (item, vocab), before
+    any scaling or soft-capping the model applies after it (what the logit lens reuses)."""
     import inspect
 
     import torch
@@ -207,7 +264,12 @@ def last_position_only(model):
         return (x.contiguous(), *args[1:])
 
     def cut_out(module, args, output):
-        return output[:rows.pop()] if rows else output
+        if not rows:
+            return output
+        n = rows.pop()
+        if caught is not None:
+            caught.append((args[0][:n, -1], output[:n, -1]))
+        return output[:n]
 
     hooks = [head.register_forward_pre_hook(copy_in), head.register_forward_hook(cut_out)]
     try:
@@ -227,6 +289,7 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
     import torch
 
     cache = prefixes.cache(prefix, len(rows)) if prefix else None  # before the probe listens
+    caught: list = []  # the output embedding's input and output rows at the last position
     _probe_rows = [] if attention == "probe" else None
     if prefix:
         start = prefixes.length(prefix)
@@ -234,7 +297,7 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
         input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)  # the whole prompts
         mask = torch.ones_like(input_ids)
         position_ids = torch.arange(start, input_ids.shape[1], device=handle.device).expand(len(rows), -1)
-        with last_position_only(handle.model) as last:
+        with last_position_only(handle.model, caught) as last:
             out = handle.model(input_ids=own, attention_mask=mask, position_ids=position_ids,
                                use_cache=True, output_hidden_states=True, **cache_argument(handle.model, cache), **last)
         if keep is not None:
@@ -245,7 +308,7 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
         input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)
         mask = torch.ones_like(input_ids)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        with last_position_only(handle.model) as last:
+        with last_position_only(handle.model, caught) as last:
             out = handle.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **last,
                                output_hidden_states=True, output_attentions=attention == "eager", use_cache=keep is not None)
         if keep is not None and bool(mask.all()):
@@ -258,7 +321,7 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
     top_probs, top_ids = probs.topk(min(TOP_K, probs.shape[-1]), dim=-1)
     sites = {"hidden": hidden, "top_ids": top_ids, "top_probs": top_probs,
              "entropy": -(probs * logprobs).sum(-1), "prompt_tokens": mask.sum(-1)}
-    lens_top, lens_prob = _logit_lens(handle.model, out.hidden_states, top_ids[:, 0])
+    lens_top, lens_prob = _logit_lens(handle.model, out.hidden_states, top_ids[:, 0], caught[-1] if len(caught) == 1 else None)
     if lens_top is not None:
         sites.update(lens_top_ids=lens_top, lens_final_prob=lens_prob)
     if attention == "eager":
