@@ -1,7 +1,8 @@
-"""The logit lens as one product per batch (`bench.model.trace._logit_lens`): the same values as item
-by item (exactly where an item alone makes a product of at least MIN_ROWS rows; within float32
-rounding of a float64 reference where it made fewer), the same bits at every batch size, its last
-layer the pass's own final logits, and the item-by-item path kept where rows are not invariant."""
+"""The logit lens pooled across a trace's batches (`bench.model.trace.PooledLens`): the same top ids
+as item by item and the same probabilities within float32 rounding (the probability is now
+exp(logit - max) / sum(exp(logits - max)), not a softmax's entry: the last bits move; both within
+1e-5 of a float64 reference), the same bits at every batch size and chunk size, its last layer the
+pass's own final logits, and the item-by-item path kept where rows are not invariant."""
 import numpy as np
 import pytest
 import torch
@@ -65,11 +66,9 @@ def test_the_batched_lens_equals_the_lens_item_by_item(kind, request, monkeypatc
     alone = trace(handle, items, batch_size=8)
     monkeypatch.undo()
     np.testing.assert_array_equal(batched.hidden, alone.hidden)  # the lens changed, nothing else
-    if handle.card.n_layers + 1 >= MIN_ROWS:  # an item alone was a product of MIN_ROWS rows or more
-        for name, values in _lens(batched).items():
-            np.testing.assert_array_equal(values, _lens(alone)[name], err_msg=name)
-    else:  # fewer rows took other BLAS kernels: the last bits move, within float32 rounding
-        np.testing.assert_allclose(batched.lens_final_prob, alone.lens_final_prob, rtol=1e-5, atol=1e-9)
+    np.testing.assert_array_equal(batched.lens_top_ids, alone.lens_top_ids)
+    # another formula (and, for fewer than MIN_ROWS rows an item, other BLAS kernels): the last bits move
+    np.testing.assert_allclose(batched.lens_final_prob, alone.lens_final_prob, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", MODELS)
@@ -107,13 +106,14 @@ def test_the_last_layer_is_the_pass_s_own_final_logits(kind, request, monkeypatc
     monkeypatch.setattr(tracing, "unembed_rows", lambda head, x: rows.append(x.shape[0]) or unembed(head, x))
     reused = trace(handle, items, batch_size=8)
     monkeypatch.undo()
-    # one product per batch, of the layers before the last only
     layers = handle.card.n_layers
-    assert all(r % layers == 0 for r in rows) and sum(rows) == len(items) * layers, rows
-    original = tracing._logit_lens
-    monkeypatch.setattr(tracing, "_logit_lens", lambda model, states, top, final=None: original(model, states, top))
+    assert sum(rows) == len(items) * layers, rows  # the layers before the last only
+    rows.clear()
+    monkeypatch.setattr(tracing, "unembed_rows", lambda head, x: rows.append(x.shape[0]) or unembed(head, x))
+    monkeypatch.setattr(tracing.PooledLens, "reuse_final", False)
     again = trace(handle, items, batch_size=8)
     monkeypatch.undo()
+    assert sum(rows) == len(items) * (layers + 1), rows  # every layer unembedded
     for name, values in _lens(reused).items():
         np.testing.assert_array_equal(values, _lens(again)[name], err_msg=name)
     np.testing.assert_array_equal(reused.lens_top_ids[:, -1], reused.top_ids[:, 0])
@@ -123,8 +123,12 @@ def test_the_last_layer_is_the_pass_s_own_final_logits(kind, request, monkeypatc
 def test_where_rows_are_not_invariant_the_lens_goes_item_by_item(tiny_llama, monkeypatch):
     handle = load_model(str(tiny_llama))
     head = handle.model.get_output_embeddings()
-    monkeypatch.setattr(tracing, "_ROWS_INVARIANT", {})
+    monkeypatch.setattr(tracing, "_LENS_CHECKED", {})
     monkeypatch.setattr(tracing, "rows_are_batch_invariant", lambda: False)
+    assert not tracing.lens_batched(head)
+    monkeypatch.setattr(tracing, "_LENS_CHECKED", {})
+    monkeypatch.setattr(tracing, "rows_are_batch_invariant", lambda: True)
+    monkeypatch.setattr(tracing, "exp_sums_keep_rows", lambda: False)
     assert not tracing.lens_batched(head)
     alone = []  # the lens's products: 2-D inputs (the final logits' is (item, 1, d_model))
     hook = head.register_forward_pre_hook(lambda module, args: alone.append(args[0].shape) if args[0].ndim == 2 else None)
@@ -153,3 +157,43 @@ def test_the_trace_version_keys_the_cache(tiny_llama, monkeypatch):
     assert TRACE_VERSION >= 2
     monkeypatch.setattr(load, "TRACE_VERSION", TRACE_VERSION - 1)
     assert handle.cache_name != here and handle.cache_name.startswith(handle.fingerprint + "-")
+
+
+@pytest.mark.parametrize("kind", ["tiny_llama", "tiny_llama_32k"])
+def test_the_chunk_size_does_not_move_a_bit(kind, request, monkeypatch):
+    """Rows pooled in products of MIN_ROWS rows, or all in one: the same bits."""
+    handle = _handle(kind, request)
+    items = _items()
+    rows = []
+    unembed = tracing.unembed_rows
+    monkeypatch.setattr(tracing, "unembed_rows", lambda head, x: rows.append(x.shape[0]) or unembed(head, x))
+    monkeypatch.setattr(tracing, "LENS_CHUNK_BYTES", 1)
+    small = trace(handle, items, batch_size=8)
+    assert max(rows) == MIN_ROWS
+    monkeypatch.setattr(tracing, "LENS_CHUNK_BYTES", 2**40)
+    rows.clear()
+    whole = trace(handle, items, batch_size=8)
+    assert rows == [len(items) * handle.card.n_layers]  # one product for the whole call
+    for name, values in _lens(small).items():
+        np.testing.assert_array_equal(values, _lens(whole)[name], err_msg=name)
+
+
+def test_lens_reduce_against_float64_and_row_by_row():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(9, 50_257, generator=generator) * 5  # an odd vocabulary
+    logits[3, 17] = logits[3, 90] = 40.0  # a tie: the first index wins
+    final_top = torch.randint(0, logits.shape[1], (9,), generator=generator)
+    final_top[0] = logits[0].argmax()
+    top, prob = tracing.lens_reduce(logits.clone(), final_top)
+    expected = torch.softmax(logits.double(), dim=-1).gather(-1, final_top[:, None])[:, 0]
+    np.testing.assert_array_equal(top.numpy(), logits.argmax(-1).numpy())
+    assert top[3] == 17
+    np.testing.assert_allclose(prob.numpy(), expected.numpy(), rtol=1e-5)
+    for start, n in ((0, 4), (4, 5), (2, 4)):  # any MIN_ROWS or more rows: the same bits
+        part_top, part_prob = tracing.lens_reduce(logits[start:start + n].clone(), final_top[start:start + n])
+        assert torch.equal(part_top, top[start:start + n]) and torch.equal(part_prob, prob[start:start + n])
+
+
+def test_exp_and_sum_keep_rows_here():
+    """What the pooled lens's reductions rest on, as `bench.model.load`'s check does for products."""
+    assert tracing.exp_sums_keep_rows()
