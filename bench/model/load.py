@@ -266,9 +266,10 @@ MIN_ROWS = 4
 
 #: Bumped when the trace (`bench.model.trace`) computes a stored site another way, even in the last
 #: bits: the trace cache (`ModelHandle.cache_name`) keeps traces of other versions apart.
-#: 2: the logit lens unembeds a batch's states as one product of at least MIN_ROWS rows (a model of
-#: one or two layers, whose items alone had fewer rows, moves in the last bits of lens_final_prob, and
-#: of lens_top_ids only where two tokens' probabilities tie that closely).
+#: 2: the logit lens pooled across batches in products of at least MIN_ROWS rows, its probability
+#: exp(logit - max) / sum(exp(logits - max)) instead of a softmax's entry and its top id the logits'
+#: argmax instead of the probabilities' (lens_final_prob moves in the last bits; lens_top_ids only where
+#: two tokens' probabilities rounded to a tie).
 TRACE_VERSION = 2
 
 
