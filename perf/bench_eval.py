@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from perf.flops import backbone_flops, matmul_peak, unembedding_flops  # noqa: E402
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
 
 BRITTLEBENCH = """
@@ -42,8 +44,12 @@ t = time.perf_counter()
 outcomes = evaluate(handle, items, batch_size=64, stats=stats)
 seconds = time.perf_counter() - t
 tokens = sum(len(handle.tokenizer(i.prompt + i.target)["input_ids"]) for i in items)  # one teacher-forced pass each
+answers = sum(len(t) + 1 for t in handle.token_ids([i.target for i in items], special=False))  # positions unembedded
+from perf.flops import non_embedding_parameters
 json.dump({"seconds": seconds, "correct": [o.correct for o in outcomes], "stats": stats, "tokens": tokens,
-           "params": handle.card.n_parameters}, open(sys.argv[3], "w"))
+           "params": handle.card.n_parameters, "non_embedding": non_embedding_parameters(handle.model),
+           "d_model": handle.card.d_model, "vocab": handle.card.vocab_size, "unembedded": answers},
+          open(sys.argv[3], "w"))
 """
 
 PLAIN_LOOP = """
@@ -124,19 +130,6 @@ def _disagreements(name: str, ours: dict, other: dict, rows: list[dict]) -> None
         print(f"  {len(differ)} items where brittlebench and {name} disagree, e.g. {shown}")
 
 
-def matmul_peak() -> float:
-    import torch
-
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * 2048**3 / best / 1e9
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="default,zoo/zoo-l6")
@@ -179,9 +172,13 @@ def main() -> None:
         print(f"model {model}")
         print(f"  brittlebench evaluate   {len(items) / ours['seconds']:8.1f} items/s  peak RSS {ours_rss:6.0f} MiB  "
               f"(teacher-forced {ours['stats'].get('teacher_forced', 0)}, generated {ours['stats'].get('generated', 0)})")
-        gflops = 2 * ours["params"] * ours["tokens"] / ours["seconds"] / 1e9
-        print(f"  forward pass: {ours['params'] / 1e6:.2f} M parameters, {ours['tokens']} tokens, ~{gflops:.1f} GFLOP/s "
-              f"achieved ({gflops / PEAK[0]:.1%} of the fp32 matmul peak; lower bound: fallback generation not counted)")
+        flops = (backbone_flops(ours["non_embedding"], ours["tokens"])
+                 + unembedding_flops(ours["d_model"], ours["vocab"], ours["unembedded"]))
+        gflops = flops / ours["seconds"] / 1e9
+        print(f"  forward pass: {ours['non_embedding'] / 1e6:.2f} M non-embedding parameters x {ours['tokens']} tokens "
+              f"+ the unembedding at {ours['unembedded']} answer positions, ~{gflops:.1f} GFLOP/s achieved "
+              f"({gflops / PEAK[0]:.1%} of the fp32 matmul peak; lower bound: fallback generation and padded "
+              "positions not counted)")
         print(f"  plain generate loop     {len(items) / plain['seconds']:8.1f} items/s  peak RSS {plain_rss:6.0f} MiB")
         agree = ours["correct"] == plain["correct"]
         _disagreements("plain loop", ours, plain, rows)
@@ -227,18 +224,28 @@ def screen_wall(argv: list[str], out: str) -> float:
     return time.perf_counter() - started
 
 
-def forward_tokens(model: str, items) -> tuple[int, int]:
-    """(tokens one run passes forward: each shared prefix once, each item's own prompt tokens once
-    (the trace's pass, which evaluation goes on from), each target; the model's parameters)."""
+def forward_flops(model: str, items) -> tuple[float, str]:
+    """The FLOPs of one run's forward passes and how they were counted: 2 x non-embedding parameters
+    x tokens (each shared prefix once, each item's own prompt tokens once (the trace's pass, which
+    evaluation goes on from), each target) + 2 x d_model x vocab x rows unembedded (each prefix's last
+    position, each item's last prompt position and logit-lens layers, each answer position and the end)."""
     from bench.model.load import load_model
     from bench.model.prefix import Prefixes
+    from perf.flops import non_embedding_parameters
 
     handle = load_model(model)
     prefixes = Prefixes(handle, [i.prompt for i in items])
     own = sum(len(prefixes.own(k)) if prefixes.prefix[k] else len(prefixes.ids[k]) for k in range(len(items)))
-    shared = sum(prefixes.length(p) for p in prefixes.groups() if p)
-    targets = sum(len(t) for t in handle.tokenizer([i.target for i in items], add_special_tokens=False)["input_ids"])
-    return own + shared + targets, handle.card.n_parameters
+    shared = [p for p in prefixes.groups() if p]
+    targets = handle.tokenizer([i.target for i in items], add_special_tokens=False)["input_ids"]
+    tokens = own + sum(prefixes.length(p) for p in shared) + sum(len(t) for t in targets)
+    card = handle.card
+    rows = len(shared) + len(items) * (1 + card.n_layers) + sum(len(t) + 1 for t in targets)
+    non_embedding = non_embedding_parameters(handle.model)
+    flops = backbone_flops(non_embedding, tokens) + unembedding_flops(card.d_model, card.vocab_size, rows)
+    return flops, (f"{non_embedding / 1e6:.0f} M non-embedding parameters x {tokens} tokens (prefixes once, own "
+                   f"prompt tokens once, targets) + the {card.vocab_size} x {card.d_model} unembedding x {rows} rows "
+                   "(last prompt positions, logit lens, answers)")
 
 
 def whole_run(args) -> None:
@@ -321,13 +328,12 @@ def real_run(args) -> None:
           f"{len(results['predictors'])} predictors, both tracks): {wall:.1f} s wall")
     print("  " + ", ".join(f"{k} {v:.1f}s ({v / wall:.0%})" for k, v in timings.items()))
     print(f"  evaluation: {results.get('evaluation')} (continued: answer tokens only, on the trace's kept prompt pass)")
-    tokens, params = forward_tokens(str(gguf), items)
+    flops, counted = forward_flops(str(gguf), items)
     seconds = timings.get("trace", 0.0) + timings.get("evaluate", 0.0)
-    gflops = 2 * params * tokens / seconds / 1e9
+    gflops = flops / seconds / 1e9
     peak = matmul_peak()
-    print(f"  forward passes: {params / 1e6:.0f} M parameters x {tokens} tokens (prefixes once, own prompt tokens once, "
-          f"targets) in {seconds:.1f} s of trace + evaluate: ~{gflops:.1f} GFLOP/s, {gflops / peak:.0%} of this "
-          f"machine's fp32 matmul peak ({peak:.0f} GFLOP/s, {torch.get_num_threads()} threads)")
+    print(f"  forward passes: {counted} in {seconds:.1f} s of trace + evaluate: ~{gflops:.1f} GFLOP/s, "
+          f"{gflops / peak:.0%} of this machine's fp32 matmul peak ({peak:.0f} GFLOP/s, {torch.get_num_threads()} threads)")
     print(f"  predict-only screen (base region + blind predictions, no variant evaluated): {screen:.1f} s wall, "
           f"{screen / wall:.0%} of the whole run")
     mine = {"correct": [ours[r["id"]] for r in rows]}

@@ -12,9 +12,10 @@ __import__("atexit").register(__import__("shutil").rmtree, _CACHE, True)  # no t
 import pytest  # noqa: E402
 
 
-def save_tiny(kind: str, folder, seed: int = 0, context: int = 64):
+def save_tiny(kind: str, folder, seed: int = 0, context: int = 64, vocab_size: int | None = None, layers: int = 2):
     """Save a tiny random model of `kind` with the zoo's char tokenizer and a context of `context`
-    tokens; return the folder."""
+    tokens; return the folder. A llama may be given a larger vocabulary than the tokenizer's (ids
+    past it never come up) and more layers."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
@@ -26,8 +27,9 @@ def save_tiny(kind: str, folder, seed: int = 0, context: int = 64):
     if kind == "gpt2":
         model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=context, n_embd=32, n_layer=2, n_head=2, **special))
     elif kind == "llama":
-        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), max_position_embeddings=context, hidden_size=32,
-                                             intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size or len(tok), max_position_embeddings=context,
+                                             hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                                             num_attention_heads=4,
                                              num_key_value_heads=2, **special))
     else:
         raise ValueError(kind)
@@ -45,6 +47,12 @@ def tiny_gpt2(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory):
     return save_tiny("llama", tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_32k(tmp_path_factory):
+    """A tiny llama with a large vocabulary (32,000 ids): the logit lens's unembedding dominates."""
+    return save_tiny("llama", tmp_path_factory.mktemp("tiny-llama-32k"), vocab_size=32_000)
 
 
 @pytest.fixture(scope="session")

@@ -187,9 +187,11 @@ class ModelHandle:
 
     @property
     def cache_name(self) -> str:
-        """The trace cache's folder for this model as it runs here: its fingerprint and its numerics
-        (a trace computed under other numerics differs in the last bits, so it is not reused)."""
-        return f"{self.fingerprint}-{hashlib.sha256(self.numerics.encode()).hexdigest()[:8]}"
+        """The trace cache's folder for this model as it runs here: its fingerprint, its numerics and
+        the trace's own version (a trace computed under other numerics, or by a trace that computes a
+        site another way, differs in the last bits, so it is not reused)."""
+        key = f"{self.numerics}\x00trace {TRACE_VERSION}"
+        return f"{self.fingerprint}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
     @cached_property
     def stop_token_ids(self) -> list[int]:
@@ -261,6 +263,14 @@ def _step(spec: ModelSpec, where: str, what: str, load: Any) -> Any:
 #: rows takes another kernel than a larger one, even in MKL's strict mode, while every block of 4 or
 #: more rows equals the same rows of a larger product. The trace pads its unembedding to this many.
 MIN_ROWS = 4
+
+#: Bumped when the trace (`bench.model.trace`) computes a stored site another way, even in the last
+#: bits: the trace cache (`ModelHandle.cache_name`) keeps traces of other versions apart.
+#: 2: the logit lens pooled across batches in products of at least MIN_ROWS rows, its probability
+#: exp(logit - max) / sum(exp(logits - max)) instead of a softmax's entry and its top id the logits'
+#: argmax instead of the probabilities' (lens_final_prob moves in the last bits; lens_top_ids only where
+#: two tokens' probabilities rounded to a tie).
+TRACE_VERSION = 2
 
 
 def rows_are_batch_invariant(width: int = 128) -> bool:

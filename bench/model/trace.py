@@ -29,7 +29,11 @@ exactly the same token length (no padding), and the pass uses every core only wh
 result then depends neither on the batch's shape nor on the thread count (MKL's strict CNR
 mode, checked once per process by `bench.process.threads_keep_rows_invariant`), else one thread. The attention read is an elementwise product and a
 sum over keys, row by row, so it too is independent of the batch (eager attention's
-batched products are not, which is why the fallback goes one item at a time).
+batched products are not, which is why the fallback goes one item at a time). The logit lens
+pools the layer states of a call's batches and unembeds them in large products of at least
+MIN_ROWS rows, whose rows the same mode keeps batch-invariant, and takes the last layer's row from
+the pass's own final logits (`PooledLens`); where rows are not invariant it goes one item at a
+time (`_logit_lens`).
 """
 from __future__ import annotations
 
@@ -49,9 +53,9 @@ from tasks import Item, SealedItem
 
 from .continuation import BUDGET_CAP, Continuations
 from .evaluate import MARGIN, _available_ram, exact_length_batches, progress_bar
-from .load import MIN_ROWS, ModelHandle
+from .load import MIN_ROWS, ModelHandle, rows_are_batch_invariant
 from .prefix import Prefixes, cache_argument
-from ..process import invariant_threads
+from ..process import invariant_threads, torch_threads
 
 TOP_K = 8
 ATTENTION_SITES = ("attn_entropy", "attn_prev", "attn_first", "attn_induction")
@@ -156,7 +160,8 @@ def final_norm(model):
 
 
 def _logit_lens(model, hidden_states, final_top):
-    """Top id and the final top token's probability at each layer: (item, layer + 1)."""
+    """Top id and the final top token's probability at each layer, item by item: (item, layer + 1).
+    Where `lens_batched` is false (the trace otherwise pools the lens: `PooledLens`)."""
     import torch
 
     norm, head = final_norm(model), model.get_output_embeddings()
@@ -177,16 +182,159 @@ def _logit_lens(model, hidden_states, final_top):
 # the same rows of a larger product (measured on an AMD EPYC under MKL_CBWR=AVX2,STRICT: 1 to 3 rows).
 MIN_HEAD_ROWS = MIN_ROWS
 
+#: The most logits the pooled lens holds at once (rows x vocab x 4 bytes): 256 rows of a 256k vocabulary.
+LENS_CHUNK_BYTES = 256 * 2**20
+
+_LENS_CHECKED: dict[int, bool] = {}  # torch's thread count -> whether the pooled lens keeps rows
+
+
+def exp_sums_keep_rows() -> bool:
+    """Whether, with torch's current thread count, a row's in-place exp and its sum (what the pooled
+    lens reduces a row of logits with, `lens_reduce`) do not depend on the other rows, on where the row
+    sits, nor on the thread count (torch's exp kernel is elementwise, its sum splits over rows)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(11, 4099, generator=generator) * 4  # more than a thread's grain; an odd width
+
+    def exp_sum(rows):
+        return rows.clone().exp_().sum(-1)
+
+    whole = exp_sum(x)
+    alone = torch.cat([exp_sum(x[i:i + k]) for i, k in ((0, 4), (4, 5), (9, 2))])
+    short = torch.equal(torch.exp(x[3:10, 5:8]), torch.exp(x[:, :9])[3:10, 5:8])  # small tensors, odd offsets
+    with torch_threads(1):
+        single = exp_sum(x)
+    return bool(torch.equal(whole, alone) and torch.equal(whole, single) and short)
+
+
+def lens_batched(head) -> bool:
+    """Whether the trace pools the logit lens (`PooledLens`): where the output embedding is a float32
+    matrix on a CPU whose batched products keep their rows (`bench.model.load.rows_are_batch_invariant`,
+    MKL's strict mode) and whose exp and sum keep them too (`exp_sums_keep_rows`); checked once per
+    thread count. Elsewhere it goes item by item (`_logit_lens`), as before."""
+    import torch
+
+    weight = getattr(head, "weight", None)
+    if weight is None or weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return False
+    threads = torch.get_num_threads()
+    if threads not in _LENS_CHECKED:
+        _LENS_CHECKED[threads] = rows_are_batch_invariant() and exp_sums_keep_rows()
+    return _LENS_CHECKED[threads]
+
+
+def padded(rows, fill: int = 0):
+    """`rows` with zero rows (or `fill`) appended up to MIN_HEAD_ROWS, contiguous."""
+    import torch
+
+    n = rows.shape[0]
+    if n < MIN_HEAD_ROWS:
+        rows = torch.cat([rows, rows.new_full((MIN_HEAD_ROWS - n, *rows.shape[1:]), fill)])
+    return rows.contiguous()
+
+
+def unembed_rows(head, rows):
+    """`head` on the rows (n, d_model) as one product of at least MIN_HEAD_ROWS rows (zero rows
+    appended), contiguous: each row's logits are then those of the same row in any other such
+    product (see `last_position_only`). Returns the padded product: its first n rows are the rows'."""
+    return head(padded(rows))
+
+
+def lens_reduce(logits, final_top):
+    """Per row of `logits` (rows, vocab), float32, at least MIN_HEAD_ROWS rows, overwritten: the top
+    id (the argmax of the logits) and the probability of the token `final_top` (rows,), as
+    exp(logit[final_top] - max) / sum(exp(logits - max)): no softmax over the vocabulary is kept."""
+    best = logits.argmax(-1, keepdim=True)
+    peak = logits.gather(-1, best)
+    target = logits.gather(-1, final_top[:, None])
+    total = logits.sub_(peak).exp_().sum(-1, keepdim=True)
+    return best[:, 0], ((target - peak).exp_() / total)[:, 0]
+
+
+class PooledLens:
+    """The logit lens of one `trace` call where `lens_batched`: each batch's layer states (through the
+    final norm, the last one as it is: HF's last hidden state is already normalized) wait here, and
+    go through the unembedding pooled across batches, in products of up to LENS_CHUNK_BYTES of logits
+    and at least MIN_HEAD_ROWS rows: the (vocab x d_model) matrix is streamed from memory once per
+    chunk instead of once per item, and a large product runs at a larger share of the machine's peak.
+    A row's result depends on nothing else in its product (the rows of products of at least
+    MIN_HEAD_ROWS rows are batch-invariant, and so are `lens_reduce`'s per-row exp and sum).
+
+    The last layer's entry is the pass's own final logits (`last_position_only` catches the output
+    embedding's input and output rows) wherever that input is, bit for bit, the state the lens would
+    unembed: then it is the same row of another such product, equal, and is not unembedded again."""
+
+    reuse_final = True
+
+    def __init__(self, model, n_items: int):
+        self.norm, self.head = final_norm(model), model.get_output_embeddings()
+        self.where = self.head.weight.device
+        self.chunk = max(MIN_HEAD_ROWS, LENS_CHUNK_BYTES // (4 * self.head.weight.shape[0]))
+        self.n_items = n_items
+        self.top = self.prob = None  # (item, layer + 1), numpy, allocated on the first batch
+        self.pending: list[tuple] = []  # (states (r, d_model), item (r,), layer (r,), final top id (r,))
+        self.waiting = 0
+
+    def add(self, positions: list[int], hidden_states, final_top, final=None) -> None:
+        """A batch: the trace's rows `positions`, the pass's hidden states, each item's final top id,
+        and the output embedding's (input, output) rows at the last position, or None."""
+        import torch
+
+        states = torch.stack([h[:, -1, :].to(self.where) for h in hidden_states], dim=1)  # (item, layer + 1, d_model)
+        items, layers, width = states.shape
+        if self.top is None:
+            self.top = np.zeros((self.n_items, layers), dtype=np.int64)
+            self.prob = np.zeros((self.n_items, layers), dtype=np.float32)
+        final_top = final_top.to(self.where)
+        at = torch.tensor(positions)
+        last = states[:, -1]
+        reuse = (self.reuse_final and final is not None and final[0].shape == last.shape
+                 and torch.equal(final[0].to(self.where), last))
+        lensed = self.norm(states[:, :-1])
+        if reuse:
+            top, prob = lens_reduce(padded(final[1].to(self.where).float()).clone(), padded(final_top))
+            self.top[positions, -1] = top[:items].cpu().numpy()
+            self.prob[positions, -1] = prob[:items].cpu().numpy()
+        else:
+            lensed = torch.cat([lensed, last[:, None]], dim=1)
+        rows = lensed.shape[1]
+        self.pending.append((lensed.reshape(-1, width), at.repeat_interleave(rows), torch.arange(rows).repeat(items),
+                             final_top.repeat_interleave(rows)))
+        self.waiting += items * rows
+        if self.waiting >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        import torch
+
+        if not self.pending:
+            return
+        states, item, layer, final_top = (torch.cat(parts) for parts in zip(*self.pending))
+        self.pending, self.waiting = [], 0
+        for start in range(0, len(states), self.chunk):
+            piece = slice(start, start + self.chunk)
+            n = len(states[piece])
+            top, prob = lens_reduce(unembed_rows(self.head, states[piece]).float(), padded(final_top[piece]))
+            self.top[item[piece].numpy(), layer[piece].numpy()] = top[:n].cpu().numpy()
+            self.prob[item[piece].numpy(), layer[piece].numpy()] = prob[:n].cpu().numpy()
+
+    def sites(self) -> dict[str, np.ndarray]:
+        self._flush()
+        return {} if self.top is None else {"lens_top_ids": self.top, "lens_final_prob": self.prob}
+
 
 @contextlib.contextmanager
-def last_position_only(model):
+def last_position_only(model, caught: list | None = None):
     """Unembed the last position only. Yields the keyword that asks `model` for the last position's
     logits (`logits_to_keep=1`; {} for a model without it, which then unembeds every position) and,
     while open, hands the output embedding a contiguous copy of its input, of at least
     MIN_HEAD_ROWS rows (zero rows appended, their logits dropped): the model slices its last hidden
     state to a strided (item, 1, d_model) view, and a product on that view, or on fewer rows, is not
     the full pass's last row bit for bit, nor the same at every batch size. The model's own head
-    code runs (its final norm, logit scaling or soft-capping)."""
+    code runs (its final norm, logit scaling or soft-capping). With `caught`, each call of the
+    output embedding appends its input and output rows, (item, d_model) and (item, vocab), before
+    any scaling or soft-capping the model applies after it (what the logit lens reuses)."""
     import inspect
 
     import torch
@@ -207,7 +355,12 @@ def last_position_only(model):
         return (x.contiguous(), *args[1:])
 
     def cut_out(module, args, output):
-        return output[:rows.pop()] if rows else output
+        if not rows:
+            return output
+        n = rows.pop()
+        if caught is not None:
+            caught.append((args[0][:n, -1], output[:n, -1]))
+        return output[:n]
 
     hooks = [head.register_forward_pre_hook(copy_in), head.register_forward_hook(cut_out)]
     try:
@@ -218,15 +371,19 @@ def last_position_only(model):
 
 
 def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixes, prefix: str, rows: list[int],
-                   keep: Continuations | None = None, item_ids: list[str] | None = None) -> dict[str, np.ndarray]:
+                   keep: Continuations | None = None, item_ids: list[str] | None = None,
+                   lens: PooledLens | None = None) -> dict[str, np.ndarray]:
     """One pass over the prompts `rows` of `prefixes`, all of one length (no padding); `attention`
     is None, "probe" (rows collected by `_probe_attention`) or "eager". With a `prefix`, they
     continue from that prefix's cache: only their own tokens are run. With `keep`, the pass's keys
-    and values of the rows `item_ids` it wants are kept for evaluation (`bench.model.continuation`)."""
+    and values of the rows `item_ids` it wants are kept for evaluation (`bench.model.continuation`).
+    With `lens`, the logit lens waits there (`PooledLens`, the trace's rows `rows`); else it is
+    computed here, item by item."""
     global _probe_rows
     import torch
 
     cache = prefixes.cache(prefix, len(rows)) if prefix else None  # before the probe listens
+    caught: list = []  # the output embedding's input and output rows at the last position
     _probe_rows = [] if attention == "probe" else None
     if prefix:
         start = prefixes.length(prefix)
@@ -234,7 +391,7 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
         input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)  # the whole prompts
         mask = torch.ones_like(input_ids)
         position_ids = torch.arange(start, input_ids.shape[1], device=handle.device).expand(len(rows), -1)
-        with last_position_only(handle.model) as last:
+        with last_position_only(handle.model, caught) as last:
             out = handle.model(input_ids=own, attention_mask=mask, position_ids=position_ids,
                                use_cache=True, output_hidden_states=True, **cache_argument(handle.model, cache), **last)
         if keep is not None:
@@ -245,7 +402,7 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
         input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)
         mask = torch.ones_like(input_ids)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        with last_position_only(handle.model) as last:
+        with last_position_only(handle.model, caught) as last:
             out = handle.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **last,
                                output_hidden_states=True, output_attentions=attention == "eager", use_cache=keep is not None)
         if keep is not None and bool(mask.all()):
@@ -258,9 +415,12 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
     top_probs, top_ids = probs.topk(min(TOP_K, probs.shape[-1]), dim=-1)
     sites = {"hidden": hidden, "top_ids": top_ids, "top_probs": top_probs,
              "entropy": -(probs * logprobs).sum(-1), "prompt_tokens": mask.sum(-1)}
-    lens_top, lens_prob = _logit_lens(handle.model, out.hidden_states, top_ids[:, 0])
-    if lens_top is not None:
-        sites.update(lens_top_ids=lens_top, lens_final_prob=lens_prob)
+    if lens is not None:
+        lens.add(rows, out.hidden_states, top_ids[:, 0], caught[-1] if len(caught) == 1 else None)
+    else:
+        lens_top, lens_prob = _logit_lens(handle.model, out.hidden_states, top_ids[:, 0])
+        if lens_top is not None:
+            sites.update(lens_top_ids=lens_top, lens_final_prob=lens_prob)
     if attention == "eager":
         probed = [layer[:, :, -1, :] for layer in out.attentions]
     if attention:
@@ -299,15 +459,21 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
         stack.enter_context(torch.inference_mode())
         stack.enter_context(invariant_threads())
         bar = stack.enter_context(progress_bar(len(items), "trace" if progress else None))
+        head = handle.model.get_output_embeddings()
+        pooled = head is not None and final_norm(handle.model) is not None and lens_batched(head)
+        lens = PooledLens(handle.model, len(items)) if pooled else None
         for prefix, batch in work:
             bar.update(len(batch))
             arrays = _forward_batch(handle, mode, prefixes, prefix, batch,
-                                    keep if keep is not None and keep.wanted else None, [items[i].id for i in batch])
+                                    keep if keep is not None and keep.wanted else None, [items[i].id for i in batch],
+                                    lens)
             for name, array in arrays.items():
                 if name not in sites:
                     dtype = np.float32 if array.dtype.kind == "f" else array.dtype
                     sites[name] = np.empty((len(items),) + array.shape[1:], dtype=dtype)
                 sites[name][batch] = array
+        if lens is not None:
+            sites.update(lens.sites())
         prefixes.forget()
     return Trace(tuple(item.id for item in items), **sites)
 

@@ -7,7 +7,7 @@ from bench.model.trace import last_position_only
 from bench.process import invariant_threads
 
 
-@pytest.mark.parametrize("kind", ["tiny_llama", "tiny_gpt2"])
+@pytest.mark.parametrize("kind", ["tiny_llama", "tiny_gpt2", "tiny_llama_32k"])
 @pytest.mark.parametrize("batch", [1, 8])
 def test_the_last_position_alone_equals_the_full_pass_last_row(kind, batch, request):
     import torch
