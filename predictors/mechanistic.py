@@ -231,7 +231,7 @@ class LookupHeads(Predictor):
     track = "blind"
     version = "1"
 
-    def __init__(self, per_cell: int = 24, heads: int = 2):
+    def __init__(self, per_cell: int = 16, heads: int = 2):
         self.per_cell = per_cell
         self.heads = heads
 
@@ -288,7 +288,7 @@ class LookupHeads(Predictor):
             critical = float((log_share[failed].mean() + log_share[~failed].mean()) / 2)
         else:
             critical = float(log_share.min() + np.log(0.5))  # half the least attention a solved base item had
-        probe = kept[:8]
+        probe = kept[:6]
         before = model.mechanistic.next_token(probe)
         after = model.mechanistic.ablate(probe, {x: [h for y, h in heads if y == x] for x, _ in heads}, how="mean")
         changed = float(np.mean([np.argmax(a) != np.argmax(b) for a, b in zip(before, after)]))

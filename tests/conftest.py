@@ -11,6 +11,9 @@ __import__("atexit").register(__import__("shutil").rmtree, _CACHE, True)  # no t
 
 import pytest  # noqa: E402
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one native thread each, not two
+    __import__("torch").set_num_threads(1)  # (spinning threads of two processes slow both many times over)
+
 
 def save_tiny(kind: str, folder, seed: int = 0, context: int = 64, vocab_size: int | None = None, layers: int = 2):
     """Save a tiny random model of `kind` with the zoo's char tokenizer and a context of `context`

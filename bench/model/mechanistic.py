@@ -32,7 +32,7 @@ from ..process import invariant_threads
 from .load import ModelHandle
 
 SITES = ("resid_post", "pattern", "z")
-MEAN_OVER = 64  # a mean ablation's mean: over the region's first items by id (a fixed sample)
+MEAN_OVER = 32  # a mean ablation's mean: over the region's first items by id (a fixed sample)
 
 
 @dataclass(frozen=True)

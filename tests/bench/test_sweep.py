@@ -127,8 +127,9 @@ def _stable(results: dict, resumed: bool) -> dict:
 
 def test_ray_sweep_gives_the_local_sweeps_run_folders_and_records_a_failing_run(local_sweep, models, tmp_path,
                                                                                  monkeypatch, capsys):
-    """The same grid on a local Ray cluster, plus a model without weights: that run fails (its reason
-    in the index, exit 1) and every other run gives the local sweep's run folder."""
+    """One model of the grid on a local Ray cluster, beside a model without weights: that run fails
+    (its reason in the index, exit 1) and the other gives the local sweep's run folder, byte for byte
+    (one run is what Ray's path needs; each more costs a Ray worker's start on a 2-core machine)."""
     ray = pytest.importorskip("ray")
     out = local_sweep[0]
     broken = tmp_path / "broken"
@@ -137,14 +138,14 @@ def test_ray_sweep_gives_the_local_sweeps_run_folders_and_records_a_failing_run(
     monkeypatch.setenv("BRITTLEBENCH_CACHE", str(tmp_path / "cache"))  # Ray's workers start with this environment
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        code = main(grid_argv([str(broken), *models], tmp_path / "ray") + ["--executor", "ray", "--no-summaries"])
+        code = main(grid_argv([str(broken), models[1]], tmp_path / "ray") + ["--executor", "ray", "--no-summaries"])
     finally:
         ray.shutdown()
-    assert code == 1 and "1 of 5 runs failed" in capsys.readouterr().err
+    assert code == 1 and "1 of 2 runs failed" in capsys.readouterr().err
     remote = {r["id"]: r for r in index(tmp_path / "ray")["runs"]}
     assert index(tmp_path / "ray")["executor"]["executor"] == "ray"
     assert remote["broken-seed0"]["status"] == "failed" and "no weights" in remote["broken-seed0"]["reason"]
-    local = index(out)["runs"]
+    local = [r for r in index(out)["runs"] if r["id"] == "b-seed0"]
     assert [r["id"] for r in local] == list(remote)[1:]
     for run in local:
         assert remote[run["id"]]["status"] == "finished"
