@@ -17,6 +17,8 @@ def _stable(results: dict) -> dict:
     out = {k: v for k, v in results.items() if k not in VOLATILE}
     for p in out["predictors"].values():
         p.pop("seconds", None)
+        for request in p.get("mechanistic", {}).values():  # what it asked stays compared, not how long it took
+            request.pop("seconds", None)
     # cache bookkeeping: items whose traces came from the disk cache take the full evaluation path,
     # the same outcomes by another way (how many of each the fast path decided stays compared)
     out["evaluation"] = {k: v for k, v in out["evaluation"].items() if k != "continued"}
@@ -27,7 +29,9 @@ def test_byte_identical_across_batch_sizes_and_processes(tmp_path):
     # checkpoint_agreement reads the default model's history: its checkpoints are evaluated and traced
     # too, on the base region and the variants
     predictors = ("random", "confidence", "entropy", "knn_distance", "mahalanobis", "logit_lens_settling",
-                  "attention_shift", "prompt_length", "checkpoint_agreement")
+                  "attention_shift", "prompt_length", "checkpoint_agreement",
+                  # mechanistic access: reads, ablation and probes on base items, answered by the run's process
+                  "hop_resolution", "lookup_heads", "carried_state")
     for b in (1, 8, 64):
         run(RunSpec(n=6, out=tmp_path / f"b{b}", batch_size=b, predictors=predictors, use_cache=False),
             log=lambda m: None)
