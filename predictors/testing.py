@@ -83,8 +83,8 @@ class FakeMechanistic:
     def next_token(self, items):
         return [self._array(item, "next_token") for item in items]
 
-    def ablate(self, items, heads, how="zero"):
-        tag = "/".join(f"{x}.{h}" for x, hs in sorted(heads.items()) for h in hs)
+    def ablate(self, items, heads=None, how="zero", mlps=()):
+        tag = "/".join([f"{x}.{h}" for x, hs in sorted((heads or {}).items()) for h in hs] + [f"{x}.mlp" for x in mlps])
         return [self._array(item, f"next_token.ablate={tag},{how}") for item in items]
 
     def patch(self, source, target, layer, positions):

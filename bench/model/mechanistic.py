@@ -7,7 +7,8 @@ Sites (named as TransformerLens names its hook points; shapes per item, `pos` th
   pattern.L       (head, pos, pos)        attention weights, query by key (eager attention)
   z.L             (pos, head, d_head)     each head's output before the output projection
 Interventions, each returning the next-token distribution at the last prompt position:
-  ablate(item, {L: [h, ...]}, how)        heads' z zeroed or set to their mean over MEAN_OVER region items
+  ablate(item, {L: [h, ...]}, how, mlps)  heads' z (and whole MLPs' outputs) zeroed or set to their
+                                          mean over MEAN_OVER region items
   patch(source, target, L, positions)     target's resid_post.L at `positions` taken from source's
 Weights (no forward pass):
   composition(kind)                       (layer, head, layer, head) Q-, K- or V-composition scores
@@ -102,8 +103,8 @@ class RegionAccess:
         op = request.get("op")
         items = [Asked(str(i), str(p)) for i, p in request.get("items", [])]
         calls = {"read": lambda: self.read(items, request["sites"], request.get("layers")),
-                 "ablate": lambda: self.ablate(items, {int(k): v for k, v in request["heads"].items()},
-                                               request.get("how", "zero")),
+                 "ablate": lambda: self.ablate(items, {int(k): v for k, v in request.get("heads", {}).items()},
+                                               request.get("how", "zero"), request.get("mlps", ())),
                  "patch": lambda: self.patch(items[0], items[1], request["layer"], request["positions"]),
                  "next_token": lambda: self.next_token(items),
                  "composition": lambda: self.composition(request.get("kind", "k"))}
@@ -171,20 +172,27 @@ class RegionAccess:
         return out
 
     # -- interventions ---------------------------------------------------------------------------
-    def ablate(self, items: Sequence[Any], heads: dict[int, Sequence[int]], how: str = "zero") -> list[np.ndarray]:
-        """Per item, the next-token probabilities (vocab,) with `heads` ({layer: [head, ...]}) ablated:
-        their output set to zero, or (`how="mean"`) to its mean over MEAN_OVER region items at each position."""
+    def ablate(self, items: Sequence[Any], heads: dict[int, Sequence[int]] | None = None, how: str = "zero",
+               mlps: Sequence[int] = ()) -> list[np.ndarray]:
+        """Per item, the next-token probabilities (vocab,) with `heads` ({layer: [head, ...]}) and the
+        MLPs of the blocks in `mlps` ablated: their output set to zero, or (`how="mean"`) to its mean
+        over MEAN_OVER region items at each position (counted from the end)."""
         self._check(items)
         if how not in ("zero", "mean"):
             raise ValueError(f"how must be zero or mean, got {how!r}")
-        self.log.append({"ablate": {str(k): list(v) for k, v in heads.items()}, "how": how,
+        heads = dict(heads or {})
+        mlps = [int(x) for x in mlps]
+        self.log.append({"ablate": {str(k): list(v) for k, v in heads.items()}, "mlps": mlps, "how": how,
                          "items": [i.id for i in items]})
         out = []
         for item in items:
             with contextlib.ExitStack() as stack:
                 for layer, hs in heads.items():
-                    replacement = self._mean_z(layer) if how == "mean" else None
+                    replacement = self._mean(("z", layer)) if how == "mean" else None
                     stack.enter_context(self._hook_z(layer, _ablating(list(hs), replacement)))
+                for layer in mlps:
+                    replacement = self._mean(("mlp", layer)) if how == "mean" else None
+                    stack.enter_context(self._hook_mlp(layer, _replacing(replacement)))
                 out.append(self._next_token(item))
         return out
 
@@ -241,27 +249,42 @@ class RegionAccess:
                 handle.remove()
         return hooked()
 
-    def _mean_z(self, layer: int):
-        """The mean z of each head over the region's first MEAN_OVER items by id, per position from the end (prompts differ in
-        length): (pos, head, d_head) for the longest prompt, aligned at the last token."""
-        if layer not in self._means:
+    def _hook_mlp(self, layer: int, edit):
+        """A context in which `edit(out)` sees and may replace block `layer`'s MLP output, (1, pos, d_model)."""
+        mlp = getattr(self.layout.blocks[layer], "mlp", None)
+        if mlp is None:
+            raise NotImplementedError(f"block {layer} of this model has no `mlp` module to ablate")
+
+        def hook(module, args, output):
+            new = edit(output)
+            return new if new is not output else None
+        return _hooked(mlp.register_forward_hook(hook))
+
+    def _mean(self, key: tuple[str, int]):
+        """The mean of a site ("z": each head's output, (pos, head, d_head); "mlp": the MLP's output,
+        (pos, d_model)) over the region's first MEAN_OVER items by id, per position from the end
+        (prompts differ in length): aligned at the last token, as long as the longest prompt."""
+        if key not in self._means:
             import torch
 
+            site, layer = key
             rows = []
             for item_id, prompt in sorted(self.allowed.items())[:MEAN_OVER]:
                 seen: dict = {}
-                with self._hook_z(layer, _capture(seen, "z", as_numpy=False)), torch.inference_mode():
+                hook = self._hook_z(layer, _capture(seen, "x", as_numpy=False)) if site == "z" else \
+                    self._hook_mlp(layer, _capture(seen, "x", as_numpy=False))
+                with hook, torch.inference_mode():
                     self.handle.model(input_ids=torch.tensor([self.handle.token_ids([prompt])[0]],
                                                              device=self.handle.device))
-                rows.append(seen["z"])
+                rows.append(seen["x"])
             longest = max(r.shape[0] for r in rows)
             total = torch.zeros(longest, *rows[0].shape[1:], dtype=rows[0].dtype)
-            count = torch.zeros(longest, 1, 1, dtype=rows[0].dtype)
+            count = torch.zeros(longest, *(1,) * (rows[0].dim() - 1), dtype=rows[0].dtype)
             for r in rows:
                 total[longest - r.shape[0]:] += r
                 count[longest - r.shape[0]:] += 1
-            self._means[layer] = total / count.clamp(min=1)
-        return self._means[layer]
+            self._means[key] = total / count.clamp(min=1)
+        return self._means[key]
 
     # -- weights ---------------------------------------------------------------------------------
     def composition(self, kind: str = "k") -> np.ndarray:
@@ -343,6 +366,17 @@ def _capture(store: dict, key: str, as_numpy: bool = True):
     def edit(z):
         store[key] = z[0].float().cpu().numpy().copy() if as_numpy else z[0].clone()
         return z
+    return edit
+
+
+def _replacing(replacement):
+    """An edit setting a whole output (1, pos, d) to zero, or to `replacement`'s last `pos` rows."""
+    def edit(out):
+        import torch
+
+        if replacement is None:
+            return torch.zeros_like(out)
+        return replacement[-out.shape[1]:].to(out.dtype)[None].clone()
     return edit
 
 

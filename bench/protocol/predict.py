@@ -134,6 +134,8 @@ def access_summary(log: Sequence[dict]) -> dict[str, Any]:
             row.setdefault("layers", set()).update(entry["layers"])
         elif kind == "ablate":
             row.setdefault("heads", set()).update(f"{layer}.{h}" for layer, hs in entry["ablate"].items() for h in hs)
+            if entry.get("mlps"):
+                row.setdefault("mlps", set()).update(entry["mlps"])
         elif kind == "patch":
             row.setdefault("layers", set()).add(entry["layer"])
     return {kind: {k: (sorted(v) if isinstance(v, set) and k != "items" else len(v) if k == "items" else v)

@@ -94,10 +94,12 @@ class MechanisticClient:
         return self._request("read", items=_pairs(items), sites=list(sites),
                              layers=None if layers is None else [int(x) for x in layers])
 
-    def ablate(self, items: Sequence[Any], heads: dict[int, Sequence[int]], how: str = "zero") -> list[np.ndarray]:
-        """Per item, the next-token probabilities with `heads` ({layer: [head, ...]}) zero- or mean-ablated."""
-        return self._request("ablate", items=_pairs(items), how=how,
-                             heads={str(int(k)): [int(h) for h in v] for k, v in heads.items()})
+    def ablate(self, items: Sequence[Any], heads: dict[int, Sequence[int]] | None = None, how: str = "zero",
+               mlps: Sequence[int] = ()) -> list[np.ndarray]:
+        """Per item, the next-token probabilities with `heads` ({layer: [head, ...]}) and the MLPs of
+        the blocks in `mlps` zero- or mean-ablated."""
+        return self._request("ablate", items=_pairs(items), how=how, mlps=[int(x) for x in mlps],
+                             heads={str(int(k)): [int(h) for h in v] for k, v in (heads or {}).items()})
 
     def patch(self, source: Any, target: Any, layer: int, positions: Sequence[int]) -> np.ndarray:
         """The target's next-token probabilities with resid_post.`layer` at `positions` from the source's."""

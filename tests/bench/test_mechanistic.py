@@ -64,6 +64,8 @@ def test_interventions_change_what_they_touch_and_nothing_else(access):
     assert not np.array_equal(zeroed[0], plain[0]) and np.isclose(zeroed[0].sum(), 1.0, atol=1e-5)
     mean = mech.ablate(base[:1], {1: [2]}, how="mean")
     assert np.isclose(mean[0].sum(), 1.0, atol=1e-5)
+    mlp_mean = mech.ablate(base[:1], mlps=[0], how="mean")
+    assert np.isclose(mlp_mean[0].sum(), 1.0, atol=1e-5) and not np.array_equal(mlp_mean[0], plain[0])
     assert np.array_equal(mech.patch(base[0], base[0], 0, [-1]), plain[0])  # an item patched into itself
     patched = mech.patch(base[1], base[0], len(mech.layout.blocks) - 1, [-1])
     assert np.allclose(patched, plain[1], atol=1e-6)  # the last block's last state decides the next token
@@ -101,3 +103,22 @@ def test_anything_but_a_base_item_is_refused(access):
             request(replace(base[0], prompt=variants[0].prompt))  # a base item's id on a variant's text
     with pytest.raises(ValueError, match="unknown sites"):
         mech.read(base[:1], ["logits"])
+
+
+def test_a_zeroed_mlp_is_the_model_with_that_mlp_s_output_projection_zeroed(access):
+    import torch
+
+    mech, base, _ = access
+    ablated = mech.ablate(base[:2], mlps=[1])
+    mlp = mech.layout.blocks[1].mlp
+    out = mlp.down_proj if hasattr(mlp, "down_proj") else mlp.c_proj
+    kept = {k: v.clone() for k, v in out.state_dict().items()}
+    try:
+        with torch.no_grad():
+            for v in out.parameters():
+                v.zero_()
+        assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(ablated, mech.next_token(base[:2])))
+    finally:
+        out.load_state_dict(kept)
+    assert not np.allclose(ablated[0], mech.next_token(base[:1])[0], atol=1e-6)  # restored: it mattered
+    assert [e for e in mech.log if "ablate" in e][-1]["mlps"] == [1]  # recorded
