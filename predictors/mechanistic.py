@@ -20,13 +20,6 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
 
-def _by_family(items: Sequence[Any]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for item in items:
-        out.setdefault(item.family, []).append(item)
-    return out
-
-
 def _base_rates(calibration: Sequence[Observation]) -> dict[str, float]:
     """Each family's base failure rate: the score of an item whose family has no measurement (a
     constant within the family, so it ranks nothing there)."""
