@@ -29,6 +29,16 @@ def _base_rates(calibration: Sequence[Observation]) -> dict[str, float]:
     return {f: float(np.clip(np.mean(v), 0.01, 0.99)) for f, v in rates.items()}
 
 
+def _base_by_family(observations: Sequence[Observation], per_cell: int, keep=lambda o: True
+                    ) -> dict[str, list[Observation]]:
+    """The first `per_cell` observations of each base cell that `keep` accepts, by family."""
+    out: dict[str, list[Observation]] = {}
+    for o in _first_per_cell(observations, per_cell):
+        if keep(o):
+            out.setdefault(o.item.family, []).append(o)
+    return out
+
+
 def _first_per_cell(observations: Sequence[Observation], per_cell: int) -> list[Observation]:
     kept, seen = [], {}
     for o in observations:
@@ -85,11 +95,7 @@ class HopResolution(Predictor):
         n_layers = int(model.card.n_layers)
         self.n_layers_ = n_layers
         self.families_: dict[str, dict[str, Any]] = {}
-        observations = _first_per_cell(calibration, self.per_cell)
-        by_family: dict[str, list[Observation]] = {}
-        for o in observations:
-            by_family.setdefault(o.item.family, []).append(o)
-        for family, group in by_family.items():
+        for family, group in _base_by_family(calibration, self.per_cell).items():
             axis = next((a for a in DEPTH_AXES if all(isinstance(o.item.axes.get(a), int)
                                                       and not isinstance(o.item.axes.get(a), bool) for o in group)), None)
             if axis is None:
@@ -231,12 +237,8 @@ class LookupHeads(Predictor):
     def fit(self, model, calibration):
         self.rates_ = _base_rates(calibration)
         self.families_: dict[str, dict[str, Any]] = {}
-        observations = _first_per_cell(calibration, self.per_cell)
-        by_family: dict[str, list[Observation]] = {}
-        for o in observations:
-            if any(a in o.item.axes for a in SIZE_AXES):
-                by_family.setdefault(o.item.family, []).append(o)
-        for family, group in by_family.items():
+        sized = _base_by_family(calibration, self.per_cell, lambda o: any(a in o.item.axes for a in SIZE_AXES))
+        for family, group in sized.items():
             fitted = self._measure(model, group)
             if fitted is not None:
                 self.families_[family] = fitted
@@ -299,11 +301,11 @@ class LookupHeads(Predictor):
             if fit is not None:
                 expected = fit["intercept"] + fit["slope"] * np.log(lengths[k])
                 scores[k] = float(_sigmoid((fit["critical"] - expected) / fit["spread"]))
+        index = {i.id: k for k, i in enumerate(items)}
         for family, cells in _family_cells(items).items():
             fit = self.families_.get(family)
             if fit is None:
                 continue
-            index = {i.id: k for k, i in enumerate(items)}
             mean_score = {c: float(np.mean([scores[index[i.id]] for i in m])) for c, m in cells.items()
                           if min(lengths[index[i.id]] for i in m) > fit["longest"]}  # past the base lengths
             heads = ", ".join(f"L{x}.H{h}" for x, h in fit["heads"])
@@ -352,11 +354,11 @@ class PositionalRange(Predictor):
         self.context_ = getattr(card, "context_length", None)
         self.families_: dict[str, dict[str, float]] = {}
         upper = list(range(n_layers // 2, n_layers))
-        by_family: dict[str, list[Observation]] = {}
-        for o in _first_per_cell(calibration, self.per_cell):
-            by_family.setdefault(o.item.family, []).append(o)
-        for family, group in by_family.items():
-            longest = max(len(p) for p in model.tokenize([o.item.prompt for o in calibration if o.item.family == family]))
+        lengths: dict[str, int] = {}  # the longest base prompt of each family, in tokens
+        for o, pieces in zip(calibration, model.tokenize([o.item.prompt for o in calibration])):
+            lengths[o.item.family] = max(lengths.get(o.item.family, 0), len(pieces))
+        for family, group in _base_by_family(calibration, self.per_cell).items():
+            longest = lengths[family]
             reads = model.mechanistic.read([o.item for o in group], ["pattern"], upper)
             distance = 0
             for read in reads:
@@ -431,29 +433,21 @@ class CarriedState(Predictor):
         if adds:
             reads = model.mechanistic.read([o.item for o in adds], ["resid_post"], list(range(n_layers)))
             width = max(len(o.item.meta["carries"]) for o in adds)
-            labels = [np.array([(list(o.item.meta["carries"]) + [0] * width)[j] for o in adds]) for j in range(width)]
             states = [np.stack([r[f"resid_post.{x}"][-1] for r in reads]).astype(np.float64) for x in range(n_layers)]
-            held = self._held(states, labels)
+            held = self._held([(states, np.array([(list(o.item.meta["carries"]) + [0] * width)[j] for o in adds]))
+                               for j in range(width)])
             self.families_[adds[0].item.family] = {"axis": "carry", "held": held, "kind": "carry bits at '='",
                                                    "base_max": max(o.item.axes.get("carry", 0) for o in adds)}
         if bits:
             reads = model.mechanistic.read([o.item for o in bits], ["resid_post"], list(range(n_layers)))
             width = max(len(o.item.meta["prefix_parity"]) for o in bits)
-            labels, states = [], []
+            quantities = []  # per bit j: (the state at bit j's position, per layer; the running parity there)
             for j in range(width):
-                rows = [(r, o) for r, o in zip(reads, bits) if len(o.item.meta["prefix_parity"]) > j]
-                labels.append(np.array([o.item.meta["prefix_parity"][j] for _, o in rows]))
-                states.append(rows)
-            held = 0
-            for j in range(width):
-                rows = states[j]
-                best = 0.0
-                for x in range(n_layers):
-                    xs = np.stack([r[f"resid_post.{x}"][self._bit_row(model, o.item, r, j)] for r, o in rows])
-                    best = max(best, _balanced(xs.astype(np.float64), labels[j]))
-                if best < self.level:
-                    break
-                held = j + 1
+                rows = [(r, self._bit_row(model, o.item, r, j), o.item.meta["prefix_parity"][j])
+                        for r, o in zip(reads, bits) if len(o.item.meta["prefix_parity"]) > j]
+                quantities.append(([np.stack([r[f"resid_post.{x}"][row] for r, row, _ in rows]).astype(np.float64)
+                                    for x in range(n_layers)], np.array([y for _, _, y in rows])))
+            held = self._held(quantities)
             self.families_[bits[0].item.family] = {"axis": "length", "held": held, "kind": "running parity per bit",
                                                    "base_max": max(o.item.axes.get("length", 0) for o in bits)}
         for family, fit in self.families_.items():
@@ -462,9 +456,11 @@ class CarriedState(Predictor):
             raise NotApplicable("no family records the intermediate quantities of its chain (carries, prefix parity)")
         return self
 
-    def _held(self, states: list[np.ndarray], labels: list[np.ndarray]) -> int:
+    def _held(self, quantities: list[tuple[list[np.ndarray], np.ndarray]]) -> int:
+        """How many of the chain's quantities, in order, a probe decodes (at its best layer) before
+        the first it does not: each given as (the states per layer, the quantity's values)."""
         held = 0
-        for j, y in enumerate(labels):
+        for j, (states, y) in enumerate(quantities):
             best = max(_balanced(x, y) for x in states)
             if best < self.level:
                 break
