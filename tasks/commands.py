@@ -13,7 +13,9 @@ before acting, `around` turns and acts four times.
 
 Axes: output length (actions), whether `jump` appears in composition (the base
 region shows it only alone), whether `around right` appears (the base region
-shows `around left` and `right` but never the two together).
+shows `around left` and `right` but never the two together), and two that only
+variant cells set: which phrase's actions end a long answer, and an extra space
+before `=` (a surface change that leaves the command's meaning alone).
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ TURNS = {"left": "<", "right": ">"}
 REPEATS = {"": 1, "twice": 2, "thrice": 3}
 BASE_MAX_OUTPUT = 12
 LONG = BASE_MAX_OUTPUT + 1  # the long cells' answers: one past the base region (at 14 the default model fails all)
+# At LONG the default model fails every answer that starts with the longer phrase's actions and
+# only part of those that end with them; the long cells hold the latter, where it half-succeeds.
 
 
 def verb_output(action: str | None, how: str, side: str) -> str:
@@ -69,7 +73,9 @@ class Commands(TaskFamily):
     axes = {"output_length": "actions in the answer",
             "jump_composed": "jump used inside a larger command (the base region has it only alone)",
             "around_right": "the modifier combination 'around right' occurs",
-            "conjunctions": "phrases joined by 'and' / 'after'"}
+            "conjunctions": "phrases joined by 'and' / 'after'",
+            "longer_last": "the answer ends with its longer phrase's actions (the long cells only)",
+            "spaced": "an extra space before '=' (the spaced cell only)"}
     cells = (
         Cell("phrase", {"conjunctions": 0, "output_length": (1, BASE_MAX_OUTPUT)}, "base"),
         Cell("conjunction", {"conjunctions": 1, "output_length": (2, BASE_MAX_OUTPUT)}, "base"),
@@ -77,10 +83,12 @@ class Commands(TaskFamily):
              "substitutivity", "jump, seen only alone, in the verb slot of seen commands"),
         Cell("around_right", {"conjunctions": (0, 1), "output_length": (1, BASE_MAX_OUTPUT), "around_right": True},
              "systematicity", "'around' and 'right' are each seen, never together"),
-        Cell("long,and", {"conjunctions": 1, "output_length": (LONG, LONG), "joiner": "and"}, "productivity",
-             "'x and y' whose answer is one action longer than any in the base region"),
-        Cell("long,after", {"conjunctions": 1, "output_length": (LONG, LONG), "joiner": "after"}, "productivity",
-             "'x after y' whose answer is one action longer than any in the base region"),
+        Cell("long,and", {"conjunctions": 1, "output_length": (LONG, LONG), "joiner": "and", "longer_last": True},
+             "productivity", "'x and y' whose answer is one action longer than any in the base region, y's part the longer"),
+        Cell("long,after", {"conjunctions": 1, "output_length": (LONG, LONG), "joiner": "after", "longer_last": True},
+             "productivity", "'x after y' whose answer is one action longer than any in the base region, x's part the longer"),
+        Cell("spaced", {"conjunctions": 1, "output_length": (2, BASE_MAX_OUTPUT), "spaced": True}, "distraction",
+             "a base-region command with one extra space before '=' (the base region always has one)"),
     )
 
     def sample(self, cell: Cell, rng: random.Random) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
@@ -106,6 +114,13 @@ class Commands(TaskFamily):
                 continue  # "jump" alone is base
             joiner = cell.axes.get("joiner") or (rng.choice(["and", "after"]) if count == 2 else None)
             prompt, target, axes, meta = self._finish(phrases, joiner, jump)
+            if "longer_last" in cell.axes:
+                first, last = meta["phrase_outputs"][::-1] if joiner == "after" else meta["phrase_outputs"]
+                if (len(last) > len(first)) != cell.axes["longer_last"]:
+                    continue
+                axes["longer_last"] = cell.axes["longer_last"]
+            if cell.axes.get("spaced"):
+                prompt, axes["spaced"] = prompt[:-1] + " =", True
             if lo <= len(target) <= hi:
                 return prompt, target, axes, meta
 

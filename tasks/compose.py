@@ -47,8 +47,6 @@ class Compose(TaskFamily):
              "a one-digit input, shorter than any in the base region"),
         Cell("depth=3,length=1", {"depth": 3, "length": (1, 1), "held_out_pair": False}, "depth",
              "three functions on a one-digit input, where only inc changes the string"),
-        Cell("length=6", {"depth": (1, 2), "length": (6, 6), "held_out_pair": False}, "productivity",
-             "one digit longer than any input in the base region"),
         Cell("held_out_pair", {"depth": 2, "length": (3, 5), "held_out_pair": True}, "systematicity",
              "two functions each seen in the base region, never seen one after the other"),
     )

@@ -19,6 +19,7 @@ class Parity(TaskFamily):
     axes = {"length": "bits in the string"}
     cells = (
         Cell("length<=8", {"length": (2, 8)}, "base"),
+        Cell("length=10", {"length": (10, 10)}, "productivity"),
         Cell("length=12", {"length": (12, 12)}, "productivity"),
         Cell("length=16", {"length": (16, 16)}, "productivity"),
     )

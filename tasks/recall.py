@@ -37,6 +37,7 @@ class Recall(TaskFamily):
         Cell("pairs=4", {"pairs": 4, "rebound": False}, "base"),
         Cell("pairs=6", {"pairs": 6, "rebound": False}, "productivity", "two pairs beyond the base region"),
         Cell("pairs=8", {"pairs": 8, "rebound": False}, "productivity"),
+        Cell("pairs=10", {"pairs": 10, "rebound": False}, "productivity"),
         Cell("pairs=12", {"pairs": 12, "rebound": False}, "productivity"),
         Cell("rebound", {"pairs": 4, "rebound": True}, "distraction",
              "the queried key appears twice; the earlier binding is stale"),

@@ -33,7 +33,7 @@ def _handle(kind, request):
 
 
 def _items(n=16):
-    cells = ("digits=1", "digits=3", "digits=4", "operands=3")
+    cells = ("digits=1", "digits=3", "digits=4", "carry=3,short")
     return [i.sealed() for c in cells for i in get_family("addition").generate(c, n // len(cells), seed=0)]
 
 

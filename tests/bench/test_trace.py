@@ -14,7 +14,7 @@ def llama(tiny_llama):
 
 
 def _items(n=24):
-    cells = ("digits=1", "digits=3", "digits=4", "operands=3")
+    cells = ("digits=1", "digits=3", "digits=4", "carry=3,short")
     return [i.sealed() for c in cells for i in get_family("addition").generate(c, n // len(cells), seed=0)]
 
 
