@@ -43,26 +43,59 @@ def one_thread():
     return threadpool_limits(1)
 
 
-_THREADS_KEEP_ROWS: dict[int, bool] = {}  # torch's thread count -> checked
+_THREADS_KEEP_ROWS: dict[tuple, bool] = {}  # (torch's thread count, the products checked) -> verdict
 
 
-def threads_keep_rows_invariant() -> bool:
-    """Whether, with torch's current thread count, one row of a batched float32 product equals the
-    row computed alone and the same product on one thread (MKL's strict CNR mode, which
-    bench.model.load asks for with MKL_CBWR, makes it so on the CPUs we know); checked once per
-    thread count."""
+def threads_keep_rows_invariant(model=None) -> bool:
+    """Whether, with torch's current thread count, a block of rows of a batched float32 product
+    equals those rows computed alone, wherever they sit in the batch, and the same product on one
+    thread (MKL's strict CNR mode, which bench.model.load asks for with MKL_CBWR, makes it so for
+    some shapes on the CPUs we know, not for all). Checked once per thread count on each kind of
+    product `model` has (every linear layer's shape; a fixed product without a model), in blocks
+    of MIN_ROWS rows, as the trace multiplies: a product of 1-3 rows takes another kernel on some
+    CPUs whatever the thread count (`bench.model.load.MIN_ROWS`)."""
     import torch
 
-    threads = torch.get_num_threads()
-    if threads not in _THREADS_KEEP_ROWS:
+    from .model.load import MIN_ROWS
+
+    products = _products(model)
+    key = (torch.get_num_threads(), tuple(signature for signature, _, _ in products))
+    if key not in _THREADS_KEEP_ROWS:
         generator = torch.Generator().manual_seed(0)
-        x = torch.randn(96, 576, generator=generator)
-        w = torch.randn(576, 1536, generator=generator)
-        batched, alone = x @ w, x[:1] @ w
-        with torch_threads(1):
-            single = x @ w
-        _THREADS_KEEP_ROWS[threads] = bool(torch.equal(batched[:1], alone) and torch.equal(batched, single))
-    return _THREADS_KEEP_ROWS[threads]
+        held = True
+        with torch.inference_mode():
+            for _, width, product in products:
+                x = torch.randn(300, width, generator=generator)
+                batched = product(x)
+                with torch_threads(1):
+                    single = product(x)
+                held = held and torch.equal(batched, single) and all(
+                    torch.equal(batched[at:at + MIN_ROWS], product(x[at:at + MIN_ROWS])) for at in (0, 101))
+        _THREADS_KEEP_ROWS[key] = held
+    return _THREADS_KEEP_ROWS[key]
+
+
+def _products(model) -> list[tuple[tuple, int, object]]:
+    """(signature, input width, product) for each kind of float32 product on a CPU that `model` has."""
+    import torch
+
+    if model is None:
+        w = torch.randn(576, 1536, generator=torch.Generator().manual_seed(1))
+        return [(("matmul", 576, 1536), 576, lambda x: x @ w)]
+    out: dict[tuple, tuple] = {}
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.device.type != "cpu" \
+                or weight.dtype != torch.float32 or isinstance(module, torch.nn.Embedding):
+            continue
+        if isinstance(module, torch.nn.Linear):
+            width = module.in_features
+        elif type(module).__name__ == "Conv1D":  # GPT-2's: x @ weight, weight (in, out)
+            width = weight.shape[0]
+        else:
+            continue
+        out.setdefault((type(module).__name__, *weight.shape, module.bias is not None), (width, module))
+    return [(signature, width, module) for signature, (width, module) in out.items()]
 
 
 @contextlib.contextmanager
@@ -78,7 +111,7 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def invariant_threads():
-    """Every core where rows stay batch-invariant with them (`threads_keep_rows_invariant`), else
-    one thread, where they always do."""
-    return contextlib.nullcontext() if threads_keep_rows_invariant() else torch_threads(1)
+def invariant_threads(model=None):
+    """Every core where rows stay batch-invariant with them (`threads_keep_rows_invariant`, on
+    `model`'s products), else one thread, where they always do."""
+    return contextlib.nullcontext() if threads_keep_rows_invariant(model) else torch_threads(1)

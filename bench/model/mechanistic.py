@@ -16,8 +16,10 @@ Weights (no forward pass):
                                           every later head's QK or OV circuit
 
 Every request names items; an item that is not one of the run's base items (by id and prompt) is
-refused with one line: a blind predictor that could run any text could run the variants. Items go
-one at a time (no padding), so a result never depends on what else was asked for.
+refused with one line: a blind predictor that could run any text could run the variants. A read
+passes prompts of one token length together (no padding; under the trace's thread policy a row of
+the batch equals the item read alone), so a result never depends on what else was asked for;
+interventions go one item at a time.
 """
 from __future__ import annotations
 
@@ -77,6 +79,7 @@ class RegionAccess:
     object's."""
 
     CACHE_BYTES = 256 * 2**20
+    READ_BATCH = 32  # prompts of one length read in one pass
 
     def __init__(self, handle: ModelHandle, allowed: Sequence[Any], region: str = "base"):
         self.handle = handle
@@ -111,7 +114,7 @@ class RegionAccess:
         if op not in calls:
             raise ValueError(f"unknown mechanistic request {op!r}")
         started = time.perf_counter()
-        with invariant_threads():  # as the trace: an answer's last bits do not depend on the core count
+        with invariant_threads(self.handle.model):  # as the trace: an answer's last bits do not depend on the core count
             result = calls[op]()
         self.log[-1]["seconds"] = time.perf_counter() - started  # the entry the call just logged
         return result
@@ -135,41 +138,50 @@ class RegionAccess:
             raise ValueError(f"layers must lie in [0, {n_layers}), got {layers}")
         layers = [x % n_layers for x in layers]
         self.log.append({"read": list(sites), "layers": layers, "items": [i.id for i in items]})
-        return [self._cached_read(item, tuple(sites), tuple(layers)) for item in items]
+        sites, layers = tuple(sites), tuple(layers)
+        found = {item.id: self._reads[(item.id, sites, layers)] for item in items if (item.id, sites, layers) in self._reads}
+        todo = list({item.id: item for item in items if item.id not in found}.values())
+        ids = self.handle.token_ids([item.prompt for item in todo]) if todo else []
+        by_length: dict[int, list[int]] = {}
+        for k, row in enumerate(ids):
+            by_length.setdefault(len(row), []).append(k)
+        for group in by_length.values():  # prompts of one length go together: no padding
+            for start in range(0, len(group), self.READ_BATCH):
+                rows = group[start:start + self.READ_BATCH]
+                for k, out in zip(rows, self._read_batch([ids[k] for k in rows], sites, layers)):
+                    found[todo[k].id] = out
+        for item in todo:
+            self._keep((item.id, sites, layers), found[item.id])
+        return [found[item.id] for item in items]
 
-    def _cached_read(self, item, sites: tuple, layers: tuple) -> dict[str, np.ndarray]:
-        key = (item.id, sites, layers)
-        if key in self._reads:
-            self._reads.move_to_end(key)
-            return self._reads[key]
-        out = self._read_one(item, sites, layers)
+    def _keep(self, key: tuple, out: dict[str, np.ndarray]) -> None:
         self._reads[key] = out
         self._read_bytes += sum(a.nbytes for a in out.values())
         while self._read_bytes > self.CACHE_BYTES and len(self._reads) > 1:
             _, dropped = self._reads.popitem(last=False)
             self._read_bytes -= sum(a.nbytes for a in dropped.values())
-        return out
 
-    def _read_one(self, item, sites, layers) -> dict[str, np.ndarray]:
+    def _read_batch(self, ids: list[list[int]], sites, layers) -> list[dict[str, np.ndarray]]:
+        """One pass over prompts of one token length (`ids`), each item's sites split out. A row of
+        the batch equals the item read alone (`tests/bench/test_mechanistic.py` holds them equal)."""
         import torch
 
-        out: dict[str, np.ndarray] = {}
+        whole: dict[str, np.ndarray] = {}  # site -> (item, ...)
         with contextlib.ExitStack() as stack, torch.inference_mode():
             for layer in layers:
                 if "z" in sites:
-                    stack.enter_context(self._hook_z(layer, _capture(out, f"z.{layer}")))
+                    stack.enter_context(self._hook_z(layer, _capture(whole, f"z.{layer}")))
                 if "resid_post" in sites:  # the block's own output (HF's last hidden state is after the final norm)
                     stack.enter_context(_hooked(self.layout.blocks[layer].register_forward_hook(
-                        lambda module, args, output, key=f"resid_post.{layer}": out.__setitem__(
-                            key, _first(output)[0].float().cpu().numpy().copy()))))
+                        lambda module, args, output, key=f"resid_post.{layer}": whole.__setitem__(
+                            key, _first(output).float().cpu().numpy()))))
             eager = "pattern" in sites
             if eager:
                 stack.enter_context(_eager(self.handle.model))
-            result = self.handle.model(input_ids=self._ids(item), output_attentions=eager)
-        for layer in layers:
+            result = self.handle.model(input_ids=torch.tensor(ids, device=self.handle.device), output_attentions=eager)
             if eager:
-                out[f"pattern.{layer}"] = result.attentions[layer][0].float().cpu().numpy()
-        return out
+                whole.update({f"pattern.{layer}": result.attentions[layer].float().cpu().numpy() for layer in layers})
+        return [{key: value[b].copy() for key, value in whole.items()} for b in range(len(ids))]
 
     # -- interventions ---------------------------------------------------------------------------
     def ablate(self, items: Sequence[Any], heads: dict[int, Sequence[int]] | None = None, how: str = "zero",
@@ -201,7 +213,7 @@ class RegionAccess:
         `positions` (negative counts from the end, each prompt's own), taken from the source's."""
         self._check([source, target])
         self.log.append({"patch": [source.id, target.id], "layer": layer, "positions": list(positions)})
-        kept = self._read_one(source, ["resid_post"], [layer])[f"resid_post.{layer}"]
+        kept = self._read_batch(self.handle.token_ids([source.prompt]), ["resid_post"], [layer])[0][f"resid_post.{layer}"]
         import torch
 
         def swap(module, args, output):
@@ -276,7 +288,7 @@ class RegionAccess:
                 with hook, torch.inference_mode():
                     self.handle.model(input_ids=torch.tensor([self.handle.token_ids([prompt])[0]],
                                                              device=self.handle.device))
-                rows.append(seen["x"])
+                rows.append(seen["x"][0])
             longest = max(r.shape[0] for r in rows)
             total = torch.zeros(longest, *rows[0].shape[1:], dtype=rows[0].dtype)
             count = torch.zeros(longest, *(1,) * (rows[0].dim() - 1), dtype=rows[0].dtype)
@@ -362,9 +374,9 @@ def _hooked(handle):
 
 
 def _capture(store: dict, key: str, as_numpy: bool = True):
-    """An edit that keeps a copy of z (its one item) under `key` and changes nothing."""
+    """An edit that keeps a copy of what it sees (item, ...) under `key` and changes nothing."""
     def edit(z):
-        store[key] = z[0].float().cpu().numpy().copy() if as_numpy else z[0].clone()
+        store[key] = z.float().cpu().numpy() if as_numpy else z.clone()
         return z
     return edit
 

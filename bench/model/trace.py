@@ -457,7 +457,7 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
             work += [(prefix, [members[k] for k in batch])
                      for batch in exact_length_batches(lengths, 1 if mode == "eager" else batch_size)]
         stack.enter_context(torch.inference_mode())
-        stack.enter_context(invariant_threads())
+        stack.enter_context(invariant_threads(handle.model))
         bar = stack.enter_context(progress_bar(len(items), "trace" if progress else None))
         head = handle.model.get_output_embeddings()
         pooled = head is not None and final_norm(handle.model) is not None and lens_batched(head)

@@ -55,6 +55,20 @@ def test_reads_agree_with_a_plain_pass(access):
     assert mech.log[-1]["read"] == ["resid_post", "pattern", "z"]  # recorded
 
 
+def test_a_read_does_not_depend_on_what_else_was_asked(access):
+    from bench.process import invariant_threads
+
+    mech, base, _ = access
+    alone = RegionAccess(mech.handle, base)
+    alone.READ_BATCH = 1
+    assert len({len(ids) for ids in mech.handle.token_ids([i.prompt for i in base])}) < len(base)  # some go together
+    sites = ["resid_post", "pattern", "z"]
+    with invariant_threads(mech.handle.model):  # as `serve` answers
+        together, one_by_one = RegionAccess(mech.handle, base).read(base, sites), alone.read(base[::-1], sites)[::-1]
+    for a, b in zip(together, one_by_one):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_interventions_change_what_they_touch_and_nothing_else(access):
     mech, base, _ = access
     plain = mech.next_token(base[:2])

@@ -28,6 +28,27 @@ def test_trace_is_bit_identical_at_batch_sizes_1_7_32_and_in_any_company(llama):
     np.testing.assert_array_equal(alone.hidden[0], traces[2].hidden[5])
 
 
+def test_two_threads_where_row_blocks_stay_invariant_and_the_trace_unchanged(llama):
+    """The pass takes every core where blocks of MIN_ROWS rows of the model's own products do not
+    depend on the batch or the thread count (checked on its layers' shapes: some shapes keep them on
+    two threads and some do not); the trace is the same as on one thread either way."""
+    from bench.process import threads_keep_rows_invariant, torch_threads
+
+    class Shifty(torch.nn.Linear):  # a product whose rows depend on the batch's size
+        def forward(self, x):
+            return super().forward(x) + (x.shape[0] % 7) * 1e-6
+
+    assert not threads_keep_rows_invariant(torch.nn.Sequential(torch.nn.Linear(8, 8), Shifty(8, 8)))
+    with torch_threads(1):
+        assert threads_keep_rows_invariant(torch.nn.Sequential(torch.nn.Linear(8, 8)))
+        one = trace(llama, _items(), batch_size=32, attention=True)
+    with torch_threads(2):
+        two = [trace(llama, _items(), batch_size=b, attention=True) for b in (1, 32)]
+    for other in two:
+        for name in one.site_names():
+            np.testing.assert_array_equal(getattr(one, name), getattr(other, name), err_msg=name)
+
+
 def test_attention_summaries_match_a_direct_eager_pass(llama):
     items = [get_family("addition").generate("digits=3", 1, seed=4)[0].sealed()]
     t = trace(llama, items + _items(8), batch_size=9, attention=True)  # padded batch

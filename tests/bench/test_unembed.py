@@ -15,7 +15,7 @@ def test_the_last_position_alone_equals_the_full_pass_last_row(kind, batch, requ
     handle = load_model(str(request.getfixturevalue(kind)))
     ids = torch.tensor([handle.token_ids(["the cat sat on the mat"])[0]] * batch)
     ids[:, 1] = torch.arange(batch) + 5  # rows differ
-    with torch.inference_mode(), invariant_threads():  # as the trace runs: where rows are batch-invariant
+    with torch.inference_mode(), invariant_threads(handle.model):  # as the trace runs: where rows are batch-invariant
         full = handle.model(input_ids=ids, output_hidden_states=True).logits
         with last_position_only(handle.model) as last:
             assert last == {"logits_to_keep": 1}
