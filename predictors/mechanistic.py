@@ -112,7 +112,7 @@ class HopResolution(Predictor):
 
     def _measure(self, model, group: list[Observation], axis: str, n_layers: int) -> dict[str, Any] | None:
         answers = np.array([(model.tokenize([o.item.target])[0] or [""])[0] for o in group], dtype=object)
-        reads = model.mechanistic.read([o.item for o in group], ["resid_post"], list(range(n_layers)))
+        reads = model.mechanistic.read([o.item for o in group], ["resid_post"], list(range(n_layers)), positions=[-1])
         depth = np.array([o.item.axes[axis] for o in group])
         layer_of: dict[int, float] = {}
         curves = {}
@@ -252,7 +252,7 @@ class LookupHeads(Predictor):
 
     def _measure(self, model, group: list[Observation]) -> dict[str, Any] | None:
         n_layers = int(model.card.n_layers)
-        reads = model.mechanistic.read([o.item for o in group], ["pattern"], list(range(n_layers)))
+        reads = model.mechanistic.read([o.item for o in group], ["pattern"], list(range(n_layers)), positions=[-1])
         rows, lengths, failed, kept = [], [], [], []
         for o, read in zip(group, reads):
             positions = read["pattern.0"].shape[-1]
@@ -431,7 +431,7 @@ class CarriedState(Predictor):
         adds = [o for o in group if "carries" in o.item.meta]
         bits = [o for o in group if "prefix_parity" in o.item.meta]
         if adds:
-            reads = model.mechanistic.read([o.item for o in adds], ["resid_post"], list(range(n_layers)))
+            reads = model.mechanistic.read([o.item for o in adds], ["resid_post"], list(range(n_layers)), positions=[-1])
             width = max(len(o.item.meta["carries"]) for o in adds)
             states = [np.stack([r[f"resid_post.{x}"][-1] for r in reads]).astype(np.float64) for x in range(n_layers)]
             held = self._held([(states, np.array([(list(o.item.meta["carries"]) + [0] * width)[j] for o in adds]))

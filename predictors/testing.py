@@ -76,9 +76,14 @@ class FakeMechanistic:
         logits = rng.normal(size=card.vocab_size) * 2
         return np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
 
-    def read(self, items, sites, layers=None):
+    def read(self, items, sites, layers=None, positions=None):
         layers = range(self.card.n_layers) if layers is None else [x % self.card.n_layers for x in layers]
-        return [{f"{s}.{x}": self._array(item, f"{s}.{x}") for s in sites for x in layers} for item in items]
+
+        def at(site, array):  # the rows (of a pattern, the query rows) at `positions`
+            if positions is None:
+                return array
+            return array[:, list(positions)] if site == "pattern" else array[list(positions)]
+        return [{f"{s}.{x}": at(s, self._array(item, f"{s}.{x}")) for s in sites for x in layers} for item in items]
 
     def next_token(self, items):
         return [self._array(item, "next_token") for item in items]

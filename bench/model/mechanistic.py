@@ -6,6 +6,8 @@ Sites (named as TransformerLens names its hook points; shapes per item, `pos` th
   resid_post.L    (pos, d_model)          residual stream after block L
   pattern.L       (head, pos, pos)        attention weights, query by key (eager attention)
   z.L             (pos, head, d_head)     each head's output before the output projection
+A read may name token positions (`positions=[-1]`: the last): `pos` is then those rows (of
+pattern, those queries). On a deep, wide model that is what keeps a read small.
 Interventions, each returning the next-token distribution at the last prompt position:
   ablate(item, {L: [h, ...]}, how, mlps)  heads' z (and whole MLPs' outputs) zeroed or set to their
                                           mean over MEAN_OVER region items
@@ -105,7 +107,7 @@ class RegionAccess:
         """Answer one request from the predictor worker (`bench.protocol.worker.MechanisticClient`)."""
         op = request.get("op")
         items = [Asked(str(i), str(p)) for i, p in request.get("items", [])]
-        calls = {"read": lambda: self.read(items, request["sites"], request.get("layers")),
+        calls = {"read": lambda: self.read(items, request["sites"], request.get("layers"), request.get("positions")),
                  "ablate": lambda: self.ablate(items, {int(k): v for k, v in request.get("heads", {}).items()},
                                                request.get("how", "zero"), request.get("mlps", ())),
                  "patch": lambda: self.patch(items[0], items[1], request["layer"], request["positions"]),
@@ -125,9 +127,11 @@ class RegionAccess:
         return torch.tensor([self.handle.token_ids([item.prompt])[0]], device=self.handle.device)
 
     # -- reading ---------------------------------------------------------------------------------
-    def read(self, items: Sequence[Any], sites: Sequence[str], layers: Sequence[int] | None = None
-             ) -> list[dict[str, np.ndarray]]:
-        """Per item, {"SITE.L": array} for each site and layer asked for (all layers by default)."""
+    def read(self, items: Sequence[Any], sites: Sequence[str], layers: Sequence[int] | None = None,
+             positions: Sequence[int] | None = None) -> list[dict[str, np.ndarray]]:
+        """Per item, {"SITE.L": array} for each site and layer asked for (all layers by default), at
+        the token `positions` asked for (negative counts from each prompt's end; all by default): the
+        rows of resid_post and z, the query rows of pattern (every key kept)."""
         self._check(items)
         unknown = [s for s in sites if s not in SITES]
         if unknown:
@@ -137,9 +141,11 @@ class RegionAccess:
         if any(not -n_layers <= x < n_layers for x in layers):
             raise ValueError(f"layers must lie in [0, {n_layers}), got {layers}")
         layers = [x % n_layers for x in layers]
-        self.log.append({"read": list(sites), "layers": layers, "items": [i.id for i in items]})
-        sites, layers = tuple(sites), tuple(layers)
-        found = {item.id: self._reads[(item.id, sites, layers)] for item in items if (item.id, sites, layers) in self._reads}
+        positions = None if positions is None else tuple(int(p) for p in positions)
+        self.log.append({"read": list(sites), "layers": layers, "items": [i.id for i in items]}
+                        | ({"positions": list(positions)} if positions is not None else {}))
+        key = (tuple(sites), tuple(layers), positions)
+        found = {item.id: self._reads[(item.id, *key)] for item in items if (item.id, *key) in self._reads}
         todo = list({item.id: item for item in items if item.id not in found}.values())
         ids = self.handle.token_ids([item.prompt for item in todo]) if todo else []
         by_length: dict[int, list[int]] = {}
@@ -148,10 +154,10 @@ class RegionAccess:
         for group in by_length.values():  # prompts of one length go together: no padding
             for start in range(0, len(group), self.READ_BATCH):
                 rows = group[start:start + self.READ_BATCH]
-                for k, out in zip(rows, self._read_batch([ids[k] for k in rows], sites, layers)):
+                for k, out in zip(rows, self._read_batch([ids[k] for k in rows], *key)):
                     found[todo[k].id] = out
         for item in todo:
-            self._keep((item.id, sites, layers), found[item.id])
+            self._keep((item.id, *key), found[item.id])
         return [found[item.id] for item in items]
 
     def _keep(self, key: tuple, out: dict[str, np.ndarray]) -> None:
@@ -161,26 +167,32 @@ class RegionAccess:
             _, dropped = self._reads.popitem(last=False)
             self._read_bytes -= sum(a.nbytes for a in dropped.values())
 
-    def _read_batch(self, ids: list[list[int]], sites, layers) -> list[dict[str, np.ndarray]]:
+    def _read_batch(self, ids: list[list[int]], sites, layers, positions=None) -> list[dict[str, np.ndarray]]:
         """One pass over prompts of one token length (`ids`), each item's sites split out. A row of
         the batch equals the item read alone (`tests/bench/test_mechanistic.py` holds them equal)."""
         import torch
 
+        length = len(ids[0])
+        if positions is not None and any(not -length <= p < length for p in positions):
+            raise ValueError(f"positions must lie in [-{length}, {length}) for a prompt of {length} tokens, got "
+                             f"{list(positions)}")
+        at = slice(None) if positions is None else torch.tensor([p % length for p in positions])
         whole: dict[str, np.ndarray] = {}  # site -> (item, ...)
         with contextlib.ExitStack() as stack, torch.inference_mode():
             for layer in layers:
                 if "z" in sites:
-                    stack.enter_context(self._hook_z(layer, _capture(whole, f"z.{layer}")))
+                    stack.enter_context(self._hook_z(layer, _capture(whole, f"z.{layer}", at)))
                 if "resid_post" in sites:  # the block's own output (HF's last hidden state is after the final norm)
                     stack.enter_context(_hooked(self.layout.blocks[layer].register_forward_hook(
                         lambda module, args, output, key=f"resid_post.{layer}": whole.__setitem__(
-                            key, _first(output).float().cpu().numpy()))))
+                            key, _first(output)[:, at].float().cpu().numpy()))))
             eager = "pattern" in sites
             if eager:
                 stack.enter_context(_eager(self.handle.model))
             result = self.handle.model(input_ids=torch.tensor(ids, device=self.handle.device), output_attentions=eager)
             if eager:
-                whole.update({f"pattern.{layer}": result.attentions[layer].float().cpu().numpy() for layer in layers})
+                whole.update({f"pattern.{layer}": result.attentions[layer][:, :, at].float().cpu().numpy()
+                              for layer in layers})
         return [{key: value[b].copy() for key, value in whole.items()} for b in range(len(ids))]
 
     # -- interventions ---------------------------------------------------------------------------
@@ -196,6 +208,8 @@ class RegionAccess:
         mlps = [int(x) for x in mlps]
         self.log.append({"ablate": {str(k): list(v) for k, v in heads.items()}, "mlps": mlps, "how": how,
                          "items": [i.id for i in items]})
+        if how == "mean":  # every mean this ablation needs, in one set of passes
+            self._means_of([("z", layer) for layer in heads] + [("mlp", layer) for layer in mlps])
         out = []
         for item in items:
             with contextlib.ExitStack() as stack:
@@ -276,27 +290,35 @@ class RegionAccess:
         """The mean of a site ("z": each head's output, (pos, head, d_head); "mlp": the MLP's output,
         (pos, d_model)) over the region's first MEAN_OVER items by id, per position from the end
         (prompts differ in length): aligned at the last token, as long as the longest prompt."""
-        if key not in self._means:
+        return self._means_of([key])[key]
+
+    def _means_of(self, keys) -> dict:
+        """`_mean` of each of `keys`, those not yet known computed together: one pass per item over
+        the MEAN_OVER items, whatever the number of sites and layers asked."""
+        missing = [key for key in dict.fromkeys(keys) if key not in self._means]
+        if missing:
             import torch
 
-            site, layer = key
-            rows = []
+            rows: dict[tuple, list] = {key: [] for key in missing}
             for item_id, prompt in sorted(self.allowed.items())[:MEAN_OVER]:
                 seen: dict = {}
-                hook = self._hook_z(layer, _capture(seen, "x", as_numpy=False)) if site == "z" else \
-                    self._hook_mlp(layer, _capture(seen, "x", as_numpy=False))
-                with hook, torch.inference_mode():
-                    self.handle.model(input_ids=torch.tensor([self.handle.token_ids([prompt])[0]],
-                                                             device=self.handle.device))
-                rows.append(seen["x"][0])
-            longest = max(r.shape[0] for r in rows)
-            total = torch.zeros(longest, *rows[0].shape[1:], dtype=rows[0].dtype)
-            count = torch.zeros(longest, *(1,) * (rows[0].dim() - 1), dtype=rows[0].dtype)
-            for r in rows:
-                total[longest - r.shape[0]:] += r
-                count[longest - r.shape[0]:] += 1
-            self._means[key] = total / count.clamp(min=1)
-        return self._means[key]
+                with contextlib.ExitStack() as stack, torch.inference_mode():
+                    for key in missing:
+                        site, layer = key
+                        capture = _capture(seen, key, as_numpy=False)
+                        stack.enter_context(self._hook_z(layer, capture) if site == "z" else self._hook_mlp(layer, capture))
+                    self.handle.model(input_ids=torch.tensor([self.handle.token_ids([prompt])[0]], device=self.handle.device))
+                for key in missing:
+                    rows[key].append(seen[key][0])
+            for key, kept in rows.items():
+                longest = max(r.shape[0] for r in kept)
+                total = torch.zeros(longest, *kept[0].shape[1:], dtype=kept[0].dtype)
+                count = torch.zeros(longest, *(1,) * (kept[0].dim() - 1), dtype=kept[0].dtype)
+                for r in kept:
+                    total[longest - r.shape[0]:] += r
+                    count[longest - r.shape[0]:] += 1
+                self._means[key] = total / count.clamp(min=1)
+        return {key: self._means[key] for key in keys}
 
     # -- weights ---------------------------------------------------------------------------------
     def composition(self, kind: str = "k") -> np.ndarray:
@@ -373,10 +395,11 @@ def _hooked(handle):
         handle.remove()
 
 
-def _capture(store: dict, key: str, as_numpy: bool = True):
-    """An edit that keeps a copy of what it sees (item, ...) under `key` and changes nothing."""
+def _capture(store: dict, key: str, at=slice(None), as_numpy: bool = True):
+    """An edit that keeps a copy of what it sees (item, pos, ...), at positions `at`, under `key`
+    and changes nothing."""
     def edit(z):
-        store[key] = z.float().cpu().numpy() if as_numpy else z.clone()
+        store[key] = z[:, at].float().cpu().numpy() if as_numpy else z[:, at].clone()
         return z
     return edit
 

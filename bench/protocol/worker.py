@@ -87,12 +87,14 @@ class MechanisticClient:
             raise PermissionError("mechanistic access needs 'mechanistic' in the predictor's reads")
         return self._ask({"op": op, **fields})
 
-    def read(self, items: Sequence[Any], sites: Sequence[str], layers: Sequence[int] | None = None
-             ) -> list[dict[str, np.ndarray]]:
+    def read(self, items: Sequence[Any], sites: Sequence[str], layers: Sequence[int] | None = None,
+             positions: Sequence[int] | None = None) -> list[dict[str, np.ndarray]]:
         """Per item, {"SITE.L": array}: resid_post.L (pos, d_model), pattern.L (head, pos, pos),
-        z.L (pos, head, d_head), for `layers` (all by default)."""
+        z.L (pos, head, d_head), for `layers` (all by default), at token `positions` (negative from
+        the end; all by default; of pattern, the query rows)."""
         return self._request("read", items=_pairs(items), sites=list(sites),
-                             layers=None if layers is None else [int(x) for x in layers])
+                             layers=None if layers is None else [int(x) for x in layers],
+                             positions=None if positions is None else [int(p) for p in positions])
 
     def ablate(self, items: Sequence[Any], heads: dict[int, Sequence[int]] | None = None, how: str = "zero",
                mlps: Sequence[int] = ()) -> list[np.ndarray]:

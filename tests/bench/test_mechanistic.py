@@ -69,6 +69,29 @@ def test_a_read_does_not_depend_on_what_else_was_asked(access):
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_a_read_at_positions_is_those_rows_of_the_whole_read(access):
+    mech, base, _ = access
+    sites = ["resid_post", "pattern", "z"]
+    whole, last = mech.read(base[:3], sites), mech.read(base[:3], sites, positions=[-1, 0])
+    for a, b in zip(whole, last):
+        for key, array in a.items():
+            rows = array[:, [-1, 0]] if key.startswith("pattern") else array[[-1, 0]]
+            assert np.array_equal(rows, b[key]), key
+    assert mech.log[-1]["positions"] == [-1, 0]
+    with pytest.raises(ValueError, match="positions must lie"):
+        mech.read(base[:1], ["resid_post"], positions=[99])
+
+
+def test_means_of_several_sites_in_one_set_of_passes_equal_each_alone(access):
+    import torch
+
+    mech, base, _ = access
+    keys = [("z", 0), ("z", 1), ("mlp", 0), ("mlp", 1)]
+    together = RegionAccess(mech.handle, base)._means_of(keys)
+    for key in keys:
+        assert torch.equal(together[key], RegionAccess(mech.handle, base)._mean(key)), key
+
+
 def test_interventions_change_what_they_touch_and_nothing_else(access):
     mech, base, _ = access
     plain = mech.next_token(base[:2])
