@@ -8,6 +8,11 @@ from __future__ import annotations
 import contextlib
 import gc
 
+#: The fewest rows the runner multiplies at once: on some CPUs (AMD EPYC, measured) a product of 1-3
+#: rows takes another kernel than a larger one, even in MKL's strict mode, while every block of 4 or
+#: more rows equals the same rows of a larger product. The trace pads its unembedding to this many.
+MIN_ROWS = 4
+
 
 def settle() -> None:
     """For a process that is about to run the benchmark and end: Python's cyclic collector paused
@@ -53,10 +58,8 @@ def threads_keep_rows_invariant(model=None) -> bool:
     some shapes on the CPUs we know, not for all). Checked once per thread count on each kind of
     product `model` has (every linear layer's shape; a fixed product without a model), in blocks
     of MIN_ROWS rows, as the trace multiplies: a product of 1-3 rows takes another kernel on some
-    CPUs whatever the thread count (`bench.model.load.MIN_ROWS`)."""
+    CPUs whatever the thread count (`MIN_ROWS`)."""
     import torch
-
-    from .model.load import MIN_ROWS
 
     products = _products(model)
     key = (torch.get_num_threads(), tuple(signature for signature, _, _ in products))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UserError
+from ..process import MIN_ROWS  # the fewest rows the runner multiplies at once (why: there)
 from .card import ArchitectureCard, read_card
 
 
@@ -258,11 +259,6 @@ def _step(spec: ModelSpec, where: str, what: str, load: Any) -> Any:
         first = text.splitlines()[0] if text else type(e).__name__
         raise ModelLoadError(f"cannot load the {what} of {spec.name_or_path!r}{where}: {first}") from None
 
-
-#: The fewest rows the runner multiplies at once: on some CPUs (AMD EPYC, measured) a product of 1-3
-#: rows takes another kernel than a larger one, even in MKL's strict mode, while every block of 4 or
-#: more rows equals the same rows of a larger product. The trace pads its unembedding to this many.
-MIN_ROWS = 4
 
 #: Bumped when the trace (`bench.model.trace`) computes a stored site another way, even in the last
 #: bits: the trace cache (`ModelHandle.cache_name`) keeps traces of other versions apart.

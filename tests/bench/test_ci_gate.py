@@ -23,7 +23,7 @@ def _stable(path):
 
 @pytest.fixture(scope="module")
 def forgetful(tmp_path_factory):
-    """The default model after a short fine-tune on addition alone: a later checkpoint that
+    """The default model after a short fine-tune on addition's base region alone: a later checkpoint that
     forgot the other families (the regression a CI gate exists to catch)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -35,7 +35,7 @@ def forgetful(tmp_path_factory):
     shutil.copytree(DEFAULT_MODEL_PATH, folder, dirs_exist_ok=True)
     model, tok = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     family = get_family("addition")
-    texts = [i.prompt + i.target for c in family.cells for i in family.generate(c.name, 40, seed=9)]
+    texts = [i.prompt + i.target for c in family.base_cells for i in family.generate(c.name, 40, seed=9)]
     torch.manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
