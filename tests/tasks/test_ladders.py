@@ -57,6 +57,19 @@ def test_compose_one_digit_inputs_and_commands_one_action_past_the_base():
     for joiner in ("and", "after"):
         for item in commands.generate(f"long,{joiner}", 100, seed=0):
             assert item.meta["joiner"] == joiner and len(item.target) == 13
+            first, last = item.meta["phrase_outputs"][::-1] if joiner == "after" else item.meta["phrase_outputs"]
+            assert len(last) > len(first) and item.target == first + last  # the answer ends with the longer part
+
+
+def test_spaced_commands_are_base_region_commands_with_one_more_space():
+    commands = get_family("commands")
+    for item in commands.generate("spaced", 100, seed=0):
+        assert item.prompt.endswith("  =") and item.axes["spaced"]
+        outputs, joiner = item.meta["phrase_outputs"], item.meta["joiner"]
+        assert item.target == "".join(outputs[::-1] if joiner == "after" else outputs)
+        assert 2 <= len(item.target) <= 12 and item.axes["conjunctions"] == 1
+        plain = item.prompt[:-3] + " ="
+        assert " ".join(plain.split()) == plain  # otherwise single-spaced, as the base region
 
 
 def test_pretrained_ladders_double():
