@@ -52,7 +52,7 @@ _THREADS_KEEP_ROWS: dict[tuple, bool] = {}  # (torch's thread count, the product
 
 
 def threads_keep_rows_invariant(model=None) -> bool:
-    """Whether, with torch's current thread count, a block of rows of a batched float32 product
+    """Whether, with torch's current thread count, a block of rows of a batched product
     equals those rows computed alone, wherever they sit in the batch, and the same product on one
     thread (MKL's strict CNR mode, which bench.model.load asks for with MKL_CBWR, makes it so for
     some shapes on the CPUs we know, not for all). Checked once per thread count on each kind of
@@ -67,8 +67,8 @@ def threads_keep_rows_invariant(model=None) -> bool:
         generator = torch.Generator().manual_seed(0)
         held = True
         with torch.inference_mode():
-            for _, width, product in products:
-                x = torch.randn(300, width, generator=generator)
+            for signature, width, product in products:
+                x = torch.randn(128, width, generator=generator).to(signature[-1])
                 batched = product(x)
                 with torch_threads(1):
                     single = product(x)
@@ -79,17 +79,18 @@ def threads_keep_rows_invariant(model=None) -> bool:
 
 
 def _products(model) -> list[tuple[tuple, int, object]]:
-    """(signature, input width, product) for each kind of float32 product on a CPU that `model` has."""
+    """(signature ending in the dtype, input width, product) for each kind of product `model` runs
+    on a CPU (none where it runs elsewhere: threads are a CPU's matter)."""
     import torch
 
     if model is None:
         w = torch.randn(576, 1536, generator=torch.Generator().manual_seed(1))
-        return [(("matmul", 576, 1536), 576, lambda x: x @ w)]
+        return [(("matmul", 576, 1536, torch.float32), 576, lambda x: x @ w)]
     out: dict[tuple, tuple] = {}
     for module in model.modules():
         weight = getattr(module, "weight", None)
         if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.device.type != "cpu" \
-                or weight.dtype != torch.float32 or isinstance(module, torch.nn.Embedding):
+                or isinstance(module, torch.nn.Embedding):
             continue
         if isinstance(module, torch.nn.Linear):
             width = module.in_features
@@ -97,7 +98,7 @@ def _products(model) -> list[tuple[tuple, int, object]]:
             width = weight.shape[0]
         else:
             continue
-        out.setdefault((type(module).__name__, *weight.shape, module.bias is not None), (width, module))
+        out.setdefault((type(module).__name__, *weight.shape, module.bias is not None, weight.dtype), (width, module))
     return [(signature, width, module) for signature, (width, module) in out.items()]
 
 
