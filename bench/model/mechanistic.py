@@ -145,7 +145,11 @@ class RegionAccess:
         self.log.append({"read": list(sites), "layers": layers, "items": [i.id for i in items]}
                         | ({"positions": list(positions)} if positions is not None else {}))
         key = (tuple(sites), tuple(layers), positions)
-        found = {item.id: self._reads[(item.id, *key)] for item in items if (item.id, *key) in self._reads}
+        found = {}
+        for item in items:
+            if (item.id, *key) in self._reads:  # kept: the most recently used last
+                self._reads.move_to_end((item.id, *key))
+                found[item.id] = self._reads[(item.id, *key)]
         todo = list({item.id: item for item in items if item.id not in found}.values())
         ids = self.handle.token_ids([item.prompt for item in todo]) if todo else []
         by_length: dict[int, list[int]] = {}
