@@ -26,7 +26,7 @@ def test_the_last_position_alone_equals_the_full_pass_last_row(kind, batch, requ
     assert all(torch.equal(a[0, -1], out.logits[r, -1]) for r, a in enumerate(alone))  # and batch-invariant
     # the model's final norm is applied: the last hidden state unembedded gives the same row
     head = handle.model.get_output_embeddings()
-    with torch.inference_mode(), invariant_threads(), last_position_only(handle.model):
+    with torch.inference_mode(), invariant_threads(handle.model), last_position_only(handle.model):
         assert torch.equal(head(out.hidden_states[-1][:, -1:, :])[:, -1], full[:, -1, :])
 
 
