@@ -111,11 +111,11 @@ def lm_eval(model: str, folder: Path, items: list[dict]) -> tuple[dict, float, f
     wall = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"lm_eval failed: {proc.stderr.read().decode()[-3000:]}")
-    samples = next(out.rglob("samples_bb_perf*.jsonl"))
     by_id = {}
-    for line in samples.read_text().splitlines():
-        row = json.loads(line)
-        by_id[row["doc"]["id"]] = bool(row["exact_match"])
+    for samples in out.rglob("samples_bb_perf*.jsonl"):  # one file per cell's task
+        for line in samples.read_text().splitlines():
+            row = json.loads(line)
+            by_id[row["doc"]["id"]] = bool(row["exact_match"])
     return {"correct": [by_id[r["id"]] for r in items]}, wall, usage.ru_maxrss / 1024
 
 
@@ -141,6 +141,8 @@ def main() -> None:
                         "warm-up run when more than one (lm-eval likewise)")
     parser.add_argument("--real", action="store_true", help="only the real-model figures: SmolLM2-135M-Instruct "
                         "(fetched as `make real` does) on the pretrained suite, --n items per cell")
+    parser.add_argument("--vocab", type=int, default=0, help="with --real: SmolLM2 with its vocabulary padded "
+                        "to this many rows (zeros), a large-vocabulary stand-in built once in the cache")
     args = parser.parse_args()
     if args.real:
         return real_run(args)
@@ -197,9 +199,10 @@ def main() -> None:
         whole_run(args)
 
 
-def _exported_run(tmp: Path):
+def _exported_run(tmp: Path, count_tokens=None):
     """The finished run in tmp/r: its results, its items, and those items exported for lm-eval into
-    tmp/export (a JSONL and the task YAML); returns (results, items, export folder, exported rows)."""
+    tmp/export (a JSONL and a task per cell, each cell's generation budget its longest target in
+    `count_tokens`' tokens plus 2); returns (results, items, export folder, exported rows)."""
     from tasks import Item
     from tasks.export import export
     from tasks.registry import resolve_families
@@ -211,7 +214,7 @@ def _exported_run(tmp: Path):
     shifts = {(f.name, c.name): c.shift for f in families.values() for c in f.cells}
     folder = tmp / "export"
     export(items, shifts, "jsonl", folder)
-    export(items, shifts, "lm-eval", folder, name="bb_perf")
+    export(items, shifts, "lm-eval", folder, name="bb_perf", count_tokens=count_tokens)
     rows = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
     return results, items, folder, rows
 
@@ -263,7 +266,7 @@ def whole_run(args) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         ours(tmp)  # the first of several is a warm-up; its items are the ones lm-eval gets
-        results, items, folder, rows = _exported_run(Path(tmp))
+        results, items, folder, rows = _exported_run(Path(tmp), count_tokens)
         screen = screen_wall(["--no-cache"], f"{tmp}/s")
         if not args.no_lm_eval and args.repeat > 1:
             lm_walls.append(lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)[1])  # its warm-up
@@ -307,19 +310,23 @@ def real_run(args) -> None:
     pretrained suite, against lm-evaluation-harness evaluating exactly that run's items alone,
     exact match compared item for item."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    from real_model import fetch
+    from real_model import fetch, widened
 
     import torch
 
-    gguf = fetch()
+    gguf = widened(args.vocab) if args.vocab else fetch()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model {gguf.name}")
+    from bench.model.load import load_model
+
+    tokenizer = load_model(str(gguf)).tokenizer
+    count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         argv = ["--model", str(gguf), "--suite", "pretrained", "--n", str(args.n), "--no-cache"]
         subprocess.run([sys.executable, "-m", "bench.cli", "run", *argv, "--out", f"{tmp}/r"], env=ENV, check=True,
                        capture_output=True)
         wall = time.perf_counter() - started
-        results, items, folder, rows = _exported_run(Path(tmp))
+        results, items, folder, rows = _exported_run(Path(tmp), count_tokens)
         screen = screen_wall(argv, f"{tmp}/s")
         ours = {o["item_id"]: o["correct"] for o in map(json.loads, Path(f"{tmp}/r/outcomes.jsonl").read_text().splitlines())}
         theirs, lm_wall, lm_rss = lm_eval(str(gguf), folder, rows)

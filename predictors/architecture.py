@@ -28,11 +28,12 @@ class DepthBudgetPredictor(Predictor):
     Late"). Score: 1 - exp(-excess), where excess counts the steps an item needs (its
     hops, functions, carry chain, operands or conjunctions) beyond the base region's
     deepest item and beyond the model's layers, plus a small ramp in depth per layer
-    that orders items the excess ties."""
+    that orders items the excess ties. Not applicable where fewer than half of the items
+    have a depth axis: it would give the others one value and rank nothing there."""
 
     name = "depth_budget"
     reads = frozenset({"architecture", "prompt"})
-    version = "1"
+    version = "2"
 
     def fit(self, model, calibration):
         depths = [composition_depth(o.item.axes) for o in calibration]
@@ -45,6 +46,10 @@ class DepthBudgetPredictor(Predictor):
         if not len(need) or np.ptp(need) == 0:
             raise NotApplicable(f"every item needs the same composition depth ({need[0] if len(need) else 0:g}; "
                                 f"depth axes: {', '.join(DEPTH_AXES)}): nothing to rank")
+        counted = sum(any(a in i.axes for a in DEPTH_AXES) for i in items)
+        if counted < len(items) / 2:
+            raise NotApplicable(f"only {counted} of {len(items)} items count composition steps (depth axes: "
+                                f"{', '.join(DEPTH_AXES)}): the rest would all score alike")
         excess = np.maximum(0, need - self.base_depth_) + np.maximum(0, need - layers)
         return 1.0 - np.exp(-(excess + 0.1 * need / layers))
 
@@ -80,11 +85,12 @@ class TokenizationPredictor(Predictor):
     pieces the model has not seen composed (Singh & Strouse 2024, tokenization counts).
     Score: the share of the prompt's numbers whose split into tokens (the lengths of
     the pieces) never occurred in the base region, averaged with the share cut into
-    unequal pieces (e.g. 123|45)."""
+    unequal pieces (e.g. 123|45). Not applicable to a tokenizer that writes one digit per
+    token: there a split says nothing that the number's length does not."""
 
     name = "tokenization"
     reads = frozenset({"architecture", "prompt"})
-    version = "1"
+    version = "2"
 
     def _patterns(self, model, prompts):
         """Per prompt, the piece lengths of each number it contains, e.g. [(3, 2), (1,)]."""
@@ -93,7 +99,12 @@ class TokenizationPredictor(Predictor):
         return [[tuple(len(piece) for piece in next(pieces)) for _ in ns] for ns in numbers]
 
     def fit(self, model, calibration):
-        self.multi_digit_ = model.card.tokenizer.get("digits_per_token", 1.0) > 1.0
+        facts = model.card.tokenizer
+        if facts.get("digits_per_token", 1.0) <= 1.0:
+            pieces = facts.get("number_pieces")
+            raise NotApplicable("the tokenizer writes one digit per token"
+                                + (f" ({'|'.join(pieces)})" if pieces else "")
+                                + ": a number's split follows from its length alone, none is uneven")
         self.seen_ = {p for ps in self._patterns(model, [o.item.prompt for o in calibration]) for p in ps}
         return self
 

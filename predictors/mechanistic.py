@@ -320,8 +320,9 @@ class LookupHeads(Predictor):
         return scores
 
 
-#: The scores of a prompt longer than the base's but within the range, and past it.
-INSIDE_RANGE, PAST_RANGE = 0.3, 0.9
+#: The scores of a prompt longer than the base's but within the range, and past it; the most a
+#: ramp in how far past the base it reaches adds within either step.
+INSIDE_RANGE, PAST_RANGE, RAMP = 0.3, 0.9, 0.05
 
 #: How far past the positions its circuits were seen to use a positional scheme carries them.
 REACH = {"learned": 1.0, "none": 1.0, "rotary": 1.25, "alibi": 2.0, "unknown": 1.25}
@@ -334,13 +335,15 @@ class PositionalRange(Predictor):
     prompt reaches past that range fails, one inside it does not fail for length. Measured on base
     items: the longest base prompt per family (positions used) and the farthest query-key distance
     to which any head of the upper half of the layers gives at least `tau` attention (distances
-    used). Score: a step, not a slope: the family's base failure rate up to the longest base prompt,
-    0.3 past it but within the range, 0.9 past the range, 1 past the model's context."""
+    used). Score: a step: the family's base failure rate up to the longest base prompt, 0.3 past it
+    but within the range, 0.9 past the range, 1 past the model's context; within a step past the
+    base, a ramp of less than 0.05 in how far past the longest base prompt the item reaches (the
+    farther past the positions used, the worse; it never crosses a step)."""
 
     name = "positional_range"
     reads = frozenset({"prompt", "architecture", "mechanistic"})
     track = "blind"
-    version = "1"
+    version = "2"
 
     def __init__(self, per_cell: int = 8, tau: float = 0.1):
         self.per_cell = per_cell
@@ -382,8 +385,11 @@ class PositionalRange(Predictor):
             fit = self.families_.get(item.family)
             if fit is None or lengths[k] <= fit["longest"]:
                 continue  # inside the positions used: not a length failure (the base rate)
-            past_context = self.context_ and lengths[k] > self.context_
-            scores[k] = 1.0 if past_context else INSIDE_RANGE if lengths[k] <= fit["range"] else PAST_RANGE
+            if self.context_ and lengths[k] > self.context_:
+                scores[k] = 1.0
+                continue
+            past = (lengths[k] - fit["longest"]) / lengths[k]  # in [0, 1): how far past the positions used
+            scores[k] = (INSIDE_RANGE if lengths[k] <= fit["range"] else PAST_RANGE) + RAMP * past
         if not any(i.family in self.families_ for i in items):
             raise NotApplicable("no family of these items has base items to measure the positions used")
         index = {i.id: k for k, i in enumerate(items)}

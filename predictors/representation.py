@@ -243,11 +243,14 @@ class LogitLensSettlingPredictor(Predictor):
     last layers, the model resolved it late and had few layers left to compose it
     (Biran et al. 2024, "Hopping Too Late"; nostalgebraist 2020, the logit lens).
     Score: the settling layer (the first layer from which the logit-lens top token
-    stays the final one) over the number of layers, relative to the base region."""
+    stays the final one) over the number of layers, relative to the base region; items
+    that settle at the same layer are ordered by how little of the final top token's
+    probability the layers before gave it (less than one layer's step, so the settling
+    layer's order stands)."""
 
     name = "logit_lens_settling"
     reads = frozenset({"logits"})
-    version = "1"
+    version = "2"
 
     @staticmethod
     def _settling(trace) -> np.ndarray:
@@ -256,7 +259,10 @@ class LogitLensSettlingPredictor(Predictor):
         # first layer from which every later layer agrees with the last
         suffix = np.flip(np.cumprod(np.flip(agrees, axis=1), axis=1), axis=1).astype(bool)
         first = suffix.argmax(axis=1)
-        return first / (tops.shape[1] - 1)
+        steps = tops.shape[1] - 1
+        prob = np.asarray(trace.lens_final_prob, dtype=np.float64)  # (item, layer + 1), the last is the output's
+        reached = np.minimum(1.0, prob[:, :-1] / np.maximum(prob[:, -1:], 1e-12)).mean(axis=1)
+        return (first + 0.999 * (1.0 - reached)) / steps
 
     def fit(self, model, calibration):
         self.scale_ = BaseRelative().fit(self._settling(model.trace([o.item for o in calibration])))

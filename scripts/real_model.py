@@ -48,6 +48,33 @@ def fetch() -> Path:
     return target
 
 
+def widened(vocab: int) -> Path:
+    """SmolLM2 with its vocabulary padded to `vocab` rows (a HF folder in the cache, built once): the
+    stand-in for a large-vocabulary model such as Gemma's 262k. The added rows are zeros, so no prompt
+    reaches them and they cost what real rows cost in every unembedding; the tokenizer is SmolLM2's."""
+    import torch
+
+    folder = cache_folder().parent / f"smollm2-135m-instruct-vocab-{vocab}"
+    if (folder / "config.json").is_file():
+        return folder
+    from bench.model.load import load_model
+
+    handle = load_model(str(fetch()))
+    model = handle.model
+    rows = model.get_input_embeddings().weight.shape[0]
+    if vocab <= rows:
+        raise SystemExit(f"--vocab {vocab} is not larger than the model's {rows} rows")
+    model.resize_token_embeddings(vocab, mean_resizing=False)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[rows:] = 0
+        model.get_output_embeddings().weight[rows:] = 0
+    partial = folder.with_name(folder.name + ".part")
+    model.save_pretrained(partial)
+    handle.tokenizer.save_pretrained(partial)
+    partial.rename(folder)
+    return folder
+
+
 def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in ("fetch", "run"):
         print("usage: real_model.py fetch | run [brittlebench run options]", file=sys.stderr)

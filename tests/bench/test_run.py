@@ -30,8 +30,10 @@ def test_run_writes_the_folder_and_scores_real_outcomes(finished_run):
     from predictors import registered
 
     assert set(saved["predictors"]) == set(registered())
-    # every predictor scored, those reading a training history too: the default model ships with its own
-    assert {n: p["status"] for n, p in saved["predictors"].items() if p["status"] != "ok"} == {}
+    # every predictor scored, those reading a training history too: the default model ships with its own;
+    # tokenization says why not: the default tokenizer writes one digit per token
+    assert {n: p["status"] for n, p in saved["predictors"].items() if p["status"] != "ok"} == {
+        "tokenization": "not_applicable"}
     assert [h["name"] for h in saved["history"]] == [f"step-{s}" for s in (2000, 6000, 10000, 14000, 18000, 22000)] \
         + ["final"]
     assert saved["history"][-1]["step"] == 24000 and [h["traced"] for h in saved["history"]] == [False] * 5 + [True] * 2

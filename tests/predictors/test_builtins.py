@@ -1,9 +1,11 @@
 """Every built-in conforms, and each one's score moves the way its hypothesis says on a
 constructed case (a fake model with scripted internals; no torch model)."""
+import re
+
 import numpy as np
 import pytest
 
-from predictors import Observation, load_predictor, registered
+from predictors import NotApplicable, Observation, load_predictor, registered
 from predictors.testing import FakeCard, FakeModel, check_predictor, example_data
 from tasks import get_family
 
@@ -14,9 +16,21 @@ def test_at_least_ten_builtins():
     assert len(BUILTINS) >= 10
 
 
+class ChunkedDigits(FakeModel):
+    """A fake whose tokenizer writes a number three digits per token (123|456|7), as GPT-2's does."""
+
+    def __init__(self):
+        super().__init__(card=FakeCard(tokenizer={"number_pieces": ["123", "456", "7"], "digits_per_token": 2.333,
+                                                  "single_digit_tokens": False, "vocab_size": 1101}))
+
+    def tokenize(self, texts):
+        return [re.findall(r"\d{1,3}|\D", text) for text in texts]
+
+
 @pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_conforms(name):
-    assert check_predictor(type(load_predictor(name))) == []
+    model = ChunkedDigits() if name == "tokenization" else None  # one digit per token: not applicable
+    assert check_predictor(type(load_predictor(name)), model) == []
 
 
 @pytest.mark.parametrize("name", BUILTINS)
@@ -97,8 +111,20 @@ def test_length_extrapolation_longer_prompts_and_learned_positions():
 
 def test_tokenization_flags_numbers_split_in_unseen_ways():
     seen, unseen = _sealed("digits=3"), _sealed("digits=4")
-    scores = _scores("tokenization", FakeModel(), _base(), seen + unseen)
+    scores = _scores("tokenization", ChunkedDigits(), _base(), seen + unseen)
     assert scores[len(seen):].min() > scores[:len(seen)].max()
+
+
+def test_tokenization_is_not_applicable_to_one_digit_per_token():
+    with pytest.raises(NotApplicable, match="one digit per token"):
+        _scores("tokenization", FakeModel(), _base(), _sealed("digits=4"))
+
+
+def test_depth_budget_is_not_applicable_where_most_items_count_no_steps():
+    deep, flat = _sealed("hops=8", family="multihop"), _sealed("length=12", family="parity") * 2
+    assert len(_scores("depth_budget", FakeModel(), _base(), deep + _sealed("hops=1", family="multihop"))) == 24
+    with pytest.raises(NotApplicable, match="12 of 36 items count composition steps"):
+        _scores("depth_budget", FakeModel(), _base(), deep + flat)
 
 
 @pytest.mark.parametrize("name", ["prompt_length", "surface_novelty"])

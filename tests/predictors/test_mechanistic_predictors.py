@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from predictors import NotApplicable, Observation
-from predictors.mechanistic import (INSIDE_RANGE, PAST_RANGE, CarriedState, HopResolution, LookupHeads,
+from predictors.mechanistic import (INSIDE_RANGE, PAST_RANGE, RAMP, CarriedState, HopResolution, LookupHeads,
                                     PositionalRange)
 from predictors.testing import FakeCard, FakeMechanistic, FakeModel
 from tasks import get_family
@@ -87,12 +87,17 @@ def test_positional_range_is_a_step_at_the_positions_used():
     assert longest == max(len(o.item.prompt) for o in calibration)  # one token per character here
     items = _variants("addition")
     scores = p.predict(model, items)
+    steps = {}
     for item, score in zip(items, scores):
         if len(item.prompt) <= longest:
             assert score == pytest.approx(0.01)  # the base failure rate (none failed), clipped
-        else:
-            assert score in (INSIDE_RANGE, PAST_RANGE)
-    assert max(scores) == PAST_RANGE
+        else:  # a step, and within it a ramp of less than RAMP in how far past the base it reaches
+            step = INSIDE_RANGE if score < PAST_RANGE else PAST_RANGE
+            assert step <= score < step + RAMP
+            steps.setdefault(step, []).append((len(item.prompt), score))
+    assert set(steps) == {PAST_RANGE} or set(steps) == {INSIDE_RANGE, PAST_RANGE}
+    for pairs in steps.values():  # longer past the base: higher within the step
+        assert all(s1 <= s2 for (n1, s1), (n2, s2) in zip(sorted(pairs), sorted(pairs)[1:]) if n1 < n2)
 
 
 def test_carried_state_holds_the_carries_it_decodes():

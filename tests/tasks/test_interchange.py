@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -41,15 +42,29 @@ def test_hf_dataset_folder_loads_as_a_user_task(items_and_shifts, tmp_path):
     assert sum(len(family.generate(c.name, 100)) for c in family.cells) == len(items)
 
 
-def test_lm_eval_export_writes_task_and_data(items_and_shifts, tmp_path):
+def test_lm_eval_export_writes_a_task_per_cell_under_one_group(items_and_shifts, tmp_path):
     items, shifts = items_and_shifts
-    data, yaml = export(items, shifts, "lm-eval", tmp_path, name="bb_test")
-    rows = [json.loads(line) for line in data.read_text().splitlines()]
-    assert [(r["prompt"], r["target"]) for r in rows] == [(i.prompt, i.target) for i in items]
-    text = yaml.read_text()
-    assert "task: bb_test" in text and "output_type: generate_until" in text and str(data.resolve()) in text
-    # exact match as brittlebench scores it: both sides stripped (pretrained targets start with a space)
-    assert '"{{target | trim}}"' in text and "function: remove_whitespace" in text
+    group, *tasks = export(items, shifts, "lm-eval", tmp_path, name="bb_test")
+    cells = sorted({(i.family, i.cell) for i in items})
+    assert "group: bb_test" in group.read_text() and len(tasks) == len(cells)
+    rows, budgets = [], {}
+    for yaml in tasks:
+        text = yaml.read_text()
+        assert "output_type: generate_until" in text and f"task: {yaml.stem}" in text
+        # exact match as brittlebench scores it: both sides stripped (pretrained targets start with a space)
+        assert '"{{target | trim}}"' in text and "function: remove_whitespace" in text
+        assert f"  - {yaml.stem}\n" in group.read_text()
+        data = Path(json.loads(text.split("test: ")[1].split("\n")[0]))
+        part = [json.loads(line) for line in data.read_text().splitlines()]
+        assert len({(r["family"], r["cell"]) for r in part}) == 1
+        budgets[part[0]["family"], part[0]["cell"]] = int(text.split("max_gen_toks: ")[1].split("\n")[0])
+        rows += part
+    assert sorted((r["id"], r["prompt"], r["target"]) for r in rows) == sorted((i.id, i.prompt, i.target) for i in items)
+    # each cell's own budget: its longest target (characters by default) plus 2
+    for cell in cells:
+        assert budgets[cell] == max(len(i.target) for i in items if (i.family, i.cell) == cell) + 2
+    _, *counted = export(items, shifts, "lm-eval", tmp_path / "tokens", name="bb_test", count_tokens=lambda t: 1)
+    assert all("max_gen_toks: 3\n" in yaml.read_text() for yaml in counted)
 
 
 def good_rows():
@@ -101,7 +116,7 @@ def test_non_utf8_and_missing_task_files(tmp_path):
 
 
 def test_predictors_with_nothing_to_read_on_a_user_task_are_not_applicable_and_never_ranked(tmp_path, capsys):
-    """No depth axis and no number in any prompt: depth_budget and tokenization say so with their
+    """No depth axis, and a tokenizer that writes one digit per token: depth_budget and tokenization say so with their
     reason instead of scoring a constant that would rank as chance."""
     path = tmp_path / "concat.jsonl"
     rows = [{"prompt": "a b =", "target": "ab", "cell": "short", "split": "base"},
@@ -112,7 +127,7 @@ def test_predictors_with_nothing_to_read_on_a_user_task_are_not_applicable_and_n
                  "--predictors", "random,prompt_length,depth_budget,tokenization"]) == 0
     printed = capsys.readouterr().out
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    for name, why in (("depth_budget", "same composition depth"), ("tokenization", "no prompt contains a number")):
+    for name, why in (("depth_budget", "same composition depth"), ("tokenization", "one digit per token")):
         p = results["predictors"][name]
         assert p["status"] == "not_applicable" and why in p["reason"]
         assert "family_auroc" not in p and "vs_best_baseline" not in p
