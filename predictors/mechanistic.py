@@ -226,9 +226,9 @@ class LookupHeads(Predictor):
     the extrapolated attention's shortfall under that critical level."""
 
     name = "lookup_heads"
-    reads = frozenset({"prompt", "architecture", "mechanistic"})
+    reads = frozenset({"prompt", "architecture", "mechanistic", "logits"})  # logits: base items' top token
     track = "blind"
-    version = "1"
+    version = "2"
 
     def __init__(self, per_cell: int = 16, heads: int = 2):
         self.per_cell = per_cell
@@ -284,9 +284,9 @@ class LookupHeads(Predictor):
         else:
             critical = float(log_share.min() + np.log(0.5))  # half the least attention a solved base item had
         probe = kept[:6]
-        before = model.mechanistic.next_token(probe)
+        before = model.trace(probe).top_ids[:, 0]  # the unchanged top next token: the trace has it already
         after = model.mechanistic.ablate(probe, {x: [h for y, h in heads if y == x] for x, _ in heads}, how="mean")
-        changed = float(np.mean([np.argmax(a) != np.argmax(b) for a, b in zip(before, after)]))
+        changed = float(np.mean([np.argmax(a) != b for a, b in zip(after, before)]))
         spread = float(np.std(log_share - (intercept + slope * log_len))) or 0.5
         return {"longest": max(lengths), "heads": heads, "slope": slope, "intercept": intercept, "critical": critical,
                 "spread": max(spread, 0.1), "ablation_changes_top": changed, "base_share": float(share.mean())}
@@ -333,9 +333,9 @@ class PositionalRange(Predictor):
     positions and query-key distances it was trained on, more or less far past them by positional
     scheme (learned absolute positions not at all, rotary a little, ALiBi further); a variant whose
     prompt reaches past that range fails, one inside it does not fail for length. Measured on base
-    items: the longest base prompt per family (positions used) and the farthest query-key distance
-    to which any head of the upper half of the layers gives at least `tau` attention (distances
-    used). Score: a step: the family's base failure rate up to the longest base prompt, 0.3 past it
+    items: the longest base prompt per family (positions used) and the farthest distance back from
+    the last position (where the answer is read out) to which any head of the upper half of the
+    layers gives at least `tau` attention (distances used). Score: a step: the family's base failure rate up to the longest base prompt, 0.3 past it
     but within the range, 0.9 past the range, 1 past the model's context; within a step past the
     base, a ramp of less than 0.05 in how far past the longest base prompt the item reaches (the
     farther past the positions used, the worse; it never crosses a step)."""
@@ -362,14 +362,14 @@ class PositionalRange(Predictor):
             lengths[o.item.family] = max(lengths.get(o.item.family, 0), len(pieces))
         for family, group in _base_by_family(calibration, self.per_cell).items():
             longest = lengths[family]
-            reads = model.mechanistic.read([o.item for o in group], ["pattern"], upper)
+            # the last position's attention (where the answer is read out), every layer: the read
+            # lookup_heads makes too, so a run makes it once
+            reads = model.mechanistic.read([o.item for o in group], ["pattern"], list(range(n_layers)), positions=[-1])
             distance = 0
             for read in reads:
                 for layer in upper:
-                    pattern = read[f"pattern.{layer}"]  # (head, query, key)
-                    queries = np.arange(pattern.shape[1])[None, :, None]
-                    keys = np.arange(pattern.shape[2])[None, None, :]
-                    far = np.where(pattern >= self.tau, queries - keys, 0)
+                    pattern = read[f"pattern.{layer}"][:, -1]  # (head, key)
+                    far = np.where(pattern >= self.tau, pattern.shape[-1] - 1 - np.arange(pattern.shape[-1]), 0)
                     distance = max(distance, int(far.max()))
             reach = REACH.get(self.scheme_, REACH["unknown"])
             self.families_[family] = {"longest": float(longest), "distance": float(distance),

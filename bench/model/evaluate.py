@@ -22,10 +22,14 @@ a decision never depends on the batch. Tokenization is one batched call.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from tasks import Item, TaskFamily, get_family
+
+from .. import io
 
 from .continuation import top_and_margin
 from .load import ModelHandle
@@ -334,3 +338,30 @@ def evaluate(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
         for i, answer in zip(todo, answers):
             outcomes[i] = Outcome(items[i].id, answer, families[items[i].family].check(answer, items[i]))
     return outcomes
+
+
+class OutcomeCache:
+    """A model's outcomes on a list of items, on disk beside its traces (`root/<cache_name>/`, the
+    name holding the model's fingerprint and numerics): an outcome depends only on those and the
+    item, so a second run of the same model on the same items evaluates nothing. A file is keyed by
+    its items' ids, prompts, targets and families in order, and written whole; one that cannot be
+    read as these items' outcomes is a miss (evaluated again and replaced)."""
+
+    def __init__(self, root: str | Path, cache_name: str):
+        self.folder = Path(root) / cache_name
+
+    def path(self, items: Sequence[Item]) -> Path:
+        key = hashlib.sha256()
+        for item in items:
+            key.update(f"{item.id}\x00{item.prompt}\x00{item.target}\x00{item.family}\x00".encode())
+        return self.folder / f"outcomes-{key.hexdigest()[:16]}.jsonl"
+
+    def get(self, items: Sequence[Item]) -> list[Outcome] | None:
+        try:
+            outcomes = [Outcome.from_dict(row) for row in io.read_jsonl(self.path(items))]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return outcomes if [o.item_id for o in outcomes] == [item.id for item in items] else None
+
+    def put(self, items: Sequence[Item], outcomes: Sequence[Outcome]) -> None:
+        io.write_jsonl(self.path(items), (o.to_dict() for o in outcomes))

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..process import invariant_threads
 from .load import ModelHandle
+from .trace import last_position_only
 
 SITES = ("resid_post", "pattern", "z")
 MEAN_OVER = 32  # a mean ablation's mean: over the region's first items by id (a fixed sample)
@@ -193,7 +194,10 @@ class RegionAccess:
             eager = "pattern" in sites
             if eager:
                 stack.enter_context(_eager(self.handle.model))
-            result = self.handle.model(input_ids=torch.tensor(ids, device=self.handle.device), output_attentions=eager)
+            # the backbone alone: a read needs no logits, and unembedding every position costs a
+            # large vocabulary's width per position
+            result = self.handle.model.base_model(input_ids=torch.tensor(ids, device=self.handle.device),
+                                                  output_attentions=eager)
             if eager:
                 whole.update({f"pattern.{layer}": result.attentions[layer][:, :, at].float().cpu().numpy()
                               for layer in layers})
@@ -255,8 +259,8 @@ class RegionAccess:
     def _next_token(self, item) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
-            logits = self.handle.model(input_ids=self._ids(item)).logits[0, -1].float()
+        with torch.inference_mode(), last_position_only(self.handle.model) as last:  # the model's own head
+            logits = self.handle.model(input_ids=self._ids(item), **last).logits[0, -1].float()
         return torch.softmax(logits, -1).cpu().numpy()
 
     def _hook_z(self, layer: int, edit):
@@ -320,7 +324,7 @@ class RegionAccess:
                         site, layer = key
                         capture = _capture(seen, key, as_numpy=False)
                         stack.enter_context(self._hook_z(layer, capture) if site == "z" else self._hook_mlp(layer, capture))
-                    self.handle.model(input_ids=torch.tensor([row], device=self.handle.device))
+                    self.handle.model.base_model(input_ids=torch.tensor([row], device=self.handle.device))
                 for key in missing:
                     r = seen[key][0]
                     if key not in total:

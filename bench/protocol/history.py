@@ -15,7 +15,6 @@ every variant. The evaluated model itself is evaluated and traced on everything,
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
@@ -25,9 +24,8 @@ from typing import Callable, Sequence
 from predictors import Trace
 from tasks import Item, SealedItem, TaskFamily
 
-from .. import io
 from ..errors import UserError
-from ..model.evaluate import evaluate
+from ..model.evaluate import OutcomeCache, evaluate
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
 from .spec import RunSpec
@@ -65,17 +63,6 @@ def curve_items(base: Sequence[Item | SealedItem], per_cell: int | None) -> list
             taken[key] = taken.get(key, 0) + 1
             chosen.append(item)
     return chosen
-
-
-def _read_outcomes(path: Path, ids: list[str]) -> dict[str, bool] | None:
-    """The cached outcomes of exactly `ids`, or None (absent or unreadable: a miss)."""
-    try:
-        correct = json.loads(path.read_text())["correct"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(correct, dict) or list(correct) != ids:
-        return None
-    return {i: bool(v) for i, v in correct.items()}
 
 
 def _step_of(name: str, folder: Path | None = None) -> int | None:
@@ -177,8 +164,9 @@ class History:
         """Checkpoint `k` evaluated on the curve items (and traced there, if it is traced)."""
         source, items = self.sources[k], self._items
         handle = load_model(source.spec)
-        stored = self._outcomes_file(handle)
-        correct = _read_outcomes(stored, [item.id for item in items]) if stored is not None else None
+        cache = OutcomeCache(self._cache_root, handle.cache_name) if self._cache_root is not None else None
+        stored = cache.get(items) if cache is not None else None
+        correct = {o.item_id: o.correct for o in stored} if stored is not None else None
         view, trace = None, None
         if self.is_traced(k):
             view = self._views[k] = self._view(handle)
@@ -189,19 +177,11 @@ class History:
             outcomes = evaluate(handle, items, self._batch_size, self._families,
                                 continuations=view.continuations if view is not None else None)
             correct = {o.item_id: o.correct for o in outcomes}
-            if stored is not None:
-                io.write_json(stored, {"cache": handle.cache_name, "correct": correct})
+            if cache is not None:
+                cache.put(items, outcomes)
         if view is not None:
             view.continuations = None  # evaluated: the kept prompt passes are not needed again
         return Point(source.name, source.step, handle.fingerprint, correct, trace)
-
-    def _outcomes_file(self, handle: ModelHandle) -> Path | None:
-        """Where a checkpoint's outcomes on these curve items are cached (beside its traces): they
-        depend only on its fingerprint, the numerics and the items."""
-        if self._cache_root is None:
-            return None
-        key = hashlib.sha256("\x00".join(f"{i.id}\x00{i.prompt}\x00{i.target}" for i in self._items).encode())
-        return Path(self._cache_root) / handle.cache_name / f"outcomes-{key.hexdigest()[:16]}.json"
 
     def _view(self, handle: ModelHandle) -> TracedModel:
         cache = TraceCache(self._cache_root, handle.cache_name) if self._cache_root else None

@@ -27,7 +27,7 @@ from tasks import Item, SealedItem, TaskFamily, resolve_families, suite_families
 from tasks.render import chat, few_shot
 
 from ..errors import UserError
-from ..model.evaluate import Outcome, auto_batch_size, evaluate, first_answer_tokens
+from ..model.evaluate import Outcome, OutcomeCache, auto_batch_size, evaluate, first_answer_tokens
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
 from ..scoring.claims import claims_summary, judge_claims
@@ -302,7 +302,9 @@ def format_skipped(skipped: dict[str, str]) -> str:
 def calibrate(ctx: Run) -> list[Outcome]:
     """The base region traced (one prompt pass, which the evaluation goes on from) and evaluated:
     the outcomes predictors may learn from."""
-    ctx.view.keep_continuations([item.id for item in ctx.suite.base])
+    cache = _outcome_cache(ctx)
+    if cache is None or cache.get(ctx.suite.base) is None:
+        ctx.view.keep_continuations([item.id for item in ctx.suite.base])  # what the evaluation goes on from
     ctx.view.trace([item.sealed() for item in ctx.suite.base])
     ctx.clock.lap("trace")
     outcomes = _evaluated(ctx, "base", ctx.suite.base)
@@ -314,18 +316,30 @@ def observations(suite: Suite, base_outcomes: list[Outcome]) -> list[Observation
     return [Observation(item, o.output, o.correct) for item, o in zip(suite.base, base_outcomes)]
 
 
+def _outcome_cache(ctx: Run) -> OutcomeCache | None:
+    """The model's outcomes cached beside its traces (unless --no-cache)."""
+    return OutcomeCache(ctx.spec.cache_dir or default_cache_dir(), ctx.handle.cache_name) if ctx.spec.use_cache else None
+
+
 def _evaluated(ctx: Run, split: str, items: list[Item]) -> list[Outcome]:
-    """`items` evaluated (or their outcomes stored by an earlier attempt), going on from the prompt
-    passes the trace kept where it kept them."""
+    """`items` evaluated (or their outcomes stored by an earlier attempt, or cached from an earlier
+    run of this model on these items), going on from the prompt passes the trace kept where it kept them."""
     stored = ctx.folder.stored_outcomes(split, items)
     if stored is not None:
         return stored
-    continuations, stats = ctx.view.continuations, ctx.eval_stats
-    outcomes = evaluate(ctx.handle, items, ctx.spec.batch_size, ctx.suite.families, stats=stats,
-                        progress=f"evaluate {split}", continuations=continuations)
-    if continuations is not None:
-        stats["continued"] = stats.get("continued", 0) + continuations.evaluated
-        continuations.forget()
+    cache = _outcome_cache(ctx)
+    outcomes = cache.get(items) if cache is not None else None
+    if outcomes is None:
+        continuations, stats = ctx.view.continuations, ctx.eval_stats
+        outcomes = evaluate(ctx.handle, items, ctx.spec.batch_size, ctx.suite.families, stats=stats,
+                            progress=f"evaluate {split}", continuations=continuations)
+        if continuations is not None:
+            stats["continued"] = stats.get("continued", 0) + continuations.evaluated
+            continuations.forget()
+        if cache is not None:
+            cache.put(items, outcomes)
+    else:
+        ctx.eval_stats["cached"] = ctx.eval_stats.get("cached", 0) + len(items)
     ctx.folder.write_outcomes(split, outcomes)
     return outcomes
 

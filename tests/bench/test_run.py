@@ -111,3 +111,25 @@ def test_a_plugin_file_named_relative_to_the_working_folder_runs(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     results = run(RunSpec(n=3, out=tmp_path / "r", predictors=("plugin.py:Half",)), log=lambda m: None)
     assert results["predictors"]["half"]["status"] == "ok"
+
+
+def test_a_second_run_takes_its_outcomes_from_the_cache_and_writes_the_same_files(tmp_path, monkeypatch):
+    """The model's outcomes are cached beside its traces: a second run of the same model on the same
+    items evaluates nothing, and its outcomes and predictions are those of the first, byte for byte."""
+    import bench.model.evaluate as evaluate_module
+
+    spec = dict(n=4, tasks=("addition", "parity"), predictors=("random", "confidence"), cache_dir=str(tmp_path / "c"))
+    first = run(RunSpec(out=tmp_path / "a", **spec), log=lambda m: None)
+    assert "cached" not in first["evaluation"]
+    calls = []
+    monkeypatch.setattr(run_module, "evaluate", lambda *a, **k: calls.append(a) or evaluate_module.evaluate(*a, **k))
+    second = run(RunSpec(out=tmp_path / "b", **spec), log=lambda m: None)
+    assert calls == [] and second["evaluation"] == {"cached": second["n_base"] + second["n_variant"]}
+    for name in ("outcomes.jsonl", "predictions.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # an unreadable entry is a miss: evaluated again, and replaced
+    for path in (tmp_path / "c").rglob("outcomes-*.jsonl"):
+        path.write_text("not json\n")
+    third = run(RunSpec(out=tmp_path / "d", **spec), log=lambda m: None)
+    assert len(calls) == 2 and "cached" not in third["evaluation"]
+    assert (tmp_path / "a" / "outcomes.jsonl").read_bytes() == (tmp_path / "d" / "outcomes.jsonl").read_bytes()
