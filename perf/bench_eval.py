@@ -255,33 +255,42 @@ def whole_run(args) -> None:
     """The whole default run, and lm-evaluation-harness evaluating exactly that run's items alone."""
     from bench.model.load import DEFAULT_MODEL_PATH
 
-    walls, lm_walls = [], []
+    walls, warm_walls, lm_walls, last = [], [], [], {}
 
-    def ours(tmp: str) -> None:
+    def ours(tmp: str, warm: bool = False) -> None:
+        """One whole run: cold (`--no-cache`), or warm (a cache of its own that an earlier run filled:
+        traces and outcomes are read back, the rest is computed)."""
         shutil.rmtree(f"{tmp}/r", ignore_errors=True)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r", "--no-cache"], env=ENV,
-                       check=True, capture_output=True)
-        walls.append(time.perf_counter() - started)
+        subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r"] + ([] if warm else ["--no-cache"]),
+                       env=dict(ENV, BRITTLEBENCH_CACHE=f"{tmp}/cache"), check=True, capture_output=True)
+        (warm_walls if warm else walls).append(time.perf_counter() - started)
+        last["warm" if warm else "cold"] = json.loads((Path(tmp) / "r" / "results.json").read_text())
 
     with tempfile.TemporaryDirectory() as tmp:
         ours(tmp)  # the first of several is a warm-up; its items are the ones lm-eval gets
-        results, items, folder, rows = _exported_run(Path(tmp), count_tokens)
+        results, items, folder, rows = _exported_run(Path(tmp))
         screen = screen_wall(["--no-cache"], f"{tmp}/s")
+        ours(tmp, warm=True)  # fills the cache (not counted as warm: the first warm run below reads it)
+        warm_walls.clear()
         if not args.no_lm_eval and args.repeat > 1:
             lm_walls.append(lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)[1])  # its warm-up
         # Then one of each in turn: this machine's speed drifts by a third within an hour, and the
         # ratio is only meaningful between runs made side by side.
         for k in range(args.repeat if args.repeat > 1 else 0):
             ours(tmp)
+            ours(tmp, warm=True)
             if not args.no_lm_eval:
                 lm_walls.append(lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)[1])
-        if args.repeat == 1 and not args.no_lm_eval:
-            lm_walls.append(lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)[1])
-        results = json.loads((Path(tmp) / "r" / "results.json").read_text())  # the last run's timings
+        if args.repeat == 1:
+            ours(tmp, warm=True)
+            if not args.no_lm_eval:
+                lm_walls.append(lm_eval(str(DEFAULT_MODEL_PATH), folder, rows)[1])
     counted = slice(1, None) if args.repeat > 1 else slice(None)
+    warm = statistics.median(warm_walls)
     wall = statistics.median(walls[counted])
     lm = (None, statistics.median(lm_walls[counted]), None) if lm_walls else None
+    results, warm_results = last["cold"], last["warm"]  # the last run of each kind: its timings
     timings = results["timings"]
     inside = sum(timings.values())
     print(f"whole `brittlebench run` on the default suite ({len(items)} items, "
@@ -303,6 +312,11 @@ def whole_run(args) -> None:
               f"the whole brittlebench run takes {wall / lm_wall:.2f}x its time"
               + (f" (run by run, in turn: {', '.join(f'{a / b:.2f}' for a, b in zip(walls[counted], lm_walls[counted]))})"
                  if len(lm_walls[counted]) == len(walls[counted]) > 1 else ""))
+    print(f"second run of the same model, warm cache (traces and outcomes read back): {warm:.1f} s wall, median of "
+          f"{len(warm_walls)} ({', '.join(f'{w:.1f}' for w in warm_walls)})"
+          + (f"; {warm / lm[1]:.2f}x lm-evaluation-harness's time" if lm is not None else ""))
+    print("  " + ", ".join(f"{k} {v:.2f}s" for k, v in warm_results["timings"].items())
+          + f"; evaluation: {warm_results.get('evaluation')}")
 
 
 def real_run(args) -> None:

@@ -230,7 +230,7 @@ class LookupHeads(Predictor):
     track = "blind"
     version = "2"
 
-    def __init__(self, per_cell: int = 16, heads: int = 2):
+    def __init__(self, per_cell: int = 12, heads: int = 2):
         self.per_cell = per_cell
         self.heads = heads
 
@@ -335,7 +335,8 @@ class PositionalRange(Predictor):
     prompt reaches past that range fails, one inside it does not fail for length. Measured on base
     items: the longest base prompt per family (positions used) and the farthest distance back from
     the last position (where the answer is read out) to which any head of the upper half of the
-    layers gives at least `tau` attention (distances used). Score: a step: the family's base failure rate up to the longest base prompt, 0.3 past it
+    layers gives at least `tau` attention, the first token left out: a head parks its attention
+    there (the attention sink, Xiao et al. 2023), which says nothing of distance (distances used). Score: a step: the family's base failure rate up to the longest base prompt, 0.3 past it
     but within the range, 0.9 past the range, 1 past the model's context; within a step past the
     base, a ramp of less than 0.05 in how far past the longest base prompt the item reaches (the
     farther past the positions used, the worse; it never crosses a step)."""
@@ -345,7 +346,7 @@ class PositionalRange(Predictor):
     track = "blind"
     version = "2"
 
-    def __init__(self, per_cell: int = 8, tau: float = 0.1):
+    def __init__(self, per_cell: int = 4, tau: float = 0.1):
         self.per_cell = per_cell
         self.tau = tau
 
@@ -368,9 +369,9 @@ class PositionalRange(Predictor):
             distance = 0
             for read in reads:
                 for layer in upper:
-                    pattern = read[f"pattern.{layer}"][:, -1]  # (head, key)
+                    pattern = read[f"pattern.{layer}"][:, -1, 1:]  # (head, key): the first token left out
                     far = np.where(pattern >= self.tau, pattern.shape[-1] - 1 - np.arange(pattern.shape[-1]), 0)
-                    distance = max(distance, int(far.max()))
+                    distance = max(distance, int(far.max()) if far.size else 0)
             reach = REACH.get(self.scheme_, REACH["unknown"])
             self.families_[family] = {"longest": float(longest), "distance": float(distance),
                                       "range": reach * max(float(longest), float(distance))}

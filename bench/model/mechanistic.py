@@ -26,6 +26,7 @@ interventions go one item at a time.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,10 +36,9 @@ import numpy as np
 
 from ..process import invariant_threads
 from .load import ModelHandle
-from .trace import last_position_only
 
 SITES = ("resid_post", "pattern", "z")
-MEAN_OVER = 32  # a mean ablation's mean: over the region's first items by id (a fixed sample)
+MEAN_OVER = 16  # a mean ablation's mean: over the region's first items by id (a fixed sample)
 
 
 @dataclass(frozen=True)
@@ -259,8 +259,10 @@ class RegionAccess:
     def _next_token(self, item) -> np.ndarray:
         import torch
 
-        with torch.inference_mode(), last_position_only(self.handle.model) as last:  # the model's own head
-            logits = self.handle.model(input_ids=self._ids(item), **last).logits[0, -1].float()
+        model = self.handle.model  # its own head code, on the last position only where it can
+        last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        with torch.inference_mode():
+            logits = model(input_ids=self._ids(item), **last).logits[0, -1].float()
         return torch.softmax(logits, -1).cpu().numpy()
 
     def _hook_z(self, layer: int, edit):
