@@ -111,12 +111,30 @@ def exact_length_batches(lengths: Sequence[int], batch_size: int) -> Iterable[li
             yield members[start:start + batch_size]
 
 
-def sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterable[list[int]]:
-    """Indices sorted by length (longest first) in chunks of `batch_size`: little padding, few passes.
-    For the teacher-forced pass only, where padding's last-bit noise is kept out by MARGIN."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), batch_size):
-        yield order[start:start + batch_size]
+#: The most float32 logits one teacher-forced pass may hold (rows x answer positions x vocabulary,
+#: in bytes): long answers on a large vocabulary go in smaller batches instead of gigabytes of logits.
+LOGITS_BYTES = 1 << 28
+
+
+def logit_batches(rows: Sequence, widths: Sequence[int], batch_size: int, vocab: int,
+                  lengths: Sequence[int] | None = None) -> Iterable[list]:
+    """`rows` in order, in consecutive batches of at most `batch_size` whose logits (rows x the widest
+    row's answer positions `widths` x `vocab`) fit in LOGITS_BYTES; one row at least. With `lengths`
+    (the rows' padded lengths, longest first), a row shorter than half of its batch's first starts a
+    new batch: at most half of a pass is padding, however unequal the prompts."""
+    batch: list = []
+    widest = first = 0
+    for k, (row, width) in enumerate(zip(rows, widths)):
+        if batch and (len(batch) >= batch_size or (len(batch) + 1) * max(widest, width) * vocab * 4 > LOGITS_BYTES
+                      or (lengths is not None and 2 * lengths[k] < first)):
+            yield batch
+            batch, widest = [], 0
+        if not batch:
+            first = lengths[k] if lengths is not None else 0
+        batch.append(row)
+        widest = max(widest, width)
+    if batch:
+        yield batch
 
 
 def decode_answer(handle: ModelHandle, new_tokens: Sequence[int]) -> str:
@@ -204,6 +222,7 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
     targets = handle.token_ids([item.target for item in items], special=False)
     round_trip = tok.batch_decode(targets, skip_special_tokens=False)
     usable = {i for i, item in enumerate(items) if targets[i] and round_trip[i] == item.target}
+    vocab = handle.card.vocab_size
     with torch.inference_mode(), progress_bar(len(usable), progress) as bar:
         done = (_continued(handle, items, targets, usable, prefixes, continuations, decided, bar, batch_size)
                 if continuations else set())
@@ -211,8 +230,9 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
             members = [i for i in members if i in usable and i not in done]
             start = prefixes.length(prefix)
             own = {i: (prefixes.own(i) if prefix else prefixes.ids[i]) for i in members}
-            for batch in sorted_batches([len(own[i]) + len(targets[i]) for i in members], batch_size):
-                rows = [members[k] for k in batch]
+            order = sorted(members, key=lambda i: -(len(own[i]) + len(targets[i])))  # longest first: little padding
+            for rows in logit_batches(order, [len(targets[i]) + 1 for i in order], batch_size, vocab,
+                                      [len(own[i]) + len(targets[i]) for i in order]):
                 bar.update(len(rows))
                 width = max(len(own[i]) + len(targets[i]) for i in rows)
                 keep = max(len(targets[i]) for i in rows) + 1
@@ -264,8 +284,8 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
         start = prefixes.length(prefix)
         # Answers of one length together (no answer padding to compute), then own parts by length.
         rows.sort(key=lambda row: (len(targets[row[2]]), row[0].layers[0][0].shape[2]))
-        for at in range(0, len(rows), batch_size):
-            batch = rows[at:at + batch_size]
+        vocab = handle.card.vocab_size
+        for batch in logit_batches(rows, [len(targets[i]) for _, _, i in rows], batch_size, vocab):
             cache = prefixes.cache(prefix, len(batch)) if prefix else None
             if cache is None:
                 from transformers import DynamicCache

@@ -68,3 +68,35 @@ def test_auto_batch_size_is_a_power_of_two_that_shrinks_with_longer_inputs(tiny_
     monkeypatch.setattr(be, "_available_ram", lambda: 64 * 2**20)  # 64 MiB free
     tight = auto_batch_size(handle, 2048)
     assert 1 <= tight < roomy and tight & (tight - 1) == 0
+
+
+def test_logit_batches_keep_each_pass_under_the_logits_budget(monkeypatch):
+    import bench.model.evaluate as evaluate_module
+    from bench.model.evaluate import logit_batches
+
+    monkeypatch.setattr(evaluate_module, "LOGITS_BYTES", 4 * 1000 * 10)  # 10 answer positions of a 1000 vocabulary
+    widths = [1, 2, 2, 5, 5, 6, 11]
+    batches = list(logit_batches(list(range(7)), widths, batch_size=4, vocab=1000))
+    assert [i for b in batches for i in b] == list(range(7))  # in order, each once
+    for b in batches:
+        assert len(b) <= 4 and (len(b) == 1 or len(b) * max(widths[i] for i in b) <= 10)
+    assert batches == [[0, 1, 2], [3, 4], [5], [6]]  # a row wider than the budget still goes, alone
+
+
+def test_a_small_logits_budget_gives_the_same_outcomes(monkeypatch):
+    import bench.model.evaluate as evaluate_module
+
+    handle = load_model("default")
+    family = get_family("addition")
+    items = [i for c in ("digits=1", "digits=3", "digits=4") for i in family.generate(c, 12, seed=3)]
+    whole = evaluate(handle, items, batch_size=16)
+    monkeypatch.setattr(evaluate_module, "LOGITS_BYTES", 4 * handle.card.vocab_size * 8)  # 8 answer positions a pass
+    assert evaluate(handle, items, batch_size=16) == whole
+
+
+def test_logit_batches_keep_padding_under_half_a_pass():
+    from bench.model.evaluate import logit_batches
+
+    lengths = [400, 380, 210, 190, 60, 40, 30]  # longest first, as the teacher-forced pass orders them
+    batches = list(logit_batches(list(range(7)), [1] * 7, batch_size=64, vocab=10, lengths=lengths))
+    assert batches == [[0, 1, 2], [3], [4, 5, 6]]  # each at least half as long as its batch's first
