@@ -49,6 +49,16 @@ def _first_per_cell(observations: Sequence[Observation], per_cell: int) -> list[
     return kept
 
 
+def _probe_rows(y: np.ndarray) -> np.ndarray | None:
+    """The rows a probe of `y` can cross-validate on (classes of 3 items or more), or None where
+    fewer than two such classes are left."""
+    _, counts = np.unique(y, return_counts=True)
+    if len(counts) < 2:
+        return None
+    keep = np.isin(y, np.unique(y)[counts >= 3])  # classes too rare to cross-validate are left out
+    return keep if len(np.unique(y[keep])) >= 2 else None
+
+
 def _probe_predictions(x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray | None:
     """Cross-validated predictions of a standardized logistic probe of `y` from `x` (None where `y`
     has one class or too few items per class to cross-validate)."""
@@ -57,11 +67,8 @@ def _probe_predictions(x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarra
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    _, counts = np.unique(y, return_counts=True)
-    if len(counts) < 2:
-        return None
-    keep = np.isin(y, np.unique(y)[counts >= 3])  # classes too rare to cross-validate are left out
-    if len(np.unique(y[keep])) < 2:
+    keep = _probe_rows(y)
+    if keep is None:
         return None
     out = np.full(len(y), None, dtype=object)
     y = y.astype(str)  # one label type for scikit-learn, whatever the caller's
@@ -112,6 +119,8 @@ class HopResolution(Predictor):
 
     def _measure(self, model, group: list[Observation], axis: str, n_layers: int) -> dict[str, Any] | None:
         answers = np.array([(model.tokenize([o.item.target])[0] or [""])[0] for o in group], dtype=object)
+        if _probe_rows(answers) is None:
+            return None  # no probe to fit on these answers: nothing to read
         reads = model.mechanistic.read([o.item for o in group], ["resid_post"], list(range(n_layers)), positions=[-1])
         depth = np.array([o.item.axes[axis] for o in group])
         layer_of: dict[int, float] = {}

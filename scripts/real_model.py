@@ -59,8 +59,14 @@ def widened(vocab: int) -> Path:
         return folder
     from bench.model.load import load_model
 
+    from transformers import AutoModelForCausalLM
+
     handle = load_model(str(fetch()))
-    model = handle.model
+    config = handle.model.config
+    if hasattr(config, "quantization_config"):  # dequantized already: save it as plain float weights
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(handle.model.state_dict())
     rows = model.get_input_embeddings().weight.shape[0]
     if vocab <= rows:
         raise SystemExit(f"--vocab {vocab} is not larger than the model's {rows} rows")
