@@ -360,18 +360,22 @@ def evaluate(handle: ModelHandle, items: Sequence[Item], batch_size: int = 64,
     return outcomes
 
 
+#: Bumped when the evaluation decides an outcome another way: the outcome cache keeps other versions apart.
+EVALUATION_VERSION = 1
+
+
 class OutcomeCache:
     """A model's outcomes on a list of items, on disk beside its traces (`root/<cache_name>/`, the
     name holding the model's fingerprint and numerics): an outcome depends only on those and the
     item, so a second run of the same model on the same items evaluates nothing. A file is keyed by
-    its items' ids, prompts, targets and families in order, and written whole; one that cannot be
+    EVALUATION_VERSION and its items' ids, prompts, targets and families in order, and written whole; one that cannot be
     read as these items' outcomes is a miss (evaluated again and replaced)."""
 
     def __init__(self, root: str | Path, cache_name: str):
         self.folder = Path(root) / cache_name
 
     def path(self, items: Sequence[Item]) -> Path:
-        key = hashlib.sha256()
+        key = hashlib.sha256(f"evaluation {EVALUATION_VERSION}\x00".encode())
         for item in items:
             key.update(f"{item.id}\x00{item.prompt}\x00{item.target}\x00{item.family}\x00".encode())
         return self.folder / f"outcomes-{key.hexdigest()[:16]}.jsonl"
