@@ -26,7 +26,6 @@ interventions go one item at a time.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import numpy as np
 
 from ..process import invariant_threads
 from .load import ModelHandle
+from .prefix import last_logits_only
 
 SITES = ("resid_post", "pattern", "z")
 MEAN_OVER = 16  # a mean ablation's mean: over the region's first items by id (a fixed sample)
@@ -260,9 +260,8 @@ class RegionAccess:
         import torch
 
         model = self.handle.model  # its own head code, on the last position only where it can
-        last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
         with torch.inference_mode():
-            logits = model(input_ids=self._ids(item), **last).logits[0, -1].float()
+            logits = model(input_ids=self._ids(item), **last_logits_only(model)).logits[0, -1].float()
         return torch.softmax(logits, -1).cpu().numpy()
 
     def _hook_z(self, layer: int, edit):

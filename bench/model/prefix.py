@@ -22,6 +22,14 @@ import copy
 from typing import Any, Sequence
 
 
+def last_logits_only(model) -> dict[str, Any]:
+    """The keyword that asks `model` for its last position's logits alone (`logits_to_keep=1`; {} for
+    a model without it, which then unembeds every position)."""
+    import inspect
+
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+
+
 def cache_argument(model, cache) -> dict[str, Any]:
     """The keyword a model's forward takes a key/value cache by (transformers renames it)."""
     import inspect
@@ -95,11 +103,8 @@ class Prefixes:
 
         if text not in self._caches:
             ids = torch.tensor([self._encoded[text]], device=self.handle.device)
-            import inspect
-
             # only the keys and values are read: unembed one position, not the whole prefix
-            last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.handle.model.forward).parameters else {}
-            out = self.handle.model(input_ids=ids, use_cache=True, **last)
+            out = self.handle.model(input_ids=ids, use_cache=True, **last_logits_only(self.handle.model))
             self._caches[text] = getattr(out, "cache", None) or out.past_key_values
         cache = copy.deepcopy(self._caches[text])
         if rows > 1:

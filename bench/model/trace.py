@@ -54,7 +54,7 @@ from tasks import Item, SealedItem
 from .continuation import BUDGET_CAP, Continuations
 from .evaluate import MARGIN, _available_ram, exact_length_batches, progress_bar
 from .load import MIN_ROWS, ModelHandle, rows_are_batch_invariant
-from .prefix import Prefixes, cache_argument
+from .prefix import Prefixes, cache_argument, last_logits_only
 from ..process import invariant_threads, torch_threads
 
 TOP_K = 8
@@ -335,12 +335,10 @@ def last_position_only(model, caught: list | None = None):
     code runs (its final norm, logit scaling or soft-capping). With `caught`, each call of the
     output embedding appends its input and output rows, (item, d_model) and (item, vocab), before
     any scaling or soft-capping the model applies after it (what the logit lens reuses)."""
-    import inspect
-
     import torch
 
     head = model.get_output_embeddings()
-    if head is None or "logits_to_keep" not in inspect.signature(model.forward).parameters:
+    if head is None or not last_logits_only(model):
         yield {}
         return
     rows: list[int] = []

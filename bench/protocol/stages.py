@@ -302,9 +302,7 @@ def format_skipped(skipped: dict[str, str]) -> str:
 def calibrate(ctx: Run) -> list[Outcome]:
     """The base region traced (one prompt pass, which the evaluation goes on from) and evaluated:
     the outcomes predictors may learn from."""
-    cache = _outcome_cache(ctx)
-    if cache is None or cache.get(ctx.suite.base) is None:
-        ctx.view.keep_continuations([item.id for item in ctx.suite.base])  # what the evaluation goes on from
+    ctx.view.keep_continuations([item.id for item in ctx.suite.base])
     ctx.view.trace([item.sealed() for item in ctx.suite.base])
     ctx.clock.lap("trace")
     outcomes = _evaluated(ctx, "base", ctx.suite.base)
@@ -329,17 +327,18 @@ def _evaluated(ctx: Run, split: str, items: list[Item]) -> list[Outcome]:
         return stored
     cache = _outcome_cache(ctx)
     outcomes = cache.get(items) if cache is not None else None
-    if outcomes is None:
-        continuations, stats = ctx.view.continuations, ctx.eval_stats
+    continuations, stats = ctx.view.continuations, ctx.eval_stats
+    if outcomes is not None:
+        stats["cached"] = stats.get("cached", 0) + len(items)
+    else:
         outcomes = evaluate(ctx.handle, items, ctx.spec.batch_size, ctx.suite.families, stats=stats,
                             progress=f"evaluate {split}", continuations=continuations)
         if continuations is not None:
             stats["continued"] = stats.get("continued", 0) + continuations.evaluated
-            continuations.forget()
         if cache is not None:
             cache.put(items, outcomes)
-    else:
-        ctx.eval_stats["cached"] = ctx.eval_stats.get("cached", 0) + len(items)
+    if continuations is not None:
+        continuations.forget()  # evaluated (or cached): the kept prompt passes are not needed again
     ctx.folder.write_outcomes(split, outcomes)
     return outcomes
 
