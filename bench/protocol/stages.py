@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import json
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
@@ -30,6 +31,7 @@ from ..errors import UserError
 from ..model.evaluate import Outcome, OutcomeCache, auto_batch_size, evaluate, first_answer_tokens
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
+from ..scoring.cache import ScoreCache, restore_volatile, stable_status
 from ..scoring.claims import claims_summary, judge_claims
 from ..scoring.metrics import (BASELINES, INFORMATIVE_MIN, RANKING, REFERENCE, SANITY, SCORING_VERSION, cell_table,
                                minimum_detectable_effect, no_signal_band, same_rankings,
@@ -127,7 +129,7 @@ def run(spec: RunSpec, log: Log = print) -> dict[str, Any]:
         variant_outcomes = evaluate_variants(ctx, base_outcomes)
         reference = answer_visible(ctx, sealed)
         ctx.clock.lap("evaluate")
-        results = score(ctx.suite, base_outcomes, variant_outcomes, sealed.scores, sealed.status, spec.seed, reference)
+        results = scored(ctx, base_outcomes, variant_outcomes, sealed, reference)
         after_scoring(ctx, results, base_outcomes, variant_outcomes, sealed)
         return finish(ctx, results, sealed.digest, base_outcomes)
 
@@ -341,6 +343,29 @@ def _evaluated(ctx: Run, split: str, items: list[Item]) -> list[Outcome]:
         continuations.forget()  # evaluated (or cached): the kept prompt passes are not needed again
     ctx.folder.write_outcomes(split, outcomes)
     return outcomes
+
+
+def scored(ctx: Run, base_outcomes: list[Outcome], variant_outcomes: list[Outcome], sealed: Sealed,
+           reference: np.ndarray | None) -> dict[str, Any]:
+    """`score`, or the figures an earlier run scored on the same cells, outcomes, sealed predictions,
+    seed and scoring code, read from the cache beside the model's traces (unless --no-cache)."""
+    suite = ctx.suite
+    if not ctx.spec.use_cache:
+        return score(suite, base_outcomes, variant_outcomes, sealed.scores, sealed.status, ctx.spec.seed, reference)
+    cache = ScoreCache(Path(ctx.spec.cache_dir or default_cache_dir()) / ctx.handle.cache_name,
+                       (sys.modules[__name__], sys.modules[judge_claims.__module__], sys.modules[cell_table.__module__]))
+    path = cache.path([[(name, [(c.name, c.shift) for c in f.cells]) for name, f in suite.families.items()],
+                       [(i.family, i.cell) for i in suite.base], [(i.family, i.cell) for i in suite.variants],
+                       np.array([o.correct for o in base_outcomes]), np.array([o.correct for o in variant_outcomes]),
+                       stable_status(sealed.status), ctx.spec.seed, reference,
+                       *[part for name in sorted(sealed.scores)
+                         for part in (name, np.asarray(sealed.scores[name], dtype=np.float64))]])
+    cached = cache.get(path)
+    if cached is not None:
+        return restore_volatile(cached, sealed.status) | {"scores_cached": True}
+    results = score(suite, base_outcomes, variant_outcomes, sealed.scores, sealed.status, ctx.spec.seed, reference)
+    cache.put(path, results)
+    return results
 
 
 # -- predict, seal ---------------------------------------------------------------------------

@@ -133,3 +133,39 @@ def test_a_second_run_takes_its_outcomes_from_the_cache_and_writes_the_same_file
     third = run(RunSpec(out=tmp_path / "d", **spec), log=lambda m: None)
     assert len(calls) == 2 and "cached" not in third["evaluation"]
     assert (tmp_path / "a" / "outcomes.jsonl").read_bytes() == (tmp_path / "d" / "outcomes.jsonl").read_bytes()
+
+
+def _without_volatile(results: dict) -> dict:
+    """results.json's figures: without when the run was made, its timings, caches and paths."""
+    drop = {"created", "timings", "run_dir", "evaluation", "trace", "scores_cached", "spec", "seconds", "mechanistic"}
+    if isinstance(results, dict):
+        return {k: _without_volatile(v) for k, v in results.items() if k not in drop}
+    return [_without_volatile(v) for v in results] if isinstance(results, list) else results
+
+
+def test_a_second_run_reads_its_scores_from_the_cache_and_a_changed_input_is_a_miss(tmp_path, monkeypatch):
+    """Scoring is cached beside the model's traces, keyed by what it is computed from: a second run
+    that seals the same predictions draws no resample and writes the same figures; another seed,
+    other predictions, --no-cache or an unreadable entry score again."""
+    spec = dict(n=4, tasks=("addition", "parity"), predictors=("random", "confidence", "prompt_length"),
+                cache_dir=str(tmp_path / "c"))
+    first = run(RunSpec(out=tmp_path / "a", **spec), log=lambda m: None)
+    assert "scores_cached" not in first
+    calls = []
+    real = run_module.score
+    monkeypatch.setattr(run_module, "score", lambda *a, **k: calls.append(1) or real(*a, **k))
+    second = run(RunSpec(out=tmp_path / "b", **spec), log=lambda m: None)
+    assert calls == [] and second["scores_cached"] is True
+    assert _without_volatile(second) == _without_volatile(first)
+    stored = [json.loads((tmp_path / d / "results.json").read_text()) for d in "ab"]
+    assert list(stored[1]["predictors"]["random"]) == list(stored[0]["predictors"]["random"])  # key order kept
+    assert stored[1]["predictors"]["random"]["seconds"] == second["predictors"]["random"]["seconds"]  # this run's own
+    run(RunSpec(out=tmp_path / "s", seed=1, **spec), log=lambda m: None)
+    assert calls == [1]  # another seed: other resamples
+    run(RunSpec(out=tmp_path / "n", use_cache=False, **spec), log=lambda m: None)
+    assert calls == [1, 1]
+    for path in (tmp_path / "c").rglob("scores-*.json"):
+        path.write_text("{not json")
+    third = run(RunSpec(out=tmp_path / "d", **spec), log=lambda m: None)
+    assert calls == [1, 1, 1] and "scores_cached" not in third
+    assert _without_volatile(third) == _without_volatile(first)

@@ -1,0 +1,74 @@
+"""The run's scoring on disk, keyed by everything it is computed from.
+
+Scoring is a pure function of the items' cells, the outcomes, the sealed scores and statuses, the
+seed and the scoring code, and it is the costliest stage of a run whose traces and outcomes are
+cached (a thousand resamples for every figure). A second run that seals the same predictions on the
+same outcomes reads its figures back instead of drawing them again. The key holds the source of the
+scoring modules, so a change to the scoring code is a miss even where SCORING_VERSION was not bumped.
+A file that cannot be read is a miss; `verify` never reads the cache (it recomputes every figure).
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .. import io
+
+#: What a predictor's status holds that scoring does not read: they vary from run to run, so they are
+#: kept out of the key and taken from the run at hand on a hit.
+VOLATILE = ("seconds", "mechanistic")
+
+
+def _bytes(part: Any) -> bytes:
+    if isinstance(part, np.ndarray):
+        return f"{part.dtype}{part.shape}".encode() + np.ascontiguousarray(part).tobytes()
+    return json.dumps(part, sort_keys=True, default=str).encode()
+
+
+class ScoreCache:
+    """Scored results as JSON files under `folder` (beside the model's traces and outcomes), named by
+    the SHA-256 of the scoring code and the parts given."""
+
+    def __init__(self, folder: str | Path, code: Iterable[Any]):
+        self.folder = Path(folder)
+        self._code = hashlib.sha256()
+        for module in code:  # the modules the scoring runs, by their source
+            self._code.update(Path(inspect.getsourcefile(module)).read_bytes())
+
+    def path(self, parts: Iterable[Any]) -> Path:
+        key = self._code.copy()
+        for part in parts:
+            data = _bytes(part)
+            key.update(f"{len(data)}:".encode() + data)
+        return self.folder / f"scores-{key.hexdigest()[:24]}.json"
+
+    def get(self, path: Path) -> dict | None:
+        try:
+            results = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return results if isinstance(results, dict) else None
+
+    def put(self, path: Path, results: dict) -> None:
+        io.write_json(path, results)
+
+
+def stable_status(status: dict[str, dict]) -> dict[str, dict]:
+    """Each predictor's status without what varies from run to run (`VOLATILE`)."""
+    return {name: {k: v for k, v in info.items() if k not in VOLATILE} for name, info in status.items()}
+
+
+def restore_volatile(results: dict, status: dict[str, dict]) -> dict:
+    """Cached `results` with this run's own seconds (and mechanistic request timings) per predictor,
+    each in its place (results.json keeps its key order)."""
+    for name, entry in results.get("predictors", {}).items():
+        now = status.get(name, {})
+        kept = {k: now[k] if k in VOLATILE else v for k, v in entry.items() if k not in VOLATILE or k in now}
+        entry.clear()
+        entry.update(kept | {k: now[k] for k in VOLATILE if k in now})
+    return results
