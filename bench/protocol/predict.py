@@ -5,6 +5,8 @@ Predictors run in `bench.protocol.worker`, a separate process that never holds a
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -14,6 +16,7 @@ import numpy as np
 from predictors import TRACKS, Claim, Observation, PredictorError, Trace, registered
 from tasks import SealedItem
 
+from .. import io
 from ..errors import UserError
 from .worker import PredictorFailed, PredictorNotApplicable, PredictorPool, WorkerError
 
@@ -84,14 +87,64 @@ def reads_history(pool: PredictorPool, track: str | None = None) -> bool:
     return any("history" in info["reads"] and track in (None, info["track"]) for info in pool.infos.values())
 
 
+class PredictionCache:
+    """Each predictor's answers on disk beside the model's traces (`folder`: the model's
+    `cache_name`), keyed by everything they are computed from: the predictor (name, version, params,
+    class and its module's source), what the worker was handed (`context`: the track, the traced
+    items, the items withheld, the checkpoints), the calibration observations and the sealed items.
+    A predictor is a seeded function of these (the benchmark's rule: the same inputs give the same
+    predictions), so a second run that hands it the same asks it nothing. Only answers that succeeded
+    are kept; a file that cannot be read is a miss. A predictor's mechanistic requests are recorded
+    with its answers, so a hit reports what the answers were made from."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder) / "predictions"
+
+    def path(self, info: dict, context: str, calibration: Sequence[Observation], sealed: Sequence[SealedItem]) -> Path:
+        key = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode() + context.encode())
+        for o in calibration:
+            key.update(json.dumps([o.item.to_dict(), o.output, o.correct], sort_keys=True).encode())
+        for item in sealed:
+            key.update(json.dumps(item.to_dict(), sort_keys=True).encode())
+        return self.folder / f"{info['predictor']}-{key.hexdigest()[:24]}.json"
+
+    def get(self, path: Path, n: int) -> dict | None:
+        try:
+            entry = json.loads(path.read_text())
+            entry["scores"] = _check_scores(entry["scores"], n)
+            return entry if isinstance(entry["notes"], list) and isinstance(entry["claims"], list) else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, path: Path, scores: np.ndarray, notes: list, claims: list, mechanistic: dict | None) -> None:
+        io.write_json(path, {"scores": scores.tolist(), "notes": notes, "claims": claims}
+                      | ({"mechanistic": mechanistic} if mechanistic else {}))
+
+
+def context_key(items: Sequence[SealedItem], withheld: Sequence[SealedItem], track: str, points: Sequence = (),
+                final_step: int | None = None, mechanistic: str | None = None) -> str:
+    """What a context hands the worker, as a digest: the traced items (a trace is the model's, and the
+    cache folder is the model's), the withheld ones, the track, each checkpoint handed over (its
+    fingerprint, outcomes and traced items) and the region mechanistic requests may reach."""
+    key = hashlib.sha256(json.dumps([track, final_step, mechanistic, [item.id for item in withheld]]).encode())
+    for item in items:
+        key.update(f"{item.id}\x00{item.prompt}\x00".encode())
+    for p in points:
+        key.update(json.dumps([p.name, p.step, p.fingerprint, sorted(p.correct.items()),
+                               None if p.trace is None else list(p.trace.item_ids)]).encode())
+    return key.hexdigest()
+
+
 def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: list[SealedItem],
-                log: Callable[[str], None], names: Sequence[str] | None = None
+                log: Callable[[str], None], names: Sequence[str] | None = None,
+                cache: PredictionCache | None = None, context: str | None = None
                 ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """Each of the pool's predictors (or those `names` asked for), fresh, fit on `calibration` and
     asked about `sealed`, in the worker process, one after another. A predictor that raises, hangs
     past the timeout or returns bad scores or a malformed claim is marked failed with its reason; the
     others go on. A predictor's claims (`Predictor.claim`), where it made any, are in its status
-    (`claims`, as JSON)."""
+    (`claims`, as JSON). With `cache` and the worker's `context` (`context_key`), a predictor whose
+    answers to these very inputs are cached is not asked again (its status says `cached`)."""
     scores: dict[str, np.ndarray] = {}
     status: dict[str, dict[str, Any]] = {}
     for asked in [asked for asked in pool.infos if names is None or asked in names]:
@@ -99,10 +152,15 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
         name = info["predictor"]
         started = time.perf_counter()
         requests = len(pool.access.log) if pool.access is not None else 0
+        path = cache.path(info, context, calibration, sealed) if cache and context and info.get("source") else None
+        hit = cache.get(path, len(sealed)) if path is not None else None
         try:
-            raw, notes, claims = pool.predict(asked, calibration, sealed)
-            checked = _check_scores(raw, len(sealed))
-            claims = [Claim.from_json(c).to_json() for c in claims]  # a malformed claim fails the predictor
+            if hit is not None:
+                checked, notes, claims = hit["scores"], hit["notes"], hit["claims"]
+            else:
+                raw, notes, claims = pool.predict(asked, calibration, sealed)
+                checked = _check_scores(raw, len(sealed))
+                claims = [Claim.from_json(c).to_json() for c in claims]  # a malformed claim fails the predictor
             scores[name] = checked
             status[name] = {"status": "ok", "notes": notes} | ({"claims": claims} if claims else {})
         except PredictorNotApplicable as e:
@@ -116,6 +174,11 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
                             reads=info["reads"], track=info["track"], params=info["params"], cls=info["cls"])
         if pool.access is not None and len(pool.access.log) > requests:
             status[name]["mechanistic"] = access_summary(pool.access.log[requests:])
+        if hit is not None:
+            status[name].update(({"mechanistic": hit["mechanistic"]} if "mechanistic" in hit else {}), cached=True)
+        elif path is not None and name in scores:
+            cache.put(path, scores[name], status[name]["notes"], status[name].get("claims", []),
+                      status[name].get("mechanistic"))
     return scores, status
 
 
@@ -149,13 +212,13 @@ def reads_mechanistic(pool: PredictorPool, track: str) -> bool:
 def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem],
                   calibration: list[Observation] | None = None, sealed: list[SealedItem] | None = None,
                   withheld: Sequence[SealedItem] = (), history: History | None = None, track: str = "blind",
-                  keep: bool = False) -> Trace:
+                  keep: bool = False) -> tuple[Trace, str]:
     """One shared trace of `items`, handed to the worker with the default `calibration` and `sealed`
     items (`fit_predict` given these very lists sends no copy). `withheld`: items left out of the
     trace on purpose (the blind track's variants), which the worker refuses to trace with the
-    reason. `history`: its checkpoints handed over too, as `track` may read them. Returns the trace;
-    `keep` holds it in `model_view` too (a later context traces a superset: its rows are not traced
-    again where there is no disk cache)."""
+    reason. `history`: its checkpoints handed over too, as `track` may read them. Returns the trace
+    and the context's key (`context_key`); `keep` holds the trace in `model_view` too (a later context
+    traces a superset: its rows are not traced again where there is no disk cache)."""
     trace = model_view.trace(items)
     points = () if history is None else history.base() if track == "blind" else history.variants(sealed or ())
     access = model_view.region_access(items, "base" if track == "blind" else "run") \
@@ -165,13 +228,15 @@ def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[
                      final_step=history.final_step if history is not None else None, access=access)
     if not keep:
         model_view.forget()  # the worker maps the arrays from disk
-    return trace
+    final = history.final_step if history is not None else None
+    return trace, context_key(items, withheld, track, points, final, None if access is None else access.region)
 
 
 def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[SealedItem], sealed: list[SealedItem],
                      calibration: list[Observation], log: Callable[[str], None],
                      lap: Callable[[str], None] = lambda stage: None, history: History | None = None,
-                     blind_only: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
+                     blind_only: bool = False, cache: PredictionCache | None = None
+                     ) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
     """The blind track first: the worker holds the base region's traces only, and the variants have
     not been traced at all. Then, where a trace-track predictor is asked (and not `blind_only`: a
     predict-only screen), the variants are traced and the trace track predicts. Returns (scores,
@@ -179,18 +244,18 @@ def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[Se
     tracks = tracks_of(pool)
     if blind_only:
         tracks["trace"] = []
-    share_context(pool, model_view, base, calibration, sealed, withheld=sealed, history=history,
-                  keep=bool(tracks["trace"]))
+    _, context = share_context(pool, model_view, base, calibration, sealed, withheld=sealed, history=history,
+                               keep=bool(tracks["trace"]))
     lap("trace")
-    scores, status = fit_predict(pool, calibration, sealed, log, tracks["blind"])
+    scores, status = fit_predict(pool, calibration, sealed, log, tracks["blind"], cache, context)
     lap("predict")
     variant_trace = None
     if tracks["trace"]:
-        everything = share_context(pool, model_view, base + sealed, calibration, sealed,
-                                   history=history if reads_history(pool, "trace") else None, track="trace")
+        everything, context = share_context(pool, model_view, base + sealed, calibration, sealed,
+                                            history=history if reads_history(pool, "trace") else None, track="trace")
         variant_trace = everything.take(range(len(base), len(base) + len(sealed)))
         lap("trace")
-        more_scores, more_status = fit_predict(pool, calibration, sealed, log, tracks["trace"])
+        more_scores, more_status = fit_predict(pool, calibration, sealed, log, tracks["trace"], cache, context)
         scores |= more_scores
         status |= more_status
         lap("predict")

@@ -38,7 +38,7 @@ from ..scoring.metrics import (BASELINES, INFORMATIVE_MIN, RANKING, REFERENCE, S
                                score_predictors)
 from .folder import RunFolder, check_out, without_claims, write_predictions
 from .history import History
-from .predict import check_predictors, leave_one_family_out, open_predictors, predict_by_track, reads_history
+from .predict import PredictionCache, check_predictors, leave_one_family_out, open_predictors, predict_by_track, reads_history
 from .spec import DEFAULT_SHOTS, RunSpec, private_seed_digest
 from .worker import PredictorPool
 
@@ -410,8 +410,10 @@ def predict(ctx: Run, calibration: list[Observation], blind_only: bool = False
     the trace track from every item's trace. Returns (scores, status per predictor, the variants'
     trace where the trace track needed one)."""
     base = [item.sealed() for item in ctx.suite.base]
+    cache = PredictionCache(Path(ctx.spec.cache_dir or default_cache_dir()) / ctx.handle.cache_name) \
+        if ctx.spec.use_cache else None
     scores, status, variant_trace = predict_by_track(ctx.pool, ctx.view, base, ctx.suite.sealed, calibration, ctx.log,
-                                                     ctx.clock.lap, ctx.history, blind_only)
+                                                     ctx.clock.lap, ctx.history, blind_only, cache)
     if blind_only:  # the screen: the trace track's predictors (and those skipped) wait for the full run
         return scores, status, variant_trace
     return scores, dict(ctx.skipped) | status, variant_trace

@@ -291,7 +291,29 @@ def _info(predictor) -> dict[str, Any]:
 
     return {"predictor": predictor.name, "version": str(predictor.version), "reads": sorted(predictor.reads),
             "track": track_of(predictor),
-            "params": _jsonable(predictor.get_params()), "cls": f"{cls.__module__}:{cls.__qualname__}"}
+            "params": _jsonable(predictor.get_params()), "cls": f"{cls.__module__}:{cls.__qualname__}",
+            "source": source_digest(cls)}
+
+
+def source_digest(cls: type) -> str | None:
+    """The SHA-256 of the code a predictor class runs: every module of its top-level package (a
+    built-in predictor's helpers are its package's), or its own file; None where it has no file."""
+    import hashlib
+    import inspect
+
+    try:
+        path = Path(inspect.getsourcefile(cls) or "")
+    except TypeError:
+        return None
+    top = sys.modules.get(cls.__module__.split(".")[0])
+    package = getattr(top, "__path__", None)
+    files = sorted(Path(package[0]).rglob("*.py")) if package else [path] if path.is_file() else []
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for file in files:
+        h.update(file.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _jsonable(value: Any) -> Any:

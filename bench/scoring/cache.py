@@ -19,9 +19,10 @@ import numpy as np
 
 from .. import io
 
-#: What a predictor's status holds that scoring does not read: they vary from run to run, so they are
+#: What a predictor's status holds that scoring does not read: they vary from run to run (its time,
+#: its mechanistic requests' times, whether its answers came from the prediction cache), so they are
 #: kept out of the key and taken from the run at hand on a hit.
-VOLATILE = ("seconds", "mechanistic")
+VOLATILE = ("seconds", "mechanistic", "cached")
 
 
 def _bytes(part: Any) -> bytes:

@@ -137,7 +137,8 @@ def test_a_second_run_takes_its_outcomes_from_the_cache_and_writes_the_same_file
 
 def _without_volatile(results: dict) -> dict:
     """results.json's figures: without when the run was made, its timings, caches and paths."""
-    drop = {"created", "timings", "run_dir", "evaluation", "trace", "scores_cached", "spec", "seconds", "mechanistic"}
+    drop = {"created", "timings", "run_dir", "evaluation", "trace", "scores_cached", "spec", "seconds", "mechanistic",
+            "cached"}
     if isinstance(results, dict):
         return {k: _without_volatile(v) for k, v in results.items() if k not in drop}
     return [_without_volatile(v) for v in results] if isinstance(results, list) else results
@@ -158,7 +159,8 @@ def test_a_second_run_reads_its_scores_from_the_cache_and_a_changed_input_is_a_m
     assert calls == [] and second["scores_cached"] is True
     assert _without_volatile(second) == _without_volatile(first)
     stored = [json.loads((tmp_path / d / "results.json").read_text()) for d in "ab"]
-    assert list(stored[1]["predictors"]["random"]) == list(stored[0]["predictors"]["random"])  # key order kept
+    order = [[k for k in entry["predictors"]["random"] if k != "cached"] for entry in stored]
+    assert order[1] == order[0]  # key order kept
     assert stored[1]["predictors"]["random"]["seconds"] == second["predictors"]["random"]["seconds"]  # this run's own
     run(RunSpec(out=tmp_path / "s", seed=1, **spec), log=lambda m: None)
     assert calls == [1]  # another seed: other resamples
@@ -169,3 +171,28 @@ def test_a_second_run_reads_its_scores_from_the_cache_and_a_changed_input_is_a_m
     third = run(RunSpec(out=tmp_path / "d", **spec), log=lambda m: None)
     assert calls == [1, 1, 1] and "scores_cached" not in third
     assert _without_volatile(third) == _without_volatile(first)
+
+
+def test_a_second_run_takes_each_predictors_answers_from_the_cache_until_its_code_changes(tmp_path, monkeypatch):
+    """A predictor's answers are cached by its code and what it was handed: a second run asks no
+    predictor again and seals the same bytes; editing a plugin's file asks that plugin alone again."""
+    plugin = tmp_path / "plugin.py"
+    source = ("import numpy as np\nfrom predictors import Predictor\n\n"
+              "class Fixed(Predictor):\n    name = 'fixed'\n\n    def predict(self, model, items):\n"
+              "        return np.full(len(items), VALUE)\n")
+    plugin.write_text(source.replace("VALUE", "0.25"))
+    spec = dict(n=4, tasks=("addition", "parity"), predictors=("random", "confidence", f"{plugin}:Fixed"),
+                cache_dir=str(tmp_path / "c"))
+    first = run(RunSpec(out=tmp_path / "a", **spec), log=lambda m: None)
+    assert not any(p.get("cached") for p in first["predictors"].values())
+    second = run(RunSpec(out=tmp_path / "b", **spec), log=lambda m: None)
+    assert all(second["predictors"][n].get("cached") for n in ("random", "confidence", "fixed"))
+    for name in ("predictions.jsonl", "predictions.sha256"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    plugin.write_text(source.replace("VALUE", "0.75"))
+    third = run(RunSpec(out=tmp_path / "d", **spec), log=lambda m: None)
+    assert [n for n, p in third["predictors"].items() if not p.get("cached")] == ["fixed"]
+    rows = [json.loads(line) for line in (tmp_path / "d" / "predictions.jsonl").read_text().splitlines()]
+    assert {row["scores"]["fixed"] for row in rows} == {0.75}
+    fourth = run(RunSpec(out=tmp_path / "e", use_cache=False, **spec), log=lambda m: None)
+    assert not any(p.get("cached") for p in fourth["predictors"].values())
