@@ -665,7 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default=None, help="zoo or pretrained (default: a zoo model's own families, "
                    "the plain-language pretrained suite for any other model)")
     p.add_argument("--chat", action="store_true", help="render items with the tokenizer's chat template (instruct models)")
-    p.add_argument("--no-cache", action="store_true", help="trace, evaluate, predict and score everything again instead of reusing cached traces, outcomes, predictions and scores")
+    p.add_argument("--no-cache", action="store_true", help="trace, evaluate, predict and score everything again "
+                   "instead of reusing cached traces, outcomes, predictions and scores")
     p.add_argument("--checkpoints", default=None, metavar="DIR", help="a folder of the model's saved checkpoints "
                    "(subfolders with config.json, step-N): its training history (default: a zoo model's own)")
     p.add_argument("--at-each-checkpoint", action="store_true", help="run the protocol at every checkpoint of the "
