@@ -160,11 +160,12 @@ def _cells_chart(data) -> str:
 
 def prediction_sections(data) -> str:
     """The charts over predictors, or why there are none."""
-    if not ranked(data["results"]["predictors"]):
+    results = data["results"]
+    if not ranked(results["predictors"]):
         return section("unscorable", "Predictions", (
             "<p><b>No predictor can be scored</b>: every variant item had the same outcome "
-            f"(variant failure rate {num(data['results'].get('variant_failure_rate'))}), so there is nothing to rank.</p>"))
-    palette = colours(data["results"]["predictors"])
+            f"(variant failure rate {num(results.get('variant_failure_rate'))}), so there is nothing to rank.</p>"))
+    palette = colours(results["predictors"])
     return _roc(data, palette) + _reliability(data, palette) + _cells_chart(data)
 
 
@@ -201,6 +202,7 @@ def learning_curves(results: dict) -> str:
         size = f", {sizes[0]} items a cell" if len(sizes) == 1 else ""
         return f"{h['name']} ({h['step']}{size}{', traced' if h.get('traced') and h['name'] != 'final' else ''})"
 
+    names = ", ".join(map(counted, history))
     return section("learning-curves", "Base learning curves", (
-        f"<p>The base region at each checkpoint the history predictors read: {esc(', '.join(map(counted, history)))}.</p>"
+        f"<p>The base region at each checkpoint the history predictors read: {esc(names)}.</p>"
         f'<div class="panels">{"".join(panels)}</div>'))

@@ -36,9 +36,15 @@ def summary(results: dict) -> str:
     stats = "".join(f'<div class="stat"><span>{label}</span><b>{value}</b></div>' for label, value in (
         ("base failure rate", base), ("variant failure rate", variant),
         ("base items", results["n_base"]), ("variant items", results["n_variant"])))
-    skipped = "; ".join(f"<code>{esc(n)}</code> ({esc(why)})" for n, why in (results.get("skipped") or {}).items())
+    notes = ""
+    if results.get("skipped"):
+        named = "; ".join(f"<code>{esc(n)}</code> ({esc(why)})" for n, why in results["skipped"].items())
+        notes += f"<p class=\"skipped\"><b>Skipped</b>, longer than the model's context: {named}.</p>"
     competence = results.get("competence") or {}
-    rates = ", ".join(f"{esc(n)} {rate:.2f}" for n, rate in (competence.get("base_failure") or {}).items())
+    if competence.get("note"):
+        rates = ", ".join(f"{esc(n)} {rate:.2f}" for n, rate in competence["base_failure"].items())
+        notes += (f'<p class="warning"><b>Warning:</b> {esc(competence["note"])}. Base-region failure per family: '
+                  f"{rates}.</p>")
     return (f'<header id="summary" data-section="summary"><h1>brittlebench report: {esc(Path(name).name or name)}</h1>'
             f'<div class="stats">{stats}</div>'
             f"<p>Model <code>{esc(name)}</code> (fingerprint <code>{esc(model['fingerprint'])}</code>): {shape}. "
@@ -46,10 +52,7 @@ def summary(results: dict) -> str:
             f"{esc(str(prov.get('shots', 0)))}-shot prompts{suite}; {results['n_base']} base and "
             f"{results['n_variant']} variant items (base failure rate {base}, variant failure rate {variant}). "
             f"Predictions were sealed (SHA-256 <code>{esc(results['predictions_sha256'][:16])}…</code>) before any "
-            "variant was evaluated.</p>"
-            + (f'<p class="skipped"><b>Skipped</b>, longer than the model\'s context: {skipped}.</p>' if skipped else "")
-            + (f'<p class="warning"><b>Warning:</b> {esc(competence["note"])}. Base-region failure per family: '
-               f"{rates}.</p>" if competence.get("note") else "") + "</header>")
+            f"variant was evaluated.</p>{notes}</header>")
 
 
 # -- the predictor tables --------------------------------------------------------------------
