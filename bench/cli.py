@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import UserError
-from .scoring.metrics import INFORMATIVE_MIN, RANKING as RANKING_KEY, SATURATED_SHARE as SATURATED
+from .scoring.report.rows import num
+from .scoring.report.text import format_predictors, format_results, format_screen
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,91 +20,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
-def format_results(results: dict) -> str:
-    lines = []
-    width = max([len(f"{c['family']}/{c['cell']}") for c in results["cells"]] + [24])
-    lines.append(f"{'cell':<{width}}  {'shift':<14} {'n':>5}  failure")
-    for c in results["cells"]:
-        lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {c['failure_rate']:.3f}")
-    lines += _skipped(results)
-    lines.append("")
-    competence = results.get("competence") or {}
-    if competence.get("base_failure"):
-        lines.append("base-region failure per family: " + ", ".join(
-            f"{name} {rate:.2f}{' (flagged)' if name in competence['flagged'] else ''}"
-            for name, rate in competence["base_failure"].items()))
-    if competence.get("note"):
-        lines.append(f"warning: {competence['note']}")
-    families = results.get("families") or {}
-    if families and all("n_failed" in f for f in families.values()):
-        lines.append("variant outcomes per family (failed/passed): " + ", ".join(
-            f"{name} {f['n_failed']}/{f['n_passed']}{'' if f['informative'] else ' (uninformative)'}"
-            for name, f in families.items()))
-        if not all(f["informative"] for f in families.values()):
-            lines.append(f"  uninformative: fewer than {INFORMATIVE_MIN} of one outcome; such a family adds few pairs, "
-                         "so the pair AUROC gives it almost no weight")
-    if competence.get("base_failure") or families:
-        lines.append("")
-    lines.append(format_predictors(results["predictors"], results["n_variant"], results.get("tracks"),
-                                   results.get("no_signal")))
-    if results.get("claims"):
-        lines += ["", format_claims(results["claims"])]
-    return "\n".join(lines)
-
-
-def _skipped(results: dict) -> list[str]:
-    """One line naming the families and cells the model's context could not hold, where there are any."""
-    if not results.get("skipped"):
-        return []
-    from .protocol.stages import format_skipped
-
-    return [f"skipped, longer than the model's context: {format_skipped(results['skipped'])}"]
-
-
-def format_claims(claims: dict[str, list[dict]]) -> str:
-    """Each predictor's claims, one line each with its verdict, then each named cell's observed
-    failure and 95% Wilson interval against the claim's threshold."""
-    lines = ["claims: each named cell's observed variant failure, 95% Wilson interval; held where every cell's "
-             "interval lies on its predicted side of the threshold, falsified where one lies wholly on the other",
-             f"  {'predictor':<24} {'mechanism':<28} {'verdict':<10} threshold"]
-    for name, made in claims.items():
-        for claim in made:
-            lines.append(f"  {name:<24} {claim['mechanism']:<28} {claim['verdict']:<10} {claim['threshold']:g}")
-            for c in claim["cells"]:
-                seen = (f"{c['rate']:.3f} [{c['wilson'][0]:.3f}, {c['wilson'][1]:.3f}] n={c['n']}" if c["n"]
-                        else "not in this run")
-                why = " (family flagged)" if c["verdict"] == "absent" and c["n"] else ""
-                lines.append(f"    {c['cell']:<30} {c['predicted']:<7} {seen:<32} {c['verdict']}{why}")
-    return "\n".join(lines)
-
-
-def format_screen(results: dict) -> str:
-    """A predict-only run: base failure per cell, each variant cell's predicted failure (median and
-    range over the blind predictors), and what it cost."""
-    lines, width = [], max([len(f"{c['family']}/{c['cell']}") for c in results["cells"]] + [24])
-    from .scoring.metrics import BASELINES, SANITY
-
-    lines.append(f"{'cell':<{width}}  {'shift':<14} {'n':>5}  base failure / predicted failure (median [min, max] "
-                 "over the blind predictors, baselines aside)")
-    for c in results["cells"]:
-        if c["split"] == "base":
-            figure = f"{c['failure_rate']:.3f} observed"
-        else:
-            values = sorted(v for n, v in c["mean_predicted"].items() if n not in BASELINES["blind"] + (SANITY,))
-            figure = (f"{values[len(values) // 2]:.3f} [{values[0]:.3f}, {values[-1]:.3f}] predicted" if values
-                      else "no blind predictor ran")
-        lines.append(f"{c['family'] + '/' + c['cell']:<{width}}  {c['shift']:<14} {c['n']:>5}  {figure}")
-    lines += _skipped(results)
-    screen, run_dir = results["screen"], results["run_dir"]
-    ok = [n for n, p in results["predictors"].items() if p.get("status") == "ok"]
-    lines += ["", f"screen: {len(ok)} blind predictors sealed (sha256 {screen['predictions_sha256'][:16]}...) in "
-              f"{screen['seconds']:.1f} s; no variant was traced or evaluated (a full run: about "
-              f"{screen['estimated_full_seconds']:.0f} s, estimated from the base region)",
-              f"complete it: brittlebench run ... --out {run_dir} --resume (the same options, without --predict-only)",
-              f"gate it:     brittlebench compare {run_dir} --baseline LAST_GOOD_RUN"]
-    return "\n".join(lines)
 
 
 def format_over_training(summary: dict) -> str:
@@ -119,97 +35,6 @@ def format_over_training(summary: dict) -> str:
         lines.append(f"{p['name']:<14} {p['step'] if p['step'] is not None else '?':>7} {p['base_failure_rate']:>9.3f} "
                      f"{p['variant_failure_rate']:>8.3f} {ref:>6}  {best['blind']} / {best['trace']}")
     return "\n".join(lines)
-
-
-def _rate(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-TRACK_TITLES = {
-    "blind": "blind track: predicted before any forward pass on a variant (its text and axes, the architecture, "
-             "the base region's traces and outcomes)",
-    "trace": "trace track: predicted from the variants' prompt-only traces too",
-}
-
-
-def format_predictors(predictors: dict, n_items: int, tracks: dict | None = None, band: dict | None = None) -> str:
-    """One table per track, blind first, each ranked by the pair-pooled AUROC, under the run's
-    no-signal band and minimum detectable effect; the trace table ends with the answer-visible
-    reference row."""
-    from .scoring.metrics import REFERENCE, SANITY
-
-    tracks = tracks or {"trace": {"predictors": list(predictors)}}
-    blocks = []
-    for track in ("blind", "trace"):
-        info = tracks.get(track)
-        names = [n for n in (info or {}).get("predictors", []) if n in predictors]
-        if not names:
-            continue
-        names += [b for b in info.get("baselines", ()) if b not in names and b in predictors]  # shown beside
-        reference = info.get("reference")
-        lines = [TRACK_TITLES[track] + ":" if track in TRACK_TITLES else f"{track}:",
-                 f"  {n_items} items; ranked by pair AUROC (every failed/passed pair inside a family counted once), "
-                 f"95% bootstrap; Δ: minus the best {track} baseline's ({info.get('best_baseline') or 'none'}); "
-                 "* beats it (interval above 0)" + ("; Δ ref: minus the answer-visible reference" if reference else "")]
-        chance = (band or {}).get("pair_auroc")
-        if chance:
-            rho = band.get("spearman")
-            lines.append(f"  no signal: a score with no signal lands in [{chance['lo']:.3f}, {chance['hi']:.3f}] "
-                         + (f"(cell ρ: [{rho['lo']:+.3f}, {rho['hi']:+.3f}]) " if rho else "")
-                         + f"(95% of {band['n_permutations']} within-family permutations); {SANITY} is a sanity row, "
-                         "never the bar")
-        if info.get("mde"):
-            lines.append(f"  power: {info['mde']['note']}")
-        head = (f"  {'predictor':<30} {'pair AUROC':<22} {'Δ best baseline':<25} "
-                + (f"{'Δ ref':>7} " if reference else "") + f"{'fam AUC':>7} {'cell ρ':>6} {'Brier':>6}")
-        lines.append(head)
-        ranked = sorted(names, key=lambda n: -((predictors[n].get(RANKING_KEY) or {}).get("value") or -1))
-        baselines = set(info.get("baselines", ()))
-        notes = []
-        for name in ranked:
-            p = predictors[name]
-            label = name + (" (baseline)" if name in baselines else " (sanity)" if name == SANITY else "")
-            lines.append(_predictor_row(name, label, p, track, bool(reference)))
-            if p.get("same_ranking_as"):
-                notes.append(f"{name} ranks every item as {p['same_ranking_as']} does (a monotone transform): "
-                             "one finding, not two")
-            if p.get("status") == "ok" and (p.get("saturation") or 0) >= SATURATED:
-                notes.append(f"{name} gives one value to {p['saturation']:.0%} of items (saturated): its ranking "
-                             "says little")
-        if reference:
-            lines.append(_predictor_row(REFERENCE, f"{REFERENCE} (reference)", dict(reference, status="ok"), track,
-                                        True, reference=True))
-        lines += [f"  note: {n}" for n in notes]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
-
-
-def _predictor_row(name: str, label: str, p: dict, table: str, with_reference: bool, reference: bool = False) -> str:
-    """One table row; a row from another track (a blind baseline in the trace table) shows its figures only."""
-    from .scoring.metrics import format_interval as _ci
-
-    if p.get("status") == "not_applicable":
-        return f"  {label:<30} not applicable: {p.get('reason', '')}"
-    if p.get("status") != "ok":
-        return f"  {label:<30} failed: {p.get('reason', '')}"
-    vs = p.get("vs_best_baseline") or {}
-    own = not reference and p.get("track", table) == table
-    mark = "*" if own and vs.get("beats") else " "
-    if not own:
-        diff = ""
-    elif not vs:
-        diff = "n/a"
-    elif vs["baseline"] == name:
-        diff = "(best baseline)"
-    else:
-        diff = _ci(vs.get("difference"), signed=True)
-    val = lambda k: f"{p[k]['value']:.3f}" if (p.get(k) or {}).get("value") is not None else "n/a"  # noqa: E731
-    ref = ""
-    if with_reference:
-        versus = ((p.get("vs_reference") or {}).get("difference") or {}).get("value")
-        ref = f"{versus:>+7.3f} " if own and versus is not None else f"{'':>7} "
-    return (f"  {label:<29}{mark} {_ci(p.get(RANKING_KEY)):<22} {diff:<25} {ref}{val('family_auroc'):>7} "
-            f"{val('spearman'):>6} {val('brier'):>6}")
 
 
 def _number_or(word: str, meaning: Any):
@@ -279,7 +104,7 @@ def cmd_run(args) -> int:
         print(format_predictors(view["predictors"], results["n_variant"], _tracks_of(view["predictors"], results["n_variant"])))
     for target, view in results.get("targets", {}).items():
         print(f"\ntarget {target}: {view['n_eligible']} items with every component solved "
-              f"(of {view['n_with_components']} with components); failure rate {_rate(view['compositional_failure_rate'])}")
+              f"(of {view['n_with_components']} with components); failure rate {num(view['compositional_failure_rate'])}")
         if view["predictors"]:
             named = {n: {"status": "ok", "track": results["predictors"][n].get("track")} | m
                      for n, m in view["predictors"].items()}

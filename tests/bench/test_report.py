@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from bench.scoring.report import colours, comparable_axis_rates, flags, load_run, render, wilson, write_report
+from bench.scoring.metrics import wilson
+from bench.scoring.report import colours, comparable_axis_rates, flags, load_run, render, write_report
 
 
 def interval(value, lo=None, hi=None):
