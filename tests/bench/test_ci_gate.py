@@ -8,7 +8,7 @@ from bench.cli import main
 
 RUN = ["--tasks", "addition,multihop,parity", "--n", "16", "--predictors", "random,prompt_length,length_extrapolation,"
        "knn_distance,confidence", "--no-cache"]
-VOLATILE = {"created", "timings", "trace", "spec", "run_dir", "resumed", "evaluation"}
+VOLATILE = {"created", "timings", "trace", "spec", "run_dir", "resumed", "evaluation", "scores_cached"}
 FILES = ("items/base.jsonl", "items/variants.sealed.jsonl", "items/variants.jsonl", "predictions.jsonl",
          "predictions.sha256", "outcomes.jsonl")
 
@@ -18,6 +18,7 @@ def _stable(path):
     out = {k: v for k, v in results.items() if k not in VOLATILE}
     for p in out["predictors"].values():
         p.pop("seconds", None)
+        p.pop("cached", None)  # answers from the prediction cache: the same answers
     return out
 
 

@@ -8,7 +8,7 @@ from bench.protocol.spec import RunSpec
 
 from bench.protocol.stages import run
 
-VOLATILE = {"created", "timings", "trace", "spec", "run_dir"}
+VOLATILE = {"created", "timings", "trace", "spec", "run_dir", "scores_cached"}
 FILES = ("items/base.jsonl", "items/variants.sealed.jsonl", "items/variants.jsonl", "predictions.jsonl",
          "predictions.sha256", "outcomes.jsonl")
 
@@ -17,6 +17,7 @@ def _stable(results: dict) -> dict:
     out = {k: v for k, v in results.items() if k not in VOLATILE}
     for p in out["predictors"].values():
         p.pop("seconds", None)
+        p.pop("cached", None)  # answers from the prediction cache: the same answers
         for request in p.get("mechanistic", {}).values():  # what it asked stays compared, not how long it took
             request.pop("seconds", None)
     # cache bookkeeping: items whose traces came from the disk cache take the full evaluation path,

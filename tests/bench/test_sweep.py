@@ -122,6 +122,7 @@ def _stable(results: dict, resumed: bool) -> dict:
            | ({"resumed", "evaluation"} if resumed else set())}
     for p in out["predictors"].values():
         p.pop("seconds", None)
+        p.pop("cached", None)  # answers from the prediction cache: the same answers
     return out
 
 
