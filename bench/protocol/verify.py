@@ -1,20 +1,8 @@
 """`brittlebench verify RUN`: is the run folder what the run wrote? Everything that derives from
-the stored files is derived again and compared (docs/integrity.md):
-
-  digests      predictions (with their claims, where sealed) and a screen's against their .sha256 and
-               results.json
-  items        regenerated from the run's spec and seed (unless the seed is private), targets too,
-               less the families and cells results.json says the model's context could not hold
-               (`skipped`; re-decided from the items' token counts with --reevaluate); the sealed
-               variants are the variants without their targets
-  outcomes     in the items' order; each `correct` decided again from its `output` and the target
-               by the family's own check, as evaluation decides it
-  results      the run's scoring (`bench.scoring.run`) again on the stored items, outcomes and
-               predictions: base region cells, failure rates, competence flags, the families left
-               out, every predictor's scores; then each protocol's and target's scores
-  --reevaluate K   the model the run names loaded (its fingerprint checked), K items drawn by a
-               seeded sample stratified by split, family and stored outcome evaluated again, and
-               compared
+the stored files is derived again and compared, one check a function below, in the order of the
+table in docs/integrity.md: digests, items (regenerated from the spec and seed), outcomes (each
+`correct` decided again by the family's check), results (the run's scoring again), and with
+`--reevaluate K` a seeded, stratified sample of K items evaluated again by the run's model.
 
 A folder that is not a run of this version, or misses a file, is a UserError (one line)."""
 from __future__ import annotations
@@ -368,6 +356,8 @@ def _screen(run: Path) -> tuple[bool, str]:
 
 
 def check_digests(run: Path, results: dict) -> tuple[bool, list[str]]:
+    """The predictions (with their claims, where sealed) against their .sha256 and results.json; the
+    model run.json records; a screen's sealed predictions (`_screen`)."""
     actual = sealed_digest(run, "predictions")  # predictions.jsonl, then the claims where there are any
     said = (run / "predictions.sha256").read_text().split()
     sealed = said[0] if said else ""
