@@ -35,8 +35,8 @@ from predictors.trace import Trace
 
 from ..process import long_lived
 
-_KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-             "OPENBLAS_NUM_THREADS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VIRTUAL_ENV", "SYSTEMROOT")
+# What of the caller's environment the worker keeps, besides every LC_* (its PYTHONPATH and thread counts are set)
+_KEEP_ENV = ("PATH", "HOME", "LANG", "TMPDIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VIRTUAL_ENV", "SYSTEMROOT")
 
 
 class WorkerError(RuntimeError):
