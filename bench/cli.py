@@ -115,7 +115,7 @@ def cmd_run(args) -> int:
 
 def _tracks_of(predictors: dict, n_items: int) -> dict:
     """The tracks of a protocol's or target's view, from its predictors' own records."""
-    from .protocol.stages import track_summary
+    from .scoring.run import track_summary
 
     return track_summary(predictors, predictors, n_items)
 

@@ -14,7 +14,6 @@ import contextlib
 import datetime as dt
 import json
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
@@ -23,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from predictors import TRACKS, Observation, Trace
+from predictors import Observation, Trace
 from tasks import Item, SealedItem, TaskFamily, resolve_families, suite_families
 from tasks.render import chat, few_shot
 
@@ -32,17 +31,14 @@ from ..model.evaluate import Outcome, OutcomeCache, auto_batch_size, evaluate, f
 from ..model.load import ModelHandle, ModelSpec, load_model
 from ..model.trace import TraceCache, TracedModel, default_cache_dir
 from ..scoring.cache import ScoreCache, restore_volatile, stable_status
-from ..scoring.claims import claims_summary, judge_claims
-from ..scoring.metrics import (BASELINES, INFORMATIVE_MIN, RANKING, REFERENCE, SANITY, SCORING_VERSION, cell_table,
-                               minimum_detectable_effect, no_signal_band, same_rankings,
-                               score_predictors)
+from ..scoring.metrics import REFERENCE, SCORING_VERSION, cell_table
+from ..scoring.run import RESULTS_SCHEMA_VERSION, base_competence, score, score_view, solved_components
 from .folder import RunFolder, check_out, without_claims, write_predictions
 from .history import History
 from .predict import PredictionCache, check_predictors, leave_one_family_out, open_predictors, predict_by_track, reads_history
 from .spec import DEFAULT_SHOTS, RunSpec, private_seed_digest
 from .worker import PredictorPool
 
-RESULTS_SCHEMA_VERSION = 1
 Log = Callable[[str], None]
 
 
@@ -353,7 +349,7 @@ def scored(ctx: Run, base_outcomes: list[Outcome], variant_outcomes: list[Outcom
     if not ctx.spec.use_cache:
         return score(suite, base_outcomes, variant_outcomes, sealed.scores, sealed.status, ctx.spec.seed, reference)
     cache = ScoreCache(Path(ctx.spec.cache_dir or default_cache_dir()) / ctx.handle.cache_name,
-                       (sys.modules[__name__], sys.modules[judge_claims.__module__], sys.modules[cell_table.__module__]))
+                       ("bench.scoring.run", "bench.scoring.metrics", "bench.scoring.claims"))
     path = cache.path([[(name, [(c.name, c.shift) for c in f.cells]) for name, f in suite.families.items()],
                        [(i.family, i.cell) for i in suite.base], [(i.family, i.cell) for i in suite.variants],
                        np.array([o.correct for o in base_outcomes]), np.array([o.correct for o in variant_outcomes]),
@@ -522,124 +518,6 @@ def answer_visible(ctx: Run, sealed: Sealed) -> np.ndarray | None:
 
 # -- score -----------------------------------------------------------------------------------
 
-def score(suite: Suite, base_outcomes: list[Outcome], variant_outcomes: list[Outcome],
-          scores: dict[str, np.ndarray], status: dict[str, dict], seed: int,
-          reference: np.ndarray | None = None) -> dict[str, Any]:
-    """Metrics per predictor (over all variant items), per family, and per cell; per track, the
-    baselines and (trace track) the answer-visible reference; each claim (a predictor's `claims` in
-    `status`) tested against its cells' observed failure (`bench.scoring.claims`)."""
-    families, base, variants = suite.families, suite.base, suite.variants
-    shifts = {(name, c.name): c.shift for name, family in families.items() for c in family.cells}
-    rows = [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "base",
-             "failed": not o.correct} for it, o in zip(base, base_outcomes)]
-    rows += [{"family": it.family, "cell": it.cell, "shift": shifts[it.family, it.cell], "split": "variant",
-              "failed": not o.correct, "pred_index": i} for i, (it, o) in enumerate(zip(variants, variant_outcomes))]
-    failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
-    cells = np.array([f"{it.family}/{it.cell}" for it in variants])
-    tracks = {name: info["track"] for name, info in status.items() if name in scores}
-    competence = base_competence(families, base, base_outcomes)
-    kept = np.array([it.family in competence["scored_families"] for it in variants], dtype=bool)
-    per_family, overall = _score_families(families, variants, failed, cells, scores, seed, tracks, reference,
-                                          competence, kept)
-    repeats = same_rankings({k: v[kept] for k, v in scores.items()}, first=BASELINES["trace"] + (SANITY,))
-    for name, other in repeats.items():
-        overall.setdefault(name, {})["same_ranking_as"] = other
-    made = {name: info["claims"] for name, info in status.items() if name in scores and info.get("claims")}
-    claims = judge_claims(made, cells, failed, competence["flagged"])
-    for name, judged in claims.items():
-        overall.setdefault(name, {})["claims_summary"] = claims_summary(judged)
-    return {
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "scoring_version": SCORING_VERSION,
-        "n_base": len(base),
-        "n_variant": len(variants),
-        "base_failure_rate": float(np.mean([not o.correct for o in base_outcomes])) if base_outcomes else None,
-        "variant_failure_rate": float(failed.mean()) if len(failed) else None,
-        "predictors": {name: info | overall.get(name, {}) for name, info in without_claims(status).items()},
-        "tracks": track_summary(status, overall, int(kept.sum())),
-        "no_signal": no_signal_band(failed[kept], cells[kept], seed),
-        "families": per_family,
-        "competence": competence,
-        "cells": cell_table(rows, scores),
-        **({"claims": claims} if claims else {}),  # only where some predictor claimed: older results hold none
-        "protocols": {},
-        "targets": {},
-    }
-
-
-def _score_families(families, variants, failed, cells, scores, seed, tracks, reference, competence,
-                    kept) -> tuple[dict, dict]:
-    """Each family scored alone (its own draws), then the run's figures over the kept families,
-    reusing each family's rows."""
-    per_family, alone = {}, {}
-    for name in families:
-        mask = np.array([it.family == name for it in variants], dtype=bool)
-        if not mask.any():
-            continue
-        metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
-                                   tracks=tracks, reference=None if reference is None else reference[mask],
-                                   families=alone)
-        n_failed = int(failed[mask].sum())
-        n_passed = int(mask.sum()) - n_failed
-        per_family[name] = {"n": int(mask.sum()), "n_failed": n_failed, "n_passed": n_passed,
-                            "informative": min(n_failed, n_passed) >= INFORMATIVE_MIN,
-                            "failure_rate": float(failed[mask].mean()),
-                            "base_failure_rate": competence["base_failure"].get(name),
-                            "flagged": name in competence["flagged"],
-                            "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
-                            **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
-    overall = score_predictors(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, tracks=tracks,
-                               reference=None if reference is None else reference[kept],
-                               families=alone) if kept.any() else {}
-    return per_family, overall
-
-
-BASE_FAILURE_LIMIT = 0.2  # a family failing more of its base region than this is flagged
-
-
-def base_competence(families: dict[str, TaskFamily], base: list[Item], base_outcomes: list[Outcome]) -> dict[str, Any]:
-    """Which families the model can do at all. Where a model fails more than BASE_FAILURE_LIMIT of a
-    family's base region, that family's variant failures are mostly general incompetence, not
-    compositional brittleness: the family is flagged and left out of the run-level figures (its own
-    per-family figures stay). If every family is flagged, none is left out and the run says so."""
-    failures: dict[str, list[bool]] = {}
-    for item, outcome in zip(base, base_outcomes):
-        failures.setdefault(item.family, []).append(not outcome.correct)
-    rate = {name: float(np.mean(failures[name])) for name in families if name in failures}
-    flagged = [name for name in families if rate.get(name, 0.0) > BASE_FAILURE_LIMIT]
-    scored = [name for name in families if name not in flagged] or list(families)
-    if not flagged:
-        note = ""
-    elif len(scored) == len(families):
-        note = (f"the model fails more than {BASE_FAILURE_LIMIT:.0%} of the base region of every family: "
-                "its variant failures are not evidence of compositional brittleness")
-    else:
-        note = (f"{', '.join(flagged)}: the model fails more than {BASE_FAILURE_LIMIT:.0%} of the base region, so "
-                "variant failures there are not evidence of compositional brittleness; left out of the "
-                "run-level figures")
-    return {"limit": BASE_FAILURE_LIMIT, "base_failure": rate, "flagged": flagged, "scored_families": scored,
-            "note": note}
-
-
-def track_summary(status: dict[str, dict], metrics: dict[str, dict], n_items: int) -> dict[str, dict]:
-    """Per track, blind first: its predictors, the baselines it is judged against, the best of them,
-    the smallest difference from it that the run's items could detect, and (trace track) the
-    answer-visible reference row."""
-    out = {}
-    for track in TRACKS:
-        names = [n for n, info in status.items() if info.get("track") == track]
-        best = next((m["vs_best_baseline"]["baseline"] for n, m in metrics.items()
-                     if n in names and "vs_best_baseline" in m), None)
-        baselines = [b for b in BASELINES[track] if b in metrics]  # a blind baseline is one of the trace track's too
-        differences = [metrics[n]["vs_best_baseline"]["difference"] for n in names
-                       if n in metrics and "vs_best_baseline" in metrics[n] and n not in BASELINES[track] + (SANITY,)]
-        out[track] = {"predictors": names, "baselines": baselines, "sanity": SANITY, "best_baseline": best,
-                      "ranked_by": RANKING, "mde": minimum_detectable_effect(differences, n_items)}
-        if track == "trace" and REFERENCE in metrics:
-            out[track]["reference"] = {"name": REFERENCE, **metrics[REFERENCE]}
-    return out
-
-
 def after_scoring(ctx: Run, results: dict[str, Any], base_outcomes: list[Outcome], variant_outcomes: list[Outcome],
                   sealed: Sealed) -> None:
     """The protocols and targets asked for beyond the base protocol's item-level target, into `results`."""
@@ -664,8 +542,7 @@ def predict_leaving_one_family_out(ctx: Run, base_outcomes: list[Outcome], varia
     digest = write_predictions(ctx.folder.path, "predictions.leave-one-family-out", sealed, lofo_scores)
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
     cells = np.array([f"{it.family}/{it.cell}" for it in suite.variants])
-    metrics = score_predictors(failed, cells, lofo_scores, ctx.spec.seed,
-                               tracks={n: info["track"] for n, info in lofo_status.items() if n in lofo_scores})
+    metrics = score_view(failed, cells, lofo_scores, lofo_status, ctx.spec.seed)
     return {"predictions_sha256": digest,
             "predictors": {n: info | metrics.get(n, {}) for n, info in lofo_status.items()}}
 
@@ -678,32 +555,23 @@ def score_compositional(ctx: Run, variant_outcomes: list[Outcome], sealed: Seale
                                                         ctx.spec.batch_size)
     ctx.folder.write("components.jsonl", rows)
     cells = np.array([f"{it.family}/{it.cell}" for it in suite.variants])
-    subset = {n: v[eligible] for n, v in sealed.scores.items()}
-    tracks = {n: info["track"] for n, info in sealed.status.items() if n in sealed.scores}
     return {"n_eligible": int(eligible.sum()), "n_with_components": int(len({r["parent"] for r in rows})),
             "compositional_failure_rate": float(whole_failed[eligible].mean()) if eligible.any() else None,
-            "predictors": score_predictors(whole_failed[eligible], cells[eligible], subset, ctx.spec.seed, tracks=tracks)
-            if eligible.any() else {}}
+            "predictors": score_view(whole_failed, cells, sealed.scores, sealed.status, ctx.spec.seed, eligible)}
 
 
 def compositional_labels(families, handle, variants, variant_outcomes, batch_size):
-    """(eligible, failed, rows): items whose components the model all solves, and whether it
-    fails the whole."""
-    parts, owner = [], []
-    for i, item in enumerate(variants):
+    """(eligible, failed, rows): items whose components the model all solves, whether it fails the
+    whole, and the components' outcomes (each naming its `parent`)."""
+    parts, owners = [], []
+    for item in variants:
         for part in families[item.family].components(item):
             parts.append(part)
-            owner.append(i)
+            owners.append(item.id)
     outcomes = evaluate(handle, parts, batch_size, families) if parts else []
-    solved = np.ones(len(variants), dtype=bool)
-    has = np.zeros(len(variants), dtype=bool)
-    for i, o in zip(owner, outcomes):
-        has[i] = True
-        solved[i] &= o.correct
-    eligible = has & solved
+    rows = [o.to_dict() | {"parent": owner} for owner, o in zip(owners, outcomes)]
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
-    rows = [o.to_dict() | {"parent": variants[i].id} for i, o in zip(owner, outcomes)]
-    return eligible, failed, rows
+    return solved_components(rows, [item.id for item in variants]), failed, rows
 
 
 def record(ctx: Run, results: dict[str, Any], digest: str) -> None:

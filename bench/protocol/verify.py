@@ -1,20 +1,8 @@
 """`brittlebench verify RUN`: is the run folder what the run wrote? Everything that derives from
-the stored files is derived again and compared (docs/integrity.md):
-
-  digests      predictions (with their claims, where sealed) and a screen's against their .sha256 and
-               results.json
-  items        regenerated from the run's spec and seed (unless the seed is private), targets too,
-               less the families and cells results.json says the model's context could not hold
-               (`skipped`; re-decided from the items' token counts with --reevaluate); the sealed
-               variants are the variants without their targets
-  outcomes     in the items' order; each `correct` decided again from its `output` and the target
-               by the family's own check, as evaluation decides it
-  results      the scoring stage run again on the stored items, outcomes and predictions
-               (`stages.score`): base region cells, failure rates, competence flags, the families
-               left out, every predictor's scores; then each protocol's and target's scores
-  --reevaluate K   the model the run names loaded (its fingerprint checked), K items drawn by a
-               seeded sample stratified by split, family and stored outcome evaluated again, and
-               compared
+the stored files is derived again and compared, one check a function below, in the order of the
+table in docs/integrity.md: digests, items (regenerated from the spec and seed), outcomes (each
+`correct` decided again by the family's check), results (the run's scoring again), and with
+`--reevaluate K` a seeded, stratified sample of K items evaluated again by the run's model.
 
 A folder that is not a run of this version, or misses a file, is a UserError (one line)."""
 from __future__ import annotations
@@ -28,8 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
+from predictors import Claim
+from tasks import Item, TaskError, resolve_families
+
 from .. import io
 from ..errors import UserError
+from ..model.evaluate import Outcome, evaluate
+from ..model.load import ModelSpec, load_model
+from ..scoring.metrics import REFERENCE, SCORING_VERSION
+from ..scoring.run import RESULTS_SCHEMA_VERSION, score, score_view, solved_components
+from .folder import claims_file, read_claims, sealed_digest, with_claims
+from .spec import RunSpec
+from .stages import Suite, chat_template, context_needs, generate, too_long
 
 RUN_FILES = ("results.json", "predictions.jsonl", "predictions.sha256", "outcomes.jsonl")  # what verify reads
 ITEM_FILES = ("items/base.jsonl", "items/variants.jsonl")  # a leaderboard's copy leaves them out: regenerated
@@ -38,8 +36,6 @@ SHOWN = 5  # mismatches named per line; the rest counted
 
 def check_run_folder(run: Path) -> dict:
     """The run's results, or a one-line UserError saying what is wrong with the folder."""
-    from .stages import RESULTS_SCHEMA_VERSION
-
     if not run.is_dir():
         raise UserError(f"no run folder at {run}: pass the folder that 'brittlebench run' wrote")
     for name in RUN_FILES:
@@ -75,36 +71,25 @@ class Stored:
 
 
 def read_stored(run: Path, results: dict) -> Stored:
-    from predictors import Claim
-    from tasks import Item
-
-    from .folder import read_claims, with_claims
-
-    from ..model.evaluate import Outcome
+    def rows(name: str) -> list[dict] | None:
+        return io.read_jsonl(run / name) if (run / name).is_file() else None
 
     try:
         outcomes: dict[str, list] = {"base": [], "variant": []}
         for row in io.read_jsonl(run / "outcomes.jsonl"):
             outcomes[row["split"]].append(Outcome.from_dict(row))
-        reference = None
-        if (run / "reference.jsonl").is_file():
-            from ..scoring.metrics import REFERENCE
-
-            reference = np.array([r[REFERENCE] for r in io.read_jsonl(run / "reference.jsonl")], dtype=float)
-        base, variants = ([Item.from_dict(r) for r in io.read_jsonl(run / name)] if (run / name).is_file() else None
-                          for name in ITEM_FILES)
-        sealed = run / "items" / "variants.sealed.jsonl"
-        staged = {split: io.read_jsonl(path) if path.is_file() else None
-                  for split, path in ((s, run / "stages" / f"outcomes.{s}.jsonl") for s in outcomes)}
+        base, variants = (None if r is None else [Item.from_dict(x) for x in r] for r in map(rows, ITEM_FILES))
+        reference = rows("reference.jsonl")
         status = run / "stages" / "predictors.json"  # a leaderboard's copy: results.json's, scores and all
         status = json.loads(status.read_text()) if status.is_file() else results["predictors"]
         claims = read_claims(run, "predictions")  # the sealed claims, whatever the status says
         for made in claims.values():
             for claim in made:
                 Claim.from_json(claim)
-        status = with_claims(status, claims)
-        return Stored(base, variants, io.read_jsonl(sealed) if sealed.is_file() else None, outcomes, staged,
-                      io.read_jsonl(run / "predictions.jsonl"), status, reference)
+        return Stored(base, variants, rows("items/variants.sealed.jsonl"), outcomes,
+                      {split: rows(f"stages/outcomes.{split}.jsonl") for split in outcomes},
+                      io.read_jsonl(run / "predictions.jsonl"), with_claims(status, claims),
+                      None if reference is None else np.array([r[REFERENCE] for r in reference], dtype=float))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{run}: an items, outcomes, predictions or claims file is corrupted "
                         f"({type(e).__name__}: {e}): it is not a run brittlebench wrote") from None
@@ -112,8 +97,6 @@ def read_stored(run: Path, results: dict) -> Stored:
 
 def run_families(results: dict) -> dict:
     """The run's task families, in its order, loaded as the run loaded them."""
-    from tasks import TaskError, resolve_families
-
     asked = results["spec"].get("tasks") or list(results["provenance"]["tasks"])
     try:
         families = resolve_families(asked)
@@ -140,9 +123,6 @@ def check_items(results: dict, stored: Stored, families: dict, handle=None) -> t
     its model's chat template, `handle`), less what the run skipped (`check_skipped`), and the sealed
     variants are the variants without targets. Where the folder stores no items (a leaderboard's
     copy), the regenerated ones stand for them."""
-    from .spec import RunSpec
-    from .stages import chat_template, generate
-
     spec = results["spec"]
     chat = bool(spec.get("chat"))
     apply = chat_template(handle) if chat and handle is not None else None
@@ -202,8 +182,6 @@ def check_skipped(results: dict, families: dict, suite, handle=None) -> tuple[bo
     """What results.json says the model's context could not hold (`skipped`) names families and
     variant cells of the run; with the run's model (`handle`), it is what the token counts of the
     items the run's seed generates (`suite`, none skipped) decide again (`stages.too_long`)."""
-    from .stages import context_needs, too_long
-
     skipped = results.get("skipped", {})
     cells = {f"{name}/{c.name}" for name, family in families.items() for c in family.variant_cells}
     unknown = [key for key in skipped if key not in families and key not in cells]
@@ -295,10 +273,8 @@ def _in_base_region(path: str, cells: list[dict]) -> bool:
 
 
 def check_results(results: dict, stored: Stored, families: dict) -> tuple[bool, list[str]]:
-    """The scoring stage run again (`stages.score`) on the stored items, outcomes and predictions:
-    every figure it gives must be the one results.json holds."""
-    from .stages import Suite, score
-
+    """The run's scoring (`score`) again on the stored items, outcomes and predictions: every figure
+    it gives must be the one results.json holds."""
     names = [n for n, info in stored.status.items() if info.get("status") == "ok"]
     try:
         scores = {n: np.array([p["scores"][n] for p in stored.predictions], dtype=float) for n in names}
@@ -329,42 +305,32 @@ def check_results(results: dict, stored: Stored, families: dict) -> tuple[bool, 
     if lines:
         return False, lines
     flagged = recomputed["competence"]["flagged"]
+    n = sum(len(made) for made in (recomputed.get("claims") or {}).values())
+    claims = f", {n} claim{'s' * (n != 1)} tested against the sealed claims file" if n else ""
     return True, [f"base region: cells, failure rates and competence recomputed; {len(flagged)} flagged and left "
                   f"out{' (' + ', '.join(flagged) + ')' if flagged else ''}: ok",
                   f"scores: the scoring stage run again on the stored files gives every figure of results.json "
-                  f"({len(names)} predictors{_claims_tested(recomputed)}): ok"]
+                  f"({len(names)} predictors{claims}): ok"]
 
 
-def _claims_tested(results: dict) -> str:
-    """', N claims tested' where the run's predictors made claims."""
-    n = sum(len(made) for made in (results.get("claims") or {}).values())
-    return f", {n} claim{'s' * (n != 1)} tested against the sealed claims file" if n else ""
-
-
-def recompute_scores(run: Path, results: dict, name: str, view: dict, eligible_only: bool = False) -> dict[str, dict]:
-    """A protocol's or target's metrics again, from `name`.jsonl and outcomes.jsonl (and, for the
-    compositional target, components.jsonl)."""
-    from ..scoring.metrics import score_predictors
-
+def recompute_scores(run: Path, results: dict, stored: Stored, name: str, view: dict, eligible_only: bool = False
+                     ) -> dict[str, dict]:
+    """A protocol's or target's figures again (`score_view`), from `name`.jsonl and the stored outcomes
+    (and, for the compositional target, components.jsonl)."""
     try:
         predictions = io.read_jsonl(run / f"{name}.jsonl")
-        outcomes = {r["item_id"]: r for r in io.read_jsonl(run / "outcomes.jsonl") if r["split"] == "variant"}
-        failed = np.array([not outcomes[p["item_id"]]["correct"] for p in predictions], dtype=bool)
+        correct = {o.item_id: o.correct for o in stored.outcomes["variant"]}
+        failed = np.array([not correct[p["item_id"]] for p in predictions], dtype=bool)
         cells = np.array([f"{p['family']}/{p['cell']}" for p in predictions])
-        names = [n for n, p in view["predictors"].items() if p.get("status", "ok") == "ok"]
-        scores = {n: np.array([p["scores"][n] for p in predictions], dtype=float) for n in names}
-        tracks = {n: (view["predictors"][n].get("track") or results["predictors"][n]["track"]) for n in names}
-        keep = np.ones(len(predictions), dtype=bool)
-        if eligible_only:
-            solved: dict[str, bool] = {}
-            for row in io.read_jsonl(run / "components.jsonl"):
-                solved[row["parent"]] = solved.get(row["parent"], True) and bool(row["correct"])
-            keep = np.array([solved.get(p["item_id"], False) for p in predictions], dtype=bool)
+        status = {n: {"track": info.get("track") or results["predictors"][n]["track"]}
+                  for n, info in view["predictors"].items() if info.get("status", "ok") == "ok"}
+        scores = {n: np.array([p["scores"][n] for p in predictions], dtype=float) for n in status}
+        keep = solved_components(io.read_jsonl(run / "components.jsonl"), [p["item_id"] for p in predictions]) \
+            if eligible_only else None
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
         raise UserError(f"{run}: {name}.jsonl, outcomes.jsonl or components.jsonl is corrupted or does not match "
                         "the results") from None
-    return score_predictors(failed[keep], cells[keep], {n: v[keep] for n, v in scores.items()},
-                            results["provenance"]["seed"], tracks=tracks)
+    return score_view(failed, cells, scores, status, results["provenance"]["seed"], keep)
 
 
 def _screen(run: Path) -> tuple[bool, str]:
@@ -390,8 +356,8 @@ def _screen(run: Path) -> tuple[bool, str]:
 
 
 def check_digests(run: Path, results: dict) -> tuple[bool, list[str]]:
-    from .folder import claims_file, sealed_digest
-
+    """The predictions (with their claims, where sealed) against their .sha256 and results.json; the
+    model run.json records; a screen's sealed predictions (`_screen`)."""
     actual = sealed_digest(run, "predictions")  # predictions.jsonl, then the claims where there are any
     said = (run / "predictions.sha256").read_text().split()
     sealed = said[0] if said else ""
@@ -414,13 +380,6 @@ def check_digests(run: Path, results: dict) -> tuple[bool, list[str]]:
         ok &= screen_ok
         lines.append(line)
     return ok, lines
-
-
-def load_run_model(results: dict):
-    """The model the run names, as it names it (a UserError where it cannot be loaded here)."""
-    from ..model.load import ModelSpec, load_model
-
-    return load_model(ModelSpec(**results["provenance"]["model"]["spec"]))
 
 
 def stratified_sample(stored: Stored, k: int, seed: int) -> list[tuple[str, object, object]]:
@@ -456,8 +415,6 @@ def _same_answer(stored, fresh) -> bool:
 def check_reevaluated(results: dict, stored: Stored, families: dict, handle, k: int, seed: int
                       ) -> tuple[bool, list[str]]:
     """K stored outcomes against the model's own, evaluated again here."""
-    from ..model.evaluate import evaluate
-
     recorded = results["provenance"]["model"]["fingerprint"]
     name = results["provenance"]["model"]["spec"]["name_or_path"]
     if handle.fingerprint != recorded:
@@ -480,13 +437,11 @@ def check_reevaluated(results: dict, stored: Stored, families: dict, handle, k: 
 def verify(run: Path, reevaluate: int = 0, sample_seed: int | None = None) -> tuple[bool, list[str]]:
     """(ok, lines): every check above; with `reevaluate`, that many items evaluated again (a
     `sample_seed` drawn here unless given: a submitter cannot know which)."""
-    from ..scoring.metrics import SCORING_VERSION
-
     run = Path(run)
     results = check_run_folder(run)
     stored = read_stored(run, results)
     families = run_families(results)
-    handle = load_run_model(results) if reevaluate else None
+    handle = load_model(ModelSpec(**results["provenance"]["model"]["spec"])) if reevaluate else None
     ok, lines = check_digests(run, results)
     passed, said, stored = check_items(results, stored, families, handle)
     checks = [(passed, said), check_outcomes(stored, families), check_predictions(stored)]
@@ -517,7 +472,7 @@ def verify(run: Path, reevaluate: int = 0, sample_seed: int | None = None) -> tu
     for target, view in results.get("targets", {}).items():
         views.append((f"target {target}", "predictions", view, True))
     for label, name, view, eligible_only in views:
-        recomputed = recompute_scores(run, results, name, view, eligible_only)
+        recomputed = recompute_scores(run, results, stored, name, view, eligible_only)
         moved = [p for predictor, metrics in recomputed.items()
                  for p in differences({k: v for k, v in view["predictors"][predictor].items() if k in metrics},
                                       json.loads(json.dumps(metrics)), predictor)]

@@ -1,21 +1,18 @@
 """Predictors run here, in a separate process that never holds a target.
 
-The run's process generates the items, evaluates the base region and traces every
-item once; then it hands this worker only what a predictor may see: the sealed
-items, the calibration observations, the architecture card, the tokenizer and the
-trace arrays (memory-mapped from a private folder). The worker has no model
-weights, no run folder, no seed, no command line and none of the caller's
-`BRITTLEBENCH_*` environment, and it runs in an empty working folder, so a
-plugin cannot find what it must not know by looking around its own process
-(`gc`, frames, `sys.argv`, `os.environ`) either. It answers in JSON, never in
-pickle, so a plugin cannot run code in the process that holds the targets.
+The run's process hands this worker only what a predictor may see: the sealed items, the
+calibration observations, the architecture card, the tokenizer and the trace arrays
+(memory-mapped from a private folder). The worker has no model weights, no run folder, no seed,
+no command line and none of the caller's `BRITTLEBENCH_*` environment, and it runs in an empty
+working folder, so a plugin cannot find what it must not know by looking around its own process
+(`gc`, frames, `sys.argv`, `os.environ`) either. It answers in JSON, never in pickle, so a plugin
+cannot run code in the process that holds the targets.
 
-A predictor that hangs past `--predictor-timeout` is killed with the worker,
-and a fresh worker goes on with the next predictor.
+A predictor that hangs past `--predictor-timeout` is killed with the worker, and a fresh worker
+goes on with the next predictor.
 
-Protocol: the parent writes pickled requests to stdin; the worker answers each
-with one JSON line on the stdout it was started with (a plugin's own prints go
-to stderr).
+Protocol: the parent writes pickled requests to stdin; the worker answers each with one JSON line
+on the stdout it was started with (a plugin's own prints go to stderr).
 """
 from __future__ import annotations
 
@@ -23,6 +20,7 @@ import json
 import os
 import pickle
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,8 +35,8 @@ from predictors.trace import Trace
 
 from ..process import long_lived
 
-_KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-             "OPENBLAS_NUM_THREADS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VIRTUAL_ENV", "SYSTEMROOT")
+# What of the caller's environment the worker keeps, besides every LC_* (its PYTHONPATH and thread counts are set)
+_KEEP_ENV = ("PATH", "HOME", "LANG", "TMPDIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VIRTUAL_ENV", "SYSTEMROOT")
 
 
 class WorkerError(RuntimeError):
@@ -256,14 +254,12 @@ def _history(request: dict, store: TraceStore) -> tuple:
     """The context's checkpoints as `predictors.history.Checkpoint`s, the evaluated model last."""
     from predictors.history import Checkpoint
 
-    points = request.get("history") or []
-    if not points:
+    if not request["history"]:
         return ()
-    out = [Checkpoint(p["name"], p["step"], p["correct"],
-                      TraceStore(Path(p["trace_dir"]), request["withheld"]).take if p["trace_dir"] else None)
-           for p in points]
     final = {o.item.id: bool(o.correct) for o in request["calibration"]}
-    return tuple(out) + (Checkpoint("final", request.get("final_step"), final, store.take),)
+    return tuple(Checkpoint(p["name"], p["step"], p["correct"],
+                            TraceStore(Path(p["trace_dir"]), request["withheld"]).take if p["trace_dir"] else None)
+                 for p in request["history"]) + (Checkpoint("final", request["final_step"], final, store.take),)
 
 
 WARM = ("sklearn.covariance", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
@@ -286,13 +282,12 @@ def _warm_up() -> None:
 
 
 def _info(predictor) -> dict[str, Any]:
-    cls = type(predictor)
     from predictors import track_of
 
+    cls = type(predictor)
     return {"predictor": predictor.name, "version": str(predictor.version), "reads": sorted(predictor.reads),
-            "track": track_of(predictor),
-            "params": _jsonable(predictor.get_params()), "cls": f"{cls.__module__}:{cls.__qualname__}",
-            "source": source_digest(cls)}
+            "track": track_of(predictor), "params": json.loads(json.dumps(predictor.get_params(), default=repr)),
+            "cls": f"{cls.__module__}:{cls.__qualname__}", "source": source_digest(cls)}
 
 
 def source_digest(cls: type) -> str | None:
@@ -316,10 +311,6 @@ def source_digest(cls: type) -> str | None:
     return h.hexdigest()[:16]
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=repr))
-
-
 # ---------------------------------------------------------------- parent side
 
 def save_trace(trace: Trace, prompts: Sequence[str], folder: Path) -> Path:
@@ -335,7 +326,8 @@ def save_trace(trace: Trace, prompts: Sequence[str], folder: Path) -> Path:
 
 class PredictorPool:
     """The parent's end: starts the worker, loads predictors there, and asks for predictions.
-    A predictor that times out takes the worker down with it; the next request starts a new one."""
+    A predictor that times out takes the worker down with it; the next request starts a new one,
+    handed the current context first."""
 
     def __init__(self, names: Sequence[str], timeout: float | None = None,
                  params: dict[str, dict] | None = None):
@@ -343,13 +335,12 @@ class PredictorPool:
         self.infos: dict[str, dict] = {}  # asked name -> what the predictor says of itself
         self.errors: dict[str, str] = {}  # asked name -> why it could not be loaded
         self.skipped: dict[str, dict] = {}  # what `bench.protocol.predict.check_predictors` reported skipped
+        self.access = None  # the context's `bench.model.mechanistic.RegionAccess`, where a predictor reads it
         self._load = {"op": "load", "predictors": [(n, (params or {}).get(n)) for n in names]}
         self._context: dict | None = None
-        self.access = None  # the context's `bench.model.mechanistic.RegionAccess`, where a predictor reads it
         self._contexts = 0
         self._defaults: tuple | None = None
-        self._pending = 0
-        self._started = False
+        self._owed = 0  # answers owed to requests sent without waiting: the load's, then the warm-up's
         self._proc: subprocess.Popen | None = None
         self._closing: threading.Thread | None = None
         self._lines: queue.Queue = queue.Queue()
@@ -357,57 +348,50 @@ class PredictorPool:
         self._scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX))
         (self._scratch / "owner").write_text(str(os.getpid()))
         try:
-            self._start(wait=False)  # it starts while the caller loads the model; `ready()` waits
+            self._start()  # it starts while the caller loads the model; `ready()` waits
         except BaseException:
             self.close()
             raise
 
     def ready(self) -> "PredictorPool":
         """Wait until the predictors are loaded in the worker (`infos`, `errors` filled)."""
-        if self._proc is not None and not self.infos and not self.errors:
-            self._finish_start()
+        if self._owed == 2:
+            self._collect(1)
         return self
 
-    @property
-    def names(self) -> list[str]:
-        return list(self.infos)
-
-    def _start(self, wait: bool = True) -> None:
+    def _start(self) -> None:
+        """A fresh worker, sent the load and warm-up requests without waiting for their answers."""
         env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV or k.startswith("LC_")}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         # One native thread: a predictor's last bits do not depend on the machine's core count.
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         empty = self._scratch / "cwd"
         empty.mkdir(exist_ok=True)
-        self._pending = 0
         self._proc = subprocess.Popen([sys.executable, "-m", "bench.protocol.worker"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=None, cwd=empty, env=env,
                                       start_new_session=True)  # it ends when its stdin does
         self._lines = queue.Queue()
         threading.Thread(target=_pump, args=(self._proc.stdout, self._lines), daemon=True).start()
-        for request in (self._load, {"op": "warm"}):
-            self._send(request)
-        self._started = False
-        if wait:
-            self._finish_start()
+        self._send(self._load)
+        self._send({"op": "warm"})
+        self._owed = 2
 
-    def _finish_start(self) -> None:
-        """Read the load answer (warm's stays owed) and send the context, if any."""
-        line = self._lines.get()
-        if line is None:
-            self._kill()
-            raise WorkerError("the predictor worker exited while starting")
-        reply = json.loads(line)
-        self._pending = 1  # the warm-up's answer
-        self._started = True
-        if not self.infos and not self.errors:
-            for entry in reply["predictors"]:
-                if entry["ok"]:
-                    self.infos[entry["name"]] = entry["info"]
-                else:
-                    self.errors[entry["name"]] = entry["error"]
-        if self._context is not None:
-            self._ask(self._context, timeout=None)
+    def _collect(self, n: int) -> None:
+        """Read `n` of the answers owed; the load's fills `infos` and `errors` (the first worker's only:
+        a restarted one loads the same predictors)."""
+        for _ in range(n):
+            line = self._lines.get()
+            if line is None:
+                starting = self._owed == 2
+                self._kill()
+                raise WorkerError("the predictor worker exited" + (" while starting" if starting else ""))
+            if self._owed == 2 and not self.infos and not self.errors:
+                for entry in json.loads(line)["predictors"]:
+                    if entry["ok"]:
+                        self.infos[entry["name"]] = entry["info"]
+                    else:
+                        self.errors[entry["name"]] = entry["error"]
+            self._owed -= 1
 
     def _send(self, request: dict) -> None:
         try:
@@ -418,15 +402,11 @@ class PredictorPool:
             raise WorkerError("the predictor worker exited") from None
 
     def _ask(self, request: dict, timeout: float | None) -> dict:
-        if self._proc is None:
+        if self._proc is None:  # a predictor took the last worker down
             self._start()
-        elif not self._started:
-            self._finish_start()
-        while self._pending:  # answers owed to requests sent without waiting
-            self._pending -= 1
-            if self._lines.get() is None:
-                self._kill()
-                raise WorkerError("the predictor worker exited")
+            if self._context is not None and request is not self._context:
+                self._ask(self._context, timeout=None)
+        self._collect(self._owed)
         self._send(request)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:  # a predictor's mechanistic requests come first, each answered here
@@ -441,9 +421,9 @@ class PredictorPool:
             reply = json.loads(line)
             if "access" not in reply:
                 return reply
-            self._send(self._serve(reply["access"]))
+            self._send(self._serve_access(reply["access"]))
 
-    def _serve(self, request: dict) -> dict:
+    def _serve_access(self, request: dict) -> dict:
         """One mechanistic request of the predictor being asked, answered from `self.access`."""
         if self.access is None:
             return {"ok": False, "refused": True,
@@ -486,9 +466,14 @@ class PredictorPool:
                            "calibration": None if same and calibration is same[0] else calibration,
                            "sealed": None if same and sealed is same[1] else sealed},
                           timeout=self.timeout)
-        return _outcome(reply)
+        if reply["ok"]:
+            return np.asarray(reply["scores"], dtype=np.float64), reply["notes"], reply["claims"]
+        if "not_applicable" in reply:
+            raise PredictorNotApplicable(reply["not_applicable"])
+        raise PredictorFailed(reply["error"])
 
     def _kill(self) -> None:
+        self._owed = 0
         if self._proc is not None:
             self._proc.kill()
             self._proc.wait()
@@ -512,8 +497,6 @@ class PredictorPool:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         self._kill()
-        import shutil
-
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     def __enter__(self) -> "PredictorPool":
@@ -529,8 +512,6 @@ _SCRATCH_PREFIX = "brittlebench-worker-"
 def _sweep_orphans() -> None:
     """Remove worker folders whose owning process is gone (it was killed before it could clean
     up: SIGKILL, a power cut). A folder whose owner is alive, or another user's, is left alone."""
-    import shutil
-
     for folder in Path(tempfile.gettempdir()).glob(_SCRATCH_PREFIX + "*"):
         try:
             pid = int((folder / "owner").read_text())
@@ -547,23 +528,9 @@ def _sweep_orphans() -> None:
 class PredictorFailed(Exception):
     """The predictor itself raised; the message is its exception, as the worker saw it."""
 
-    def __str__(self) -> str:
-        return self.args[0]
-
 
 class PredictorNotApplicable(Exception):
     """The predictor said it has nothing to read on these items (`predictors.NotApplicable`)."""
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-def _outcome(reply: dict) -> tuple[np.ndarray, list[str], list[dict]]:
-    if not reply["ok"]:
-        if "not_applicable" in reply:
-            raise PredictorNotApplicable(reply["not_applicable"])
-        raise PredictorFailed(reply["error"])
-    return np.asarray(reply["scores"], dtype=np.float64), reply["notes"], reply["claims"]
 
 
 def _pump(stream, lines: queue.Queue) -> None:

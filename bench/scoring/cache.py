@@ -10,6 +10,7 @@ A file that cannot be read is a miss; `verify` never reads the cache (it recompu
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import json
 from pathlib import Path
@@ -35,11 +36,11 @@ class ScoreCache:
     """Scored results as JSON files under `folder` (beside the model's traces and outcomes), named by
     the SHA-256 of the scoring code and the parts given."""
 
-    def __init__(self, folder: str | Path, code: Iterable[Any]):
+    def __init__(self, folder: str | Path, modules: Iterable[str]):
         self.folder = Path(folder)
         self._code = hashlib.sha256()
-        for module in code:  # the modules the scoring runs, by their source
-            self._code.update(Path(inspect.getsourcefile(module)).read_bytes())
+        for name in modules:  # the modules the scoring runs, by their source
+            self._code.update(Path(inspect.getsourcefile(importlib.import_module(name))).read_bytes())
 
     def path(self, parts: Iterable[Any]) -> Path:
         key = self._code.copy()

@@ -17,8 +17,9 @@ from bench.model.load import load_model
 from bench.model.trace import TraceCache, TracedModel, site_shapes, trace
 from bench.protocol.folder import LOCK, FolderLock
 from bench.protocol.spec import RunSpec
-from bench.protocol.stages import Suite, run, score
+from bench.protocol.stages import Suite, run
 from bench.protocol.verify import read_stored, run_families, stratified_sample, verify
+from bench.scoring.run import score
 from tasks import get_family
 
 TASKS = ("addition", "multihop")

@@ -8,7 +8,8 @@ import pytest
 from bench.cli import main
 from bench.model.evaluate import Outcome, _decide, evaluate
 from bench.model.load import ModelLoadError, ModelSpec, load_model
-from bench.protocol.stages import base_competence, default_tasks
+from bench.protocol.stages import default_tasks
+from bench.scoring.run import base_competence
 from tasks import SUITES, get_family, suite_families
 from tasks.render import chat, few_shot, shots_for
 
