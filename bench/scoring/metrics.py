@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -113,15 +114,13 @@ def together(chunks, n: int):
     """Consecutive chunks of resamples joined while they hold at most BATCH_CELLS (resample, item)
     cells: the draws are the chunks' own, the metric rows fewer, larger passes where items are few."""
     held: list[np.ndarray] = []
-    rows = 0
     for idx in chunks:
-        if held and (rows + len(idx)) * max(n, 1) > BATCH_CELLS:
-            yield np.concatenate(held) if len(held) > 1 else held[0]
-            held, rows = [], 0
+        if held and (sum(map(len, held)) + len(idx)) * max(n, 1) > BATCH_CELLS:
+            yield np.concatenate(held)
+            held = []
         held.append(idx)
-        rows += len(idx)
     if held:
-        yield np.concatenate(held) if len(held) > 1 else held[0]
+        yield np.concatenate(held)
 
 
 def bootstrap_indices(n: int, seed: int, n_boot: int = N_BOOTSTRAP) -> np.ndarray:
@@ -206,18 +205,20 @@ def _concordance(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return (pos * (below + 0.5 * neg)).sum(1), pos.sum(1) * neg.sum(1)
 
 
-def _auroc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorted | None = None,
-                ties: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """AUROC of each resample (Mann-Whitney U over tie groups); NaN where a resample has one class."""
-    u, pairs = _concordance(*(ties if ties is not None else _tie_sums(counts, y, sorted_ or Sorted(s))))
+def _auc(u: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """AUROC from U and pairs, per resample; NaN where a resample has one class (no pairs)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pairs > 0, u / pairs, np.nan)
 
 
-def _auprc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorted | None = None,
-                ties: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def _auroc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, ties: tuple | None = None) -> np.ndarray:
+    """AUROC of each resample (Mann-Whitney U over tie groups); NaN where a resample has one class."""
+    return _auc(*_concordance(*(ties or _tie_sums(counts, y, Sorted(s)))))
+
+
+def _auprc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, ties: tuple | None = None) -> np.ndarray:
     """Average precision of each resample as scikit-learn defines it: thresholds from the top score down."""
-    pos, neg = ties if ties is not None else _tie_sums(counts, y, sorted_ or Sorted(s))
+    pos, neg = ties or _tie_sums(counts, y, Sorted(s))
     pos, neg = pos[:, ::-1], neg[:, ::-1]
     tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -226,19 +227,14 @@ def _auprc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_: Sorte
         return np.where(n_pos > 0, (pos * precision).sum(1) / n_pos, np.nan)
 
 
-def _brier_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_=None) -> np.ndarray:
+def _brier_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
     return counts @ ((s - y) ** 2) / counts.sum(1)
 
 
-def _bins(s: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
-    """(item, bin) one-hot of sklearn.calibration.calibration_curve's equal-width bins."""
-    which = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], s)
-    return np.eye(bins)[which]
-
-
-def _ece_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, sorted_=None, bins: int = ECE_BINS) -> np.ndarray:
-    """Expected calibration error: drawn failures minus predicted failure, summed per bin, over n."""
-    onehot = _bins(s, bins)
+def _ece_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
+    """Expected calibration error: drawn failures minus predicted failure, summed per bin, over n. The
+    bins are sklearn.calibration.calibration_curve's equal-width ones."""
+    onehot = np.eye(bins)[np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], s)]  # (item, bin)
     return np.abs(counts @ (onehot * (y - s)[:, None])).sum(1) / counts.sum(1)
 
 
@@ -261,42 +257,31 @@ def point(metric: str, failed: np.ndarray, scores: np.ndarray) -> float | None:
 
 
 def _interval(value: float | None, rows: np.ndarray) -> Interval:
-    if value is None or np.isnan(rows).all():
-        return Interval(value, None, None) if value is not None else NONE
+    """`value` with the 95% percentile interval of its bootstrap rows (none where every row is NaN)."""
+    if value is None:
+        return NONE
+    if np.isnan(rows).all():
+        return Interval(value, None, None)
     lo, hi = np.nanpercentile(rows, [2.5, 97.5])
     return Interval(value, float(lo), float(hi))
 
 
-def _item_rows(y: np.ndarray, s: np.ndarray, counts: np.ndarray, sorted_: Sorted | None = None,
-               drawn: Drawn | None = None) -> dict[str, np.ndarray]:
-    """Every item metric per resample; the tie sums are computed once (from `idx` if given)."""
-    sorted_ = sorted_ or Sorted(s)
-    ties = _tie_sums_drawn(drawn, sorted_) if drawn is not None else _tie_sums(counts, y, sorted_)
-    out = {metric: _ROWS[metric](counts, y, s, sorted_) for metric in METRICS if metric not in ("auroc", "auprc")}
-    return {metric: out[metric] if metric in out else _ROWS[metric](counts, y, s, sorted_, ties) for metric in METRICS}
-
-
-def _points(y: np.ndarray, s: np.ndarray) -> dict[str, float | None]:
-    return {metric: point(metric, y.astype(bool), s) for metric in METRICS}
-
-
-def item_metrics(failed, scores, idx: np.ndarray) -> dict[str, Interval]:
-    """Every item-level metric with its bootstrap interval, over resamples `idx`."""
-    y = np.asarray(failed, dtype=np.float64)
-    s = np.asarray(scores, dtype=np.float64)
-    rows, points = _item_rows(y, s, counts_of(idx, len(y))), _points(y, s)
-    return {m: _interval(points[m], rows[m]) if points[m] is not None else NONE for m in METRICS}
-
-
 def auroc(failed: Sequence[bool], scores: Sequence[float], seed: int = 0, n_boot: int = N_BOOTSTRAP) -> Interval:
     """AUROC of `scores` for predicting `failed`, with a 95% percentile bootstrap interval."""
-    y = np.asarray(failed, dtype=bool)
-    return item_metrics(y, scores, bootstrap_indices(len(y), seed, n_boot))["auroc"]
+    y = np.asarray(failed, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    return _interval(point("auroc", y, s), _auroc_rows(counts_of(bootstrap_indices(len(y), seed, n_boot), len(y)), y, s))
 
 
 # -- cells ------------------------------------------------------------------------
 
 CELL_DECIMALS = 12  # cell means that tie must tie, whatever order the sums ran in
+
+
+def _onehot(cells: np.ndarray) -> np.ndarray:
+    """(item, cell) one-hot of each item's cell."""
+    _, groups = np.unique(cells, return_inverse=True)
+    return np.eye(int(groups.max()) + 1 if len(groups) else 0)[groups]
 
 
 def _group_means(values: np.ndarray, onehot: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -320,16 +305,16 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cell_points(y, s, onehot) -> tuple[dict[str, float | None], np.ndarray]:
+def _cell_points(y, s, onehot) -> dict[str, float | None]:
     """Across cells: mean absolute error and Spearman's rho (None under 3 cells or a constant side)
-    between mean predicted and observed failure; and the observed cell means."""
+    between mean predicted and observed failure."""
     once = np.ones((1, len(y)))
     observed, predicted = _group_means(y, onehot, once)[0], _group_means(s, onehot, once)[0]
     n_groups = onehot.shape[1]
     rho = None
     if n_groups >= 3 and np.ptp(observed) > 0 and np.ptp(predicted) > 0:
         rho = float(_spearman_rows(predicted[None, :], observed[None, :])[0])
-    return {"mae": float(np.mean(np.abs(observed - predicted))), "spearman": rho}, observed
+    return {"mae": float(np.mean(np.abs(observed - predicted))), "spearman": rho}
 
 
 def _cell_rows(y, s, onehot, counts, observed_rows=None) -> dict[str, np.ndarray]:
@@ -343,9 +328,8 @@ def cell_metrics(failed, scores, groups: np.ndarray, n_groups: int, idx: np.ndar
     y = np.asarray(failed, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
     onehot = np.eye(n_groups)[groups]
-    points, _ = _cell_points(y, s, onehot)
-    rows = _cell_rows(y, s, onehot, counts_of(idx, len(y)))
-    return {m: _interval(points[m], rows[m]) if points[m] is not None else NONE for m in CELL_METRICS}
+    points, rows = _cell_points(y, s, onehot), _cell_rows(y, s, onehot, counts_of(idx, len(y)))
+    return {m: _interval(points[m], rows[m]) for m in CELL_METRICS}
 
 
 def difference(failed, scores, reference, idx: np.ndarray, metric: str = "auroc") -> Interval:
@@ -375,6 +359,12 @@ def family_of(cells: np.ndarray) -> np.ndarray:
     return np.array([c.split("/", 1)[0] for c in cells]) if len(cells) else np.array([], dtype=str)
 
 
+def _only_family(cells: np.ndarray) -> str | None:
+    """The family of every item, where they are all of one; else None."""
+    fams = family_of(cells)
+    return fams[0] if len(set(fams.tolist())) == 1 else None
+
+
 def family_stream(name: str) -> int:
     """A family's own resampling stream, from its name: a family's draws are the same whether it is
     scored alone (its own table) or among others (the run's family-balanced figures)."""
@@ -390,15 +380,16 @@ def family_resamples(names: list[str], members: list, seed: int, n_boot: int = N
                for f, m in zip(names, members)]
 
 
-def _within(points: list[float | None], rows: list[np.ndarray]) -> tuple[float | None, np.ndarray]:
-    """The mean over families that have a point value, and its bootstrap rows."""
-    used = [i for i, p in enumerate(points) if p is not None]
+def _within(parts: list[tuple[float | None, np.ndarray]]) -> tuple[float | None, np.ndarray]:
+    """The mean over families that have a point value, and its bootstrap rows, from each family's
+    (point, rows)."""
+    used = [(p, rows) for p, rows in parts if p is not None]
     if not used:
-        return None, np.full(len(rows[0]) if rows else 0, np.nan)
-    stacked = np.stack([rows[i] for i in used])
-    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", RuntimeWarning)
-        return float(np.mean([points[i] for i in used])), np.nanmean(stacked, axis=0)
+        return None, np.full(len(parts[0][1]) if parts else 0, np.nan)
+    stacked = np.stack([rows for _, rows in used])
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample where no family has a value
+        return float(np.mean([p for p, _ in used])), np.nanmean(stacked, axis=0)
 
 
 def _pooled(parts: list[tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]]]) -> tuple[float | None, np.ndarray]:
@@ -407,14 +398,15 @@ def _pooled(parts: list[tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]
     adds nothing)."""
     u = sum(p[0][0] for p in parts)
     pairs = sum(p[0][1] for p in parts)
-    u_rows = sum(p[1][0] for p in parts)
-    pair_rows = sum(p[1][1] for p in parts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rows = np.where(pair_rows > 0, u_rows / np.where(pair_rows > 0, pair_rows, 1), np.nan)
-    return (float(u / pairs) if pairs > 0 else None), np.asarray(rows, dtype=np.float64)
+    rows = _auc(sum(p[1][0] for p in parts), sum(p[1][1] for p in parts))
+    return (float(u / pairs) if pairs > 0 else None), rows
 
 
-FAMILY_PARTS = ("auroc", "spearman", "pairs")
+def _family_parts(points: dict, rows: dict) -> dict[str, tuple]:
+    """What the within-family figures take from one family scored alone (`pooled_rows` on its own
+    draws): its AUROC, its cell rho and its (U, pairs), each as (point, bootstrap rows)."""
+    return {"auroc": (points["auroc"], rows["auroc"]), "spearman": (points["spearman"], rows["spearman"]),
+            "pairs": (points["pairs"], (rows["u"], rows["pairs"]))}
 
 
 @single_threaded
@@ -426,61 +418,24 @@ def family_metrics(failed, cells, scores: dict[str, np.ndarray], seed: int, n_bo
     part -> (point, rows), from scoring each family alone on the same draws) saves recomputing
     what is already there."""
     y = np.asarray(failed, dtype=np.float64)
-    fam = family_of(np.asarray(cells))
+    cells = np.asarray(cells)
+    fam = family_of(cells)
     names = list(dict.fromkeys(fam.tolist()))
-    known = known or {}
-    per = {name: {part: [] for part in FAMILY_PARTS} for name in scores}  # (point, rows) per family, in `names` order
+    known = dict(known or {})
     for f in names:
         if not all(name in known.get(f, {}) for name in scores):
             m = np.flatnonzero(fam == f)
-            known = {**known, f: _family_rows(y[m], np.asarray(cells)[m],
-                                              {n: np.asarray(s, dtype=np.float64)[m] for n, s in scores.items()},
-                                              f, seed, n_boot)}
-        for name in scores:
-            for part in FAMILY_PARTS:
-                per[name][part].append(known[f][name][part])
+            points, rows = pooled_rows(y[m], cells[m], {n: np.asarray(s, dtype=np.float64)[m] for n, s in scores.items()},
+                                       seed, n_boot)
+            known[f] = {n: _family_parts(points[n], rows[n]) for n in scores}
     out, boot = {}, {}
     for name in scores:
-        pair, pair_rows = _pooled(per[name]["pairs"])
-        auc, auc_rows = _within([p for p, _ in per[name]["auroc"]], [r for _, r in per[name]["auroc"]])
-        rho, rho_rows = _within([p for p, _ in per[name]["spearman"]], [r for _, r in per[name]["spearman"]])
-        out[name] = {"pair_auroc": _interval(pair, pair_rows), "family_auroc": _interval(auc, auc_rows),
-                     "family_spearman": _interval(rho, rho_rows),
-                     "family_aurocs": dict(zip(names, [p for p, _ in per[name]["auroc"]]))}
-        boot[name] = pair_rows
+        aurocs, rhos = ([known[f][name][part] for f in names] for part in ("auroc", "spearman"))
+        pair, boot[name] = _pooled([known[f][name]["pairs"] for f in names])
+        out[name] = {"pair_auroc": _interval(pair, boot[name]), "family_auroc": _interval(*_within(aurocs)),
+                     "family_spearman": _interval(*_within(rhos)),
+                     "family_aurocs": {f: p for f, (p, _) in zip(names, aurocs)}}
     return out, boot
-
-
-def _family_rows(y: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], family: str, seed: int,
-                 n_boot: int, spearman: dict[str, tuple] | None = None) -> dict[str, dict]:
-    """One family's AUROC, its (U, pairs) and its cell rho per predictor: (point, bootstrap rows) on
-    its own draws; `spearman` (name -> (point, rows)), where the caller has them on the same draws,
-    is taken as it is."""
-    _, groups = np.unique(cells, return_inverse=True)
-    onehot = np.eye(int(groups.max()) + 1)[groups] if len(groups) else np.zeros((0, 0))
-    sorts = {name: Sorted(s) for name, s in scores.items()}
-    rows = {name: {"u": [], "pairs": [], "spearman": []} for name in scores}
-    for idx in together((idx for (idx,) in family_resamples([family], [np.arange(len(y))], seed, n_boot)), len(y)):
-        counts = counts_of(idx, len(y)) if spearman is None else None
-        observed = _group_means(y, onehot, counts) if spearman is None else None
-        drawn = Drawn(idx, y)
-        for name, s in scores.items():
-            u, pairs = _concordance(*_tie_sums_drawn(drawn, sorts[name]))
-            rows[name]["u"].append(u)
-            rows[name]["pairs"].append(pairs)
-            if spearman is None:
-                rows[name]["spearman"].append(_spearman_rows(_group_means(s, onehot, counts), observed))
-    out = {}
-    for name, s in scores.items():
-        u_point, pairs_point = _concordance(*_tie_sums(np.ones((1, len(y))), y, sorts[name]))
-        u_rows, pair_rows = np.concatenate(rows[name]["u"]), np.concatenate(rows[name]["pairs"])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            auc_rows = np.where(pair_rows > 0, u_rows / np.where(pair_rows > 0, pair_rows, 1), np.nan)
-        out[name] = {"auroc": (point("auroc", y, s), auc_rows),
-                     "pairs": ((float(u_point[0]), float(pairs_point[0])), (u_rows, pair_rows)),
-                     "spearman": spearman[name] if spearman is not None else
-                     (_cell_points(y, s, onehot)[0]["spearman"], np.concatenate(rows[name]["spearman"]))}
-    return out
 
 
 # -- chance, power and the shape of a predictor's scores ------------------------------------
@@ -577,41 +532,38 @@ def cell_table(rows: Sequence[dict], predictions: dict[str, np.ndarray]) -> list
     return table
 
 
-def _values(scores: dict[str, np.ndarray], reference: np.ndarray | None) -> dict[str, np.ndarray]:
-    values = {name: np.asarray(s, dtype=np.float64) for name, s in scores.items()}
-    if reference is not None:
-        values[REFERENCE] = np.asarray(reference, dtype=np.float64)
-    return values
-
-
 @single_threaded
 def pooled_rows(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], seed: int,
-                n_boot: int = N_BOOTSTRAP, reference: np.ndarray | None = None) -> tuple[dict, dict]:
-    """Each predictor's point metrics and bootstrap rows over all the items given (the costly part
-    of `score_predictors`, which it takes precomputed as `rows`)."""
+                n_boot: int = N_BOOTSTRAP) -> tuple[dict, dict]:
+    """Each predictor's point metrics and bootstrap rows over all the items given, and its (U, pairs)
+    (`pairs`; rows `u` and `pairs`): the costly part of `score_predictors`. Items of one family are
+    drawn from that family's own stream (`family_resamples`), as its share of the run's
+    family-balanced figures is."""
     y = np.asarray(failed, dtype=np.float64)
-    values = _values(scores, reference)
-    _, groups = np.unique(cells, return_inverse=True)
-    onehot = np.eye(int(groups.max()) + 1 if len(groups) else 0)[groups]  # (item, cell)
-    sorts = {name: Sorted(s) for name, s in values.items()}
+    onehot = _onehot(cells)
+    sorts = {name: Sorted(s) for name, s in scores.items()}
     points = {}
-    for name, s in values.items():
-        cell_points, _ = _cell_points(y, s, onehot)
-        points[name] = _points(y, s) | cell_points
-    rows: dict[str, dict[str, list]] = {name: {m: [] for m in METRICS + CELL_METRICS} for name in values}
-    fams = family_of(np.asarray(cells))
-    alone = fams[0] if len(set(fams.tolist())) == 1 else None
+    for name, s in scores.items():
+        u, pairs = _concordance(*_tie_sums(np.ones((1, len(y))), y, sorts[name]))
+        points[name] = ({metric: point(metric, y.astype(bool), s) for metric in METRICS} | _cell_points(y, s, onehot)
+                        | {"pairs": (float(u[0]), float(pairs[0]))})
+    alone = _only_family(np.asarray(cells))
     draws = ((idx for (idx,) in family_resamples([alone], [y], seed, n_boot)) if alone is not None
              else resample_chunks(len(y), seed, n_boot))
+    chunks = []
     for idx in together(draws, len(y)):
         counts = counts_of(idx, len(y))
-        observed_rows = _group_means(y, onehot, counts)
+        observed = _group_means(y, onehot, counts)
         drawn = Drawn(idx, y)
-        for name, s in values.items():
-            chunk = _item_rows(y, s, counts, sorts[name], drawn) | _cell_rows(y, s, onehot, counts, observed_rows)
-            for metric, r in chunk.items():
-                rows[name][metric].append(r)
-    return points, {name: {m: np.concatenate(r) for m, r in per.items()} for name, per in rows.items()}
+        chunk = {}
+        for name, s in scores.items():
+            ties = _tie_sums_drawn(drawn, sorts[name])
+            u, pairs = _concordance(*ties)
+            chunk[name] = {"auroc": _auc(u, pairs), "auprc": _auprc_rows(counts, y, s, ties), "u": u, "pairs": pairs,
+                           "brier": _brier_rows(counts, y, s), "ece": _ece_rows(counts, y, s)}
+            chunk[name] |= _cell_rows(y, s, onehot, counts, observed)
+        chunks.append(chunk)
+    return points, {name: {k: np.concatenate([c[name][k] for c in chunks]) for k in chunks[0][name]} for name in scores}
 
 
 @single_threaded
@@ -629,26 +581,28 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
     uses; `families` (a dict, shared across calls) keeps each family scored alone so that scoring
     the run after its families reuses their rows instead of recomputing them."""
     y = np.asarray(failed, dtype=np.float64)
-    values = _values(scores, reference)
-    tracks = dict(tracks or {}) if tracks is not None else {name: "trace" for name in scores}
+    cells = np.asarray(cells)
+    values = {name: np.asarray(s, dtype=np.float64) for name, s in scores.items()}
+    tracks = dict(tracks) if tracks is not None else {name: "trace" for name in scores}
     if reference is not None:
+        values[REFERENCE] = np.asarray(reference, dtype=np.float64)
         tracks[REFERENCE] = "reference"
-    points, boot = pooled_rows(failed, cells, scores, seed, n_boot, reference)
-    fams = family_of(np.asarray(cells))
-    alone = fams[0] if len(set(fams.tolist())) == 1 else None
-    out: dict[str, dict] = {}
+    points, boot = pooled_rows(y, cells, values, seed, n_boot)
+    alone = _only_family(cells)
     if alone is not None and families is not None and alone not in families:
-        families[alone] = _family_rows(y, np.asarray(cells), values, alone, seed, n_boot,
-                                       spearman={n: (points[n]["spearman"], boot[n]["spearman"]) for n in values})
-    family, family_rows = family_metrics(y, np.asarray(cells), values, seed, n_boot, families) if len(y) else ({}, {})
+        families[alone] = {name: _family_parts(points[name], boot[name]) for name in values}
+    family, family_rows = family_metrics(y, cells, values, seed, n_boot, families) if len(y) else ({}, {})
+    out: dict[str, dict] = {}
     for name in values:
-        out[name] = {m: (_interval(points[name][m], boot[name][m]) if points[name][m] is not None else NONE).to_dict()
-                     for m in METRICS + CELL_METRICS}
+        out[name] = {m: _interval(points[name][m], boot[name][m]).to_dict() for m in METRICS + CELL_METRICS}
         if name in family:
             out[name].update({m: family[name][m].to_dict() for m in FAMILY_METRICS},
                              family_aurocs=family[name]["family_aurocs"])
         out[name]["saturation"] = saturation(values[name])
-    for track, names in _by_track(tracks).items():
+    by_track: dict[str, list[str]] = {}
+    for name, track in tracks.items():
+        by_track.setdefault(track, []).append(name)
+    for track, names in by_track.items():
         present = [b for b in BASELINES.get(track, ()) if b in values and out[b].get(RANKING, {}).get("value") is not None]
         if not present:
             continue
@@ -658,13 +612,6 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
             if track == "trace" and REFERENCE in values:
                 out[name]["vs_reference"] = _versus(out, family_rows, name, REFERENCE)
     return out
-
-
-def _by_track(tracks: dict[str, str]) -> dict[str, list[str]]:
-    by: dict[str, list[str]] = {}
-    for name, track in tracks.items():
-        by.setdefault(track, []).append(name)
-    return by
 
 
 def _versus(out: dict, rows: dict[str, np.ndarray], name: str, other: str) -> dict:

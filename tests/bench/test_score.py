@@ -64,7 +64,7 @@ def test_point_estimates_equal_library_metrics(seed):
     assert point("brier", y, s) == pytest.approx(brier_score_loss(y, s), abs=1e-12)
     assert point("ece", y, s) == pytest.approx(expected_calibration_error(y, s), abs=1e-12)
     onehot = np.eye(5)[rng.integers(0, 5, 80)]
-    cells, _ = _cell_points(y.astype(float), s, onehot)
+    cells = _cell_points(y.astype(float), s, onehot)
     observed = [y[onehot[:, k] > 0].mean() for k in range(5)]
     predicted = [s[onehot[:, k] > 0].mean() for k in range(5)]
     assert cells["spearman"] == pytest.approx(spearmanr(predicted, observed).statistic, abs=1e-12)
@@ -141,7 +141,7 @@ def test_tied_cell_means_stay_tied():
     s = np.array([0.1, 0.2, 0.3, 0.3, 0.2, 0.1, 0.9, 0.9])
     y = np.array([0, 1, 0, 1, 1, 0, 1, 1], dtype=float)
     onehot = np.eye(3)[[0, 0, 0, 1, 1, 1, 2, 2]]
-    points, _ = _cell_points(y, s, onehot)
+    points = _cell_points(y, s, onehot)
     assert points["spearman"] == pytest.approx(spearmanr([0.2, 0.2, 0.9], [1 / 3, 2 / 3, 1]).statistic)
 
 
