@@ -20,8 +20,7 @@ from ..process import one_thread
 
 N_BOOTSTRAP = 1000
 #: Bump when a metric or the resampling changes: results record it, verify compares like with like.
-SCORING_VERSION = 7  # 7: ranked by the within-family pair-pooled AUROC; random is a sanity row, not a bar;
-# the no-signal band, the minimum detectable effect, informative families, same-ranking and saturation marks
+SCORING_VERSION = 7
 ECE_BINS = 10
 #: The bar every predictor is shown against (DESIGN.md), per track: a blind predictor against the
 #: blind baselines (prompt length), a trace-track one also against output confidence. `random` is
@@ -56,9 +55,7 @@ class Interval:
         return asdict(self)
 
     def __str__(self) -> str:
-        if self.value is None:
-            return "n/a"
-        return f"{self.value:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+        return format_interval(self.to_dict())
 
 
 NONE = Interval(None, None, None)
@@ -101,10 +98,12 @@ def single_threaded(fn):
 CHUNK = 100  # resamples held in memory at once: (CHUNK, n) indices, whatever n_boot is
 
 
-def resample_chunks(n: int, seed: int, n_boot: int = N_BOOTSTRAP, chunk: int = CHUNK):
-    """Resampled item indices, `chunk` resamples at a time, each chunk from its own seeded stream."""
+def resample_chunks(n: int, seed: int, n_boot: int = N_BOOTSTRAP, chunk: int = CHUNK, family: str | None = None):
+    """Resampled item indices, `chunk` resamples at a time, each chunk from its own seeded stream: the
+    family's own (`family_stream`) where the items are all of one `family`."""
     for k, start in enumerate(range(0, n_boot, chunk)):
-        yield np.random.default_rng([seed, k]).integers(0, n, size=(min(chunk, n_boot - start), n))
+        stream = [seed, k] if family is None else [seed, k, 7919, family_stream(family)]
+        yield np.random.default_rng(stream).integers(0, n, size=(min(chunk, n_boot - start), n))
 
 
 BATCH_CELLS = 1_000_000  # (resample, item) cells computed at once: chunks of a few items' draws go together
@@ -270,7 +269,8 @@ def auroc(failed: Sequence[bool], scores: Sequence[float], seed: int = 0, n_boot
     """AUROC of `scores` for predicting `failed`, with a 95% percentile bootstrap interval."""
     y = np.asarray(failed, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
-    return _interval(point("auroc", y, s), _auroc_rows(counts_of(bootstrap_indices(len(y), seed, n_boot), len(y)), y, s))
+    counts = counts_of(bootstrap_indices(len(y), seed, n_boot), len(y))
+    return _interval(point("auroc", y, s), _auroc_rows(counts, y, s))
 
 
 # -- cells ------------------------------------------------------------------------
@@ -371,15 +371,6 @@ def family_stream(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
 
 
-def family_resamples(names: list[str], members: list, seed: int, n_boot: int = N_BOOTSTRAP,
-                     chunk: int = CHUNK):
-    """Per chunk, per family, (resample, draw) positions within that family's items."""
-    for k, start in enumerate(range(0, n_boot, chunk)):
-        rows = min(chunk, n_boot - start)
-        yield [np.random.default_rng([seed, k, 7919, family_stream(f)]).integers(0, len(m), size=(rows, len(m)))
-               for f, m in zip(names, members)]
-
-
 def _within(parts: list[tuple[float | None, np.ndarray]]) -> tuple[float | None, np.ndarray]:
     """The mean over families that have a point value, and its bootstrap rows, from each family's
     (point, rows)."""
@@ -425,8 +416,8 @@ def family_metrics(failed, cells, scores: dict[str, np.ndarray], seed: int, n_bo
     for f in names:
         if not all(name in known.get(f, {}) for name in scores):
             m = np.flatnonzero(fam == f)
-            points, rows = pooled_rows(y[m], cells[m], {n: np.asarray(s, dtype=np.float64)[m] for n, s in scores.items()},
-                                       seed, n_boot)
+            subset = {n: np.asarray(s, dtype=np.float64)[m] for n, s in scores.items()}
+            points, rows = pooled_rows(y[m], cells[m], subset, seed, n_boot)
             known[f] = {n: _family_parts(points[n], rows[n]) for n in scores}
     out, boot = {}, {}
     for name in scores:
@@ -537,7 +528,7 @@ def pooled_rows(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndar
                 n_boot: int = N_BOOTSTRAP) -> tuple[dict, dict]:
     """Each predictor's point metrics and bootstrap rows over all the items given, and its (U, pairs)
     (`pairs`; rows `u` and `pairs`): the costly part of `score_predictors`. Items of one family are
-    drawn from that family's own stream (`family_resamples`), as its share of the run's
+    drawn from that family's own stream (`resample_chunks`), as its share of the run's
     family-balanced figures is."""
     y = np.asarray(failed, dtype=np.float64)
     onehot = _onehot(cells)
@@ -547,11 +538,8 @@ def pooled_rows(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndar
         u, pairs = _concordance(*_tie_sums(np.ones((1, len(y))), y, sorts[name]))
         points[name] = ({metric: point(metric, y.astype(bool), s) for metric in METRICS} | _cell_points(y, s, onehot)
                         | {"pairs": (float(u[0]), float(pairs[0]))})
-    alone = _only_family(np.asarray(cells))
-    draws = ((idx for (idx,) in family_resamples([alone], [y], seed, n_boot)) if alone is not None
-             else resample_chunks(len(y), seed, n_boot))
     chunks = []
-    for idx in together(draws, len(y)):
+    for idx in together(resample_chunks(len(y), seed, n_boot, family=_only_family(np.asarray(cells))), len(y)):
         counts = counts_of(idx, len(y))
         observed = _group_means(y, onehot, counts)
         drawn = Drawn(idx, y)
@@ -577,7 +565,7 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
 
     Resamples are drawn a chunk at a time and shared by every predictor (paired differences),
     so memory stays bounded however many items there are. Items of one family are drawn from that
-    family's own stream (`family_resamples`), the draws its share of a run's family-balanced figures
+    family's own stream (`resample_chunks`), the draws its share of a run's family-balanced figures
     uses; `families` (a dict, shared across calls) keeps each family scored alone so that scoring
     the run after its families reuses their rows instead of recomputing them."""
     y = np.asarray(failed, dtype=np.float64)
