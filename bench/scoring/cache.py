@@ -1,11 +1,7 @@
-"""The run's scoring on disk, keyed by everything it is computed from.
-
-Scoring is a pure function of the items' cells, the outcomes, the sealed scores and statuses, the
-seed and the scoring code, and it is the costliest stage of a run whose traces and outcomes are
-cached (a thousand resamples for every figure). A second run that seals the same predictions on the
-same outcomes reads its figures back instead of drawing them again. The key holds the source of the
-scoring modules, so a change to the scoring code is a miss even where SCORING_VERSION was not bumped.
-A file that cannot be read is a miss; `verify` never reads the cache (it recomputes every figure).
+"""The run's scoring on disk, keyed by everything it is computed from: the cells, the outcomes, the
+sealed scores and statuses, the seed and the source of the scoring modules (so a change to the
+scoring code is a miss even where SCORING_VERSION was not bumped). A file that cannot be read is a
+miss; `verify` never reads the cache (it recomputes every figure).
 """
 from __future__ import annotations
 
@@ -26,12 +22,6 @@ from .. import io
 VOLATILE = ("seconds", "mechanistic", "cached")
 
 
-def _bytes(part: Any) -> bytes:
-    if isinstance(part, np.ndarray):
-        return f"{part.dtype}{part.shape}".encode() + np.ascontiguousarray(part).tobytes()
-    return json.dumps(part, sort_keys=True, default=str).encode()
-
-
 class ScoreCache:
     """Scored results as JSON files under `folder` (beside the model's traces and outcomes), named by
     the SHA-256 of the scoring code and the parts given."""
@@ -45,7 +35,10 @@ class ScoreCache:
     def path(self, parts: Iterable[Any]) -> Path:
         key = self._code.copy()
         for part in parts:
-            data = _bytes(part)
+            if isinstance(part, np.ndarray):
+                data = f"{part.dtype}{part.shape}".encode() + np.ascontiguousarray(part).tobytes()
+            else:
+                data = json.dumps(part, sort_keys=True, default=str).encode()
             key.update(f"{len(data)}:".encode() + data)
         return self.folder / f"scores-{key.hexdigest()[:24]}.json"
 

@@ -43,27 +43,18 @@ def judge_cell(cell: str, predicted: str, threshold: float, observed: dict[str, 
         return row | {"verdict": ABSENT}
     lo, hi = row["wilson"]
     above, below = lo >= threshold, hi < threshold
-    if predicted == "brittle":
-        verdict = AGREES if above else DISAGREES if below else UNDECIDED
-    else:
-        verdict = AGREES if below else DISAGREES if above else UNDECIDED
-    return row | {"verdict": verdict}
+    agrees, disagrees = (above, below) if predicted == "brittle" else (below, above)
+    return row | {"verdict": AGREES if agrees else DISAGREES if disagrees else UNDECIDED}
 
 
 def judge_claim(claim: dict[str, Any], observed: dict[str, tuple[int, int]], flagged: Iterable[str]
                 ) -> dict[str, Any]:
     """One claim (as `Claim.to_json` writes it) with each named cell judged, its verdict and why."""
     made = Claim.from_json(claim)
-    flagged = set(flagged)
     cells = [judge_cell(c, side, made.threshold, observed, flagged)
              for side, named in (("brittle", made.brittle), ("robust", made.robust)) for c in named]
     verdicts = [c["verdict"] for c in cells]
-    if DISAGREES in verdicts:
-        verdict = FALSIFIED
-    elif all(v == AGREES for v in verdicts):
-        verdict = HELD
-    else:
-        verdict = UNTESTABLE
+    verdict = FALSIFIED if DISAGREES in verdicts else HELD if all(v == AGREES for v in verdicts) else UNTESTABLE
     return {"mechanism": made.mechanism, "statement": made.statement, "threshold": made.threshold,
             "evidence": dict(made.evidence), "verdict": verdict,
             "reason": _reason(verdict, cells, made.threshold), "cells": cells}

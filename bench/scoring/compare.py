@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import io
 from ..errors import UserError
 from .metrics import HIGHER_IS_BETTER
 
@@ -147,8 +148,6 @@ class Run:
     def _rows(self, name: str) -> list[dict] | None:
         if self.folder is None or not (self.folder / name).is_file():
             return None
-        from .. import io
-
         try:
             return io.read_jsonl(self.folder / name)
         except (OSError, ValueError) as e:
@@ -168,9 +167,8 @@ class Run:
         if self.screen:
             raise UserError(f"{self.folder or 'the run'} is a predict-only screen: it observed no variant")
         rows = self._rows("outcomes.jsonl")
-        if rows is None:
-            return self._from_counts(lambda c: c["failure_rate"])
-        cell_of = {r["item_id"]: f"{r['family']}/{r['cell']}" for r in self._rows("predictions.jsonl") or []}
+        predictions = self._rows("predictions.jsonl") if rows is not None else None
+        cell_of = {r["item_id"]: f"{r['family']}/{r['cell']}" for r in predictions or []}
         if not cell_of:
             return self._from_counts(lambda c: c["failure_rate"])
         out: dict[str, dict[str, float]] = {}
