@@ -371,61 +371,50 @@ def family_stream(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
 
 
-def _within(parts: list[tuple[float | None, np.ndarray]]) -> tuple[float | None, np.ndarray]:
-    """The mean over families that have a point value, and its bootstrap rows, from each family's
-    (point, rows)."""
-    used = [(p, rows) for p, rows in parts if p is not None]
+def _within(points: list[dict], rows: list[dict], metric: str) -> tuple[float | None, np.ndarray]:
+    """The mean of `metric` over the families that have a point value, and its bootstrap rows, from
+    each family's points and rows."""
+    used = [i for i, p in enumerate(points) if p[metric] is not None]
     if not used:
-        return None, np.full(len(parts[0][1]) if parts else 0, np.nan)
-    stacked = np.stack([rows for _, rows in used])
+        return None, np.full(len(rows[0][metric]) if rows else 0, np.nan)
+    stacked = np.stack([rows[i][metric] for i in used])
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a resample where no family has a value
-        return float(np.mean([p for p, _ in used])), np.nanmean(stacked, axis=0)
+        return float(np.mean([points[i][metric] for i in used])), np.nanmean(stacked, axis=0)
 
 
-def _pooled(parts: list[tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]]]) -> tuple[float | None, np.ndarray]:
-    """The pair-pooled AUROC and its bootstrap rows from each family's (U, pairs) and their rows: the
-    sum of the families' U over the sum of their pairs (a resample where a family has one outcome
-    adds nothing)."""
-    u = sum(p[0][0] for p in parts)
-    pairs = sum(p[0][1] for p in parts)
-    rows = _auc(sum(p[1][0] for p in parts), sum(p[1][1] for p in parts))
-    return (float(u / pairs) if pairs > 0 else None), rows
-
-
-def _family_parts(points: dict, rows: dict) -> dict[str, tuple]:
-    """What the within-family figures take from one family scored alone (`pooled_rows` on its own
-    draws): its AUROC, its cell rho and its (U, pairs), each as (point, bootstrap rows)."""
-    return {"auroc": (points["auroc"], rows["auroc"]), "spearman": (points["spearman"], rows["spearman"]),
-            "pairs": (points["pairs"], (rows["u"], rows["pairs"]))}
+def _pooled(points: list[dict], rows: list[dict]) -> tuple[float | None, np.ndarray]:
+    """The pair-pooled AUROC and its bootstrap rows from each family's U and pairs: the sum of the
+    families' U over the sum of their pairs (a resample where a family has one outcome adds nothing)."""
+    u, pairs = sum(p["u"] for p in points), sum(p["pairs"] for p in points)
+    return (float(u / pairs) if pairs > 0 else None), _auc(sum(r["u"] for r in rows), sum(r["pairs"] for r in rows))
 
 
 @single_threaded
 def family_metrics(failed, cells, scores: dict[str, np.ndarray], seed: int, n_boot: int = N_BOOTSTRAP,
-                   known: dict[str, dict] | None = None):
+                   known: dict[str, tuple] | None = None):
     """Per predictor: the pair-pooled AUROC `pair_auroc` (the ranking figure), each family's AUROC
     (None where one outcome only) and their mean `family_auroc`, the mean within-family cell rho
-    `family_spearman`; and the ranking figure's bootstrap rows. `known` (family -> predictor ->
-    part -> (point, rows), from scoring each family alone on the same draws) saves recomputing
-    what is already there."""
+    `family_spearman`; and the ranking figure's bootstrap rows. `known` (family -> `pooled_rows` of
+    that family scored alone, on the same draws) saves recomputing what is already there."""
     y = np.asarray(failed, dtype=np.float64)
     cells = np.asarray(cells)
     fam = family_of(cells)
     names = list(dict.fromkeys(fam.tolist()))
     known = dict(known or {})
     for f in names:
-        if not all(name in known.get(f, {}) for name in scores):
+        if f not in known or not known[f][0].keys() >= scores.keys():
             m = np.flatnonzero(fam == f)
             subset = {n: np.asarray(s, dtype=np.float64)[m] for n, s in scores.items()}
-            points, rows = pooled_rows(y[m], cells[m], subset, seed, n_boot)
-            known[f] = {n: _family_parts(points[n], rows[n]) for n in scores}
+            known[f] = pooled_rows(y[m], cells[m], subset, seed, n_boot)
     out, boot = {}, {}
     for name in scores:
-        aurocs, rhos = ([known[f][name][part] for f in names] for part in ("auroc", "spearman"))
-        pair, boot[name] = _pooled([known[f][name]["pairs"] for f in names])
-        out[name] = {"pair_auroc": _interval(pair, boot[name]), "family_auroc": _interval(*_within(aurocs)),
-                     "family_spearman": _interval(*_within(rhos)),
-                     "family_aurocs": {f: p for f, (p, _) in zip(names, aurocs)}}
+        points, rows = [known[f][0][name] for f in names], [known[f][1][name] for f in names]
+        pair, boot[name] = _pooled(points, rows)
+        out[name] = {"pair_auroc": _interval(pair, boot[name]),
+                     "family_auroc": _interval(*_within(points, rows, "auroc")),
+                     "family_spearman": _interval(*_within(points, rows, "spearman")),
+                     "family_aurocs": {f: p["auroc"] for f, p in zip(names, points)}}
     return out, boot
 
 
@@ -526,10 +515,8 @@ def cell_table(rows: Sequence[dict], predictions: dict[str, np.ndarray]) -> list
 @single_threaded
 def pooled_rows(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndarray], seed: int,
                 n_boot: int = N_BOOTSTRAP) -> tuple[dict, dict]:
-    """Each predictor's point metrics and bootstrap rows over all the items given, and its (U, pairs)
-    (`pairs`; rows `u` and `pairs`): the costly part of `score_predictors`. Items of one family are
-    drawn from that family's own stream (`resample_chunks`), as its share of the run's
-    family-balanced figures is."""
+    """Each predictor's point metrics and their bootstrap rows over all the items given, its Mann-Whitney
+    U and (failed, passed) pairs among them: the costly part of `score_predictors`."""
     y = np.asarray(failed, dtype=np.float64)
     onehot = _onehot(cells)
     sorts = {name: Sorted(s) for name, s in scores.items()}
@@ -537,7 +524,7 @@ def pooled_rows(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndar
     for name, s in scores.items():
         u, pairs = _concordance(*_tie_sums(np.ones((1, len(y))), y, sorts[name]))
         points[name] = ({metric: point(metric, y.astype(bool), s) for metric in METRICS} | _cell_points(y, s, onehot)
-                        | {"pairs": (float(u[0]), float(pairs[0]))})
+                        | {"u": float(u[0]), "pairs": float(pairs[0])})
     chunks = []
     for idx in together(resample_chunks(len(y), seed, n_boot, family=_only_family(np.asarray(cells))), len(y)):
         counts = counts_of(idx, len(y))
@@ -578,7 +565,7 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
     points, boot = pooled_rows(y, cells, values, seed, n_boot)
     alone = _only_family(cells)
     if alone is not None and families is not None and alone not in families:
-        families[alone] = {name: _family_parts(points[name], boot[name]) for name in values}
+        families[alone] = points, boot
     family, family_rows = family_metrics(y, cells, values, seed, n_boot, families) if len(y) else ({}, {})
     out: dict[str, dict] = {}
     for name in values:
