@@ -246,11 +246,9 @@ def point(metric: str, failed: np.ndarray, scores: np.ndarray) -> float | None:
     calibration_curve; computing them here keeps scikit-learn's import (~2 s) out of every run."""
     y = np.asarray(failed, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
-    if metric in ("auroc", "auprc") and (y.all() or not y.any()):
-        return None
     if metric not in _ROWS:
         raise ValueError(metric)
-    if not len(y):
+    if not len(y) or metric in ("auroc", "auprc") and (y.all() or not y.any()):
         return None
     return float(_ROWS[metric](np.ones((1, len(y))), y.astype(np.float64), s)[0])
 
@@ -574,15 +572,12 @@ def score_predictors(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np
             out[name].update({m: family[name][m].to_dict() for m in FAMILY_METRICS},
                              family_aurocs=family[name]["family_aurocs"])
         out[name]["saturation"] = saturation(values[name])
-    by_track: dict[str, list[str]] = {}
-    for name, track in tracks.items():
-        by_track.setdefault(track, []).append(name)
-    for track, names in by_track.items():
+    for track in dict.fromkeys(tracks.values()):
         present = [b for b in BASELINES.get(track, ()) if b in values and out[b].get(RANKING, {}).get("value") is not None]
         if not present:
             continue
         best = max(present, key=lambda b: out[b][RANKING]["value"])
-        for name in names:
+        for name in [n for n, t in tracks.items() if t == track]:
             out[name]["vs_best_baseline"] = _versus(out, family_rows, name, best) | {"baseline": best}
             if track == "trace" and REFERENCE in values:
                 out[name]["vs_reference"] = _versus(out, family_rows, name, REFERENCE)
