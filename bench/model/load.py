@@ -5,6 +5,7 @@ predictors read through `bench.trace` is what `bench.evaluate` scores.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -278,6 +279,20 @@ def rows_are_batch_invariant(width: int = 128) -> bool:
     x = torch.randn(64, width, generator=generator)
     w = torch.randn(width, 4 * width, generator=generator)
     return bool(torch.equal((x @ w)[:MIN_ROWS], x[:MIN_ROWS] @ w))
+
+
+@contextlib.contextmanager
+def eager_attention(model):
+    """Eager attention for the body (fused kernels return no attention weights), the model's own after."""
+    before = model.config._attn_implementation
+    if before == "eager":
+        yield
+        return
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)
 
 
 def device_map_of(spec: ModelSpec) -> str | None:

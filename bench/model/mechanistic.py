@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..process import invariant_threads
-from .load import ModelHandle
+from .load import ModelHandle, eager_attention
 from .prefix import last_logits_only
 
 SITES = ("resid_post", "pattern", "z")
@@ -193,7 +193,7 @@ class RegionAccess:
                             key, _first(output)[:, at].float().cpu().numpy()))))
             eager = "pattern" in sites
             if eager:
-                stack.enter_context(_eager(self.handle.model))
+                stack.enter_context(eager_attention(self.handle.model))
             # the backbone alone: a read needs no logits, and unembedding every position costs a
             # large vocabulary's width per position
             result = self.handle.model.base_model(input_ids=torch.tensor(ids, device=self.handle.device),
@@ -443,15 +443,3 @@ def _ablating(heads: list[int], replacement):
                 z[0, :, h, :] = replacement[-n:, h, :].to(z.dtype)
         return z
     return edit
-
-
-@contextlib.contextmanager
-def _eager(model):
-    """Eager attention while reading patterns (fused kernels return no weights), restored after."""
-    before = getattr(model.config, "_attn_implementation", None)
-    model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if before and before != "eager":
-            model.set_attn_implementation(before)
