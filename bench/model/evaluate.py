@@ -33,6 +33,7 @@ from .. import io
 
 from .continuation import top_and_margin
 from .load import ModelHandle
+from .prefix import Prefixes, cache_argument
 
 if TYPE_CHECKING:
     from .continuation import Continuations
@@ -212,8 +213,6 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
     run only their answer tokens."""
     import torch
 
-    from .prefix import Prefixes, cache_argument
-
     tok = handle.tokenizer
     decided: list[tuple[bool, str, bool] | None] = [None] * len(items)
     if not items:
@@ -229,7 +228,7 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
         for prefix, members in prefixes.groups().items():
             members = [i for i in members if i in usable and i not in done]
             start = prefixes.length(prefix)
-            own = {i: (prefixes.own(i) if prefix else prefixes.ids[i]) for i in members}
+            own = {i: prefixes.ids[i][start:] for i in members}
             order = sorted(members, key=lambda i: -(len(own[i]) + len(targets[i])))  # longest first: little padding
             for rows in logit_batches(order, [len(targets[i]) + 1 for i in order], batch_size, vocab,
                                       [len(own[i]) + len(targets[i]) for i in order]):
@@ -243,15 +242,13 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
                     ids[r, width - len(seq):] = torch.tensor(seq)
                     mask[r, width - len(seq):] = 1
                 position_ids = start + (mask.cumsum(-1) - 1).clamp(min=0)
-                extra = {}
+                past = dict(use_cache=False)
                 if prefix:  # the prefix's keys and values come first, all real tokens
                     mask = torch.cat([torch.ones((len(rows), start), dtype=torch.long), mask], dim=1)
-                    extra = dict(use_cache=True, **cache_argument(handle.model, prefixes.cache(prefix, len(rows))))
-                else:
-                    extra = dict(use_cache=False)
+                    past = dict(use_cache=True, **cache_argument(handle.model, prefixes.cache(prefix, len(rows))))
                 logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
                                       position_ids=position_ids.to(handle.device), logits_to_keep=keep,
-                                      **extra).logits.float()  # (item, keep, vocab)
+                                      **past).logits.float()  # (item, keep, vocab)
                 argmax, margin_ok = top_and_margin(logits, MARGIN)
                 for r, i in enumerate(rows):
                     n = len(targets[i]) + 1  # every answer token and the end
@@ -269,8 +266,6 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
     last bits only, which MARGIN keeps out of every decision, as in the full pass. The first answer
     position's argmax is the one the trace pass kept. Returns the items decided or tried this way."""
     import torch
-
-    from .prefix import cache_argument
 
     index = {item.id: i for i, item in enumerate(items)}
     tried: set[int] = set()

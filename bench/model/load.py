@@ -234,10 +234,6 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _has_safetensors(folder: Path) -> bool:
-    return any(folder.glob("*.safetensors"))
-
-
 def _step(spec: ModelSpec, where: str, what: str, load: Any) -> Any:
     """Run one loading step, turning its failure into a one-line ModelLoadError."""
     try:
@@ -328,7 +324,7 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
         logger.addFilter(_PaddingWarningFilter())
 
     gguf = gguf_parts(source)
-    if gguf is None and local and not _has_safetensors(Path(source)):
+    if gguf is None and local and not any(Path(source).glob("*.safetensors")):
         pickled = [p.name for p in Path(source).glob("*.bin")] + [p.name for p in Path(source).glob("*.pt")]
         if not pickled:
             raise ModelLoadError(f"no weights (*.safetensors or *.bin) in {source}: save the model there with save_pretrained")

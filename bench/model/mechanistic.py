@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..process import invariant_threads
+from .evaluate import exact_length_batches
 from .load import ModelHandle, eager_attention
 from .prefix import last_logits_only
 
@@ -122,11 +123,6 @@ class RegionAccess:
         self.log[-1]["seconds"] = time.perf_counter() - started  # the entry the call just logged
         return result
 
-    def _ids(self, item):
-        import torch
-
-        return torch.tensor([self.handle.token_ids([item.prompt])[0]], device=self.handle.device)
-
     # -- reading ---------------------------------------------------------------------------------
     def read(self, items: Sequence[Any], sites: Sequence[str], layers: Sequence[int] | None = None,
              positions: Sequence[int] | None = None) -> list[dict[str, np.ndarray]]:
@@ -153,14 +149,9 @@ class RegionAccess:
                 found[item.id] = self._reads[(item.id, *key)]
         todo = list({item.id: item for item in items if item.id not in found}.values())
         ids = self.handle.token_ids([item.prompt for item in todo]) if todo else []
-        by_length: dict[int, list[int]] = {}
-        for k, row in enumerate(ids):
-            by_length.setdefault(len(row), []).append(k)
-        for group in by_length.values():  # prompts of one length go together: no padding
-            for start in range(0, len(group), self.READ_BATCH):
-                rows = group[start:start + self.READ_BATCH]
-                for k, out in zip(rows, self._read_batch([ids[k] for k in rows], *key)):
-                    found[todo[k].id] = out
+        for rows in exact_length_batches([len(row) for row in ids], self.READ_BATCH):  # no padding
+            for k, out in zip(rows, self._read_batch([ids[k] for k in rows], *key)):
+                found[todo[k].id] = out
         for item in todo:
             self._keep((item.id, *key), found[item.id])
         return [found[item.id] for item in items]
@@ -244,11 +235,8 @@ class RegionAccess:
                 hidden[0, p] = torch.as_tensor(kept[p], dtype=hidden.dtype, device=hidden.device)
             return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-        handle = self.layout.blocks[layer].register_forward_hook(swap)
-        try:
+        with _hooked(self.layout.blocks[layer].register_forward_hook(swap)):
             return self._next_token(target)
-        finally:
-            handle.remove()
 
     def next_token(self, items: Sequence[Any]) -> list[np.ndarray]:
         """Per item, the unchanged next-token probabilities (the reference for an intervention)."""
@@ -261,7 +249,8 @@ class RegionAccess:
 
         model = self.handle.model  # its own head code, on the last position only where it can
         with torch.inference_mode():
-            logits = model(input_ids=self._ids(item), **last_logits_only(model)).logits[0, -1].float()
+            ids = torch.tensor(self.handle.token_ids([item.prompt]), device=self.handle.device)
+            logits = model(input_ids=ids, **last_logits_only(model)).logits[0, -1].float()
         return torch.softmax(logits, -1).cpu().numpy()
 
     def _hook_z(self, layer: int, edit):
@@ -274,15 +263,7 @@ class RegionAccess:
             z = x.reshape(*x.shape[:-1], lay.n_heads, lay.d_head)
             new = edit(z)
             return (new.reshape(x.shape), *args[1:]) if new is not z else None
-
-        @contextlib.contextmanager
-        def hooked():
-            handle = projection.register_forward_pre_hook(pre)
-            try:
-                yield
-            finally:
-                handle.remove()
-        return hooked()
+        return _hooked(projection.register_forward_pre_hook(pre))
 
     def _hook_mlp(self, layer: int, edit):
         """A context in which `edit(out)` sees and may replace block `layer`'s MLP output, (1, pos, d_model)."""
