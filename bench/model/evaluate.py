@@ -23,7 +23,7 @@ a decision never depends on the batch. Tokenization is one batched call.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
@@ -50,7 +50,7 @@ class Outcome:
     complete: bool = True  # False: `output` is the greedy answer's decided prefix
 
     def to_dict(self) -> dict:
-        return {"item_id": self.item_id, "output": self.output, "correct": self.correct, "complete": self.complete}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Outcome":

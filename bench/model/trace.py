@@ -649,12 +649,11 @@ class TracedModel:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """Each text cut into the model's tokens (no special tokens), as the text each covers."""
-        tok = self._handle.tokenizer
         out = []
-        for ids in tok(list(texts), add_special_tokens=False)["input_ids"] if texts else []:
+        for ids in self._handle.token_ids(texts, special=False):
             for i in ids:
                 if i not in self._pieces:
-                    self._pieces[i] = tok.decode([i])
+                    self._pieces[i] = self._handle.tokenizer.decode([i])
             out.append([self._pieces[i] for i in ids])
         return out
 
