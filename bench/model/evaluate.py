@@ -221,7 +221,6 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
     targets = handle.token_ids([item.target for item in items], special=False)
     round_trip = tok.batch_decode(targets, skip_special_tokens=False)
     usable = {i for i, item in enumerate(items) if targets[i] and round_trip[i] == item.target}
-    vocab = handle.card.vocab_size
     with torch.inference_mode(), progress_bar(len(usable), progress) as bar:
         done = (_continued(handle, items, targets, usable, prefixes, continuations, decided, bar, batch_size)
                 if continuations else set())
@@ -230,7 +229,7 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
             start = prefixes.length(prefix)
             own = {i: prefixes.ids[i][start:] for i in members}
             order = sorted(members, key=lambda i: -(len(own[i]) + len(targets[i])))  # longest first: little padding
-            for rows in logit_batches(order, [len(targets[i]) + 1 for i in order], batch_size, vocab,
+            for rows in logit_batches(order, [len(targets[i]) + 1 for i in order], batch_size, handle.card.vocab_size,
                                       [len(own[i]) + len(targets[i]) for i in order]):
                 bar.update(len(rows))
                 width = max(len(own[i]) + len(targets[i]) for i in rows)
@@ -279,8 +278,7 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
         start = prefixes.length(prefix)
         # Answers of one length together (no answer padding to compute), then own parts by length.
         rows.sort(key=lambda row: (len(targets[row[2]]), row[0].layers[0][0].shape[2]))
-        vocab = handle.card.vocab_size
-        for batch in logit_batches(rows, [len(targets[i]) for _, _, i in rows], batch_size, vocab):
+        for batch in logit_batches(rows, [len(targets[i]) for _, _, i in rows], batch_size, handle.card.vocab_size):
             cache = prefixes.cache(prefix, len(batch)) if prefix else None
             if cache is None:
                 from transformers import DynamicCache

@@ -259,10 +259,7 @@ def _step(spec: ModelSpec, where: str, what: str, load: Any) -> Any:
 
 #: Bumped when the trace (`bench.model.trace`) computes a stored site another way, even in the last
 #: bits: the trace cache (`ModelHandle.cache_name`) keeps traces of other versions apart.
-#: 2: the logit lens pooled across batches in products of at least MIN_ROWS rows, its probability
-#: exp(logit - max) / sum(exp(logits - max)) instead of a softmax's entry and its top id the logits'
-#: argmax instead of the probabilities' (lens_final_prob moves in the last bits; lens_top_ids only where
-#: two tokens' probabilities rounded to a tie).
+#: 2: the logit lens pooled across batches (`PooledLens`, `lens_reduce`).
 TRACE_VERSION = 2
 
 
