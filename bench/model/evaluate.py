@@ -23,6 +23,7 @@ a decision never depends on the batch. Tokenization is one batched call.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
@@ -96,8 +97,6 @@ def _available_ram() -> int:
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    import os
-
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
@@ -244,7 +243,7 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
                 past = dict(use_cache=False)
                 if prefix:  # the prefix's keys and values come first, all real tokens
                     mask = torch.cat([torch.ones((len(rows), start), dtype=torch.long), mask], dim=1)
-                    past = dict(use_cache=True, **cache_argument(handle.model, prefixes.cache(prefix, len(rows))))
+                    past = cache_argument(handle.model, prefixes.cache(prefix, len(rows)))
                 logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
                                       position_ids=position_ids.to(handle.device), logits_to_keep=keep,
                                       **past).logits.float()  # (item, keep, vocab)
@@ -308,7 +307,7 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
                 mask[k, start:start + longest - own] = 0
             position_ids = (start + torch.tensor(owns))[:, None] + torch.arange(width)[None, :]
             logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
-                                  position_ids=position_ids.to(handle.device), use_cache=True,
+                                  position_ids=position_ids.to(handle.device),
                                   **cache_argument(handle.model, cache)).logits.float()
             argmax, margin_ok = top_and_margin(logits, MARGIN)
             for k, (kept, r, i) in enumerate(batch):

@@ -367,7 +367,7 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
     input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)  # the whole prompts
     mask = torch.ones_like(input_ids)
     position_ids = torch.arange(start, input_ids.shape[1], device=handle.device).expand(len(rows), -1)
-    past = dict(use_cache=True, **cache_argument(handle.model, cache)) if prefix else dict(use_cache=keep is not None)
+    past = cache_argument(handle.model, cache) if prefix else dict(use_cache=keep is not None)
     with last_position_only(handle.model, caught) as last:
         out = handle.model(input_ids=own, attention_mask=mask, position_ids=position_ids, output_hidden_states=True,
                            output_attentions=attention == "eager", **past, **last)
@@ -409,13 +409,12 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
         return _empty_trace()
     sites: dict[str, np.ndarray] = {}  # filled in place: no per-item rows, no copy when stacking
     with contextlib.ExitStack() as stack:
+        prefixes = Prefixes(handle, prompts)
         mode = None
         if attention:
             mode = "probe" if stack.enter_context(_probed_attention(handle.model)) else "eager"
-            if mode == "eager":
-                stack.enter_context(eager_attention(handle.model))
-        prefixes = Prefixes(handle, prompts)
         if mode == "eager":  # attention weights come from full passes only
+            stack.enter_context(eager_attention(handle.model))
             prefixes.prefix = [""] * len(prompts)
         work = []  # (prefix, item indices of one pass)
         for prefix, members in prefixes.groups().items():
