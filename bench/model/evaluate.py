@@ -259,10 +259,9 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
                prefixes, continuations: Continuations, decided: list, bar, batch_size: int = 64) -> set[int]:
     """Teacher forcing on top of kept prompt passes: the kept rows of one prefix, up to `batch_size`
     at a time whatever trace batch kept them, continue from the prefix's cache and their own keys
-    and values (left-padded to the longest, masked), then run only their answer tokens
-    (right-padded: a pad after an answer changes nothing before it). Padding moves logits in the
-    last bits only, which MARGIN keeps out of every decision, as in the full pass. The first answer
-    position's argmax is the one the trace pass kept. Returns the items decided or tried this way."""
+    and values (left-padded to the longest, masked), then run only their answer tokens (right-padded:
+    a pad after an answer changes nothing before it; padding is below MARGIN, as in the full pass).
+    The first answer position's argmax is the trace pass's. Returns the items decided or tried."""
     import torch
 
     index = {item.id: i for i, item in enumerate(items)}

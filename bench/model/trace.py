@@ -311,15 +311,13 @@ class PooledLens:
 
 @contextlib.contextmanager
 def last_position_only(model, caught: list | None = None):
-    """Unembed the last position only. Yields the keyword that asks `model` for the last position's
-    logits (`logits_to_keep=1`; {} for a model without it, which then unembeds every position) and,
-    while open, hands the output embedding a contiguous copy of its input, of at least
-    MIN_ROWS rows (zero rows appended, their logits dropped): the model slices its last hidden
-    state to a strided (item, 1, d_model) view, and a product on that view, or on fewer rows, is not
-    the full pass's last row bit for bit, nor the same at every batch size. The model's own head
-    code runs (its final norm, logit scaling or soft-capping). With `caught`, each call of the
-    output embedding appends its input and output rows, (item, d_model) and (item, vocab), before
-    any scaling or soft-capping the model applies after it (what the logit lens reuses)."""
+    """Unembed the last position only: yields `last_logits_only(model)` and, while open, hands the
+    output embedding a contiguous copy of its input of at least MIN_ROWS rows (`padded`, the extra
+    logits dropped): a product on the model's strided (item, 1, d_model) view of its last hidden
+    state, or on fewer rows, is not the full pass's last row bit for bit, nor the same at every batch
+    size. The model's own head code runs (its final norm, logit scaling or soft-capping). With
+    `caught`, each call of the output embedding appends its input and output rows, (item, d_model)
+    and (item, vocab), before any scaling or soft-capping after it (what the logit lens reuses)."""
     head = model.get_output_embeddings()
     if head is None or not last_logits_only(model):
         yield {}
