@@ -272,7 +272,6 @@ class PooledLens:
             self.top = np.zeros((self.n_items, layers), dtype=np.int64)
             self.prob = np.zeros((self.n_items, layers), dtype=np.float32)
         final_top = final_top.to(self.where)
-        at = torch.tensor(positions)
         last = states[:, -1]
         reuse = (self.reuse_final and final is not None and final[0].shape == last.shape
                  and torch.equal(final[0].to(self.where), last))
@@ -284,7 +283,7 @@ class PooledLens:
         else:
             lensed = torch.cat([lensed, last[:, None]], dim=1)
         rows = lensed.shape[1]
-        self.pending.append((lensed.reshape(-1, width), at.repeat_interleave(rows), torch.arange(rows).repeat(items),
+        self.pending.append((lensed.reshape(-1, width), torch.tensor(positions).repeat_interleave(rows), torch.arange(rows).repeat(items),
                              final_top.repeat_interleave(rows)))
         self.waiting += items * rows
         if self.waiting >= self.chunk:
