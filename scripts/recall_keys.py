@@ -63,11 +63,11 @@ def main() -> int:
         if total[kind]:
             print(f"{kind:<18} {total[kind]:>6} {right[kind] / total[kind]:>6.3f}")
 
-    from bench.model.trace import _eager_attention
+    from bench.model.load import eager_attention
 
     model, tokenizer = handle.model, handle.tokenizer
     weight = None
-    with torch.no_grad(), _eager_attention(model):
+    with torch.no_grad(), eager_attention(model):
         for item in items[:200]:
             ids = tokenizer(item.prompt, return_tensors="pt")["input_ids"]
             attentions = model(ids, output_attentions=True).attentions  # per layer: (1, heads, q, k)

@@ -23,7 +23,8 @@ a decision never depends on the batch. Tokenization is one batched call.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
@@ -33,6 +34,7 @@ from .. import io
 
 from .continuation import top_and_margin
 from .load import ModelHandle
+from .prefix import Prefixes, cache_argument
 
 if TYPE_CHECKING:
     from .continuation import Continuations
@@ -49,7 +51,7 @@ class Outcome:
     complete: bool = True  # False: `output` is the greedy answer's decided prefix
 
     def to_dict(self) -> dict:
-        return {"item_id": self.item_id, "output": self.output, "correct": self.correct, "complete": self.complete}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Outcome":
@@ -95,8 +97,6 @@ def _available_ram() -> int:
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    import os
-
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
@@ -212,8 +212,6 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
     run only their answer tokens."""
     import torch
 
-    from .prefix import Prefixes, cache_argument
-
     tok = handle.tokenizer
     decided: list[tuple[bool, str, bool] | None] = [None] * len(items)
     if not items:
@@ -222,16 +220,15 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
     targets = handle.token_ids([item.target for item in items], special=False)
     round_trip = tok.batch_decode(targets, skip_special_tokens=False)
     usable = {i for i, item in enumerate(items) if targets[i] and round_trip[i] == item.target}
-    vocab = handle.card.vocab_size
     with torch.inference_mode(), progress_bar(len(usable), progress) as bar:
         done = (_continued(handle, items, targets, usable, prefixes, continuations, decided, bar, batch_size)
                 if continuations else set())
         for prefix, members in prefixes.groups().items():
             members = [i for i in members if i in usable and i not in done]
             start = prefixes.length(prefix)
-            own = {i: (prefixes.own(i) if prefix else prefixes.ids[i]) for i in members}
+            own = {i: prefixes.ids[i][start:] for i in members}
             order = sorted(members, key=lambda i: -(len(own[i]) + len(targets[i])))  # longest first: little padding
-            for rows in logit_batches(order, [len(targets[i]) + 1 for i in order], batch_size, vocab,
+            for rows in logit_batches(order, [len(targets[i]) + 1 for i in order], batch_size, handle.card.vocab_size,
                                       [len(own[i]) + len(targets[i]) for i in order]):
                 bar.update(len(rows))
                 width = max(len(own[i]) + len(targets[i]) for i in rows)
@@ -243,15 +240,13 @@ def teacher_forced(handle: ModelHandle, items: Sequence[Item], batch_size: int =
                     ids[r, width - len(seq):] = torch.tensor(seq)
                     mask[r, width - len(seq):] = 1
                 position_ids = start + (mask.cumsum(-1) - 1).clamp(min=0)
-                extra = {}
+                past = dict(use_cache=False)
                 if prefix:  # the prefix's keys and values come first, all real tokens
                     mask = torch.cat([torch.ones((len(rows), start), dtype=torch.long), mask], dim=1)
-                    extra = dict(use_cache=True, **cache_argument(handle.model, prefixes.cache(prefix, len(rows))))
-                else:
-                    extra = dict(use_cache=False)
+                    past = cache_argument(handle.model, prefixes.cache(prefix, len(rows)))
                 logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
                                       position_ids=position_ids.to(handle.device), logits_to_keep=keep,
-                                      **extra).logits.float()  # (item, keep, vocab)
+                                      **past).logits.float()  # (item, keep, vocab)
                 argmax, margin_ok = top_and_margin(logits, MARGIN)
                 for r, i in enumerate(rows):
                     n = len(targets[i]) + 1  # every answer token and the end
@@ -264,13 +259,10 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
                prefixes, continuations: Continuations, decided: list, bar, batch_size: int = 64) -> set[int]:
     """Teacher forcing on top of kept prompt passes: the kept rows of one prefix, up to `batch_size`
     at a time whatever trace batch kept them, continue from the prefix's cache and their own keys
-    and values (left-padded to the longest, masked), then run only their answer tokens
-    (right-padded: a pad after an answer changes nothing before it). Padding moves logits in the
-    last bits only, which MARGIN keeps out of every decision, as in the full pass. The first answer
-    position's argmax is the one the trace pass kept. Returns the items decided or tried this way."""
+    and values (left-padded to the longest, masked), then run only their answer tokens (right-padded:
+    a pad after an answer changes nothing before it; padding is below MARGIN, as in the full pass).
+    The first answer position's argmax is the trace pass's. Returns the items decided or tried."""
     import torch
-
-    from .prefix import cache_argument
 
     index = {item.id: i for i, item in enumerate(items)}
     tried: set[int] = set()
@@ -284,8 +276,7 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
         start = prefixes.length(prefix)
         # Answers of one length together (no answer padding to compute), then own parts by length.
         rows.sort(key=lambda row: (len(targets[row[2]]), row[0].layers[0][0].shape[2]))
-        vocab = handle.card.vocab_size
-        for batch in logit_batches(rows, [len(targets[i]) for _, _, i in rows], batch_size, vocab):
+        for batch in logit_batches(rows, [len(targets[i]) for _, _, i in rows], batch_size, handle.card.vocab_size):
             cache = prefixes.cache(prefix, len(batch)) if prefix else None
             if cache is None:
                 from transformers import DynamicCache
@@ -315,7 +306,7 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
                 mask[k, start:start + longest - own] = 0
             position_ids = (start + torch.tensor(owns))[:, None] + torch.arange(width)[None, :]
             logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
-                                  position_ids=position_ids.to(handle.device), use_cache=True,
+                                  position_ids=position_ids.to(handle.device),
                                   **cache_argument(handle.model, cache)).logits.float()
             argmax, margin_ok = top_and_margin(logits, MARGIN)
             for k, (kept, r, i) in enumerate(batch):

@@ -38,17 +38,17 @@ def max_entries() -> int:
         return 3
 
 
-def file_digest(path: str | Path, chunk: int = 1 << 22) -> str:
-    """The file's SHA-256, read `chunk` bytes at a time."""
+def file_digest(path: str | Path) -> str:
+    """The file's SHA-256, read 4 MiB at a time."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
+        while block := f.read(1 << 22):
             h.update(block)
     return h.hexdigest()
 
 
-def entry_folder(digest: str, dtype: str, root: Path | None = None) -> Path:
-    return (root or cache_root()) / f"{digest[:32]}-{dtype}"
+def entry_folder(digest: str, dtype: str) -> Path:
+    return cache_root() / f"{digest[:32]}-{dtype}"
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,9 @@ class Entry:
     used: float
 
 
-def entries(root: Path | None = None) -> list[Entry]:
+def entries() -> list[Entry]:
     """Complete entries, least recently used first."""
-    root = root or cache_root()
+    root = cache_root()
     found = []
     for folder in sorted(root.glob("*-*")) if root.is_dir() else []:
         try:
@@ -128,11 +128,10 @@ def store(model: Any, tokenizer: Any, digest: str, dtype: str, source: str) -> P
     return folder
 
 
-def prune(keep: int | None = None) -> list[Path]:
-    """Remove the least recently used entries beyond `keep`, and leftovers of interrupted writes."""
-    keep = max_entries() if keep is None else keep
+def prune() -> list[Path]:
+    """Remove the least recently used entries beyond `max_entries()`, and leftovers of interrupted writes."""
     found = entries()
-    removed = [e.folder for e in found[:max(0, len(found) - keep)]]
+    removed = [e.folder for e in found[:max(0, len(found) - max_entries())]]
     root = cache_root()
     stale = [p for pattern in (".partial-*", ".old-*") for p in root.glob(pattern)
              if time.time() - p.stat().st_mtime > 24 * 3600] if root.is_dir() else []

@@ -5,6 +5,7 @@ predictors read through `bench.trace` is what `bench.evaluate` scores.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -233,10 +234,6 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _has_safetensors(folder: Path) -> bool:
-    return any(folder.glob("*.safetensors"))
-
-
 def _step(spec: ModelSpec, where: str, what: str, load: Any) -> Any:
     """Run one loading step, turning its failure into a one-line ModelLoadError."""
     try:
@@ -262,10 +259,7 @@ def _step(spec: ModelSpec, where: str, what: str, load: Any) -> Any:
 
 #: Bumped when the trace (`bench.model.trace`) computes a stored site another way, even in the last
 #: bits: the trace cache (`ModelHandle.cache_name`) keeps traces of other versions apart.
-#: 2: the logit lens pooled across batches in products of at least MIN_ROWS rows, its probability
-#: exp(logit - max) / sum(exp(logits - max)) instead of a softmax's entry and its top id the logits'
-#: argmax instead of the probabilities' (lens_final_prob moves in the last bits; lens_top_ids only where
-#: two tokens' probabilities rounded to a tie).
+#: 2: the logit lens pooled across batches (`PooledLens`, `lens_reduce`).
 TRACE_VERSION = 2
 
 
@@ -278,6 +272,20 @@ def rows_are_batch_invariant(width: int = 128) -> bool:
     x = torch.randn(64, width, generator=generator)
     w = torch.randn(width, 4 * width, generator=generator)
     return bool(torch.equal((x @ w)[:MIN_ROWS], x[:MIN_ROWS] @ w))
+
+
+@contextlib.contextmanager
+def eager_attention(model):
+    """Eager attention for the body (fused kernels return no attention weights), the model's own after."""
+    before = model.config._attn_implementation
+    if before == "eager":
+        yield
+        return
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)
 
 
 def device_map_of(spec: ModelSpec) -> str | None:
@@ -313,7 +321,7 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
         logger.addFilter(_PaddingWarningFilter())
 
     gguf = gguf_parts(source)
-    if gguf is None and local and not _has_safetensors(Path(source)):
+    if gguf is None and local and not any(Path(source).glob("*.safetensors")):
         pickled = [p.name for p in Path(source).glob("*.bin")] + [p.name for p in Path(source).glob("*.pt")]
         if not pickled:
             raise ModelLoadError(f"no weights (*.safetensors or *.bin) in {source}: save the model there with save_pretrained")

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..process import invariant_threads
-from .load import ModelHandle
+from .load import ModelHandle, eager_attention
 from .prefix import last_logits_only
 
 SITES = ("resid_post", "pattern", "z")
@@ -122,11 +122,6 @@ class RegionAccess:
         self.log[-1]["seconds"] = time.perf_counter() - started  # the entry the call just logged
         return result
 
-    def _ids(self, item):
-        import torch
-
-        return torch.tensor([self.handle.token_ids([item.prompt])[0]], device=self.handle.device)
-
     # -- reading ---------------------------------------------------------------------------------
     def read(self, items: Sequence[Any], sites: Sequence[str], layers: Sequence[int] | None = None,
              positions: Sequence[int] | None = None) -> list[dict[str, np.ndarray]]:
@@ -156,7 +151,7 @@ class RegionAccess:
         by_length: dict[int, list[int]] = {}
         for k, row in enumerate(ids):
             by_length.setdefault(len(row), []).append(k)
-        for group in by_length.values():  # prompts of one length go together: no padding
+        for group in by_length.values():  # prompts of one length go together (no padding), in the order asked
             for start in range(0, len(group), self.READ_BATCH):
                 rows = group[start:start + self.READ_BATCH]
                 for k, out in zip(rows, self._read_batch([ids[k] for k in rows], *key)):
@@ -193,7 +188,7 @@ class RegionAccess:
                             key, _first(output)[:, at].float().cpu().numpy()))))
             eager = "pattern" in sites
             if eager:
-                stack.enter_context(_eager(self.handle.model))
+                stack.enter_context(eager_attention(self.handle.model))
             # the backbone alone: a read needs no logits, and unembedding every position costs a
             # large vocabulary's width per position
             result = self.handle.model.base_model(input_ids=torch.tensor(ids, device=self.handle.device),
@@ -244,11 +239,8 @@ class RegionAccess:
                 hidden[0, p] = torch.as_tensor(kept[p], dtype=hidden.dtype, device=hidden.device)
             return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-        handle = self.layout.blocks[layer].register_forward_hook(swap)
-        try:
+        with _hooked(self.layout.blocks[layer].register_forward_hook(swap)):
             return self._next_token(target)
-        finally:
-            handle.remove()
 
     def next_token(self, items: Sequence[Any]) -> list[np.ndarray]:
         """Per item, the unchanged next-token probabilities (the reference for an intervention)."""
@@ -261,7 +253,8 @@ class RegionAccess:
 
         model = self.handle.model  # its own head code, on the last position only where it can
         with torch.inference_mode():
-            logits = model(input_ids=self._ids(item), **last_logits_only(model)).logits[0, -1].float()
+            ids = torch.tensor(self.handle.token_ids([item.prompt]), device=self.handle.device)
+            logits = model(input_ids=ids, **last_logits_only(model)).logits[0, -1].float()
         return torch.softmax(logits, -1).cpu().numpy()
 
     def _hook_z(self, layer: int, edit):
@@ -274,15 +267,7 @@ class RegionAccess:
             z = x.reshape(*x.shape[:-1], lay.n_heads, lay.d_head)
             new = edit(z)
             return (new.reshape(x.shape), *args[1:]) if new is not z else None
-
-        @contextlib.contextmanager
-        def hooked():
-            handle = projection.register_forward_pre_hook(pre)
-            try:
-                yield
-            finally:
-                handle.remove()
-        return hooked()
+        return _hooked(projection.register_forward_pre_hook(pre))
 
     def _hook_mlp(self, layer: int, edit):
         """A context in which `edit(out)` sees and may replace block `layer`'s MLP output, (1, pos, d_model)."""
@@ -443,15 +428,3 @@ def _ablating(heads: list[int], replacement):
                 z[0, :, h, :] = replacement[-n:, h, :].to(z.dtype)
         return z
     return edit
-
-
-@contextlib.contextmanager
-def _eager(model):
-    """Eager attention while reading patterns (fused kernels return no weights), restored after."""
-    before = getattr(model.config, "_attn_implementation", None)
-    model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if before and before != "eager":
-            model.set_attn_implementation(before)

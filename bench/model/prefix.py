@@ -31,11 +31,12 @@ def last_logits_only(model) -> dict[str, Any]:
 
 
 def cache_argument(model, cache) -> dict[str, Any]:
-    """The keyword a model's forward takes a key/value cache by (transformers renames it)."""
+    """The keywords that have a model's forward continue from a key/value cache (and extend it); the
+    cache's keyword is the one its forward takes (transformers renames it)."""
     import inspect
 
-    names = inspect.signature(model.forward).parameters
-    return {"cache": cache} if "cache" in names else {"past_key_values": cache}
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {"use_cache": True, name: cache}
 
 
 def turn_boundary(tokenizer) -> str:
@@ -68,9 +69,8 @@ class Prefixes:
 
     def __init__(self, handle, prompts: Sequence[str]):
         self.handle = handle
-        tok = handle.tokenizer
         self.ids = handle.token_ids(list(prompts)) if prompts else []
-        boundary = turn_boundary(tok)
+        boundary = turn_boundary(handle.tokenizer)
         texts = [prefix_text(p, boundary) for p in prompts]
         unique = sorted({t for t in texts if t})
         encoded = dict(zip(unique, handle.token_ids(unique))) if unique else {}

@@ -15,25 +15,20 @@ Sites (the one place they are named; shapes per item batch):
   attn_first     (item, layer, head)         its weight on the first token (the attention sink)
   attn_induction (item, layer, head)         its weight on tokens that followed earlier copies of
                                               the last token (the induction pattern; 0 when none)
-The attention sites are filled only when asked for (`attention=True`). Fused
-kernels do not return weights, so that pass registers one more attention function
-with transformers' `AttentionInterface`: it calls the model's own SDPA function for
-the layer's output, unchanged, and reads the last query's weights from the query
-and key tensors the layer computed (post-rotary, GQA heads repeated), with the
-layer's mask, scaling and position bias. A model whose attention does not go through
-the interface falls back to eager attention, one item at a time.
+The attention sites are filled only when asked for (`attention=True`). Fused kernels return no
+weights, so that pass runs attention through transformers' `AttentionInterface` (`_probe_attention`):
+the model's own SDPA function computes the layer's output, unchanged, and the last query's weights
+are read from the query and key tensors the layer computed, with its mask, scaling and position
+bias. A model whose attention does not go through the interface falls back to eager attention, one
+item at a time (eager attention's batched products are not batch-invariant).
 
-Every item's trace is bit-for-bit the same whatever the batch size, the other
-items, or whether it came from the cache: items are batched only with items of
-exactly the same token length (no padding), and the pass uses every core only where a row's
-result then depends neither on the batch's shape nor on the thread count (MKL's strict CNR
-mode, checked once per process by `bench.process.threads_keep_rows_invariant`), else one thread. The attention read is an elementwise product and a
-sum over keys, row by row, so it too is independent of the batch (eager attention's
-batched products are not, which is why the fallback goes one item at a time). The logit lens
-pools the layer states of a call's batches and unembeds them in large products of at least
-MIN_ROWS rows, whose rows the same mode keeps batch-invariant, and takes the last layer's row from
-the pass's own final logits (`PooledLens`); where rows are not invariant it goes one item at a
-time (`_logit_lens`).
+Every item's trace is bit-for-bit the same whatever the batch size, the other items, or whether it
+came from the cache: items are batched only with items of exactly the same token length (no
+padding), and the pass uses every core only where a row's result depends neither on the batch's
+shape nor on the thread count (`bench.process.invariant_threads`), else one thread. The attention
+read is row by row, so independent of the batch too. The logit lens is pooled across a call's
+batches in products of at least MIN_ROWS rows where those keep their rows (`PooledLens`), else it
+goes one item at a time (`_logit_lens`).
 """
 from __future__ import annotations
 
@@ -53,7 +48,7 @@ from tasks import Item, SealedItem
 
 from .continuation import BUDGET_CAP, Continuations
 from .evaluate import MARGIN, _available_ram, exact_length_batches, progress_bar
-from .load import MIN_ROWS, ModelHandle, rows_are_batch_invariant
+from .load import MIN_ROWS, ModelHandle, eager_attention, rows_are_batch_invariant
 from .prefix import Prefixes, cache_argument, last_logits_only
 from ..process import invariant_threads, torch_threads
 
@@ -61,25 +56,12 @@ TOP_K = 8
 ATTENTION_SITES = ("attn_entropy", "attn_prev", "attn_first", "attn_induction")
 
 
-@contextlib.contextmanager
-def _eager_attention(model):
-    before = model.config._attn_implementation
-    if before == "eager":
-        yield
-        return
-    model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        model.set_attn_implementation(before)
-
-
 PROBE = "brittlebench_probe"
 _probe_rows: list | None = None  # while a probed pass runs: per layer, (item, head, key) weights
 
 
 def _probe_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
-    """The model's SDPA attention, plus the last query's weights for the trace (see the docstring)."""
+    """The model's SDPA attention, plus the last query's weights for the trace (see the module docstring)."""
     import torch
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
@@ -124,26 +106,21 @@ def _probed_attention(model):
         model.set_attn_implementation(before)
 
 
-def _attention_summaries(attentions, input_ids, mask):
+def _attention_summaries(attentions, input_ids):
     """Per layer and head, what the last prompt token attends to. `attentions`: per layer the
-    last query's weights, (item, head, key). Shapes out: (item, layer, head)."""
+    last query's weights, (item, head, key), over unpadded prompts. Shapes out: (item, layer, head)."""
     import torch
 
-    real = mask.bool()  # (item, pos)
-    last = input_ids[:, -1:]
-    # Induction targets: position j+1 where token j equals the last token (j before the last position).
-    same = (input_ids[:, :-1] == last) & real[:, :-1]
-    induction = torch.zeros_like(real)
-    induction[:, 1:] = same
-    induction[:, -1] = False
-    first = real.float().argmax(-1)  # index of the first real token under left padding
+    # Induction targets: position j+1 where token j equals the last token (j + 1 before the last position).
+    induction = torch.zeros_like(input_ids, dtype=torch.bool)
+    induction[:, 1:-1] = input_ids[:, :-2] == input_ids[:, -1:]
     out = {k: [] for k in ATTENTION_SITES}
     for layer in attentions:  # (item, head, key)
-        p = layer.float() * real[:, None, :]
+        p = layer.float()
         logp = torch.where(p > 0, p.clamp_min(1e-30).log(), torch.zeros_like(p))
         out["attn_entropy"].append(-(p * logp).sum(-1))
         out["attn_prev"].append(p[:, :, -2] if p.shape[-1] > 1 else torch.zeros_like(p[:, :, 0]))
-        out["attn_first"].append(p.gather(-1, first[:, None, None].expand(-1, p.shape[1], 1)).squeeze(-1))
+        out["attn_first"].append(p[:, :, 0])
         out["attn_induction"].append((p * induction[:, None, :]).sum(-1))
     return [torch.stack(out[k], dim=1) for k in ATTENTION_SITES]
 
@@ -159,16 +136,28 @@ def final_norm(model):
     return None
 
 
+def has_lens(model) -> bool:
+    """Whether the logit lens can be read: the model has a final norm and an output embedding."""
+    return final_norm(model) is not None and model.get_output_embeddings() is not None
+
+
+def last_states(hidden_states, where):
+    """Every layer's state at the last position, on `where`: (item, layer + 1, d_model)."""
+    import torch
+
+    return torch.stack([h[:, -1, :].to(where) for h in hidden_states], dim=1)
+
+
 def _logit_lens(model, hidden_states, final_top):
     """Top id and the final top token's probability at each layer, item by item: (item, layer + 1).
     Where `lens_batched` is false (the trace otherwise pools the lens: `PooledLens`)."""
     import torch
 
-    norm, head = final_norm(model), model.get_output_embeddings()
-    if norm is None or head is None:
+    if not has_lens(model):
         return None, None
+    norm, head = final_norm(model), model.get_output_embeddings()
     where = head.weight.device  # under a device map the layers' states sit on several devices
-    states = torch.stack([h[:, -1, :].to(where) for h in hidden_states], dim=1)  # (item, layer + 1, d_model)
+    states = last_states(hidden_states, where)
     # The last entry is already normalized (HF convention); the others go through the final norm.
     states = torch.cat([norm(states[:, :-1]), states[:, -1:]], dim=1)
     # Item by item: every product then has the same (layer + 1, d_model) shape whatever the batch,
@@ -177,10 +166,6 @@ def _logit_lens(model, hidden_states, final_top):
     final_top = final_top.to(where)
     return probs.argmax(-1), probs.gather(-1, final_top[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(-1)
 
-
-# A product of fewer rows than this takes other BLAS kernels, whose rows differ in the last bits from
-# the same rows of a larger product (measured on an AMD EPYC under MKL_CBWR=AVX2,STRICT: 1 to 3 rows).
-MIN_HEAD_ROWS = MIN_ROWS
 
 #: The most logits the pooled lens holds at once (rows x vocab x 4 bytes): 256 rows of a 256k vocabulary.
 LENS_CHUNK_BYTES = 256 * 2**20
@@ -212,7 +197,7 @@ def lens_batched(head) -> bool:
     """Whether the trace pools the logit lens (`PooledLens`): where the output embedding is a float32
     matrix on a CPU whose batched products keep their rows (`bench.model.load.rows_are_batch_invariant`,
     MKL's strict mode) and whose exp and sum keep them too (`exp_sums_keep_rows`); checked once per
-    thread count. Elsewhere it goes item by item (`_logit_lens`), as before."""
+    thread count. Elsewhere it goes item by item (`_logit_lens`)."""
     import torch
 
     weight = getattr(head, "weight", None)
@@ -224,25 +209,25 @@ def lens_batched(head) -> bool:
     return _LENS_CHECKED[threads]
 
 
-def padded(rows, fill: int = 0):
-    """`rows` with zero rows (or `fill`) appended up to MIN_HEAD_ROWS, contiguous."""
+def padded(rows):
+    """`rows` with zero rows appended up to MIN_ROWS, contiguous."""
     import torch
 
     n = rows.shape[0]
-    if n < MIN_HEAD_ROWS:
-        rows = torch.cat([rows, rows.new_full((MIN_HEAD_ROWS - n, *rows.shape[1:]), fill)])
+    if n < MIN_ROWS:
+        rows = torch.cat([rows, rows.new_zeros((MIN_ROWS - n, *rows.shape[1:]))])
     return rows.contiguous()
 
 
 def unembed_rows(head, rows):
-    """`head` on the rows (n, d_model) as one product of at least MIN_HEAD_ROWS rows (zero rows
+    """`head` on the rows (n, d_model) as one product of at least MIN_ROWS rows (zero rows
     appended), contiguous: each row's logits are then those of the same row in any other such
     product (see `last_position_only`). Returns the padded product: its first n rows are the rows'."""
     return head(padded(rows))
 
 
 def lens_reduce(logits, final_top):
-    """Per row of `logits` (rows, vocab), float32, at least MIN_HEAD_ROWS rows, overwritten: the top
+    """Per row of `logits` (rows, vocab), float32, at least MIN_ROWS rows, overwritten: the top
     id (the argmax of the logits) and the probability of the token `final_top` (rows,), as
     exp(logit[final_top] - max) / sum(exp(logits - max)): no softmax over the vocabulary is kept."""
     best = logits.argmax(-1, keepdim=True)
@@ -256,10 +241,10 @@ class PooledLens:
     """The logit lens of one `trace` call where `lens_batched`: each batch's layer states (through the
     final norm, the last one as it is: HF's last hidden state is already normalized) wait here, and
     go through the unembedding pooled across batches, in products of up to LENS_CHUNK_BYTES of logits
-    and at least MIN_HEAD_ROWS rows: the (vocab x d_model) matrix is streamed from memory once per
+    and at least MIN_ROWS rows: the (vocab x d_model) matrix is streamed from memory once per
     chunk instead of once per item, and a large product runs at a larger share of the machine's peak.
     A row's result depends on nothing else in its product (the rows of products of at least
-    MIN_HEAD_ROWS rows are batch-invariant, and so are `lens_reduce`'s per-row exp and sum).
+    MIN_ROWS rows are batch-invariant, and so are `lens_reduce`'s per-row exp and sum).
 
     The last layer's entry is the pass's own final logits (`last_position_only` catches the output
     embedding's input and output rows) wherever that input is, bit for bit, the state the lens would
@@ -270,7 +255,7 @@ class PooledLens:
     def __init__(self, model, n_items: int):
         self.norm, self.head = final_norm(model), model.get_output_embeddings()
         self.where = self.head.weight.device
-        self.chunk = max(MIN_HEAD_ROWS, LENS_CHUNK_BYTES // (4 * self.head.weight.shape[0]))
+        self.chunk = max(MIN_ROWS, LENS_CHUNK_BYTES // (4 * self.head.weight.shape[0]))
         self.n_items = n_items
         self.top = self.prob = None  # (item, layer + 1), numpy, allocated on the first batch
         self.pending: list[tuple] = []  # (states (r, d_model), item (r,), layer (r,), final top id (r,))
@@ -281,13 +266,12 @@ class PooledLens:
         and the output embedding's (input, output) rows at the last position, or None."""
         import torch
 
-        states = torch.stack([h[:, -1, :].to(self.where) for h in hidden_states], dim=1)  # (item, layer + 1, d_model)
+        states = last_states(hidden_states, self.where)
         items, layers, width = states.shape
         if self.top is None:
             self.top = np.zeros((self.n_items, layers), dtype=np.int64)
             self.prob = np.zeros((self.n_items, layers), dtype=np.float32)
         final_top = final_top.to(self.where)
-        at = torch.tensor(positions)
         last = states[:, -1]
         reuse = (self.reuse_final and final is not None and final[0].shape == last.shape
                  and torch.equal(final[0].to(self.where), last))
@@ -299,7 +283,7 @@ class PooledLens:
         else:
             lensed = torch.cat([lensed, last[:, None]], dim=1)
         rows = lensed.shape[1]
-        self.pending.append((lensed.reshape(-1, width), at.repeat_interleave(rows), torch.arange(rows).repeat(items),
+        self.pending.append((lensed.reshape(-1, width), torch.tensor(positions).repeat_interleave(rows), torch.arange(rows).repeat(items),
                              final_top.repeat_interleave(rows)))
         self.waiting += items * rows
         if self.waiting >= self.chunk:
@@ -326,17 +310,13 @@ class PooledLens:
 
 @contextlib.contextmanager
 def last_position_only(model, caught: list | None = None):
-    """Unembed the last position only. Yields the keyword that asks `model` for the last position's
-    logits (`logits_to_keep=1`; {} for a model without it, which then unembeds every position) and,
-    while open, hands the output embedding a contiguous copy of its input, of at least
-    MIN_HEAD_ROWS rows (zero rows appended, their logits dropped): the model slices its last hidden
-    state to a strided (item, 1, d_model) view, and a product on that view, or on fewer rows, is not
-    the full pass's last row bit for bit, nor the same at every batch size. The model's own head
-    code runs (its final norm, logit scaling or soft-capping). With `caught`, each call of the
-    output embedding appends its input and output rows, (item, d_model) and (item, vocab), before
-    any scaling or soft-capping the model applies after it (what the logit lens reuses)."""
-    import torch
-
+    """Unembed the last position only: yields `last_logits_only(model)` and, while open, hands the
+    output embedding a contiguous copy of its input of at least MIN_ROWS rows (`padded`, the extra
+    logits dropped): a product on the model's strided (item, 1, d_model) view of its last hidden
+    state, or on fewer rows, is not the full pass's last row bit for bit, nor the same at every batch
+    size. The model's own head code runs (its final norm, logit scaling or soft-capping). With
+    `caught`, each call of the output embedding appends its input and output rows, (item, d_model)
+    and (item, vocab), before any scaling or soft-capping after it (what the logit lens reuses)."""
     head = model.get_output_embeddings()
     if head is None or not last_logits_only(model):
         yield {}
@@ -346,11 +326,8 @@ def last_position_only(model, caught: list | None = None):
     def copy_in(module, args):
         if not args:
             return None
-        x = args[0]
-        rows.append(x.shape[0])
-        if x.shape[0] < MIN_HEAD_ROWS:
-            x = torch.cat([x, x.new_zeros((MIN_HEAD_ROWS - x.shape[0], *x.shape[1:]))])
-        return (x.contiguous(), *args[1:])
+        rows.append(args[0].shape[0])
+        return (padded(args[0]), *args[1:])
 
     def cut_out(module, args, output):
         if not rows:
@@ -371,43 +348,31 @@ def last_position_only(model, caught: list | None = None):
 def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixes, prefix: str, rows: list[int],
                    keep: Continuations | None = None, item_ids: list[str] | None = None,
                    lens: PooledLens | None = None) -> dict[str, np.ndarray]:
-    """One pass over the prompts `rows` of `prefixes`, all of one length (no padding); `attention`
-    is None, "probe" (rows collected by `_probe_attention`) or "eager". With a `prefix`, they
-    continue from that prefix's cache: only their own tokens are run. With `keep`, the pass's keys
-    and values of the rows `item_ids` it wants are kept for evaluation (`bench.model.continuation`).
-    With `lens`, the logit lens waits there (`PooledLens`, the trace's rows `rows`); else it is
-    computed here, item by item."""
+    """One pass over the prompts `rows` of `prefixes`, all of one length (no padding), continuing
+    from `prefix`'s cache where there is one: only their own tokens are run. `attention` is None,
+    "probe" (rows collected by `_probe_attention`) or "eager". With `keep`, the keys and values of
+    the rows `item_ids` it wants are kept for evaluation (`bench.model.continuation`). With `lens`,
+    the logit lens waits there (`PooledLens`); else it is computed here, item by item."""
     global _probe_rows
     import torch
 
     cache = prefixes.cache(prefix, len(rows)) if prefix else None  # before the probe listens
     caught: list = []  # the output embedding's input and output rows at the last position
     _probe_rows = [] if attention == "probe" else None
-    if prefix:
-        start = prefixes.length(prefix)
-        own = torch.tensor([prefixes.own(i) for i in rows], device=handle.device)
-        input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)  # the whole prompts
-        mask = torch.ones_like(input_ids)
-        position_ids = torch.arange(start, input_ids.shape[1], device=handle.device).expand(len(rows), -1)
-        with last_position_only(handle.model, caught) as last:
-            out = handle.model(input_ids=own, attention_mask=mask, position_ids=position_ids,
-                               use_cache=True, output_hidden_states=True, **cache_argument(handle.model, cache), **last)
-        if keep is not None:
-            keep.keep(prefix, item_ids, getattr(out, "cache", None) or out.past_key_values, start, own.shape[1],
-                      out.logits[:, -1, :])
-    else:
-        # The batch's prompts are of one length (`exact_length_batches`): their ids as tokenized once.
-        input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)
-        mask = torch.ones_like(input_ids)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        with last_position_only(handle.model, caught) as last:
-            out = handle.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **last,
-                               output_hidden_states=True, output_attentions=attention == "eager", use_cache=keep is not None)
-        if keep is not None and bool(mask.all()):
-            keep.keep("", item_ids, getattr(out, "cache", None) or out.past_key_values, 0, input_ids.shape[1],
-                      out.logits[:, -1, :])
+    start = prefixes.length(prefix)
+    own = torch.tensor([prefixes.ids[i][start:] for i in rows], device=handle.device)
+    input_ids = torch.tensor([prefixes.ids[i] for i in rows], device=handle.device)  # the whole prompts
+    mask = torch.ones_like(input_ids)
+    position_ids = torch.arange(start, input_ids.shape[1], device=handle.device).expand(len(rows), -1)
+    past = cache_argument(handle.model, cache) if prefix else dict(use_cache=keep is not None)
+    with last_position_only(handle.model, caught) as last:
+        out = handle.model(input_ids=own, attention_mask=mask, position_ids=position_ids, output_hidden_states=True,
+                           output_attentions=attention == "eager", **past, **last)
+    if keep is not None:
+        keep.keep(prefix, item_ids, getattr(out, "cache", None) or out.past_key_values, start, own.shape[1],
+                  out.logits[:, -1, :])
     probed, _probe_rows = _probe_rows, None
-    hidden = torch.stack([h[:, -1, :].to(handle.device) for h in out.hidden_states], dim=1).float()  # (item, layer+1, d_model)
+    hidden = last_states(out.hidden_states, handle.device).float()
     logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (item, vocab)
     probs = logprobs.exp()
     top_probs, top_ids = probs.topk(min(TOP_K, probs.shape[-1]), dim=-1)
@@ -424,7 +389,7 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
     if attention:
         if len(probed) != len(out.hidden_states) - 1:
             raise RuntimeError(f"read attention from {len(probed)} of {len(out.hidden_states) - 1} layers")
-        sites.update(zip(ATTENTION_SITES, _attention_summaries(probed, input_ids, mask)))
+        sites.update(zip(ATTENTION_SITES, _attention_summaries(probed, input_ids)))
     return {k: v.cpu().numpy() for k, v in sites.items()}
 
 
@@ -438,33 +403,30 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
 
     prompts = [item.prompt for item in items]
     if not items:
-        return Trace((), *(np.zeros((0,)) for _ in range(5)))
+        return _empty_trace()
     sites: dict[str, np.ndarray] = {}  # filled in place: no per-item rows, no copy when stacking
     with contextlib.ExitStack() as stack:
+        prefixes = Prefixes(handle, prompts)
         mode = None
         if attention:
             mode = "probe" if stack.enter_context(_probed_attention(handle.model)) else "eager"
-            if mode == "eager":
-                stack.enter_context(_eager_attention(handle.model))
-        prefixes = Prefixes(handle, prompts)
         if mode == "eager":  # attention weights come from full passes only
+            stack.enter_context(eager_attention(handle.model))
             prefixes.prefix = [""] * len(prompts)
         work = []  # (prefix, item indices of one pass)
         for prefix, members in prefixes.groups().items():
-            lengths = [len(prefixes.own(i)) if prefix else len(prefixes.ids[i]) for i in members]
+            lengths = [len(prefixes.ids[i]) - prefixes.length(prefix) for i in members]
             work += [(prefix, [members[k] for k in batch])
                      for batch in exact_length_batches(lengths, 1 if mode == "eager" else batch_size)]
         stack.enter_context(torch.inference_mode())
         stack.enter_context(invariant_threads(handle.model))
         bar = stack.enter_context(progress_bar(len(items), "trace" if progress else None))
-        head = handle.model.get_output_embeddings()
-        pooled = head is not None and final_norm(handle.model) is not None and lens_batched(head)
+        pooled = has_lens(handle.model) and lens_batched(handle.model.get_output_embeddings())
         lens = PooledLens(handle.model, len(items)) if pooled else None
         for prefix, batch in work:
             bar.update(len(batch))
-            arrays = _forward_batch(handle, mode, prefixes, prefix, batch,
-                                    keep if keep is not None and keep.wanted else None, [items[i].id for i in batch],
-                                    lens)
+            wanted = keep if keep is not None and keep.wanted else None
+            arrays = _forward_batch(handle, mode, prefixes, prefix, batch, wanted, [items[i].id for i in batch], lens)
             for name, array in arrays.items():
                 if name not in sites:
                     dtype = np.float32 if array.dtype.kind == "f" else array.dtype
@@ -476,6 +438,10 @@ def trace(handle: ModelHandle, items: Sequence[SealedItem], batch_size: int = 64
     return Trace(tuple(item.id for item in items), **sites)
 
 
+def _empty_trace() -> Trace:
+    return Trace((), *(np.zeros((0,)) for _ in range(5)))
+
+
 def site_shapes(handle: ModelHandle, attention: bool) -> dict[str, tuple[int, ...]]:
     """The sites `trace` fills for this model and each one's shape after the item axis (the table
     at the top), read from the card: what a cached trace of this model must hold."""
@@ -483,7 +449,7 @@ def site_shapes(handle: ModelHandle, attention: bool) -> dict[str, tuple[int, ..
     top = (min(TOP_K, card.vocab_size),)
     shapes = {"hidden": (card.n_layers + 1, card.d_model), "top_ids": top, "top_probs": top, "entropy": (),
               "prompt_tokens": ()}
-    if final_norm(model) is not None and model.get_output_embeddings() is not None:
+    if has_lens(model):
         shapes.update(lens_top_ids=(card.n_layers + 1,), lens_final_prob=(card.n_layers + 1,))
     if attention:
         shapes.update({name: (card.n_layers, card.n_heads) for name in ATTENTION_SITES})
@@ -679,12 +645,11 @@ class TracedModel:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """Each text cut into the model's tokens (no special tokens), as the text each covers."""
-        tok = self._handle.tokenizer
         out = []
-        for ids in tok(list(texts), add_special_tokens=False)["input_ids"] if texts else []:
+        for ids in self._handle.token_ids(texts, special=False):
             for i in ids:
                 if i not in self._pieces:
-                    self._pieces[i] = tok.decode([i])
+                    self._pieces[i] = self._handle.tokenizer.decode([i])
             out.append([self._pieces[i] for i in ids])
         return out
 
@@ -731,5 +696,4 @@ class TracedModel:
             self.seconds += time.perf_counter() - started
         order = [item.id for item in items]
         used = sorted({self._where[i] for i in order})
-        return Trace.concat([self._parts[k] for k in used], order) if order else \
-            Trace((), *(np.zeros((0,)) for _ in range(5)))
+        return Trace.concat([self._parts[k] for k in used], order) if order else _empty_trace()

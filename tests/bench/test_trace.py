@@ -123,7 +123,7 @@ def test_attention_read_through_the_interface_matches_eager_for_each_architectur
     def no_eager(model):
         raise AssertionError("fell back to eager attention")
 
-    monkeypatch.setattr(bt, "_eager_attention", no_eager)
+    monkeypatch.setattr(bt, "eager_attention", no_eager)
     t = trace(handle, items, batch_size=32, attention=True)
     monkeypatch.undo()
     assert handle.model.config._attn_implementation == "sdpa"
