@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import UserError
+from .process import reproducible_numerics
 from .scoring.report.rows import num
 from .scoring.report.text import format_predictors, format_results, format_screen
 
@@ -639,6 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupted.append(signum)
         raise KeyboardInterrupt
 
+    reproducible_numerics()  # before any command runs a model
     restore = {}
     if threading.current_thread() is threading.main_thread():
         restore = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -1,13 +1,18 @@
-"""Process-wide settings in one place: the garbage collector's policy and torch's native threads.
+"""Process-wide settings in one place: MKL's reproducible branch, the garbage collector's policy and
+torch's native threads.
 
-The command-line entry point (`bench.cli.entry`) and the predictor worker's own entry point call
-`settle()`; library calls such as `bench.protocol.stages.run` change no process-wide state. The
-two context managers below change native thread pools only for their body and put them back."""
+The command line (`bench.cli.main`) asks for MKL's reproducible branch (`reproducible_numerics`)
+before any command runs, and `brittlebench run` and a sweep's run process call `settle()`; library
+calls such as `bench.protocol.stages.run` change no process-wide state (a model loaded where rows
+are not batch-invariant warns, naming the setting). The two context managers below change native
+thread pools only for their body and put them back."""
 from __future__ import annotations
 
 import contextlib
 import functools
 import gc
+import os
+from pathlib import Path
 
 #: The fewest rows the runner multiplies at once: on some CPUs (AMD EPYC, measured) a product of 1-3
 #: rows takes another kernel than a larger one, even in MKL's strict mode, while every block of 4 or
@@ -15,10 +20,37 @@ import gc
 MIN_ROWS = 4
 
 
+def reproducible_mkl_branch(cpuinfo: str | None = None) -> str:
+    """MKL's strict conditional numerical reproducibility mode for this CPU: its AVX-512 code path
+    where an Intel CPU has AVX-512 (float32 products twice as fast as on the AVX2 path, measured
+    here), else the AVX2 one (MKL's named branches are for Intel CPUs; elsewhere it picks its own).
+
+    Results must not depend on --batch-size. Without this, MKL picks its matrix kernels by shape, so
+    an item's row of a batched product differs in the last bits from the same row computed alone;
+    in strict mode every row is the same whatever the batch and thread count. The branch is part of
+    what a trace's last bits depend on (`numerics`): the trace cache keeps the two apart."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return "AVX512,STRICT" if "GenuineIntel" in cpuinfo and "avx512f" in flags else "AVX2,STRICT"
+
+
+def reproducible_numerics() -> None:
+    """MKL's strict branch for this CPU (`reproducible_mkl_branch`) asked for in the environment,
+    where the user set none. MKL reads it once, at its first call: before any model runs.
+    `bench.model.load.rows_are_batch_invariant` checks it took."""
+    os.environ.setdefault("MKL_CBWR", reproducible_mkl_branch())
+
+
 def settle() -> None:
     """For a process that is about to run the benchmark and end: Python's cyclic collector paused
     while torch and transformers are imported (~0.6 s of collections that free nothing), and those
-    modules' objects then frozen (`gc.freeze`), so later collections do not walk them again."""
+    modules' objects then frozen (`gc.freeze`), so later collections do not walk them again; MKL's
+    reproducible branch asked for (`reproducible_numerics`)."""
+    reproducible_numerics()
     with long_lived():
         for name in ("torch", "transformers"):
             with contextlib.suppress(ImportError):
@@ -55,7 +87,7 @@ _THREADS_KEEP_ROWS: dict[tuple, bool] = {}  # (torch's thread count, the product
 def threads_keep_rows_invariant(model=None) -> bool:
     """Whether, with torch's current thread count, a block of rows of a batched product
     equals those rows computed alone, wherever they sit in the batch, and the same product on one
-    thread (MKL's strict CNR mode, which bench.model.load asks for with MKL_CBWR, makes it so for
+    thread (MKL's strict CNR mode, which `reproducible_numerics` asks for with MKL_CBWR, makes it so for
     some shapes on the CPUs we know, not for all). Checked once per thread count on each kind of
     product `model` has (every linear layer's shape; a fixed product without a model), in blocks
     of MIN_ROWS rows, as the trace multiplies: a product of 1-3 rows takes another kernel on some

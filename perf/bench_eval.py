@@ -28,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.process import reproducible_numerics  # noqa: E402
+reproducible_numerics()  # MKL's reproducible branch, as the command line asks for it
 from perf.flops import backbone_flops, matmul_peak, unembedding_flops  # noqa: E402
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.process import reproducible_numerics  # noqa: E402
+reproducible_numerics()  # MKL's reproducible branch, as the command line asks for it
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from perf.flops import (attention_flops, backbone_flops, matmul_peak, non_embedding_parameters,  # noqa: E402

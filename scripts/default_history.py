@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.process import reproducible_numerics  # noqa: E402
+reproducible_numerics()  # MKL's reproducible branch, as the command line asks for it
 
 # Cumulative steps at which the packed history is taken (each a checkpoint or a stage's end), per
 # preset: six checkpoints spread over training, the last close to the end (drift and agreement

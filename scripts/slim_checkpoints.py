@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.process import reproducible_numerics  # noqa: E402
+reproducible_numerics()  # MKL's reproducible branch, as the command line asks for it
 
 
 def slim(member: Path) -> None:

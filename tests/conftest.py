@@ -5,7 +5,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-__import__("bench.model.load")  # sets MKL_CBWR, before any test imports torch
+__import__("bench.process").process.reproducible_numerics()  # MKL_CBWR, as the command line sets it
 os.environ["BRITTLEBENCH_CACHE"] = _CACHE = __import__("tempfile").mkdtemp(prefix="brittlebench-test-cache-")
 __import__("atexit").register(__import__("shutil").rmtree, _CACHE, True)  # no trace caches left in /tmp
 

@@ -17,31 +17,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UserError
-from ..process import MIN_ROWS  # the fewest rows the runner multiplies at once (why: there)
+from ..process import MIN_ROWS, reproducible_mkl_branch  # MIN_ROWS: the fewest rows multiplied at once (why: there)
 from .card import ArchitectureCard, read_card
 
-
-def reproducible_mkl_branch(cpuinfo: str | None = None) -> str:
-    """MKL's strict conditional numerical reproducibility mode for this CPU: its AVX-512 code path
-    where an Intel CPU has AVX-512 (float32 products twice as fast as on the AVX2 path, measured
-    here), else the AVX2 one (MKL's named branches are for Intel CPUs; elsewhere it picks its own).
-
-    Results must not depend on --batch-size. Without this, MKL picks its matrix kernels by shape, so
-    an item's row of a batched product differs in the last bits from the same row computed alone;
-    in strict mode every row is the same whatever the batch and thread count. The branch is part of
-    what a trace's last bits depend on (`numerics`): the trace cache keeps the two apart."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = ""
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return "AVX512,STRICT" if "GenuineIntel" in cpuinfo and "avx512f" in flags else "AVX2,STRICT"
-
-
-# MKL reads this once, at its first call: set here, before anything imports torch (a value the user
-# set is kept). `rows_are_batch_invariant` checks it took.
-os.environ.setdefault("MKL_CBWR", reproducible_mkl_branch())
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_PATH = Path(__file__).parent.parent / "default_model"

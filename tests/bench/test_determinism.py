@@ -51,7 +51,8 @@ def test_byte_identical_across_batch_sizes_and_processes(tmp_path):
 
 
 def test_matrix_rows_do_not_depend_on_the_batch_in_this_process():
-    """What batch-size invariance rests on: bench.model.load sets MKL_CBWR before torch starts.
+    """What batch-size invariance rests on: MKL_CBWR set before any product (the command line and
+    conftest call bench.process.reproducible_numerics).
     (With MKL_CBWR=AVX512 on an AVX-512 machine this returns False: the check is not blind.)"""
     from bench.model.load import rows_are_batch_invariant
 
@@ -60,7 +61,7 @@ def test_matrix_rows_do_not_depend_on_the_batch_in_this_process():
 
 def test_the_reproducible_mkl_branch_follows_the_cpu():
     """MKL's AVX-512 branch only where an Intel CPU reports AVX-512; the AVX2 branch otherwise."""
-    from bench.model.load import reproducible_mkl_branch
+    from bench.process import reproducible_mkl_branch
 
     intel512 = "vendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
     assert reproducible_mkl_branch(intel512) == "AVX512,STRICT"
@@ -70,3 +71,27 @@ def test_the_reproducible_mkl_branch_follows_the_cpu():
     # "avx512f" inside another flag's name is not the flag
     assert reproducible_mkl_branch("vendor_id\t: GenuineIntel\nflags\t\t: avx2 xavx512fx\n") == "AVX2,STRICT"
 
+
+
+def test_the_command_line_sets_the_reproducible_branch_and_the_library_does_not():
+    """Process-wide settings are the entry point's: importing the runner and loading a model leave
+    MKL_CBWR unset; `bench.cli.main` sets it (a value the user set is kept)."""
+    import os
+
+    script = ("import os\n"
+              "from bench.model.load import load_model\n"
+              "from bench.protocol.stages import run\n"
+              "load_model('default')\n"
+              "assert 'MKL_CBWR' not in os.environ, 'a library call set MKL_CBWR'\n"
+              "from bench.cli import main\n"
+              "main(['tasks', 'list'])\n"
+              "print(os.environ['MKL_CBWR'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1].endswith(",STRICT")
+    kept = script.replace("'MKL_CBWR' not in os.environ", "os.environ['MKL_CBWR'] == 'COMPATIBLE'")
+    done = subprocess.run([sys.executable, "-c", kept], env=env | {"MKL_CBWR": "COMPATIBLE"}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "COMPATIBLE"
