@@ -109,7 +109,7 @@ class LocalExecutor:
         self.gpus = self._gpu_slots(execution)
         cores = os.cpu_count() or 1
         if self.gpus is not None:
-            workers = execution.workers or len(self.gpus)
+            workers = execution.workers or self.gpus.qsize()
         elif execution.workers:
             workers = execution.workers
         else:
@@ -122,8 +122,8 @@ class LocalExecutor:
         """With --gpus-per-run G: the visible GPUs, G to a slot (CUDA_VISIBLE_DEVICES of one run)."""
         if not execution.gpus_per_run:
             return None
-        per_run = execution.gpus_per_run
-        if per_run != int(per_run):
+        per_run = int(execution.gpus_per_run)
+        if per_run != execution.gpus_per_run:
             raise UserError("--gpus-per-run must be a whole number with the local executor (Ray shares GPUs "
                             "by fractions: --executor ray)")
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -134,10 +134,10 @@ class LocalExecutor:
 
             ids = [str(i) for i in range(torch.cuda.device_count())]
         if len(ids) < per_run:
-            raise UserError(f"--gpus-per-run {int(per_run)}, but {len(ids)} GPU(s) are visible here")
+            raise UserError(f"--gpus-per-run {per_run}, but {len(ids)} GPU(s) are visible here")
         slots: queue.Queue[str] = queue.Queue()
-        for k in range(len(ids) // int(per_run)):
-            slots.put(",".join(ids[k * int(per_run):(k + 1) * int(per_run)]))
+        for k in range(len(ids) // per_run):
+            slots.put(",".join(ids[k * per_run:(k + 1) * per_run]))
         return slots
 
     def describe(self) -> dict:
