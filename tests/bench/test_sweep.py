@@ -270,3 +270,17 @@ def test_gpus_per_run_shares_out_the_visible_gpus(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4")
     executor = LocalExecutor(Execution(gpus_per_run=2))
     assert executor.workers == 2 and list(executor.gpus.queue) == ["0,1", "2,3"]
+
+
+def test_a_run_waits_for_the_same_run_going_elsewhere(tmp_path):
+    """A sweep's run locks its log: the same run started again (by a rerun sweep) waits for it."""
+    from bench.runs.sweep.child import run_lock
+
+    log = tmp_path / "logs" / "a-seed0.log"
+    log.parent.mkdir()
+    with run_lock(log):
+        with pytest.raises(UserError, match="another process is running this run"):
+            with run_lock(log, wait_s=0.3):
+                pass
+    with run_lock(log, wait_s=0):
+        pass

@@ -1,6 +1,6 @@
 """One run of a sweep, in a process of its own: `python -m bench.runs.sweep.child`.
 
-It reads its `RunTask` (pickled) on standard input, takes the run's lock (so that a run left going by
+It reads its `RunTask` (pickled) on standard input, locks the run's log (so that a run left going by
 a killed sweep and the same run started again never write one folder together), runs the protocol
 exactly as `brittlebench run` does, and writes its `RunOutcome` as JSON to `task.outcome`. Its
 stdout and stderr are the run's log. When the process that started it dies (a sweep killed with
@@ -24,12 +24,11 @@ LOCK_WAIT_S = 60.0  # how long a run waits for the same run left going elsewhere
 
 @dataclass(frozen=True)
 class RunTask:
-    """What the child is handed: the run and where its lock, log and outcome go."""
+    """What the child is handed: the run and where its log (which it locks) and outcome go."""
 
     id: str
     spec: object  # a RunSpec (its `out` is the run folder); `object` here keeps this module free of imports
     log: Path
-    lock: Path
     outcome: Path
     cwd: str  # the sweep's working folder: relative paths in the spec are relative to it
     threads: int | None = None  # OMP/MKL threads for the run (None: as the environment says)
@@ -41,13 +40,12 @@ def run_lock(path: Path, wait_s: float = LOCK_WAIT_S):
     however it ends); a UserError when another process holds it for longer than `wait_s`."""
     try:
         import fcntl
-    except ImportError:  # not on POSIX: no lock, as before sweeps
+    except ImportError:  # not on POSIX: no lock
         yield
         return
     from ...errors import UserError
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    with open(path, "a") as handle:
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -58,10 +56,6 @@ def run_lock(path: Path, wait_s: float = LOCK_WAIT_S):
                     raise UserError(f"another process is running this run (it holds {path}): wait for it to "
                                     "stop, then rerun the sweep") from None
                 time.sleep(0.2)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
         yield
 
 
@@ -101,7 +95,7 @@ def main() -> int:
     print(f"== {task.id}: {task.spec.out} (process {os.getpid()})", file=sys.stderr, flush=True)
     action = "run"
     try:
-        with run_lock(task.lock):
+        with run_lock(task.log):
             from dataclasses import replace
 
             from ...process import settle

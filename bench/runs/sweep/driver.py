@@ -4,23 +4,47 @@ rest on the executor, record each in sweep.json as it ends, then build the summa
 Rerunning the same command finishes a sweep: a run folder whose results.json exists (for the same
 settings) is skipped, one with a run.json but no results continues with --resume, a failed run is
 tried again. A run folder holding a run of other settings is a user mistake (exit 2), found before
-anything runs.
+anything runs. sweep.json is rewritten (atomically) as each run ends, so that a sweep killed at any
+moment leaves an index that says how far it got.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from ... import io
 from ...errors import UserError
 from .child import RunTask
 from .executors import make_executor
 from .grid import Grid, PlannedRun, SweepOptions, plan
-from .index import RunRecord, SummaryRecord, SweepIndex, now
+from .summaries import SummaryRecord, build_summaries
 
 Log = Callable[[str], None]
+INDEX = "sweep.json"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of the sweep. `status`: pending, finished or failed; `action`: what this invocation
+    did with it: run (a fresh run), resume (continued an interrupted one) or skip (finished before)."""
+
+    id: str
+    model: str
+    point: str | None  # checkpoint or revision name; None: the model as given
+    step: int | None
+    seed: int
+    suite: str | None
+    folder: str  # the run folder, relative to the sweep's
+    log: str  # the run's output, relative to the sweep's folder
+    status: str = "pending"
+    action: str = "run"
+    reason: str | None = None  # why it failed
+    wall_s: float | None = None  # seconds its process took (a skipped run keeps the time it took then)
+    finished_at: str | None = None  # UTC
 
 
 @dataclass(frozen=True)
@@ -43,11 +67,48 @@ class SweepResult:
         return 1 if self.failed or self.failed_summaries else 0
 
 
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class SweepIndex:
+    """sweep.json: the sweep's grid, executor, runs and summaries."""
+
+    def __init__(self, out: Path, grid: dict[str, Any], executor: dict[str, Any], runs: list[RunRecord]):
+        self.path = out / INDEX
+        self.started = now()
+        self.grid = grid
+        self.executor = executor
+        self.runs = {r.id: r for r in runs}
+        self.summaries: list[SummaryRecord] = []
+
+    def update(self, run_id: str, **changes: Any) -> RunRecord:
+        self.runs[run_id] = replace(self.runs[run_id], **changes)
+        return self.runs[run_id]
+
+    def write(self) -> None:
+        counts = {"runs": len(self.runs), "finished": 0, "failed": 0, "pending": 0}
+        for r in self.runs.values():
+            counts[r.status] += 1
+        io.write_json(self.path, {"schema_version": 1, "started": self.started, "updated": now(), "grid": self.grid,
+                                  "executor": self.executor, "counts": counts,
+                                  "runs": [asdict(r) for r in self.runs.values()],
+                                  "summaries": [asdict(s) | {"runs": list(s.runs)} for s in self.summaries]})
+
+
+def earlier_records(out: Path) -> dict[str, dict]:
+    """The records of the last invocation in `out`, by run id (empty if none, or unreadable)."""
+    try:
+        return {r["id"]: r for r in json.loads((out / INDEX).read_text())["runs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def run_sweep(options: SweepOptions, log: Log = print) -> SweepResult:
     out = options.out
     planned = plan(options.grid, out)
     executor = make_executor(options.execution)  # Ray missing: a UserError before anything runs
-    earlier = SweepIndex.earlier(out)
+    earlier = earlier_records(out)
     records, tasks = [], []
     for run in planned:
         state = stored_state(run)
@@ -60,11 +121,10 @@ def run_sweep(options: SweepOptions, log: Log = print) -> SweepResult:
         else:
             record = replace(record, action=state)
             tasks.append(RunTask(run.id, run.spec, out / record.log,  # the run's process decides --resume
-                                 out / ".locks" / f"{run.id}.lock", out / "logs" / f"{run.id}.outcome.json",
-                                 os.getcwd()))
+                                 out / "logs" / f"{run.id}.outcome.json", os.getcwd()))
         records.append(record)
     index = SweepIndex(out, describe(options.grid), executor.describe(), records)
-    path = index.write()
+    index.write()
     log(f"sweep {out}: {len(planned)} runs, {len(planned) - len(tasks)} finished before, {len(tasks)} to run "
         f"({', '.join(f'{k} {v}' for k, v in executor.describe().items() if v is not None)})")
     outcomes = executor.map(tasks)
@@ -81,11 +141,9 @@ def run_sweep(options: SweepOptions, log: Log = print) -> SweepResult:
         outcomes.close()
         index.write()
     if options.summaries:
-        from .summaries import build_summaries
-
         index.summaries = build_summaries(out, options.grid, planned, log)
         index.write()
-    return SweepResult(path, tuple(index.runs.values()), tuple(index.summaries))
+    return SweepResult(index.path, tuple(index.runs.values()), tuple(index.summaries))
 
 
 def stored_state(run: PlannedRun) -> str:

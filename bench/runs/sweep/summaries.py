@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,10 +24,19 @@ from ...leaderboard.board import build
 from ..over_training import CheckpointRun, row, write_summary
 from ..zoo_runs import KEEP
 from .grid import Grid, PlannedRun
-from .index import SummaryRecord
 
 Log = Callable[[str], None]
 LOMO = "leave-one-model-out"
+
+
+@dataclass(frozen=True)
+class SummaryRecord:
+    kind: str  # "leaderboard", "leave-one-model-out" or "over-training"
+    name: str
+    runs: tuple[str, ...]  # the ids of the runs it reads
+    path: str | None  # what it wrote, relative to the sweep's folder
+    status: str  # "ok" or "failed"
+    reason: str | None = None
 
 
 def build_summaries(out: Path, grid: Grid, runs: Sequence[PlannedRun], log: Log) -> list[SummaryRecord]:
