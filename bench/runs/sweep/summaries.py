@@ -85,7 +85,7 @@ def same_items(name: str, group: Sequence[PlannedRun]) -> dict[str, list[Planned
     for run in group:
         items = io.read_jsonl(run.folder / "items" / "variants.sealed.jsonl")
         ids = io.sha256("\n".join(item["id"] for item in items).encode())
-        results = json.loads((run.folder / "results.json").read_text())
+        results = _results(run.folder)
         by_items.setdefault(ids, {}).setdefault(results["provenance"]["model"]["fingerprint"], run)
         tasks[ids] = "+".join(results["provenance"]["tasks"])
     kept = {ids: list(runs.values()) for ids, runs in by_items.items() if len(runs) >= 2}
@@ -101,16 +101,12 @@ def leave_one_model_out(out: Path, name: str, runs: Sequence[PlannedRun], log: L
 
     folders = [r.folder for r in runs]
     target = Path(out) / LOMO / f"{name}.json"
-    if target.is_file() and all(_lomo_others(f, PROTOCOL) == [str(o) for o in folders if o != f] for f in folders):
+    others = [_results(f).get("protocols", {}).get(PROTOCOL, {}).get("other_models") for f in folders]
+    if target.is_file() and others == [[str(o) for o in folders if o != f] for f in folders]:
         log(f"{LOMO} {name}: its models are the same as before, kept")
     else:
         io.write_json(target, lomo(folders, log=log))
     return str(target.relative_to(out))
-
-
-def _lomo_others(folder: Path, protocol: str) -> list[str] | None:
-    view = json.loads((folder / "results.json").read_text()).get("protocols", {}).get(protocol)
-    return None if view is None else view.get("other_models")
 
 
 def leaderboard(out: Path, name: str, runs: Sequence[PlannedRun]) -> str:
@@ -132,10 +128,14 @@ def leaderboard(out: Path, name: str, runs: Sequence[PlannedRun]) -> str:
 def over_training(out: Path, runs: Sequence[PlannedRun]) -> str:
     """over_training.json and .html beside the runs of one model's points."""
     folder = runs[0].folder.parent
-    rows = [row(CheckpointRun(r.point, r.step, r.spec), json.loads((r.folder / "results.json").read_text()),
-                os.path.relpath(r.folder, folder)) for r in runs]
+    rows = [row(CheckpointRun(r.point, r.step, r.spec), _results(r.folder), os.path.relpath(r.folder, folder))
+            for r in runs]
     write_summary(folder, runs[0].model, rows)
     return str((folder / "over_training.html").relative_to(out))
+
+
+def _results(folder: Path) -> dict:
+    return json.loads((folder / "results.json").read_text())
 
 
 def _attempt(kind: str, name: str, runs: Sequence[PlannedRun], log: Log, make: Callable[[], str]) -> SummaryRecord:
