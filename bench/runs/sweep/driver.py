@@ -71,29 +71,12 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class SweepIndex:
-    """sweep.json: the sweep's grid, executor, runs and summaries."""
-
-    def __init__(self, out: Path, grid: dict[str, Any], executor: dict[str, Any], runs: list[RunRecord]):
-        self.path = out / INDEX
-        self.started = now()
-        self.grid = grid
-        self.executor = executor
-        self.runs = {r.id: r for r in runs}
-        self.summaries: list[SummaryRecord] = []
-
-    def update(self, run_id: str, **changes: Any) -> RunRecord:
-        self.runs[run_id] = replace(self.runs[run_id], **changes)
-        return self.runs[run_id]
-
-    def write(self) -> None:
-        counts = {"runs": len(self.runs), "finished": 0, "failed": 0, "pending": 0}
-        for r in self.runs.values():
-            counts[r.status] += 1
-        io.write_json(self.path, {"schema_version": 1, "started": self.started, "updated": now(), "grid": self.grid,
-                                  "executor": self.executor, "counts": counts,
-                                  "runs": [asdict(r) for r in self.runs.values()],
-                                  "summaries": [asdict(s) | {"runs": list(s.runs)} for s in self.summaries]})
+def write_index(out: Path, head: dict[str, Any], runs: dict[str, RunRecord], summaries: list[SummaryRecord]) -> None:
+    """sweep.json: `head` (its "updated" set to now), the counts, the runs and the summaries."""
+    counts = {"runs": len(runs)} | {status: sum(r.status == status for r in runs.values())
+                                    for status in ("finished", "failed", "pending")}
+    io.write_json(out / INDEX, head | {"updated": now(), "counts": counts, "runs": [asdict(r) for r in runs.values()],
+                                       "summaries": [asdict(s) | {"runs": list(s.runs)} for s in summaries]})
 
 
 def earlier_records(out: Path) -> dict[str, dict]:
@@ -109,7 +92,8 @@ def run_sweep(options: SweepOptions, log: Log = print) -> SweepResult:
     planned = plan(options.grid, out)
     executor = make_executor(options.execution)  # Ray missing: a UserError before anything runs
     earlier = earlier_records(out)
-    records, tasks = [], []
+    runs: dict[str, RunRecord] = {}
+    tasks = []
     for run in planned:
         state = stored_state(run)
         record = RunRecord(run.id, run.model, run.point, run.step, run.seed, run.suite,
@@ -122,28 +106,30 @@ def run_sweep(options: SweepOptions, log: Log = print) -> SweepResult:
             record = replace(record, action=state)
             tasks.append(RunTask(run.id, run.spec, out / record.log,  # the run's process decides --resume
                                  out / "logs" / f"{run.id}.outcome.json", os.getcwd()))
-        records.append(record)
-    index = SweepIndex(out, describe(options.grid), executor.describe(), records)
-    index.write()
+        runs[run.id] = record
+    head = {"schema_version": 1, "started": now(), "updated": None, "grid": describe(options.grid),
+            "executor": executor.describe()}
+    summaries: list[SummaryRecord] = []
+    write_index(out, head, runs, summaries)
     log(f"sweep {out}: {len(planned)} runs, {len(planned) - len(tasks)} finished before, {len(tasks)} to run "
         f"({', '.join(f'{k} {v}' for k, v in executor.describe().items() if v is not None)})")
     outcomes = executor.map(tasks)
     try:
         for k, outcome in enumerate(outcomes, 1):
-            record = index.update(outcome.id, status=outcome.status, reason=outcome.reason, wall_s=outcome.wall_s,
-                                  finished_at=now() if outcome.status == "finished" else None)
-            if outcome.action is not None:
-                record = index.update(outcome.id, action=outcome.action)
-            index.write()
+            record = runs[outcome.id] = replace(
+                runs[outcome.id], status=outcome.status, reason=outcome.reason, wall_s=outcome.wall_s,
+                action=outcome.action or runs[outcome.id].action,  # None: its process died without a word
+                finished_at=now() if outcome.status == "finished" else None)
+            write_index(out, head, runs, summaries)
             log(f"[{k}/{len(tasks)}] {outcome.id}: {record.status} in {outcome.wall_s:.1f} s"
                 + (f": {outcome.reason}" if outcome.reason else ""))
     finally:
         outcomes.close()
-        index.write()
+        write_index(out, head, runs, summaries)
     if options.summaries:
-        index.summaries = build_summaries(out, options.grid, planned, log)
-        index.write()
-    return SweepResult(index.path, tuple(index.runs.values()), tuple(index.summaries))
+        summaries = build_summaries(out, options.grid, planned, log)
+        write_index(out, head, runs, summaries)
+    return SweepResult(out / INDEX, tuple(runs.values()), tuple(summaries))
 
 
 def stored_state(run: PlannedRun) -> str:
