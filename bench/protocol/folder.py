@@ -298,8 +298,8 @@ def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores:
         io.write_json(claimed, claims)
     else:
         claimed.unlink(missing_ok=True)  # an earlier attempt's, which these predictions do not make
-    data = io.write_jsonl(out / f"{name}.jsonl", rows)
-    digest = io.sha256(data + claimed.read_bytes() if claims else data)
+    io.write_jsonl(out / f"{name}.jsonl", rows)
+    digest = sealed_digest(out, name)
     covered = f"{name}.jsonl" + (f" + {claims_file(name)}" if claims else "")
     io.write_bytes(out / f"{name}.sha256", f"{digest}  {covered}\n".encode())
     return digest

@@ -19,8 +19,6 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-LOCK_WAIT_S = 60.0  # how long a run waits for the same run left going elsewhere to stop
-
 
 @dataclass(frozen=True)
 class RunTask:
@@ -35,9 +33,10 @@ class RunTask:
 
 
 @contextlib.contextmanager
-def run_lock(path: Path, wait_s: float = LOCK_WAIT_S):
+def run_lock(path: Path, wait_s: float = 60.0):
     """An exclusive lock on `path` for as long as the run goes (released when its process ends,
-    however it ends); a UserError when another process holds it for longer than `wait_s`."""
+    however it ends); a UserError when another process (the same run left going by a killed
+    sweep) holds it for longer than `wait_s`."""
     try:
         import fcntl
     except ImportError:  # not on POSIX: no lock

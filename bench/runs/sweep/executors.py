@@ -5,8 +5,6 @@ that crashes, leaks memory or holds a GPU takes nothing else down with it:
          (`concurrent.futures`); `--gpus-per-run` hands each process its own CUDA_VISIBLE_DEVICES
   ray    one Ray task per run, asking for `--cpus-per-run` CPUs and `--gpus-per-run` GPUs; Ray places
          them on the cluster (`--address`) or on a cluster it starts here; the driver collects results
-
-Neither schedules anything itself: the pool and Ray do.
 """
 from __future__ import annotations
 
