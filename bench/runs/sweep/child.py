@@ -73,12 +73,6 @@ def _stop_when_orphaned() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _write_outcome(task: RunTask, status: str, reason: str | None, action: str) -> None:
-    from ... import io
-
-    io.write_json(task.outcome, {"id": task.id, "status": status, "reason": reason, "action": action})
-
-
 def main() -> int:
     def terminated(signum, frame):
         raise KeyboardInterrupt
@@ -89,6 +83,7 @@ def main() -> int:
     from predictors import PredictorError
     from tasks import TaskError
 
+    from ... import io
     from ...errors import UserError
 
     print(f"== {task.id}: {task.spec.out} (process {os.getpid()})", file=sys.stderr, flush=True)
@@ -112,19 +107,19 @@ def main() -> int:
                     log=lambda message: print(message, file=sys.stderr, flush=True))
     except (UserError, TaskError, PredictorError) as e:
         print(f"brittlebench: error: {e}", file=sys.stderr)
-        _write_outcome(task, "failed", str(e), action)
-        return 2
+        code, reason = 2, str(e)
     except KeyboardInterrupt:
         print("brittlebench: interrupted (the sweep continues it when rerun)", file=sys.stderr)
-        _write_outcome(task, "failed", "interrupted", action)
-        return 130
+        code, reason = 130, "interrupted"
     except Exception as e:  # any other failure is this run's alone: recorded, and the sweep goes on
         traceback.print_exc()
         first = (str(e).strip().splitlines() or [""])[0]
-        _write_outcome(task, "failed", f"{type(e).__name__}: {first}" if first else type(e).__name__, action)
-        return 1
-    _write_outcome(task, "finished", None, action)
-    return 0
+        code, reason = 1, f"{type(e).__name__}: {first}" if first else type(e).__name__
+    else:
+        code, reason = 0, None
+    io.write_json(task.outcome, {"id": task.id, "status": "failed" if code else "finished", "reason": reason,
+                                 "action": action})
+    return code
 
 
 if __name__ == "__main__":
