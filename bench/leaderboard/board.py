@@ -151,7 +151,7 @@ def build(root: Path) -> dict[str, Any]:
     root = Path(root)
     entries = []
     for kind in ("runs", "submissions"):
-        for folder in sorted((root / kind).glob("*/")) if (root / kind).is_dir() else []:
+        for folder in sorted((root / kind).glob("*/")):
             results = validate(folder, submission=(kind == "submissions"))
             entries.append((kind, folder, results))
     models: list[str] = []

@@ -41,6 +41,8 @@ MIN_FREE_BYTES = 64 * 2**20  # a run folder of the default suite takes a few MiB
 
 
 LOCK = "run.lock"
+
+
 class FolderLock:
     """An exclusive lock on a run folder while a run writes it: `run.lock` in the folder, locked with
     flock (the kernel lets go when the process ends, however it ends, so a lock left by a killed run
@@ -293,11 +295,11 @@ def write_predictions(out: Path, name: str, items: Sequence[SealedItem], scores:
              "scores": {k: float(v[i]) for k, v in scores.items()}} for i, item in enumerate(items)]
     claimed = out / claims_file(name)
     if claims:
-        io.write_bytes(claimed, (json.dumps(claims, indent=2) + "\n").encode())
+        io.write_json(claimed, claims)
     else:
         claimed.unlink(missing_ok=True)  # an earlier attempt's, which these predictions do not make
-    data = io.write_jsonl(out / f"{name}.jsonl", rows)
-    digest = io.sha256(data + claimed.read_bytes() if claims else data)
+    io.write_jsonl(out / f"{name}.jsonl", rows)
+    digest = sealed_digest(out, name)
     covered = f"{name}.jsonl" + (f" + {claims_file(name)}" if claims else "")
     io.write_bytes(out / f"{name}.sha256", f"{digest}  {covered}\n".encode())
     return digest

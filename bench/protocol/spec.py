@@ -58,9 +58,8 @@ class RunSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["out"] = str(self.out) if self.out else None
-        d["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
-        d["checkpoints"] = str(self.checkpoints) if self.checkpoints else None
+        for path in ("out", "cache_dir", "checkpoints"):
+            d[path] = str(d[path]) if d[path] else None
         d["revisions"] = list(self.revisions) if self.revisions else None
         d["private_seed"] = private_seed_digest(self.private_seed)
         return d

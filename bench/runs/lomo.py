@@ -74,11 +74,11 @@ def leave_one_model_out(runs: Sequence[Path], log: Callable[[str], None] = print
         handle = load_model(spec)
         if handle.fingerprint != fingerprints[k]:
             raise UserError(f"the model of {this['run']} has changed since it was run (fingerprint differs)")
-        names = [n for n, p in results["predictors"].items() if p.get("status") == "ok"]
-        registered_names = set(registered())
-        asked = {(n if n in registered_names else results["predictors"][n]["cls"]): n for n in names}
+        known = registered()
+        asked = {(n if n in known else p["cls"]): n  # a plugin by its class
+                 for n, p in results["predictors"].items() if p.get("status") == "ok"}
         pool = open_predictors(list(asked), None, log,
-                                  params={a: results["predictors"][n]["params"] for a, n in asked.items()})
+                               params={a: results["predictors"][n]["params"] for a, n in asked.items()})
         calibration = [Observation(item, this["outcomes"][item.id].output, this["outcomes"][item.id].correct)
                        for item in this["base"]]
         mine = {item.id for item in this["variants"]}  # not the cells this model's context could not hold

@@ -42,7 +42,8 @@ def checkpoint_runs(spec: RunSpec, out: Path) -> list[CheckpointRun]:
     found = sources(spec, located)
     if not found:
         return []
-    card = _zoo_card(source)
+    card_path = Path(source) / "zoo.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else None
     tasks = spec.tasks or (tuple(card["recipe"]["tasks"]) if card and spec.suite is None else None)
     shots = spec.shots if spec.shots is not None else (0 if card else None)  # checkpoints carry no zoo card
     links = Path(out) / ".history"
@@ -63,11 +64,6 @@ def checkpoint_runs(spec: RunSpec, out: Path) -> list[CheckpointRun]:
             spec, model=model, tasks=tasks, shots=shots, out=Path(out) / name,
             resume=(Path(out) / name / "run.json").is_file(), **history)))
     return planned
-
-
-def _zoo_card(source: str) -> dict | None:
-    path = Path(source) / "zoo.json"
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def at_each_checkpoint(spec: RunSpec, log: Callable[[str], None] = print) -> dict[str, Any]:

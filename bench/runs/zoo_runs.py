@@ -20,27 +20,22 @@ def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] 
     """Run every built-in predictor on the bundled default model ("default", trained on every family)
     and on every zoo member (or the named ones); keep the verifiable files."""
     folders = []
-    found = {DEFAULT_MODEL: DEFAULT_MODEL}
-    found.update((p.name, str(p)) for p in sorted(Path(zoo).iterdir()) if (p / "zoo.json").is_file())
+    found = {DEFAULT_MODEL: DEFAULT_MODEL} | {p.name: str(p) for p in sorted(Path(zoo).iterdir())
+                                               if (p / "zoo.json").is_file()}
     unknown = set(members or ()) - set(found)
     if unknown:
         raise UserError(f"no zoo member {', '.join(sorted(unknown))} in {zoo}: train it with 'brittlebench zoo build'")
     for name, model in found.items():
         if members and name not in members:
             continue
-        target = Path(out) / name
-        if target.exists():
-            shutil.rmtree(target)
-        scratch = Path(out) / f".{name}.tmp"
-        if scratch.exists():
-            shutil.rmtree(scratch)
+        target, scratch = Path(out) / name, Path(out) / f".{name}.tmp"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
         run(RunSpec(model=ModelSpec(model), n=n, seed=seed, out=scratch), log=log)
         target.mkdir(parents=True)
         for kept in KEEP:
-            source = scratch / kept
-            if not source.exists():  # reference.jsonl, claims: only where a trace-track predictor ran, one claimed
-                continue
-            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / kept)
+            if (scratch / kept).is_file():  # reference.jsonl, claims: only where a trace predictor ran, one claimed
+                shutil.copy2(scratch / kept, target / kept)
         shutil.rmtree(scratch)
         folders.append(target)
         log(f"leaderboard run: {target}")

@@ -1,6 +1,7 @@
 """Which training items each step's batch holds: `BatchSampler` and its helpers."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable
 
 from tasks import Item, resolve_families
@@ -101,9 +102,7 @@ def _groups(items: list[Item], batching: str):
     by_cell: dict[tuple[str, str], list[int]] = {}
     for i, item in enumerate(items):
         by_cell.setdefault((item.family, item.cell), []).append(i)
-    cells_per_family: dict[str, int] = {}
-    for family, _ in by_cell:
-        cells_per_family[family] = cells_per_family.get(family, 0) + 1
+    cells_per_family = Counter(family for family, _ in by_cell)
     weights = torch.tensor([1.0 / cells_per_family[family] for family, _ in by_cell])
     return [torch.tensor(index) for index in by_cell.values()], weights
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from tasks import Item, resolve_families
 
+from .. import io
 from ..errors import UserError
 from ..model.evaluate import evaluate
 from ..model.load import ModelSpec, load_model
@@ -111,7 +112,7 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
     if recipe.init_from and state_path is None:
         init = _init_from(recipe, model, out, progress, log, device)
     elif recipe.init_from:  # resumed: the weights come from the checkpoint; the card still says whence
-        init = _init_record(recipe.init_from, json.loads((out / "init" / recipe.init_from / "zoo.json").read_text()))
+        init = _init_record(recipe.init_from, out / "init" / recipe.init_from)
     model.to(device)
     items = training_items(recipe)
     ids, labels, mask = (t.to(device) for t in _encode(tokenizer, items))
@@ -195,7 +196,7 @@ def train(recipe: Recipe, out: Path, progress: bool = True, log: Callable[[str],
         "base_accuracy": base_accuracy(handle, recipe.tasks),
         "fingerprint": handle.fingerprint,
     }
-    (out / "zoo.json").write_text(json.dumps(card, indent=2) + "\n")
+    io.write_json(out / "zoo.json", card)
     log(f"saved {out}: base accuracy {card['base_accuracy']}, final loss {card['final_loss']}")
     return card
 
@@ -229,7 +230,7 @@ def _init_from(recipe: Recipe, model, out: Path, progress: bool, log: Callable[[
         _grow(model, folder, parent.n_layers, recipe.grow_at, recipe.grow_init)
         log(f"grown from {parent.n_layers} to {recipe.n_layers} layers: new at layer {recipe.grow_at} "
             f"({recipe.grow_init} inside, adding nothing until trained)")
-    return _init_record(recipe.init_from, json.loads((folder / "zoo.json").read_text()))
+    return _init_record(recipe.init_from, folder)
 
 
 _LAYERS = {"llama": ("model.layers.", ("self_attn.o_proj.", "mlp.down_proj.")),
@@ -290,7 +291,9 @@ def _trained_to(folder: Path, recipe: Recipe) -> bool:
     return card.is_file() and recipe_from_dict(json.loads(card.read_text()).get("recipe", {})) == recipe
 
 
-def _init_record(preset: str, card: dict[str, Any]) -> dict[str, Any]:
+def _init_record(preset: str, folder: Path) -> dict[str, Any]:
+    """What a card records of the model it continued from: `preset`, trained into `folder`."""
+    card = json.loads((folder / "zoo.json").read_text())
     return {"preset": preset, "fingerprint": card["fingerprint"], "base_accuracy": card["base_accuracy"]}
 
 

@@ -227,6 +227,7 @@ MISTAKES = [
     ("history-n not a number", ["sweep", "--history-n", "some", "--out", "{o}"], "history_n must be whole numbers"),
     ("history-n zero", ["sweep", "--history-n", "0", "--out", "{o}"], "--history-n must be a positive number"),
     ("history-traces negative", ["sweep", "--history-traces", "-1", "--out", "{o}"], "--history-traces must be 0"),
+    ("gpus-per-run not finite", ["sweep", "--gpus-per-run", "nan", "--out", "{o}"], "gpus_per_run must be a number"),
 ]
 
 
@@ -260,3 +261,26 @@ def test_an_interrupted_runs_leftover_temp_file_does_not_block_it(tmp_path):
     (run.folder / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="holds files but no run.json"):
         stored_state(run)
+
+
+def test_gpus_per_run_shares_out_the_visible_gpus(monkeypatch):
+    from bench.runs.sweep.executors import LocalExecutor
+    from bench.runs.sweep.grid import Execution
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4")
+    executor = LocalExecutor(Execution(gpus_per_run=2))
+    assert executor.workers == 2 and list(executor.gpus.queue) == ["0,1", "2,3"]
+
+
+def test_a_run_waits_for_the_same_run_going_elsewhere(tmp_path):
+    """A sweep's run locks its log: the same run started again (by a rerun sweep) waits for it."""
+    from bench.runs.sweep.child import run_lock
+
+    log = tmp_path / "logs" / "a-seed0.log"
+    log.parent.mkdir()
+    with run_lock(log):
+        with pytest.raises(UserError, match="another process is running this run"):
+            with run_lock(log, wait_s=0.3):
+                pass
+    with run_lock(log, wait_s=0):
+        pass

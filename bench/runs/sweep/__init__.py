@@ -5,17 +5,11 @@
     executors.py  where runs execute: a local pool of processes, or Ray tasks; either way each
                   run is `python -m bench.runs.sweep.child` in a process of its own
     child.py      that process: one run under a lock, ended when the process that started it dies
-    index.py      sweep.json: each run's parameters, folder, status, reason and wall time
     summaries.py  the leaderboard, leave-one-model-out and predictability over training, built
                   from the finished runs where the grid makes them meaningful
-    driver.py     plan, skip what is finished, run the rest, record, summarize
+    driver.py     plan, skip what is finished, run the rest, record each in sweep.json (its
+                  parameters, folder, status, reason and wall time), summarize
 
-Layout of a sweep's folder OUT:
-    sweep.json, logs/ID.log
-    runs/MODEL-seedS[-SUITE]/                     one run (what `brittlebench run --out` writes)
-    runs/MODEL-seedS[-SUITE]/POINT/               with checkpoints or revisions: one run per point,
-    runs/MODEL-seedS[-SUITE]/over_training.html   as `brittlebench run --at-each-checkpoint` lays them out
-    leaderboard/GROUP/                            one leaderboard per seed (and suite, revision)
-
-Nothing is imported here: a Ray worker imports `executors` alone, and a run's process `child`.
+What a sweep's folder holds: docs/sweeps.md. Nothing is imported here: a Ray worker imports
+`executors` alone, and a run's process `child`.
 """

@@ -1,6 +1,6 @@
 """One run of a sweep, in a process of its own: `python -m bench.runs.sweep.child`.
 
-It reads its `RunTask` (pickled) on standard input, takes the run's lock (so that a run left going by
+It reads its `RunTask` (pickled) on standard input, locks the run's log (so that a run left going by
 a killed sweep and the same run started again never write one folder together), runs the protocol
 exactly as `brittlebench run` does, and writes its `RunOutcome` as JSON to `task.outcome`. Its
 stdout and stderr are the run's log. When the process that started it dies (a sweep killed with
@@ -19,35 +19,32 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-LOCK_WAIT_S = 60.0  # how long a run waits for the same run left going elsewhere to stop
-
 
 @dataclass(frozen=True)
 class RunTask:
-    """What the child is handed: the run and where its lock, log and outcome go."""
+    """What the child is handed: the run and where its log (which it locks) and outcome go."""
 
     id: str
     spec: object  # a RunSpec (its `out` is the run folder); `object` here keeps this module free of imports
     log: Path
-    lock: Path
     outcome: Path
     cwd: str  # the sweep's working folder: relative paths in the spec are relative to it
     threads: int | None = None  # OMP/MKL threads for the run (None: as the environment says)
 
 
 @contextlib.contextmanager
-def run_lock(path: Path, wait_s: float = LOCK_WAIT_S):
+def run_lock(path: Path, wait_s: float = 60.0):
     """An exclusive lock on `path` for as long as the run goes (released when its process ends,
-    however it ends); a UserError when another process holds it for longer than `wait_s`."""
+    however it ends); a UserError when another process (the same run left going by a killed
+    sweep) holds it for longer than `wait_s`."""
     try:
         import fcntl
-    except ImportError:  # not on POSIX: no lock, as before sweeps
+    except ImportError:  # not on POSIX: no lock
         yield
         return
     from ...errors import UserError
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    with open(path, "a") as handle:
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -58,10 +55,6 @@ def run_lock(path: Path, wait_s: float = LOCK_WAIT_S):
                     raise UserError(f"another process is running this run (it holds {path}): wait for it to "
                                     "stop, then rerun the sweep") from None
                 time.sleep(0.2)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
         yield
 
 
@@ -80,12 +73,6 @@ def _stop_when_orphaned() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _write_outcome(task: RunTask, status: str, reason: str | None, action: str) -> None:
-    from ... import io
-
-    io.write_json(task.outcome, {"id": task.id, "status": status, "reason": reason, "action": action})
-
-
 def main() -> int:
     def terminated(signum, frame):
         raise KeyboardInterrupt
@@ -96,12 +83,13 @@ def main() -> int:
     from predictors import PredictorError
     from tasks import TaskError
 
+    from ... import io
     from ...errors import UserError
 
     print(f"== {task.id}: {task.spec.out} (process {os.getpid()})", file=sys.stderr, flush=True)
     action = "run"
     try:
-        with run_lock(task.lock):
+        with run_lock(task.log):
             from dataclasses import replace
 
             from ...process import settle
@@ -119,19 +107,19 @@ def main() -> int:
                     log=lambda message: print(message, file=sys.stderr, flush=True))
     except (UserError, TaskError, PredictorError) as e:
         print(f"brittlebench: error: {e}", file=sys.stderr)
-        _write_outcome(task, "failed", str(e), action)
-        return 2
+        code, reason = 2, str(e)
     except KeyboardInterrupt:
         print("brittlebench: interrupted (the sweep continues it when rerun)", file=sys.stderr)
-        _write_outcome(task, "failed", "interrupted", action)
-        return 130
+        code, reason = 130, "interrupted"
     except Exception as e:  # any other failure is this run's alone: recorded, and the sweep goes on
         traceback.print_exc()
         first = (str(e).strip().splitlines() or [""])[0]
-        _write_outcome(task, "failed", f"{type(e).__name__}: {first}" if first else type(e).__name__, action)
-        return 1
-    _write_outcome(task, "finished", None, action)
-    return 0
+        code, reason = 1, f"{type(e).__name__}: {first}" if first else type(e).__name__
+    else:
+        code, reason = 0, None
+    io.write_json(task.outcome, {"id": task.id, "status": "failed" if code else "finished", "reason": reason,
+                                 "action": action})
+    return code
 
 
 if __name__ == "__main__":

@@ -4,23 +4,47 @@ rest on the executor, record each in sweep.json as it ends, then build the summa
 Rerunning the same command finishes a sweep: a run folder whose results.json exists (for the same
 settings) is skipped, one with a run.json but no results continues with --resume, a failed run is
 tried again. A run folder holding a run of other settings is a user mistake (exit 2), found before
-anything runs.
+anything runs. sweep.json is rewritten (atomically) as each run ends, so that a sweep killed at any
+moment leaves an index that says how far it got.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from ... import io
 from ...errors import UserError
 from .child import RunTask
 from .executors import make_executor
 from .grid import Grid, PlannedRun, SweepOptions, plan
-from .index import RunRecord, SummaryRecord, SweepIndex, now
+from .summaries import SummaryRecord, build_summaries
 
 Log = Callable[[str], None]
+INDEX = "sweep.json"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of the sweep. `status`: pending, finished or failed; `action`: what this invocation
+    did with it: run (a fresh run), resume (continued an interrupted one) or skip (finished before)."""
+
+    id: str
+    model: str
+    point: str | None  # checkpoint or revision name; None: the model as given
+    step: int | None
+    seed: int
+    suite: str | None
+    folder: str  # the run folder, relative to the sweep's
+    log: str  # the run's output, relative to the sweep's folder
+    status: str = "pending"
+    action: str = "run"
+    reason: str | None = None  # why it failed
+    wall_s: float | None = None  # seconds its process took (a skipped run keeps the time it took then)
+    finished_at: str | None = None  # UTC
 
 
 @dataclass(frozen=True)
@@ -43,12 +67,33 @@ class SweepResult:
         return 1 if self.failed or self.failed_summaries else 0
 
 
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_index(out: Path, head: dict[str, Any], runs: dict[str, RunRecord], summaries: list[SummaryRecord]) -> None:
+    """sweep.json: `head` (its "updated" set to now), the counts, the runs and the summaries."""
+    counts = {"runs": len(runs)} | {status: sum(r.status == status for r in runs.values())
+                                    for status in ("finished", "failed", "pending")}
+    io.write_json(out / INDEX, head | {"updated": now(), "counts": counts, "runs": [asdict(r) for r in runs.values()],
+                                       "summaries": [asdict(s) | {"runs": list(s.runs)} for s in summaries]})
+
+
+def earlier_records(out: Path) -> dict[str, dict]:
+    """The records of the last invocation in `out`, by run id (empty if none, or unreadable)."""
+    try:
+        return {r["id"]: r for r in json.loads((out / INDEX).read_text())["runs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def run_sweep(options: SweepOptions, log: Log = print) -> SweepResult:
     out = options.out
     planned = plan(options.grid, out)
     executor = make_executor(options.execution)  # Ray missing: a UserError before anything runs
-    earlier = SweepIndex.earlier(out)
-    records, tasks = [], []
+    earlier = earlier_records(out)
+    runs: dict[str, RunRecord] = {}
+    tasks = []
     for run in planned:
         state = stored_state(run)
         record = RunRecord(run.id, run.model, run.point, run.step, run.seed, run.suite,
@@ -60,32 +105,31 @@ def run_sweep(options: SweepOptions, log: Log = print) -> SweepResult:
         else:
             record = replace(record, action=state)
             tasks.append(RunTask(run.id, run.spec, out / record.log,  # the run's process decides --resume
-                                 out / ".locks" / f"{run.id}.lock", out / "logs" / f"{run.id}.outcome.json",
-                                 os.getcwd()))
-        records.append(record)
-    index = SweepIndex(out, describe(options.grid), executor.describe(), records)
-    path = index.write()
+                                 out / "logs" / f"{run.id}.outcome.json", os.getcwd()))
+        runs[run.id] = record
+    head = {"schema_version": 1, "started": now(), "updated": None, "grid": describe(options.grid),
+            "executor": executor.describe()}
+    summaries: list[SummaryRecord] = []
+    write_index(out, head, runs, summaries)
     log(f"sweep {out}: {len(planned)} runs, {len(planned) - len(tasks)} finished before, {len(tasks)} to run "
         f"({', '.join(f'{k} {v}' for k, v in executor.describe().items() if v is not None)})")
     outcomes = executor.map(tasks)
     try:
         for k, outcome in enumerate(outcomes, 1):
-            record = index.update(outcome.id, status=outcome.status, reason=outcome.reason, wall_s=outcome.wall_s,
-                                  finished_at=now() if outcome.status == "finished" else None)
-            if outcome.action is not None:
-                record = index.update(outcome.id, action=outcome.action)
-            index.write()
+            record = runs[outcome.id] = replace(
+                runs[outcome.id], status=outcome.status, reason=outcome.reason, wall_s=outcome.wall_s,
+                action=outcome.action or runs[outcome.id].action,  # None: its process died without a word
+                finished_at=now() if outcome.status == "finished" else None)
+            write_index(out, head, runs, summaries)
             log(f"[{k}/{len(tasks)}] {outcome.id}: {record.status} in {outcome.wall_s:.1f} s"
                 + (f": {outcome.reason}" if outcome.reason else ""))
     finally:
         outcomes.close()
-        index.write()
+        write_index(out, head, runs, summaries)
     if options.summaries:
-        from .summaries import build_summaries
-
-        index.summaries = build_summaries(out, options.grid, planned, log)
-        index.write()
-    return SweepResult(path, tuple(index.runs.values()), tuple(index.summaries))
+        summaries = build_summaries(out, options.grid, planned, log)
+        write_index(out, head, runs, summaries)
+    return SweepResult(out / INDEX, tuple(runs.values()), tuple(summaries))
 
 
 def stored_state(run: PlannedRun) -> str:

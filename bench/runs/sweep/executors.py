@@ -5,8 +5,6 @@ that crashes, leaks memory or holds a GPU takes nothing else down with it:
          (`concurrent.futures`); `--gpus-per-run` hands each process its own CUDA_VISIBLE_DEVICES
   ray    one Ray task per run, asking for `--cpus-per-run` CPUs and `--gpus-per-run` GPUs; Ray places
          them on the cluster (`--address`) or on a cluster it starts here; the driver collects results
-
-Neither schedules anything itself: the pool and Ray do.
 """
 from __future__ import annotations
 
@@ -108,22 +106,21 @@ class LocalExecutor:
         self.execution = execution
         self.gpus = self._gpu_slots(execution)
         cores = os.cpu_count() or 1
-        if self.gpus is not None:
-            workers = execution.workers or len(self.gpus)
-        elif execution.workers:
-            workers = execution.workers
+        if execution.workers:
+            self.workers = execution.workers
+        elif self.gpus is not None:
+            self.workers = self.gpus.qsize()
         else:
-            workers = max(1, cores // (execution.cpus_per_run or 1))
-        self.workers = workers
-        self.threads = execution.cpus_per_run or max(1, cores // workers)
+            self.workers = max(1, cores // (execution.cpus_per_run or 1))
+        self.threads = execution.cpus_per_run or max(1, cores // self.workers)
 
     @staticmethod
     def _gpu_slots(execution: Execution) -> "queue.Queue[str] | None":
         """With --gpus-per-run G: the visible GPUs, G to a slot (CUDA_VISIBLE_DEVICES of one run)."""
         if not execution.gpus_per_run:
             return None
-        per_run = execution.gpus_per_run
-        if per_run != int(per_run):
+        per_run = int(execution.gpus_per_run)
+        if per_run != execution.gpus_per_run:
             raise UserError("--gpus-per-run must be a whole number with the local executor (Ray shares GPUs "
                             "by fractions: --executor ray)")
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -134,18 +131,18 @@ class LocalExecutor:
 
             ids = [str(i) for i in range(torch.cuda.device_count())]
         if len(ids) < per_run:
-            raise UserError(f"--gpus-per-run {int(per_run)}, but {len(ids)} GPU(s) are visible here")
+            raise UserError(f"--gpus-per-run {per_run}, but {len(ids)} GPU(s) are visible here")
         slots: queue.Queue[str] = queue.Queue()
-        for k in range(len(ids) // int(per_run)):
-            slots.put(",".join(ids[k * int(per_run):(k + 1) * int(per_run)]))
+        for k in range(len(ids) // per_run):
+            slots.put(",".join(ids[k * per_run:(k + 1) * per_run]))
         return slots
 
     def describe(self) -> dict:
         return {"executor": "local", "workers": self.workers, "threads_per_run": self.threads,
                 "gpus_per_run": self.execution.gpus_per_run}
 
-    def _one(self, task: RunTask, stopping: threading.Event) -> RunOutcome | None:
-        if stopping.is_set():
+    def _one(self, task: RunTask) -> RunOutcome | None:
+        if _stopping.is_set():
             return None
         if self.gpus is None:
             return run_in_child(task)
@@ -158,11 +155,10 @@ class LocalExecutor:
     def map(self, tasks: Iterable[RunTask]) -> Iterator[RunOutcome]:
         """Each task's outcome as it finishes. On Ctrl-C (or SIGTERM) the runs going are stopped,
         none is started, and KeyboardInterrupt goes on up."""
-        stopping = threading.Event()
         _stopping.clear()
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sweep-run")
         try:
-            pending = {pool.submit(self._one, replace(t, threads=self.threads), stopping) for t in tasks}
+            pending = {pool.submit(self._one, replace(t, threads=self.threads)) for t in tasks}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -170,17 +166,10 @@ class LocalExecutor:
                     if outcome is not None:
                         yield outcome
         except BaseException:
-            stopping.set()
             stop_children()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _remote_run(task: RunTask) -> RunOutcome:
-    """A Ray task's body: the run in its own process (Ray's worker holds CUDA_VISIBLE_DEVICES and
-    OMP_NUM_THREADS for the resources it was given, and the run inherits them)."""
-    return run_in_child(task)
 
 
 class RayExecutor:
@@ -223,9 +212,10 @@ class RayExecutor:
         import ray
 
         started = self._connect()
-        # The task only waits on the run's own process: Ray's worker can be reused; a task whose node is
-        # lost is tried once more (it resumes what it had stored).
-        remote = ray.remote(num_cpus=self.cpus, num_gpus=self.execution.gpus_per_run, max_retries=1)(_remote_run)
+        # The task only waits on the run's own process, which inherits the CUDA_VISIBLE_DEVICES and
+        # OMP_NUM_THREADS Ray's worker holds: the worker can be reused; a task whose node is lost is
+        # tried once more (it resumes what it had stored).
+        remote = ray.remote(num_cpus=self.cpus, num_gpus=self.execution.gpus_per_run, max_retries=1)(run_in_child)
         waiting = [replace(t, threads=self.cpus) for t in tasks]
         limit = self.execution.workers or len(waiting)  # at most this many submitted at once
         pending: dict = {}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import tomllib
@@ -174,9 +175,12 @@ def _as_int(key: str, value: Any) -> int:
 
 def _as_number(key: str, value: Any) -> float:
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"{key} must be a number, got {value!r}") from None
+        number = math.nan
+    if not math.isfinite(number):
+        raise UserError(f"{key} must be a number, got {value!r}")
+    return number
 
 
 def zoo_members(zoo: Path) -> list[str]:

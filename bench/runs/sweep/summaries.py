@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,10 +24,19 @@ from ...leaderboard.board import build
 from ..over_training import CheckpointRun, row, write_summary
 from ..zoo_runs import KEEP
 from .grid import Grid, PlannedRun
-from .index import SummaryRecord
 
 Log = Callable[[str], None]
 LOMO = "leave-one-model-out"
+
+
+@dataclass(frozen=True)
+class SummaryRecord:
+    kind: str  # "leaderboard", "leave-one-model-out" or "over-training"
+    name: str
+    runs: tuple[str, ...]  # the ids of the runs it reads
+    path: str | None  # what it wrote, relative to the sweep's folder
+    status: str  # "ok" or "failed"
+    reason: str | None = None
 
 
 def build_summaries(out: Path, grid: Grid, runs: Sequence[PlannedRun], log: Log) -> list[SummaryRecord]:
@@ -75,7 +85,7 @@ def same_items(name: str, group: Sequence[PlannedRun]) -> dict[str, list[Planned
     for run in group:
         items = io.read_jsonl(run.folder / "items" / "variants.sealed.jsonl")
         ids = io.sha256("\n".join(item["id"] for item in items).encode())
-        results = json.loads((run.folder / "results.json").read_text())
+        results = _results(run.folder)
         by_items.setdefault(ids, {}).setdefault(results["provenance"]["model"]["fingerprint"], run)
         tasks[ids] = "+".join(results["provenance"]["tasks"])
     kept = {ids: list(runs.values()) for ids, runs in by_items.items() if len(runs) >= 2}
@@ -91,16 +101,12 @@ def leave_one_model_out(out: Path, name: str, runs: Sequence[PlannedRun], log: L
 
     folders = [r.folder for r in runs]
     target = Path(out) / LOMO / f"{name}.json"
-    if target.is_file() and all(_lomo_others(f, PROTOCOL) == [str(o) for o in folders if o != f] for f in folders):
+    others = [_results(f).get("protocols", {}).get(PROTOCOL, {}).get("other_models") for f in folders]
+    if target.is_file() and others == [[str(o) for o in folders if o != f] for f in folders]:
         log(f"{LOMO} {name}: its models are the same as before, kept")
     else:
         io.write_json(target, lomo(folders, log=log))
     return str(target.relative_to(out))
-
-
-def _lomo_others(folder: Path, protocol: str) -> list[str] | None:
-    view = json.loads((folder / "results.json").read_text()).get("protocols", {}).get(protocol)
-    return None if view is None else view.get("other_models")
 
 
 def leaderboard(out: Path, name: str, runs: Sequence[PlannedRun]) -> str:
@@ -122,10 +128,14 @@ def leaderboard(out: Path, name: str, runs: Sequence[PlannedRun]) -> str:
 def over_training(out: Path, runs: Sequence[PlannedRun]) -> str:
     """over_training.json and .html beside the runs of one model's points."""
     folder = runs[0].folder.parent
-    rows = [row(CheckpointRun(r.point, r.step, r.spec), json.loads((r.folder / "results.json").read_text()),
-                os.path.relpath(r.folder, folder)) for r in runs]
+    rows = [row(CheckpointRun(r.point, r.step, r.spec), _results(r.folder), os.path.relpath(r.folder, folder))
+            for r in runs]
     write_summary(folder, runs[0].model, rows)
     return str((folder / "over_training.html").relative_to(out))
+
+
+def _results(folder: Path) -> dict:
+    return json.loads((folder / "results.json").read_text())
 
 
 def _attempt(kind: str, name: str, runs: Sequence[PlannedRun], log: Log, make: Callable[[], str]) -> SummaryRecord:
