@@ -27,7 +27,7 @@ from tasks import Item, SealedItem, TaskFamily
 from ..errors import UserError
 from ..model.evaluate import OutcomeCache, evaluate
 from ..model.load import ModelHandle, ModelSpec, load_model
-from ..model.trace import TraceCache, TracedModel, default_cache_dir
+from ..model.trace import TraceCache, TracedModel
 from .spec import RunSpec
 
 
@@ -135,7 +135,7 @@ class History:
         self.points: list[Point] = []
         self._families = families
         self._attention = attention
-        self._cache_root = (spec.cache_dir or default_cache_dir()) if spec.use_cache else None
+        self._cache_root = spec.cache_root
         self._log = log
         self._batch_size = spec.batch_size
         self._base = list(base)

@@ -34,7 +34,7 @@ class RunSpec:
     resume: bool = False  # continue the run in `out`, reusing every stage already stored there
     predict_only: bool = False  # the screen: stop after sealing the blind predictions (`--resume` completes it)
     target: str = "failure"  # or "compositional": components solved, whole failed
-    use_cache: bool = True  # reuse traces on disk keyed by (model fingerprint, item)
+    use_cache: bool = True  # reuse the model's traces, outcomes, predictions and figures cached on disk
     cache_dir: Path | None = None  # None: $BRITTLEBENCH_CACHE or ~/.cache/brittlebench
     checkpoints: Path | None = None  # a folder of saved checkpoints: the model's training history
     revisions: tuple[str, ...] | None = None  # revisions of the model, oldest first: its training history
@@ -55,6 +55,13 @@ class RunSpec:
         if self.private_seed is None:
             return self.seed
         return int(hashlib.sha256(f"{self.private_seed}\0{self.seed}".encode()).hexdigest()[:15], 16)
+
+    @property
+    def cache_root(self) -> Path | None:
+        """Where the model's caches live (`cache_dir`, else $BRITTLEBENCH_CACHE's); None without caching."""
+        from ..model.trace import default_cache_dir
+
+        return Path(self.cache_dir or default_cache_dir()) if self.use_cache else None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

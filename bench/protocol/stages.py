@@ -29,7 +29,7 @@ from tasks.render import chat, few_shot
 from ..errors import UserError
 from ..model.evaluate import Outcome, OutcomeCache, auto_batch_size, evaluate, first_answer_tokens
 from ..model.load import ModelHandle, ModelSpec, load_model
-from ..model.trace import TraceCache, TracedModel, default_cache_dir
+from ..model.trace import TraceCache, TracedModel
 from ..scoring.cache import ScoreCache, restore_volatile, stable_status
 from ..scoring.metrics import REFERENCE, SCORING_VERSION, cell_table
 from ..scoring.run import RESULTS_SCHEMA_VERSION, base_competence, score, score_view, solved_components
@@ -210,8 +210,6 @@ def settle_batch_size(spec: RunSpec, handle: ModelHandle, suite: Suite, log: Log
 def zoo_card(handle: ModelHandle) -> dict | None:
     """The zoo card of a model the zoo trained (they know the task formats: zero-shot), else None; a
     checkpoint saved inside a member (MEMBER/checkpoints/step-N) has its member's card."""
-    import json
-
     source = Path(handle.source)
     for folder in (source, source.parent.parent if source.parent.name == "checkpoints" else None):
         if folder is not None and (folder / "zoo.json").is_file():
@@ -314,7 +312,7 @@ def observations(suite: Suite, base_outcomes: list[Outcome]) -> list[Observation
 
 def _outcome_cache(ctx: Run) -> OutcomeCache | None:
     """The model's outcomes cached beside its traces (unless --no-cache)."""
-    return OutcomeCache(ctx.spec.cache_dir or default_cache_dir(), ctx.handle.cache_name) if ctx.spec.use_cache else None
+    return OutcomeCache(ctx.spec.cache_root, ctx.handle.cache_name) if ctx.spec.use_cache else None
 
 
 def _evaluated(ctx: Run, split: str, items: list[Item]) -> list[Outcome]:
@@ -348,7 +346,7 @@ def scored(ctx: Run, base_outcomes: list[Outcome], variant_outcomes: list[Outcom
     suite = ctx.suite
     if not ctx.spec.use_cache:
         return score(suite, base_outcomes, variant_outcomes, sealed.scores, sealed.status, ctx.spec.seed, reference)
-    cache = ScoreCache(Path(ctx.spec.cache_dir or default_cache_dir()) / ctx.handle.cache_name,
+    cache = ScoreCache(ctx.spec.cache_root / ctx.handle.cache_name,
                        ("bench.scoring.run", "bench.scoring.metrics", "bench.scoring.claims"))
     path = cache.path([[(name, [(c.name, c.shift) for c in f.cells]) for name, f in suite.families.items()],
                        [(i.family, i.cell) for i in suite.base], [(i.family, i.cell) for i in suite.variants],
@@ -369,7 +367,7 @@ def scored(ctx: Run, base_outcomes: list[Outcome], variant_outcomes: list[Outcom
 def traced_view(spec: RunSpec, handle: ModelHandle, pool: PredictorPool) -> TracedModel:
     """The model as predictors see it: card, tokenizer and prompt-only traces (attention sites
     only when some predictor reads them), cached on disk by fingerprint unless --no-cache."""
-    cache = TraceCache(spec.cache_dir or default_cache_dir(), handle.cache_name) if spec.use_cache else None
+    cache = TraceCache(spec.cache_root, handle.cache_name) if spec.use_cache else None
     attention = any("attention" in info["reads"] for info in pool.infos.values())
     return TracedModel(handle, spec.batch_size, attention=attention, cache=cache)
 
@@ -406,8 +404,7 @@ def predict(ctx: Run, calibration: list[Observation], blind_only: bool = False
     the trace track from every item's trace. Returns (scores, status per predictor, the variants'
     trace where the trace track needed one)."""
     base = [item.sealed() for item in ctx.suite.base]
-    cache = PredictionCache(Path(ctx.spec.cache_dir or default_cache_dir()) / ctx.handle.cache_name) \
-        if ctx.spec.use_cache else None
+    cache = PredictionCache(ctx.spec.cache_root / ctx.handle.cache_name) if ctx.spec.use_cache else None
     scores, status, variant_trace = predict_by_track(ctx.pool, ctx.view, base, ctx.suite.sealed, calibration, ctx.log,
                                                      ctx.clock.lap, ctx.history, blind_only, cache)
     if blind_only:  # the screen: the trace track's predictors (and those skipped) wait for the full run
