@@ -1,9 +1,10 @@
-"""Run-folder files, each written atomically (write, flush, fsync, rename)."""
+"""Run-folder and cache files, each written atomically (write, flush, fsync, rename)."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -54,3 +55,30 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def write_keyed(path: Path, entry: dict[str, Any]) -> None:
+    """A cache entry as JSON, stamped with its key (the file's own name): `read_keyed` refuses it
+    under any other name."""
+    write_json(path, {"key": Path(path).stem} | entry)
+
+
+def read_keyed(path: Path, check=None) -> dict[str, Any] | None:
+    """The cache entry `write_keyed` stored at `path` (without its stamp), None where there is none.
+    One that cannot be read, holds another key (a swapped or renamed file) or fails `check` (a
+    function raising ValueError, KeyError or TypeError) is removed, with one line on stderr: a miss."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        entry = json.loads(path.read_text())
+        if not isinstance(entry, dict) or entry.pop("key", None) != path.stem:
+            raise ValueError("not the entry its name keys")
+        if check is not None:
+            check(entry)
+        return entry
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        reason = str(e).strip().splitlines()[0][:80] if str(e).strip() else type(e).__name__
+        print(f"brittlebench: cache entry {path.name} removed, computed again ({reason})", file=sys.stderr)
+        path.unlink(missing_ok=True)
+        return None

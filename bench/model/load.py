@@ -255,7 +255,7 @@ def rows_are_batch_invariant(width: int = 128) -> bool:
 @contextlib.contextmanager
 def eager_attention(model):
     """Eager attention for the body (fused kernels return no attention weights), the model's own after."""
-    before = model.config._attn_implementation
+    before = getattr(model.config, "_attn_implementation", None)
     if before == "eager":
         yield
         return
@@ -263,7 +263,8 @@ def eager_attention(model):
     try:
         yield
     finally:
-        model.set_attn_implementation(before)
+        if before:
+            model.set_attn_implementation(before)
 
 
 def device_map_of(spec: ModelSpec) -> str | None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import sys
 import time
@@ -640,8 +641,12 @@ class TracedModel:
         return self._handle.fingerprint
 
     def tokenizer_json(self) -> str:
-        """The tokenizer as `tokenizers` JSON: what the predictor worker rebuilds it from."""
-        return self._handle.tokenizer.backend_tokenizer.to_str()
+        """The tokenizer as `tokenizers` JSON: what the predictor worker rebuilds it from. Without the
+        padding and truncation the runner's last batched call left set on it: the same tokenizer
+        whatever ran before (a prediction cache key reads it)."""
+        data = json.loads(self._handle.tokenizer.backend_tokenizer.to_str())
+        data["padding"] = data["truncation"] = None
+        return json.dumps(data)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """Each text cut into the model's tokens (no special tokens), as the text each covers."""

@@ -90,12 +90,15 @@ def reads_history(pool: PredictorPool, track: str | None = None) -> bool:
 class PredictionCache:
     """Each predictor's answers on disk beside the model's traces (`folder`: the model's
     `cache_name`), keyed by everything they are computed from: the predictor (name, version, params,
-    class and its module's source), what the worker was handed (`context`: the track, the traced
-    items, the items withheld, the checkpoints), the calibration observations and the sealed items.
-    A predictor is a seeded function of these (the benchmark's rule: the same inputs give the same
-    predictions), so a second run that hands it the same asks it nothing. Only answers that succeeded
-    are kept; a file that cannot be read is a miss. A predictor's mechanistic requests are recorded
-    with its answers, so a hit reports what the answers were made from."""
+    class and the source of its package and of the predictor classes it derives from,
+    `worker.source_digest`), what the worker was handed (`context`: the track, the card, tokenizer
+    and trace sites, the traced items, the items withheld, the checkpoints), the calibration
+    observations and the sealed items. A predictor is a seeded function of these (the benchmark's
+    rule: the same inputs give the same predictions), so a second run that hands it the same asks it
+    nothing. Only answers that succeeded are kept, stamped with their key: one that cannot be read or
+    holds another key is removed and asked again (`bench.io.read_keyed`), and so is one that took
+    longer than this run's --predictor-timeout. A predictor's mechanistic requests are recorded with
+    its answers, so a hit reports what the answers were made from."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder) / "predictions"
@@ -108,25 +111,32 @@ class PredictionCache:
             key.update(json.dumps(item.to_dict(), sort_keys=True).encode())
         return self.folder / f"{info['predictor']}-{key.hexdigest()[:24]}.json"
 
-    def get(self, path: Path, n: int) -> dict | None:
-        try:
-            entry = json.loads(path.read_text())
+    def get(self, path: Path, n: int, timeout: float | None = None) -> dict | None:
+        """The answers stored at `path` for `n` sealed items; None where there are none, or where
+        computing them took longer than `timeout` (the predictor is asked again, and fails as it would)."""
+        def check(entry: dict) -> None:
             entry["scores"] = _check_scores(entry["scores"], n)
-            return entry if isinstance(entry["notes"], list) and isinstance(entry["claims"], list) else None
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+            if not isinstance(entry["notes"], list) or not isinstance(entry["seconds"], (int, float)):
+                raise TypeError("not a predictor's answers")
+            entry["claims"] = [Claim.from_json(c).to_json() for c in entry["claims"]]
 
-    def put(self, path: Path, scores: np.ndarray, notes: list, claims: list, mechanistic: dict | None) -> None:
-        io.write_json(path, {"scores": scores.tolist(), "notes": notes, "claims": claims}
-                      | ({"mechanistic": mechanistic} if mechanistic else {}))
+        entry = io.read_keyed(path, check)
+        return entry if entry is not None and (timeout is None or entry["seconds"] <= timeout) else None
+
+    def put(self, path: Path, scores: np.ndarray, status: dict) -> None:
+        io.write_keyed(path, {"scores": scores.tolist(), "notes": status["notes"], "claims": status.get("claims", []),
+                              "seconds": status["seconds"]}
+                       | ({"mechanistic": status["mechanistic"]} if status.get("mechanistic") else {}))
 
 
 def context_key(items: Sequence[SealedItem], withheld: Sequence[SealedItem], track: str, points: Sequence = (),
-                final_step: int | None = None, mechanistic: str | None = None) -> str:
+                final_step: int | None = None, mechanistic: str | None = None, model: str = "") -> str:
     """What a context hands the worker, as a digest: the traced items (a trace is the model's, and the
-    cache folder is the model's), the withheld ones, the track, each checkpoint handed over (its
-    fingerprint, outcomes and traced items) and the region mechanistic requests may reach."""
-    key = hashlib.sha256(json.dumps([track, final_step, mechanistic, [item.id for item in withheld]]).encode())
+    cache folder is the model's: its weights, numerics and trace version), the withheld ones, the
+    track, each checkpoint handed over (its fingerprint, outcomes and traced items), the region
+    mechanistic requests may reach and `model`: a digest of the card, the tokenizer and the trace's
+    sites (attention where any predictor of the pool reads it)."""
+    key = hashlib.sha256(json.dumps([track, final_step, mechanistic, model, [item.id for item in withheld]]).encode())
     for item in items:
         key.update(f"{item.id}\x00{item.prompt}\x00".encode())
     for p in points:
@@ -153,7 +163,7 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
         started = time.perf_counter()
         requests = len(pool.access.log) if pool.access is not None else 0
         path = cache.path(info, context, calibration, sealed) if cache and context and info.get("source") else None
-        hit = cache.get(path, len(sealed)) if path is not None else None
+        hit = cache.get(path, len(sealed), pool.timeout) if path is not None else None
         try:
             if hit is not None:
                 checked, notes, claims = hit["scores"], hit["notes"], hit["claims"]
@@ -177,8 +187,7 @@ def fit_predict(pool: PredictorPool, calibration: list[Observation], sealed: lis
         if hit is not None:
             status[name].update(({"mechanistic": hit["mechanistic"]} if "mechanistic" in hit else {}), cached=True)
         elif path is not None and name in scores:
-            cache.put(path, scores[name], status[name]["notes"], status[name].get("claims", []),
-                      status[name].get("mechanistic"))
+            cache.put(path, scores[name], status[name])
     return scores, status
 
 
@@ -223,13 +232,15 @@ def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[
     points = () if history is None else history.base() if track == "blind" else history.variants(sealed or ())
     access = model_view.region_access(items, "base" if track == "blind" else "run") \
         if reads_mechanistic(pool, track) else None
-    pool.set_context(model_view.card, model_view.tokenizer_json(), trace, [i.prompt for i in items],
-                     calibration, sealed, withheld=[item.id for item in withheld], history=points,
-                     final_step=history.final_step if history is not None else None, access=access)
+    card, tokenizer = model_view.card, model_view.tokenizer_json()
+    final = history.final_step if history is not None else None
+    pool.set_context(card, tokenizer, trace, [i.prompt for i in items], calibration, sealed,
+                     withheld=[item.id for item in withheld], history=points, final_step=final, access=access)
+    model = hashlib.sha256(json.dumps([card, trace.site_names()], sort_keys=True, default=str).encode()
+                           + tokenizer.encode()).hexdigest()
     if not keep:
         model_view.forget()  # the worker maps the arrays from disk
-    final = history.final_step if history is not None else None
-    return trace, context_key(items, withheld, track, points, final, None if access is None else access.region)
+    return trace, context_key(items, withheld, track, points, final, None if access is None else access.region, model)
 
 
 def predict_by_track(pool: PredictorPool, model_view: TracedModel, base: list[SealedItem], sealed: list[SealedItem],

@@ -347,12 +347,13 @@ def scored(ctx: Run, base_outcomes: list[Outcome], variant_outcomes: list[Outcom
     if not ctx.spec.use_cache:
         return score(suite, base_outcomes, variant_outcomes, sealed.scores, sealed.status, ctx.spec.seed, reference)
     cache = ScoreCache(ctx.spec.cache_root / ctx.handle.cache_name,
-                       ("bench.scoring.run", "bench.scoring.metrics", "bench.scoring.claims"))
+                       ("bench.scoring.run", "bench.scoring.metrics", "bench.scoring.claims", "predictors.claims",
+                        "predictors.base"))
     path = cache.path([[(name, [(c.name, c.shift) for c in f.cells]) for name, f in suite.families.items()],
                        [(i.family, i.cell) for i in suite.base], [(i.family, i.cell) for i in suite.variants],
                        np.array([o.correct for o in base_outcomes]), np.array([o.correct for o in variant_outcomes]),
-                       stable_status(sealed.status), ctx.spec.seed, reference,
-                       *[part for name in sorted(sealed.scores)
+                       stable_status(sealed.status), list(sealed.status), ctx.spec.seed, reference,
+                       *[part for name in sealed.scores
                          for part in (name, np.asarray(sealed.scores[name], dtype=np.float64))]])
     cached = cache.get(path)
     if cached is not None:

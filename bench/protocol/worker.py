@@ -4,7 +4,7 @@ The run's process hands this worker only what a predictor may see: the sealed it
 calibration observations, the architecture card, the tokenizer and the trace arrays
 (memory-mapped from a private folder). The worker has no model weights, no run folder, no seed,
 no command line and none of the caller's `BRITTLEBENCH_*` environment, and it runs in an empty
-working folder, so a plugin cannot find what it must not know by looking around its own process
+working folder, which is also its HOME (the caches under the caller's ~/.cache are not where it looks), so a plugin cannot find what it must not know by looking around its own process
 (`gc`, frames, `sys.argv`, `os.environ`) either. It answers in JSON, never in pickle, so a plugin
 cannot run code in the process that holds the targets.
 
@@ -291,24 +291,36 @@ def _info(predictor) -> dict[str, Any]:
 
 
 def source_digest(cls: type) -> str | None:
-    """The SHA-256 of the code a predictor class runs: every module of its top-level package (a
-    built-in predictor's helpers are its package's), or its own file; None where it has no file."""
+    """The SHA-256 of the code a predictor class runs: for it and each predictor class it derives
+    from, every module of its top-level package (a built-in predictor's helpers are its package's),
+    or its own file where it has no package (a plugin file's sibling modules are not covered: pass
+    --no-cache after editing them); None where the class has no file."""
     import hashlib
     import inspect
 
-    try:
-        path = Path(inspect.getsourcefile(cls) or "")
-    except TypeError:
-        return None
-    top = sys.modules.get(cls.__module__.split(".")[0])
-    package = getattr(top, "__path__", None)
-    files = sorted(Path(package[0]).rglob("*.py")) if package else [path] if path.is_file() else []
-    if not files:
-        return None
+    from predictors import Predictor
+
+    files: set[Path] = set()
+    for klass in cls.__mro__:
+        if klass is not cls and not issubclass(klass, Predictor):
+            continue
+        try:
+            path = Path(inspect.getsourcefile(klass) or "")
+        except TypeError:  # no source file
+            if klass is cls:
+                return None
+            continue
+        package = getattr(sys.modules.get(klass.__module__.split(".")[0]), "__path__", None)
+        if package:
+            files.update(file for folder in package for file in Path(folder).rglob("*.py"))
+        elif path.is_file():
+            files.add(path)
+        elif klass is cls:
+            return None
     h = hashlib.sha256()
-    for file in files:
+    for file in sorted(files):
         h.update(file.read_bytes())
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:16] if files else None
 
 
 # ---------------------------------------------------------------- parent side
@@ -367,6 +379,7 @@ class PredictorPool:
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         empty = self._scratch / "cwd"
         empty.mkdir(exist_ok=True)
+        env["HOME"] = str(empty)  # not the caller's: the caches under ~/.cache hold outcomes and other answers
         self._proc = subprocess.Popen([sys.executable, "-m", "bench.protocol.worker"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=None, cwd=empty, env=env,
                                       start_new_session=True)  # it ends when its stdin does

@@ -29,8 +29,9 @@ def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] 
         if members and name not in members:
             continue
         target, scratch = Path(out) / name, Path(out) / f".{name}.tmp"
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+        for folder in (target, scratch):
+            if folder.exists():
+                shutil.rmtree(folder)
         run(RunSpec(model=ModelSpec(model), n=n, seed=seed, out=scratch), log=log)
         target.mkdir(parents=True)
         for kept in KEEP:

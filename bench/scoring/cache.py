@@ -1,7 +1,8 @@
 """The run's scoring on disk, keyed by everything it is computed from: the cells, the outcomes, the
 sealed scores and statuses, the seed and the source of the scoring modules (so a change to the
-scoring code is a miss even where SCORING_VERSION was not bumped). A file that cannot be read is a
-miss; `verify` never reads the cache (it recomputes every figure).
+scoring code is a miss even where SCORING_VERSION was not bumped). An entry is stamped with its key:
+one that cannot be read, or holds another key, is removed and recomputed (`bench.io.read_keyed`);
+`verify` never reads the cache (it recomputes every figure).
 """
 from __future__ import annotations
 
@@ -43,14 +44,19 @@ class ScoreCache:
         return self.folder / f"scores-{key.hexdigest()[:24]}.json"
 
     def get(self, path: Path) -> dict | None:
-        try:
-            results = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return results if isinstance(results, dict) else None
+        entry = io.read_keyed(path, _check)
+        return entry["results"] if entry is not None else None
 
     def put(self, path: Path, results: dict) -> None:
-        io.write_json(path, results)
+        io.write_keyed(path, {"results": results})
+
+
+def _check(entry: dict) -> None:
+    """A KeyError or TypeError where `entry` holds no scored results."""
+    results = entry["results"]
+    if not all(isinstance(results[part], dict) for part in ("predictors", "tracks")) or \
+            not isinstance(results["cells"], list):
+        raise TypeError("not a run's scored results")
 
 
 def stable_status(status: dict[str, dict]) -> dict[str, dict]:

@@ -10,6 +10,7 @@ from bench.model.load import ModelSpec
 from bench.protocol.spec import RunSpec
 from bench.protocol.stages import run
 from bench.protocol.verify import verify
+from bench.scoring.cache import ScoreCache
 from tasks import get_family
 
 
@@ -171,6 +172,14 @@ def test_a_second_run_reads_its_scores_from_the_cache_and_a_changed_input_is_a_m
     third = run(RunSpec(out=tmp_path / "d", **spec), log=lambda m: None)
     assert calls == [1, 1, 1] and "scores_cached" not in third
     assert _without_volatile(third) == _without_volatile(first)
+    entries = sorted((tmp_path / "c").rglob("scores-*.json"))
+    swapped = entries[0].with_name("scores-" + "0" * 24 + ".json")
+    swapped.write_bytes(entries[0].read_bytes())  # another key's figures under this name: refused, removed
+    assert ScoreCache(swapped.parent, ()).get(swapped) is None and not swapped.exists()
+    reordered = dict(spec, predictors=tuple(reversed(spec["predictors"])))
+    fourth = run(RunSpec(out=tmp_path / "r", **reordered), log=lambda m: None)
+    assert calls == [1, 1, 1, 1] and "scores_cached" not in fourth  # the tables follow the predictors' order
+    assert list(fourth["predictors"]) == list(reordered["predictors"])
 
 
 def test_a_second_run_takes_each_predictors_answers_from_the_cache_until_its_code_changes(tmp_path, monkeypatch):
@@ -196,3 +205,27 @@ def test_a_second_run_takes_each_predictors_answers_from_the_cache_until_its_cod
     assert {row["scores"]["fixed"] for row in rows} == {0.75}
     fourth = run(RunSpec(out=tmp_path / "e", use_cache=False, **spec), log=lambda m: None)
     assert not any(p.get("cached") for p in fourth["predictors"].values())
+    newest = sorted((tmp_path / "c").rglob("predictions/*.json"), key=lambda p: p.stat().st_mtime_ns)
+    entries = {p.name.split("-")[0]: p for p in newest}  # each predictor's latest entry
+    entries["random"].write_bytes(entries["confidence"].read_bytes())  # another predictor's answers under its name
+    slow = json.loads(entries["fixed"].read_text()) | {"seconds": 1000.0}
+    entries["fixed"].write_text(json.dumps(slow))  # took longer than the timeout below
+    fifth = run(RunSpec(out=tmp_path / "f", predictor_timeout=100, **spec), log=lambda m: None)
+    assert [n for n, p in fifth["predictors"].items() if not p.get("cached")] == ["random", "fixed"]
+    assert (tmp_path / "f" / "predictions.sha256").read_bytes() == (tmp_path / "d" / "predictions.sha256").read_bytes()
+
+
+def test_a_predictors_source_digest_covers_the_predictor_classes_it_derives_from(tmp_path, monkeypatch):
+    """A plugin deriving from another file's predictor class is asked again when that file changes."""
+    import importlib
+
+    from bench.protocol.worker import source_digest
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "bb_base_mod.py").write_text("from predictors import Predictor\n\nclass Base(Predictor):\n"
+                                             "    name = 'base'\n    SCALE = 1\n")
+    (tmp_path / "bb_child_mod.py").write_text("from bb_base_mod import Base\n\nclass Child(Base):\n"
+                                              "    name = 'child'\n")
+    before = source_digest(importlib.import_module("bb_child_mod").Child)
+    (tmp_path / "bb_base_mod.py").write_text((tmp_path / "bb_base_mod.py").read_text().replace("1", "2"))
+    assert before is not None and source_digest(importlib.import_module("bb_child_mod").Child) != before

@@ -47,9 +47,9 @@ _stopping = threading.Event()  # set by `stop_children`: a run about to start st
 def run_in_child(task: RunTask, env: dict[str, str] | None = None) -> RunOutcome:
     """Run `task` in a new process (its output appended to `task.log`) and wait for it."""
     environment = dict(os.environ if env is None else env)
-    from ...model.load import reproducible_mkl_branch
+    from ...process import reproducible_mkl_branch
 
-    environment.setdefault("MKL_CBWR", reproducible_mkl_branch())  # before the child imports torch, as bench.model.load asks
+    environment.setdefault("MKL_CBWR", reproducible_mkl_branch())  # before the child runs a model, as the command line does
     environment.setdefault("TOKENIZERS_PARALLELISM", "false")
     environment[PARENT] = str(os.getpid())  # the run stops when this process is gone
     if task.threads:
