@@ -284,8 +284,8 @@ class PooledLens:
         else:
             lensed = torch.cat([lensed, last[:, None]], dim=1)
         rows = lensed.shape[1]
-        self.pending.append((lensed.reshape(-1, width), torch.tensor(positions).repeat_interleave(rows), torch.arange(rows).repeat(items),
-                             final_top.repeat_interleave(rows)))
+        self.pending.append((lensed.reshape(-1, width), torch.tensor(positions).repeat_interleave(rows),
+                             torch.arange(rows).repeat(items), final_top.repeat_interleave(rows)))
         self.waiting += items * rows
         if self.waiting >= self.chunk:
             self._flush()

@@ -4,8 +4,9 @@ The run's process hands this worker only what a predictor may see: the sealed it
 calibration observations, the architecture card, the tokenizer and the trace arrays
 (memory-mapped from a private folder). The worker has no model weights, no run folder, no seed,
 no command line and none of the caller's `BRITTLEBENCH_*` environment, and it runs in an empty
-working folder, which is also its HOME (the caches under the caller's ~/.cache are not where it looks), so a plugin cannot find what it must not know by looking around its own process
-(`gc`, frames, `sys.argv`, `os.environ`) either. It answers in JSON, never in pickle, so a plugin
+working folder, which is also its HOME (the caches under the caller's ~/.cache are not where it
+looks), so a plugin cannot find what it must not know by looking around its own process (`gc`,
+frames, `sys.argv`, `os.environ`) either. It answers in JSON, never in pickle, so a plugin
 cannot run code in the process that holds the targets.
 
 A predictor that hangs past `--predictor-timeout` is killed with the worker, and a fresh worker
