@@ -176,25 +176,23 @@ def _tie_sums(counts: np.ndarray, y: np.ndarray, sorted_: Sorted) -> tuple[np.nd
 
 
 class Drawn:
-    """A chunk of resamples as drawn: (resample, draw) indices, and each draw's outcome bit and
-    resample offset, computed once and shared by every predictor."""
+    """A chunk of resamples as drawn: (resample, draw) indices, and each draw's offset in a
+    (resample, outcome, group) count array, computed once and shared by every predictor."""
 
     def __init__(self, idx: np.ndarray, y: np.ndarray):
         self.idx, self.n = idx, len(y)
-        self.base = (y[idx] > 0).astype(np.int64)
+        self.base = (y[idx] > 0).astype(np.int64) * self.n
         self.base += (np.arange(idx.shape[0], dtype=np.int64) * (2 * self.n))[:, None]
 
 
 def _tie_sums_drawn(drawn: Drawn, sorted_: Sorted) -> tuple[np.ndarray, np.ndarray]:
-    """As `_tie_sums`, straight from the draws: one integer bincount over (resample, group, outcome)
+    """As `_tie_sums`, straight from the draws: one integer bincount over (resample, outcome, group)
     instead of reordering and summing a float count matrix. The same sums, exactly."""
     rows, groups = drawn.idx.shape[0], len(sorted_.starts)
     key = sorted_.group_of.take(drawn.idx)
-    key *= 2
     key += drawn.base
-    both = np.bincount(key.ravel(), minlength=rows * 2 * drawn.n).reshape(rows, drawn.n, 2)[:, :groups]
-    both = both.astype(np.float64)
-    return both[..., 1], both[..., 0]
+    both = np.bincount(key.ravel(), minlength=rows * 2 * drawn.n).reshape(rows, 2, drawn.n)
+    return both[:, 1, :groups].astype(np.float64), both[:, 0, :groups].astype(np.float64)
 
 
 def _concordance(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,15 +224,16 @@ def _auprc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, ties: tuple | 
         return np.where(n_pos > 0, (pos * precision).sum(1) / n_pos, np.nan)
 
 
-def _brier_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
-    return counts @ ((s - y) ** 2) / counts.sum(1)
+def _brier_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, drawn: np.ndarray | None = None) -> np.ndarray:
+    """Brier score of each resample; `drawn`: each resample's number of draws (`counts.sum(1)`), where known."""
+    return counts @ ((s - y) ** 2) / (counts.sum(1) if drawn is None else drawn)
 
 
-def _ece_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
+def _ece_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, drawn: np.ndarray | None = None) -> np.ndarray:
     """Expected calibration error: drawn failures minus predicted failure, summed per bin, over n. The
     bins are sklearn.calibration.calibration_curve's equal-width ones."""
-    onehot = np.eye(bins)[np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], s)]  # (item, bin)
-    return np.abs(counts @ (onehot * (y - s)[:, None])).sum(1) / counts.sum(1)
+    onehot = np.eye(ECE_BINS)[np.searchsorted(np.linspace(0.0, 1.0, ECE_BINS + 1)[1:-1], s)]  # (item, bin)
+    return np.abs(counts @ (onehot * (y - s)[:, None])).sum(1) / (counts.sum(1) if drawn is None else drawn)
 
 
 _ROWS = {"auroc": _auroc_rows, "auprc": _auprc_rows, "brier": _brier_rows, "ece": _ece_rows}
@@ -282,11 +281,14 @@ def _onehot(cells: np.ndarray) -> np.ndarray:
     return np.eye(int(groups.max()) + 1 if len(groups) else 0)[groups]
 
 
-def _group_means(values: np.ndarray, onehot: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _group_means(values: np.ndarray, onehot: np.ndarray, counts: np.ndarray, per_group: np.ndarray | None = None
+                 ) -> np.ndarray:
     """(resample, group) mean of `values` over each resample's draws in each group, rounded so
-    that equal means compare equal (Spearman's ranks must not depend on summation order)."""
+    that equal means compare equal (Spearman's ranks must not depend on summation order). `per_group`:
+    the draws in each group (`counts @ onehot`), where known."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.round((counts @ (onehot * values[:, None])) / (counts @ onehot), CELL_DECIMALS)
+        return np.round((counts @ (onehot * values[:, None])) / (counts @ onehot if per_group is None else per_group),
+                        CELL_DECIMALS)
 
 
 def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -315,9 +317,9 @@ def _cell_points(y, s, onehot) -> dict[str, float | None]:
     return {"mae": float(np.mean(np.abs(observed - predicted))), "spearman": rho}
 
 
-def _cell_rows(y, s, onehot, counts, observed_rows=None) -> dict[str, np.ndarray]:
-    boot_obs = observed_rows if observed_rows is not None else _group_means(y, onehot, counts)
-    boot_pred = _group_means(s, onehot, counts)
+def _cell_rows(y, s, onehot, counts, observed_rows=None, per_group=None) -> dict[str, np.ndarray]:
+    boot_obs = observed_rows if observed_rows is not None else _group_means(y, onehot, counts, per_group)
+    boot_pred = _group_means(s, onehot, counts, per_group)
     return {"mae": np.nanmean(np.abs(boot_obs - boot_pred), 1), "spearman": _spearman_rows(boot_pred, boot_obs)}
 
 
@@ -526,15 +528,16 @@ def pooled_rows(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndar
     chunks = []
     for idx in together(resample_chunks(len(y), seed, n_boot, family=_only_family(np.asarray(cells))), len(y)):
         counts = counts_of(idx, len(y))
-        observed = _group_means(y, onehot, counts)
+        per_group, n_drawn = counts @ onehot, counts.sum(1)  # the same for every predictor: computed once
+        observed = _group_means(y, onehot, counts, per_group)
         drawn = Drawn(idx, y)
         chunk = {}
         for name, s in scores.items():
             ties = _tie_sums_drawn(drawn, sorts[name])
             u, pairs = _concordance(*ties)
             chunk[name] = {"auroc": _auc(u, pairs), "auprc": _auprc_rows(counts, y, s, ties), "u": u, "pairs": pairs,
-                           "brier": _brier_rows(counts, y, s), "ece": _ece_rows(counts, y, s)}
-            chunk[name] |= _cell_rows(y, s, onehot, counts, observed)
+                           "brier": _brier_rows(counts, y, s, n_drawn), "ece": _ece_rows(counts, y, s, n_drawn)}
+            chunk[name] |= _cell_rows(y, s, onehot, counts, observed, per_group)
         chunks.append(chunk)
     return points, {name: {k: np.concatenate([c[name][k] for c in chunks]) for k in chunks[0][name]} for name in scores}
 
