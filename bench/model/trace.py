@@ -154,8 +154,6 @@ def _logit_lens(model, hidden_states, final_top):
     Where `lens_batched` is false (the trace otherwise pools the lens: `PooledLens`)."""
     import torch
 
-    if not has_lens(model):
-        return None, None
     norm, head = final_norm(model), model.get_output_embeddings()
     where = head.weight.device  # under a device map the layers' states sit on several devices
     states = last_states(hidden_states, where)
@@ -381,10 +379,8 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
              "entropy": -(probs * logprobs).sum(-1), "prompt_tokens": mask.sum(-1)}
     if lens is not None:
         lens.add(rows, out.hidden_states, top_ids[:, 0], caught[-1] if len(caught) == 1 else None)
-    else:
-        lens_top, lens_prob = _logit_lens(handle.model, out.hidden_states, top_ids[:, 0])
-        if lens_top is not None:
-            sites.update(lens_top_ids=lens_top, lens_final_prob=lens_prob)
+    elif has_lens(handle.model):
+        sites["lens_top_ids"], sites["lens_final_prob"] = _logit_lens(handle.model, out.hidden_states, top_ids[:, 0])
     if attention == "eager":
         probed = [layer[:, :, -1, :] for layer in out.attentions]
     if attention:
@@ -487,7 +483,6 @@ class TraceCache:
         self._index: dict[str, tuple[Path, int]] | None = None
         self._log = log
         self.hits = 0
-        self.misses = 0
         self.dropped: list[str] = []  # the unreadable files removed, each with why
         self._reported = 0
 
@@ -583,7 +578,6 @@ class TraceCache:
                 parts.append(Trace(tuple(item.id for _, item in entries), **sites))
         self._report()
         self.hits += len(items) - len(missing)
-        self.misses += len(missing)
         if not parts:
             return None, missing
         lost = {item.id for item in missing}
@@ -614,8 +608,8 @@ class TracedModel:
                  cache: TraceCache | None = None):
         self._handle = handle
         self._batch_size = batch_size
-        self._attention = attention
-        self._cache = cache
+        self.attention = attention  # whether the attention sites are traced
+        self.cache = cache
         self._parts: list[Trace] = []
         self._where: dict[str, int] = {}
         self._pieces: dict[int, str] = {}  # token id -> its text, decoded once
@@ -626,15 +620,6 @@ class TracedModel:
     @property
     def card(self):
         return self._handle.card
-
-    @property
-    def attention(self) -> bool:
-        """Whether the attention sites are traced."""
-        return self._attention
-
-    @property
-    def cache(self) -> TraceCache | None:
-        return self._cache
 
     @property
     def fingerprint(self) -> str:
@@ -687,16 +672,16 @@ class TracedModel:
         missing = [item.sealed() if isinstance(item, Item) else item for item in unique if item.id not in self._where]
         if missing:
             started = time.perf_counter()
-            if self._cache is not None:
-                cached, missing = self._cache.get(missing, site_shapes(self._handle, self._attention))
+            if self.cache is not None:
+                cached, missing = self.cache.get(missing, site_shapes(self._handle, self.attention))
                 if cached is not None:
                     self._remember(cached)
             if missing:
-                new = trace(self._handle, missing, self._batch_size, attention=self._attention, progress=True,
+                new = trace(self._handle, missing, self._batch_size, attention=self.attention, progress=True,
                             keep=self.continuations)
                 self.traced += len(missing)
-                if self._cache is not None:
-                    self._cache.put(missing, new)
+                if self.cache is not None:
+                    self.cache.put(missing, new)
                 self._remember(new)
             self.seconds += time.perf_counter() - started
         order = [item.id for item in items]
