@@ -264,7 +264,7 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
     for kept in continuations.kept:
         for r, item_id in enumerate(kept.item_ids):
             i = index.get(item_id)
-            if i is not None and i in usable and prefixes.prefix[i] == kept.prefix:
+            if i in usable and prefixes.prefix[i] == kept.prefix:
                 by_prefix.setdefault(kept.prefix, []).append((kept, r, i))
     for prefix, rows in by_prefix.items():
         start = prefixes.length(prefix)

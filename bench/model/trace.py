@@ -193,10 +193,9 @@ def exp_sums_keep_rows() -> bool:
 
 
 def lens_batched(head) -> bool:
-    """Whether the trace pools the logit lens (`PooledLens`): where the output embedding is a float32
-    matrix on a CPU whose batched products keep their rows (`bench.model.load.rows_are_batch_invariant`,
-    MKL's strict mode) and whose exp and sum keep them too (`exp_sums_keep_rows`); checked once per
-    thread count. Elsewhere it goes item by item (`_logit_lens`)."""
+    """Whether the trace pools the logit lens (`PooledLens`, else `_logit_lens`): where the output embedding
+    is a float32 matrix on a CPU whose batched products (`bench.model.load.rows_are_batch_invariant`, MKL's
+    strict mode) and exp and sum (`exp_sums_keep_rows`) keep their rows; checked once per thread count."""
     import torch
 
     weight = getattr(head, "weight", None)
@@ -219,9 +218,8 @@ def padded(rows):
 
 
 def unembed_rows(head, rows):
-    """`head` on the rows (n, d_model) as one product of at least MIN_ROWS rows (zero rows
-    appended), contiguous: each row's logits are then those of the same row in any other such
-    product (see `last_position_only`). Returns the padded product: its first n rows are the rows'."""
+    """`head` on the rows (n, d_model) as one product of at least MIN_ROWS rows (`padded`): each row's logits
+    are those of the same row in any other such product. Its first n rows are the rows' logits."""
     return head(padded(rows))
 
 
@@ -239,15 +237,12 @@ def lens_reduce(logits, final_top):
 class PooledLens:
     """The logit lens of one `trace` call where `lens_batched`: each batch's layer states (through the
     final norm, the last one as it is: HF's last hidden state is already normalized) wait here, and
-    go through the unembedding pooled across batches, in products of up to LENS_CHUNK_BYTES of logits
-    and at least MIN_ROWS rows: the (vocab x d_model) matrix is streamed from memory once per
-    chunk instead of once per item, and a large product runs at a larger share of the machine's peak.
-    A row's result depends on nothing else in its product (the rows of products of at least
-    MIN_ROWS rows are batch-invariant, and so are `lens_reduce`'s per-row exp and sum).
+    go through the unembedding pooled across batches (`unembed_rows`, `lens_reduce`: a row's result
+    depends on nothing else in its product), in products of up to LENS_CHUNK_BYTES of logits: the
+    (vocab x d_model) matrix is streamed from memory once per chunk instead of once per item.
 
-    The last layer's entry is the pass's own final logits (`last_position_only` catches the output
-    embedding's input and output rows) wherever that input is, bit for bit, the state the lens would
-    unembed: then it is the same row of another such product, equal, and is not unembedded again."""
+    The last layer's entry is the pass's own final logits (caught by `last_position_only`) wherever the
+    output embedding's input there is, bit for bit, the state the lens would unembed."""
 
     reuse_final = True
 
