@@ -29,12 +29,12 @@ _ROTARY = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "gpt_ne
 _ALIBI = {"bloom", "mpt"}
 
 
-def _first(config: Any, *names: str, default: Any = None) -> Any:
+def _first(config: Any, *names: str) -> Any:
     for name in names:
         value = getattr(config, name, None)
         if value is not None:
             return value
-    return default
+    return None
 
 
 _ROPE_FIELDS = ("rope_theta", "rope_scaling", "rope_parameters", "rotary_dim", "rotary_pct", "rotary_emb_base",

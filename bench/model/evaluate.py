@@ -23,6 +23,7 @@ a decision never depends on the batch. Tokenization is one batched call.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,13 +78,10 @@ def auto_batch_size(handle: ModelHandle, max_tokens: int) -> int:
     card = handle.card
     per_item = 4 * max_tokens * (card.d_model * (card.n_layers + 1) * 2 + card.vocab_size
                                  + card.n_heads * max_tokens)
-    device = handle.device
-    if device.type == "cuda":
-        free = torch.cuda.mem_get_info(device)[0]
-        cap = 256
+    if handle.device.type == "cuda":
+        free, cap = torch.cuda.mem_get_info(handle.device)[0], 256
     else:
-        free = _available_ram()
-        cap = 64
+        free, cap = _available_ram(), 64
     size = 1
     while size * 2 <= cap and size * 2 * per_item <= free / 4:
         size *= 2
@@ -139,11 +137,7 @@ def logit_batches(rows: Sequence, widths: Sequence[int], batch_size: int, vocab:
 
 def decode_answer(handle: ModelHandle, new_tokens: Sequence[int]) -> str:
     stops = set(handle.stop_token_ids)
-    kept = []
-    for t in new_tokens:
-        if t in stops:
-            break
-        kept.append(t)
+    kept = list(itertools.takewhile(lambda t: t not in stops, new_tokens))
     # Special tokens stay in the text: "12<pad>3" must not read as "123".
     text = handle.tokenizer.decode(kept, skip_special_tokens=False)
     return text.split("\n", 1)[0]
@@ -270,7 +264,7 @@ def _continued(handle: ModelHandle, items: Sequence[Item], targets: list[list[in
     for kept in continuations.kept:
         for r, item_id in enumerate(kept.item_ids):
             i = index.get(item_id)
-            if i is not None and i in usable and prefixes.prefix[i] == kept.prefix:
+            if i in usable and prefixes.prefix[i] == kept.prefix:
                 by_prefix.setdefault(kept.prefix, []).append((kept, r, i))
     for prefix, rows in by_prefix.items():
         start = prefixes.length(prefix)

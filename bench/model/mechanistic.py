@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..process import invariant_threads
+from .evaluate import exact_length_batches
 from .load import ModelHandle, eager_attention
 from .prefix import last_logits_only
 
@@ -148,14 +149,9 @@ class RegionAccess:
                 found[item.id] = self._reads[(item.id, *key)]
         todo = list({item.id: item for item in items if item.id not in found}.values())
         ids = self.handle.token_ids([item.prompt for item in todo]) if todo else []
-        by_length: dict[int, list[int]] = {}
-        for k, row in enumerate(ids):
-            by_length.setdefault(len(row), []).append(k)
-        for group in by_length.values():  # prompts of one length go together (no padding), in the order asked
-            for start in range(0, len(group), self.READ_BATCH):
-                rows = group[start:start + self.READ_BATCH]
-                for k, out in zip(rows, self._read_batch([ids[k] for k in rows], *key)):
-                    found[todo[k].id] = out
+        for rows in exact_length_batches([len(row) for row in ids], self.READ_BATCH):  # no padding
+            for k, out in zip(rows, self._read_batch([ids[k] for k in rows], *key)):
+                found[todo[k].id] = out
         for item in todo:
             self._keep((item.id, *key), found[item.id])
         return [found[item.id] for item in items]
@@ -211,17 +207,16 @@ class RegionAccess:
         mlps = [int(x) for x in mlps]
         self.log.append({"ablate": {str(k): list(v) for k, v in heads.items()}, "mlps": mlps, "how": how,
                          "items": [i.id for i in items]})
-        if how == "mean":  # every mean this ablation needs, in one set of passes
-            self._means_of([("z", layer) for layer in heads] + [("mlp", layer) for layer in mlps])
+        means = {}  # zero ablation: no replacement; mean ablation: every mean it needs, in one set of passes
+        if how == "mean":
+            means = self._means_of([("z", layer) for layer in heads] + [("mlp", layer) for layer in mlps])
         out = []
         for item in items:
             with contextlib.ExitStack() as stack:
                 for layer, hs in heads.items():
-                    replacement = self._mean(("z", layer)) if how == "mean" else None
-                    stack.enter_context(self._hook_z(layer, _ablating(list(hs), replacement)))
+                    stack.enter_context(self._hook_z(layer, _ablating(list(hs), means.get(("z", layer)))))
                 for layer in mlps:
-                    replacement = self._mean(("mlp", layer)) if how == "mean" else None
-                    stack.enter_context(self._hook_mlp(layer, _replacing(replacement)))
+                    stack.enter_context(self._hook_mlp(layer, _replacing(means.get(("mlp", layer)))))
                 out.append(self._next_token(item))
         return out
 
@@ -280,17 +275,13 @@ class RegionAccess:
             return new if new is not output else None
         return _hooked(mlp.register_forward_hook(hook))
 
-    def _mean(self, key: tuple[str, int]):
-        """The mean of a site ("z": each head's output, (pos, head, d_head); "mlp": the MLP's output,
-        (pos, d_model)) over the region's first MEAN_OVER items by id, per position from the end
-        (prompts differ in length): aligned at the last token, as long as the longest prompt."""
-        return self._means_of([key])[key]
-
     def _means_of(self, keys) -> dict:
-        """`_mean` of each of `keys`, computed with those not yet known in one set of passes (one per
-        item over the MEAN_OVER items); a head's mean is computed for every layer at once, so later
-        mean ablations on a deep model cost no further passes. Sums run in the items' order, each
-        key's exactly as it would alone."""
+        """The mean of each site in `keys` ("z": each head's output, (pos, head, d_head); "mlp": the MLP's
+        output, (pos, d_model)) over the region's first MEAN_OVER items by id, per position from the end
+        (prompts differ in length): aligned at the last token, as long as the longest prompt. Those not
+        yet known are computed in one set of passes (one per item); a head's mean is computed for every
+        layer at once, so later mean ablations on a deep model cost no further passes. Sums run in the
+        items' order, each key's exactly as it would alone."""
         missing = [key for key in dict.fromkeys(keys) if key not in self._means]
         if any(site == "z" for site, _ in missing):
             missing += [("z", layer) for layer in range(len(self.layout.blocks))

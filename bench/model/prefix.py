@@ -92,10 +92,6 @@ class Prefixes:
     def length(self, text: str) -> int:
         return len(self._encoded[text]) if text else 0
 
-    def own(self, i: int) -> list[int]:
-        """The tokens of prompt `i` after its prefix."""
-        return self.ids[i][self.length(self.prefix[i]):]
-
     def cache(self, text: str, rows: int):
         """The prefix's keys and values for a batch of `rows` items (the prefix is run once,
         alone, so its cache is the same whatever batch it is used in)."""

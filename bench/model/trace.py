@@ -154,8 +154,6 @@ def _logit_lens(model, hidden_states, final_top):
     Where `lens_batched` is false (the trace otherwise pools the lens: `PooledLens`)."""
     import torch
 
-    if not has_lens(model):
-        return None, None
     norm, head = final_norm(model), model.get_output_embeddings()
     where = head.weight.device  # under a device map the layers' states sit on several devices
     states = last_states(hidden_states, where)
@@ -195,10 +193,9 @@ def exp_sums_keep_rows() -> bool:
 
 
 def lens_batched(head) -> bool:
-    """Whether the trace pools the logit lens (`PooledLens`): where the output embedding is a float32
-    matrix on a CPU whose batched products keep their rows (`bench.model.load.rows_are_batch_invariant`,
-    MKL's strict mode) and whose exp and sum keep them too (`exp_sums_keep_rows`); checked once per
-    thread count. Elsewhere it goes item by item (`_logit_lens`)."""
+    """Whether the trace pools the logit lens (`PooledLens`, else `_logit_lens`): where the output embedding
+    is a float32 matrix on a CPU whose batched products (`bench.model.load.rows_are_batch_invariant`, MKL's
+    strict mode) and exp and sum (`exp_sums_keep_rows`) keep their rows; checked once per thread count."""
     import torch
 
     weight = getattr(head, "weight", None)
@@ -221,9 +218,8 @@ def padded(rows):
 
 
 def unembed_rows(head, rows):
-    """`head` on the rows (n, d_model) as one product of at least MIN_ROWS rows (zero rows
-    appended), contiguous: each row's logits are then those of the same row in any other such
-    product (see `last_position_only`). Returns the padded product: its first n rows are the rows'."""
+    """`head` on the rows (n, d_model) as one product of at least MIN_ROWS rows (`padded`): each row's logits
+    are those of the same row in any other such product. Its first n rows are the rows' logits."""
     return head(padded(rows))
 
 
@@ -241,15 +237,12 @@ def lens_reduce(logits, final_top):
 class PooledLens:
     """The logit lens of one `trace` call where `lens_batched`: each batch's layer states (through the
     final norm, the last one as it is: HF's last hidden state is already normalized) wait here, and
-    go through the unembedding pooled across batches, in products of up to LENS_CHUNK_BYTES of logits
-    and at least MIN_ROWS rows: the (vocab x d_model) matrix is streamed from memory once per
-    chunk instead of once per item, and a large product runs at a larger share of the machine's peak.
-    A row's result depends on nothing else in its product (the rows of products of at least
-    MIN_ROWS rows are batch-invariant, and so are `lens_reduce`'s per-row exp and sum).
+    go through the unembedding pooled across batches (`unembed_rows`, `lens_reduce`: a row's result
+    depends on nothing else in its product), in products of up to LENS_CHUNK_BYTES of logits: the
+    (vocab x d_model) matrix is streamed from memory once per chunk instead of once per item.
 
-    The last layer's entry is the pass's own final logits (`last_position_only` catches the output
-    embedding's input and output rows) wherever that input is, bit for bit, the state the lens would
-    unembed: then it is the same row of another such product, equal, and is not unembedded again."""
+    The last layer's entry is the pass's own final logits (caught by `last_position_only`) wherever the
+    output embedding's input there is, bit for bit, the state the lens would unembed."""
 
     reuse_final = True
 
@@ -381,10 +374,8 @@ def _forward_batch(handle: ModelHandle, attention: str | None, prefixes: Prefixe
              "entropy": -(probs * logprobs).sum(-1), "prompt_tokens": mask.sum(-1)}
     if lens is not None:
         lens.add(rows, out.hidden_states, top_ids[:, 0], caught[-1] if len(caught) == 1 else None)
-    else:
-        lens_top, lens_prob = _logit_lens(handle.model, out.hidden_states, top_ids[:, 0])
-        if lens_top is not None:
-            sites.update(lens_top_ids=lens_top, lens_final_prob=lens_prob)
+    elif has_lens(handle.model):
+        sites["lens_top_ids"], sites["lens_final_prob"] = _logit_lens(handle.model, out.hidden_states, top_ids[:, 0])
     if attention == "eager":
         probed = [layer[:, :, -1, :] for layer in out.attentions]
     if attention:
@@ -487,7 +478,6 @@ class TraceCache:
         self._index: dict[str, tuple[Path, int]] | None = None
         self._log = log
         self.hits = 0
-        self.misses = 0
         self.dropped: list[str] = []  # the unreadable files removed, each with why
         self._reported = 0
 
@@ -583,7 +573,6 @@ class TraceCache:
                 parts.append(Trace(tuple(item.id for _, item in entries), **sites))
         self._report()
         self.hits += len(items) - len(missing)
-        self.misses += len(missing)
         if not parts:
             return None, missing
         lost = {item.id for item in missing}
@@ -614,8 +603,8 @@ class TracedModel:
                  cache: TraceCache | None = None):
         self._handle = handle
         self._batch_size = batch_size
-        self._attention = attention
-        self._cache = cache
+        self.attention = attention  # whether the attention sites are traced
+        self.cache = cache
         self._parts: list[Trace] = []
         self._where: dict[str, int] = {}
         self._pieces: dict[int, str] = {}  # token id -> its text, decoded once
@@ -626,15 +615,6 @@ class TracedModel:
     @property
     def card(self):
         return self._handle.card
-
-    @property
-    def attention(self) -> bool:
-        """Whether the attention sites are traced."""
-        return self._attention
-
-    @property
-    def cache(self) -> TraceCache | None:
-        return self._cache
 
     @property
     def fingerprint(self) -> str:
@@ -687,16 +667,16 @@ class TracedModel:
         missing = [item.sealed() if isinstance(item, Item) else item for item in unique if item.id not in self._where]
         if missing:
             started = time.perf_counter()
-            if self._cache is not None:
-                cached, missing = self._cache.get(missing, site_shapes(self._handle, self._attention))
+            if self.cache is not None:
+                cached, missing = self.cache.get(missing, site_shapes(self._handle, self.attention))
                 if cached is not None:
                     self._remember(cached)
             if missing:
-                new = trace(self._handle, missing, self._batch_size, attention=self._attention, progress=True,
+                new = trace(self._handle, missing, self._batch_size, attention=self.attention, progress=True,
                             keep=self.continuations)
                 self.traced += len(missing)
-                if self._cache is not None:
-                    self._cache.put(missing, new)
+                if self.cache is not None:
+                    self.cache.put(missing, new)
                 self._remember(new)
             self.seconds += time.perf_counter() - started
         order = [item.id for item in items]

@@ -89,7 +89,7 @@ def test_means_of_several_sites_in_one_set_of_passes_equal_each_alone(access):
     keys = [("z", 0), ("z", 1), ("mlp", 0), ("mlp", 1)]
     together = RegionAccess(mech.handle, base)._means_of(keys)
     for key in keys:
-        assert torch.equal(together[key], RegionAccess(mech.handle, base)._mean(key)), key
+        assert torch.equal(together[key], RegionAccess(mech.handle, base)._means_of([key])[key]), key
 
 
 def test_interventions_change_what_they_touch_and_nothing_else(access):

@@ -87,7 +87,7 @@ def test_disk_cache_hit_avoids_recomputation(llama, tmp_path):
     assert first.traced == 16
     second = TracedModel(llama, cache=TraceCache(tmp_path, llama.fingerprint))
     b = second.trace(items[::-1])
-    assert second.traced == 0 and second._cache.hits == 16
+    assert second.traced == 0 and second.cache.hits == 16
     np.testing.assert_array_equal(a.hidden[::-1], b.hidden)
     assert b.item_ids == tuple(i.id for i in items[::-1])
     # A trace that needs attention does not take a cached trace without it.
