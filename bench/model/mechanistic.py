@@ -34,7 +34,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..process import invariant_threads
-from .evaluate import exact_length_batches
 from .load import ModelHandle, eager_attention
 from .prefix import last_logits_only
 
@@ -149,9 +148,14 @@ class RegionAccess:
                 found[item.id] = self._reads[(item.id, *key)]
         todo = list({item.id: item for item in items if item.id not in found}.values())
         ids = self.handle.token_ids([item.prompt for item in todo]) if todo else []
-        for rows in exact_length_batches([len(row) for row in ids], self.READ_BATCH):  # no padding
-            for k, out in zip(rows, self._read_batch([ids[k] for k in rows], *key)):
-                found[todo[k].id] = out
+        by_length: dict[int, list[int]] = {}
+        for k, row in enumerate(ids):
+            by_length.setdefault(len(row), []).append(k)
+        for group in by_length.values():  # prompts of one length go together (no padding), in the order asked
+            for start in range(0, len(group), self.READ_BATCH):
+                rows = group[start:start + self.READ_BATCH]
+                for k, out in zip(rows, self._read_batch([ids[k] for k in rows], *key)):
+                    found[todo[k].id] = out
         for item in todo:
             self._keep((item.id, *key), found[item.id])
         return [found[item.id] for item in items]
