@@ -240,7 +240,7 @@ def forward_flops(model: str, items) -> tuple[float, str]:
 
     handle = load_model(model)
     prefixes = Prefixes(handle, [i.prompt for i in items])
-    own = sum(len(prefixes.own(k)) if prefixes.prefix[k] else len(prefixes.ids[k]) for k in range(len(items)))
+    own = sum(len(prefixes.ids[k]) - prefixes.length(prefixes.prefix[k]) for k in range(len(items)))
     shared = [p for p in prefixes.groups() if p]
     targets = handle.tokenizer([i.target for i in items], add_special_tokens=False)["input_ids"]
     tokens = own + sum(prefixes.length(p) for p in shared) + sum(len(t) for t in targets)

@@ -80,7 +80,7 @@ def work(handle, items) -> tuple[int, int]:
         tokens += start
         contexts += start * (start + 1) // 2
         for k in members:
-            own = len(prefixes.own(k)) if prefix else len(prefixes.ids[k])
+            own = len(prefixes.ids[k]) - prefixes.length(prefix)
             tokens += own
             contexts += own * start + own * (own + 1) // 2
     prefixes.forget()
@@ -114,11 +114,11 @@ def main() -> int:
         items = [i.sealed() for c in cells for i in family.generate(c, max(1, args.n // len(cells)), seed=0)]
         lengths = [len(ids) for ids in handle.token_ids([i.prompt for i in items])]
 
-        batched, lens = tracing.lens_batched, tracing._logit_lens
+        saved = {name: getattr(tracing, name) for name in ("lens_batched", "has_lens")}
         ways = {
             "lens item by item (before)": dict(lens_batched=lambda head: False),
             "lens pooled (now)": {},
-            "no logit lens": dict(lens_batched=lambda head: False, _logit_lens=lambda model, states, top: (None, None)),
+            "no logit lens": dict(has_lens=lambda model: False),
         }
         seconds: dict[str, list[float]] = {label: [] for label in ways}
         inside: dict[str, dict[str, float]] = {}
@@ -132,7 +132,8 @@ def main() -> int:
                     start = time.perf_counter()
                     traces[label] = tracing.trace(handle, items, batch_size=args.batch_size)
                     took = time.perf_counter() - start
-                tracing.lens_batched, tracing._logit_lens = batched, lens
+                for name, value in saved.items():
+                    setattr(tracing, name, value)
                 if not seconds[label] or took < min(seconds[label]):
                     inside[label] = clock
                 seconds[label].append(took)
