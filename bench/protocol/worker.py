@@ -17,6 +17,7 @@ on the stdout it was started with (a plugin's own prints go to stderr).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -126,22 +127,13 @@ class WorkerView:
 
     def __init__(self, card: Any, tokenizer_json: str, store: TraceStore, history: tuple = (),
                  mechanistic: MechanisticClient | None = None):
+        self.card = card
+        self.history = history  # the checkpoints along training, oldest first, ending with this model ("final")
         self.mechanistic = mechanistic
-        self._card = card
         self._tokenizer_json = tokenizer_json
         self._tokenizer = None
         self._store = store
         self._pieces: dict[int, str] = {}
-        self._history = history
-
-    @property
-    def history(self) -> tuple:
-        """The checkpoints along training, oldest first, ending with this model ("final"); () without."""
-        return self._history
-
-    @property
-    def card(self):
-        return self._card
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         if self._tokenizer is None:
@@ -272,14 +264,10 @@ def _warm_up() -> None:
     import importlib
 
     for name in WARM:
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
-        except ImportError:
-            pass
-    try:  # scikit-learn's chunked pairwise distances: 128 MiB at a time, not its default 1 GiB
+    with contextlib.suppress(ImportError):  # scikit-learn's chunked pairwise distances: 128 MiB at a time, not 1 GiB
         importlib.import_module("sklearn").set_config(working_memory=128)
-    except ImportError:
-        pass
 
 
 def _info(predictor) -> dict[str, Any]:
@@ -505,11 +493,9 @@ class PredictorPool:
         if self._closing is not None and self._closing is not threading.current_thread():
             self._closing.join()
         if self._proc is not None and self._proc.poll() is None:
-            try:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 self._proc.stdin.close()
                 self._proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
         self._kill()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
