@@ -9,9 +9,6 @@ looks), so a plugin cannot find what it must not know by looking around its own 
 frames, `sys.argv`, `os.environ`) either. It answers in JSON, never in pickle, so a plugin
 cannot run code in the process that holds the targets.
 
-A predictor that hangs past `--predictor-timeout` is killed with the worker, and a fresh worker
-goes on with the next predictor.
-
 Protocol: the parent writes pickled requests to stdin; the worker answers each with one JSON line
 on the stdout it was started with (a plugin's own prints go to stderr).
 """
@@ -217,7 +214,6 @@ def _serve() -> None:
         elif op == "predict":
             calibration = request["calibration"] if request["calibration"] is not None else defaults["calibration"]
             sealed = request["sealed"] if request["sealed"] is not None else defaults["sealed"]
-
             try:
                 mechanistic.declared = "mechanistic" in loaded[request["name"]].reads
                 fitted = loaded[request["name"]].clone().fit(view, calibration)
@@ -327,8 +323,8 @@ def save_trace(trace: Trace, prompts: Sequence[str], folder: Path) -> Path:
 
 class PredictorPool:
     """The parent's end: starts the worker, loads predictors there, and asks for predictions.
-    A predictor that times out takes the worker down with it; the next request starts a new one,
-    handed the current context first."""
+    A predictor that hangs past the timeout (`--predictor-timeout`) takes the worker down with it;
+    the next request starts a new one, handed the current context first."""
 
     def __init__(self, names: Sequence[str], timeout: float | None = None,
                  params: dict[str, dict] | None = None):
