@@ -38,8 +38,6 @@ from ..model.evaluate import Outcome
 from .spec import RunSpec
 
 MIN_FREE_BYTES = 64 * 2**20  # a run folder of the default suite takes a few MiB
-
-
 LOCK = "run.lock"
 
 

@@ -1,8 +1,6 @@
-"""The predict stage's machinery: the worker process that holds the predictors, the trace it is
-handed, and fitting and asking each predictor with its failures contained.
-
-Predictors run in `bench.protocol.worker`, a separate process that never holds a target.
-"""
+"""The predict stage's machinery: the worker process (`bench.protocol.worker`, which never holds a
+target) that holds the predictors, the trace it is handed, and fitting and asking each predictor
+with its failures contained."""
 from __future__ import annotations
 
 import hashlib
@@ -33,10 +31,9 @@ def open_predictors(names: Sequence[str], timeout: float | None, log: Callable[[
     if len(set(asked)) != len(asked):
         twice = next(n for n in asked if asked.count(n) > 1)
         raise UserError(f"predictor {twice!r} is listed twice")
-    if asked:
-        unknown = [n for n in asked if ":" not in n and n not in registered()]
-        if unknown:
-            raise PredictorError(f"unknown predictor {unknown[0]!r}; registered: {', '.join(sorted(registered())) or 'none'}")
+    unknown = [n for n in asked if ":" not in n and n not in registered()]
+    if unknown:
+        raise PredictorError(f"unknown predictor {unknown[0]!r}; registered: {', '.join(sorted(registered())) or 'none'}")
     # The worker runs in an empty folder: a plugin file named relative to here is sent by its full path.
     resolved = {n: _absolute_plugin(n) for n in asked}
     pool = PredictorPool([resolved[n] for n in asked] or sorted(registered()), timeout,
@@ -88,17 +85,10 @@ def reads_history(pool: PredictorPool, track: str | None = None) -> bool:
 
 
 class PredictionCache:
-    """Each predictor's answers on disk beside the model's traces (`folder`: the model's
-    `cache_name`), keyed by everything they are computed from: the predictor (name, version, params,
-    class and the source of its package and of the predictor classes it derives from,
-    `worker.source_digest`), what the worker was handed (`context`: the track, the card, tokenizer
-    and trace sites, the traced items, the items withheld, the checkpoints), the calibration
-    observations and the sealed items. A predictor is a seeded function of these (the benchmark's
-    rule: the same inputs give the same predictions), so a second run that hands it the same asks it
-    nothing. Only answers that succeeded are kept, stamped with their key: one that cannot be read or
-    holds another key is removed and asked again (`bench.io.read_keyed`), and so is one that took
-    longer than this run's --predictor-timeout. A predictor's mechanistic requests are recorded with
-    its answers, so a hit reports what the answers were made from."""
+    """Each predictor's successful answers on disk beside the model's traces (`folder`: the model's
+    `cache_name`), keyed by everything they are computed from: the predictor (`worker.source_digest`
+    among its info), what the worker was handed (`context_key`), the calibration observations and the
+    sealed items. What the key covers and why: docs/internals.md, "Predictions"."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder) / "predictions"
@@ -210,12 +200,8 @@ def access_summary(log: Sequence[dict]) -> dict[str, Any]:
                 row.setdefault("mlps", set()).update(entry["mlps"])
         elif kind == "patch":
             row.setdefault("layers", set()).add(entry["layer"])
-    return {kind: {k: (sorted(v) if isinstance(v, set) and k != "items" else len(v) if k == "items" else v)
-                   for k, v in row.items()} for kind, row in out.items()}
-
-
-def reads_mechanistic(pool: PredictorPool, track: str) -> bool:
-    return any("mechanistic" in info["reads"] and info["track"] == track for info in pool.infos.values())
+    return {kind: {k: len(v) if k == "items" else sorted(v) if isinstance(v, set) else v for k, v in row.items()}
+            for kind, row in out.items()}
 
 
 def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[SealedItem],
@@ -230,8 +216,8 @@ def share_context(pool: PredictorPool, model_view: TracedModel, items: Sequence[
     traces a superset: its rows are not traced again where there is no disk cache)."""
     trace = model_view.trace(items)
     points = () if history is None else history.base() if track == "blind" else history.variants(sealed or ())
-    access = model_view.region_access(items, "base" if track == "blind" else "run") \
-        if reads_mechanistic(pool, track) else None
+    mechanistic = any("mechanistic" in info["reads"] and info["track"] == track for info in pool.infos.values())
+    access = model_view.region_access(items, "base" if track == "blind" else "run") if mechanistic else None
     card, tokenizer = model_view.card, model_view.tokenizer_json()
     final = history.final_step if history is not None else None
     pool.set_context(card, tokenizer, trace, [i.prompt for i in items], calibration, sealed,
@@ -283,36 +269,33 @@ def leave_one_family_out(pool, model_view, base, calibration, variants, variant_
     scores: dict[str, np.ndarray] = {}
     status: dict[str, dict] = {}
     tracks = tracks_of(pool)
-    folds = [(track, family) for track in TRACKS if tracks[track] for family in dict.fromkeys(i.family for i in variants)]
-    shared = None
-    inapplicable: dict[str, list[str]] = {}  # predictor -> families whose fold it could not read
-    for track, family in folds:
-        if shared != track:
-            share_context(pool, model_view, base + (sealed if track == "trace" else []), sealed=sealed,
-                          withheld=sealed if track == "blind" else (), history=history, track=track,
-                          keep=track == "blind")
-            shared = track
-        index = [i for i, item in enumerate(variants) if item.family == family]
-        others = [Observation(item, o.output, o.correct) for item, o in zip(variants, variant_outcomes)
-                  if item.family != family]
-        fold_scores, fold_status = fit_predict(pool, calibration + others, [sealed[i] for i in index], log,
-                                               tracks[track])
-        for name, info in fold_status.items():
-            info = {k: v for k, v in info.items() if k != "claims"}  # this protocol tests no claims
-            notes = [f"on family {family}: {n}" for n in info.get("notes", [])]
-            if info["status"] == "not_applicable":  # nothing to rank within this family: no information there
-                fold_scores[name] = np.full(len(index), 0.5)
-                notes.append(f"on family {family}: not applicable ({info['reason']}); scored 0.5 there")
-                inapplicable.setdefault(name, []).append(family)
-                info = info | {"status": "ok"}
-            elif info["status"] != "ok":
-                status[name] = info | {"reason": f"on family {family}: {info['reason']}"}
-            status.setdefault(name, info | {"notes": []})
-            if "notes" in status[name]:
-                status[name]["notes"] = status[name]["notes"] + notes
-        for name, values in fold_scores.items():
-            scores.setdefault(name, np.zeros(len(variants)))[index] = values
     families = list(dict.fromkeys(i.family for i in variants))
+    inapplicable: dict[str, list[str]] = {}  # predictor -> families whose fold it could not read
+    for track in [track for track in TRACKS if tracks[track]]:
+        share_context(pool, model_view, base + (sealed if track == "trace" else []), sealed=sealed,
+                      withheld=sealed if track == "blind" else (), history=history, track=track,
+                      keep=track == "blind")
+        for family in families:
+            index = [i for i, item in enumerate(variants) if item.family == family]
+            others = [Observation(item, o.output, o.correct) for item, o in zip(variants, variant_outcomes)
+                      if item.family != family]
+            fold_scores, fold_status = fit_predict(pool, calibration + others, [sealed[i] for i in index], log,
+                                                   tracks[track])
+            for name, info in fold_status.items():
+                info = {k: v for k, v in info.items() if k != "claims"}  # this protocol tests no claims
+                notes = [f"on family {family}: {n}" for n in info.get("notes", [])]
+                if info["status"] == "not_applicable":  # nothing to rank within this family: no information there
+                    fold_scores[name] = np.full(len(index), 0.5)
+                    notes.append(f"on family {family}: not applicable ({info['reason']}); scored 0.5 there")
+                    inapplicable.setdefault(name, []).append(family)
+                    info = info | {"status": "ok"}
+                elif info["status"] != "ok":
+                    status[name] = info | {"reason": f"on family {family}: {info['reason']}"}
+                status.setdefault(name, info | {"notes": []})
+                if "notes" in status[name]:
+                    status[name]["notes"] = status[name]["notes"] + notes
+            for name, values in fold_scores.items():
+                scores.setdefault(name, np.zeros(len(variants)))[index] = values
     for name, where in inapplicable.items():
         if where == families and status[name]["status"] == "ok":
             status[name] = {k: v for k, v in status[name].items() if k != "notes"} | {

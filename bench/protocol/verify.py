@@ -2,9 +2,7 @@
 the stored files is derived again and compared, one check a function below, in the order of the
 table in docs/integrity.md: digests, items (regenerated from the spec and seed), outcomes (each
 `correct` decided again by the family's check), results (the run's scoring again), and with
-`--reevaluate K` a seeded, stratified sample of K items evaluated again by the run's model.
-
-A folder that is not a run of this version, or misses a file, is a UserError (one line)."""
+`--reevaluate K` a seeded, stratified sample of K items evaluated again by the run's model."""
 from __future__ import annotations
 
 import json

@@ -9,14 +9,12 @@ looks), so a plugin cannot find what it must not know by looking around its own 
 frames, `sys.argv`, `os.environ`) either. It answers in JSON, never in pickle, so a plugin
 cannot run code in the process that holds the targets.
 
-A predictor that hangs past `--predictor-timeout` is killed with the worker, and a fresh worker
-goes on with the next predictor.
-
 Protocol: the parent writes pickled requests to stdin; the worker answers each with one JSON line
 on the stdout it was started with (a plugin's own prints go to stderr).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -126,22 +124,13 @@ class WorkerView:
 
     def __init__(self, card: Any, tokenizer_json: str, store: TraceStore, history: tuple = (),
                  mechanistic: MechanisticClient | None = None):
+        self.card = card
+        self.history = history  # the checkpoints along training, oldest first, ending with this model ("final")
         self.mechanistic = mechanistic
-        self._card = card
         self._tokenizer_json = tokenizer_json
         self._tokenizer = None
         self._store = store
         self._pieces: dict[int, str] = {}
-        self._history = history
-
-    @property
-    def history(self) -> tuple:
-        """The checkpoints along training, oldest first, ending with this model ("final"); () without."""
-        return self._history
-
-    @property
-    def card(self):
-        return self._card
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         if self._tokenizer is None:
@@ -225,7 +214,6 @@ def _serve() -> None:
         elif op == "predict":
             calibration = request["calibration"] if request["calibration"] is not None else defaults["calibration"]
             sealed = request["sealed"] if request["sealed"] is not None else defaults["sealed"]
-
             try:
                 mechanistic.declared = "mechanistic" in loaded[request["name"]].reads
                 fitted = loaded[request["name"]].clone().fit(view, calibration)
@@ -272,14 +260,10 @@ def _warm_up() -> None:
     import importlib
 
     for name in WARM:
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
-        except ImportError:
-            pass
-    try:  # scikit-learn's chunked pairwise distances: 128 MiB at a time, not its default 1 GiB
+    with contextlib.suppress(ImportError):  # scikit-learn's chunked pairwise distances: 128 MiB at a time, not 1 GiB
         importlib.import_module("sklearn").set_config(working_memory=128)
-    except ImportError:
-        pass
 
 
 def _info(predictor) -> dict[str, Any]:
@@ -339,8 +323,8 @@ def save_trace(trace: Trace, prompts: Sequence[str], folder: Path) -> Path:
 
 class PredictorPool:
     """The parent's end: starts the worker, loads predictors there, and asks for predictions.
-    A predictor that times out takes the worker down with it; the next request starts a new one,
-    handed the current context first."""
+    A predictor that hangs past the timeout (`--predictor-timeout`) takes the worker down with it;
+    the next request starts a new one, handed the current context first."""
 
     def __init__(self, names: Sequence[str], timeout: float | None = None,
                  params: dict[str, dict] | None = None):
@@ -505,11 +489,9 @@ class PredictorPool:
         if self._closing is not None and self._closing is not threading.current_thread():
             self._closing.join()
         if self._proc is not None and self._proc.poll() is None:
-            try:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 self._proc.stdin.close()
                 self._proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
         self._kill()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
