@@ -19,8 +19,8 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see '{self.prog} --help')")
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
+def _csv(value: str | None) -> tuple[str, ...] | None:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
 
 def format_over_training(summary: dict) -> str:
@@ -79,14 +79,13 @@ def cmd_run(args) -> int:
         model=ModelSpec(args.model, revision=args.revision, dtype=args.dtype, device=args.device,
                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
                         device_map=args.device_map),
-        tasks=_csv(args.tasks) if args.tasks else None, predictors=_csv(args.predictors) if args.predictors else (),
+        tasks=_csv(args.tasks), predictors=_csv(args.predictors) or (),
         n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
         shots=args.shots, shot_mode=args.shot_mode, suite=args.suite, chat=args.chat,
         use_cache=not args.no_cache, protocol=args.protocol, target=args.target,
         predictor_timeout=args.predictor_timeout, resume=args.resume, predict_only=args.predict_only,
         checkpoints=Path(args.checkpoints) if args.checkpoints else None,
-        revisions=_csv(args.revisions) if args.revisions else None,
-        history_n=args.history_n, history_traces=args.history_traces,
+        revisions=_csv(args.revisions), history_n=args.history_n, history_traces=args.history_traces,
         private_seed=_read_private_seed(args.private_seed_file) if args.private_seed_file else None)
     if args.at_each_checkpoint:
         from .runs.over_training import at_each_checkpoint
@@ -102,23 +101,23 @@ def cmd_run(args) -> int:
     print(format_results(results))
     for protocol, view in results.get("protocols", {}).items():
         print(f"\nprotocol {protocol}:")
-        print(format_predictors(view["predictors"], results["n_variant"], _tracks_of(view["predictors"], results["n_variant"])))
+        print(_view(view["predictors"], results["n_variant"]))
     for target, view in results.get("targets", {}).items():
         print(f"\ntarget {target}: {view['n_eligible']} items with every component solved "
               f"(of {view['n_with_components']} with components); failure rate {num(view['compositional_failure_rate'])}")
         if view["predictors"]:
             named = {n: {"status": "ok", "track": results["predictors"][n].get("track")} | m
                      for n, m in view["predictors"].items()}
-            print(format_predictors(named, view["n_eligible"], _tracks_of(named, view["n_eligible"])))
+            print(_view(named, view["n_eligible"]))
     print(f"\nrun folder: {results['run_dir']} (results.json, report.html)")
     return 0
 
 
-def _tracks_of(predictors: dict, n_items: int) -> dict:
-    """The tracks of a protocol's or target's view, from its predictors' own records."""
+def _view(predictors: dict, n_items: int) -> str:
+    """The tables of a protocol's or target's view, its tracks from its predictors' own records."""
     from .scoring.run import track_summary
 
-    return track_summary(predictors, predictors, n_items)
+    return format_predictors(predictors, n_items, track_summary(predictors, predictors, n_items))
 
 
 def cmd_verify(args) -> int:
@@ -186,7 +185,7 @@ def cmd_compare(args) -> int:
         else:
             regressed, lines = compare(new.results, base.results, max_drop)
     if "brittleness" in gates:
-        worse, more, _ = brittleness(new, base, max_rise, args.screen_predictor, args.against)
+        worse, more = brittleness(new, base, max_rise, args.screen_predictor, args.against)
         regressed |= worse
         lines += ([""] if lines else []) + more + [("brittleness regressed" if worse else "brittleness: no regression")]
     print("\n".join(lines))
@@ -216,7 +215,7 @@ def cmd_leaderboard_run_zoo(args) -> int:
     from .runs.zoo_runs import run_zoo
 
     run_zoo(Path(args.zoo), Path(args.out), args.n, args.seed, log=lambda m: print(m, file=sys.stderr),
-            members=_csv(args.members) if args.members else None)
+            members=_csv(args.members))
     return 0
 
 
@@ -226,7 +225,7 @@ def cmd_lomo(args) -> int:
     summary = leave_one_model_out([Path(r) for r in args.runs], log=lambda m: print(m, file=sys.stderr))
     for run, view in summary.items():
         print(f"\n{run} (protocol leave-one-model-out):")
-        print(format_predictors(view["predictors"], view["n"], _tracks_of(view["predictors"], view["n"])))
+        print(_view(view["predictors"], view["n"]))
     return 0
 
 
@@ -296,10 +295,6 @@ def cmd_check_predictor(args) -> int:
     return 0 if not problems else 1
 
 
-def _axis_value(value) -> str:
-    return f"{value[0]}..{value[1]}" if isinstance(value, tuple) else str(value)
-
-
 def cmd_tasks_list(args) -> int:
     from tasks import family_names, get_family
 
@@ -309,7 +304,7 @@ def cmd_tasks_list(args) -> int:
         print("  axes: " + "; ".join(f"{k} ({v})" for k, v in family.axes.items()))
         print("  base region: " + ", ".join(c.name for c in family.base_cells))
         for cell in family.cells:
-            axes = ", ".join(f"{k}={_axis_value(v)}" for k, v in cell.axes.items())
+            axes = ", ".join(f"{k}={f'{v[0]}..{v[1]}' if isinstance(v, tuple) else v}" for k, v in cell.axes.items())
             print(f"    {cell.name:<16} {cell.shift:<14} {axes}")
         print()
     return 0
@@ -338,11 +333,9 @@ def cmd_tasks_show(args) -> int:
 
 
 def cmd_tasks_export(args) -> int:
-    from tasks import resolve_families
+    from tasks import family_names, resolve_families
     from tasks.export import export
     from tasks.render import few_shot
-
-    from tasks import family_names
 
     families = resolve_families(_csv(args.tasks) if args.tasks else family_names())
     items, shifts = [], {}
@@ -360,8 +353,7 @@ def cmd_zoo_train(args) -> int:
     from .zoo.recipe import get_preset, with_overrides
     from .zoo.trainer import train
 
-    recipe = with_overrides(get_preset(args.preset), steps=args.steps, seed=args.seed,
-                            tasks=_csv(args.tasks) if args.tasks else None)
+    recipe = with_overrides(get_preset(args.preset), steps=args.steps, seed=args.seed, tasks=_csv(args.tasks))
     train(recipe, Path(args.out), preset=args.preset, resume=args.resume, device=args.device)
     return 0
 
