@@ -457,40 +457,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="generate items, seal predictions, evaluate, score")
     p.add_argument("--model", default="default", help="HF model name, a folder saved with save_pretrained, or a "
                    ".gguf file or a folder holding one (default: the bundled zoo model)")
-    p.add_argument("--revision", default=None)
+    p.add_argument("--revision")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "auto"])
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    p.add_argument("--device-map", default=None, metavar="MAP", help=DEVICE_MAP_HELP)
+    p.add_argument("--device-map", metavar="MAP", help=DEVICE_MAP_HELP)
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights, which can run code")
-    p.add_argument("--tasks", default=None, help="comma-separated families or task files (.jsonl, or a saved "
+    p.add_argument("--tasks", help="comma-separated families or task files (.jsonl, or a saved "
                    "dataset folder); default: --suite's default (a zoo model's own families, the pretrained suite for "
                    "any other model); not with --suite")
     p.add_argument("--predictors", default="", help="comma-separated names or module:Class (default: all registered)")
     p.add_argument("--n", type=int, default=100, help="items per cell (default 100)")
     p.add_argument("--seed", type=int, default=0, help="the item seed (default 0): the same seed, the same items")
-    p.add_argument("--private-seed-file", metavar="FILE", default=None,
+    p.add_argument("--private-seed-file", metavar="FILE",
                    help="a secret (file, or - for stdin) mixed into the item seed: a held-out suite that nobody "
                         "without it, predictors included, can regenerate; the run records only its SHA-256")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<time>-<model>-seed<seed>)")
+    p.add_argument("--out", help="run folder (default: runs/<time>-<model>-seed<seed>)")
     p.add_argument("--batch-size", type=_batch_size, default=64, metavar="N|auto", help="items per forward pass "
                    "(default 64), or auto (from the model's size and the free memory); results are the same at every "
                    "batch size")
-    p.add_argument("--shots", type=int, default=None,
-                   help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
+    p.add_argument("--shots", type=int, help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
     p.add_argument("--shot-mode", default="fixed", choices=["fixed", "per-item"],
                    help="fixed: the same examples before every item of a family (default); per-item: each its own")
-    p.add_argument("--suite", default=None, help="zoo or pretrained (default: a zoo model's own families, "
+    p.add_argument("--suite", help="zoo or pretrained (default: a zoo model's own families, "
                    "the plain-language pretrained suite for any other model)")
     p.add_argument("--chat", action="store_true", help="render items with the tokenizer's chat template (instruct models)")
     p.add_argument("--no-cache", action="store_true", help="trace, evaluate, predict and score everything again "
                    "instead of reusing cached traces, outcomes, predictions and scores")
-    p.add_argument("--checkpoints", default=None, metavar="DIR", help="a folder of the model's saved checkpoints "
+    p.add_argument("--checkpoints", metavar="DIR", help="a folder of the model's saved checkpoints "
                    "(subfolders with config.json, step-N): its training history (default: a zoo model's own)")
     p.add_argument("--at-each-checkpoint", action="store_true", help="run the protocol at every checkpoint of the "
                    "model (each with the earlier ones as its history) into --out/NAME, and plot each predictor's "
                    "pair AUROC against the training step (--out/over_training.html)")
-    p.add_argument("--revisions", default=None, metavar="R1,R2,...", help="revisions of the HF model along its "
+    p.add_argument("--revisions", metavar="R1,R2,...", help="revisions of the HF model along its "
                    "training, oldest first (each in the local HF cache): its training history")
     p.add_argument("--history-n", type=_history_n, default=25, metavar="N|all", help="base items per cell evaluated at "
                    "each checkpoint for the learning curves (default 25; all: every base item)")
@@ -499,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out, reusing what it stored")
     p.add_argument("--predict-only", action="store_true", help="the screen: evaluate the base region and seal the "
                    "blind predictions, evaluate no variant; --resume (without this flag) completes the run")
-    p.add_argument("--predictor-timeout", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--predictor-timeout", type=float, metavar="SECONDS",
                    help="mark a predictor failed when its fit + predict takes longer")
     p.add_argument("--protocol", default="base", help="base (labels from base items only) or leave-one-family-out "
                    "(also the observed variant outcomes of every other family)")
@@ -521,8 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also load the run's model (its fingerprint checked) and re-run it on K items (a sample "
                    "stratified by split, family and stored outcome), comparing outputs and outcomes with the stored "
                    "ones, and decide again what its context could not hold (default 0: no model loaded)")
-    p.add_argument("--sample-seed", type=int, default=None, metavar="N",
-                   help="the seed of --reevaluate's sample (default: drawn anew, and printed)")
+    p.add_argument("--sample-seed", type=int, metavar="N", help="the seed of --reevaluate's sample (default: drawn "
+                   "anew, and printed)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("predictors", help="registered predictors")
@@ -536,13 +535,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="CI gate: exit 1 if NEW regressed against the baseline beyond tolerance")
     p.add_argument("new", help="results.json or run folder")
     p.add_argument("--baseline", required=True, help="results.json or run folder to compare against")
-    p.add_argument("--max-drop", default=None, help="predictors: METRIC=TOL,... (default pair_auroc=0.02, the "
-                   "ranking figure)")
-    p.add_argument("--max-rise", default=None, help="brittleness: failure=TOL,gap=TOL (default 0.05 each): the rise "
+    p.add_argument("--max-drop", help="predictors: METRIC=TOL,... (default pair_auroc=0.02, the ranking figure)")
+    p.add_argument("--max-rise", help="brittleness: failure=TOL,gap=TOL (default 0.05 each): the rise "
                    "in a variant cell's or family's failure rate, or in the compositional gap, that counts")
     p.add_argument("--gate", default=",".join(GATES), help="what to gate on: predictors, brittleness or both (default)")
-    p.add_argument("--screen-predictor", default=None, help="for a predict-only run: the blind predictor whose "
-                   "predicted failure is compared (default: the baseline's best blind predictor)")
+    p.add_argument("--screen-predictor", help="for a predict-only run: the blind predictor whose predicted failure "
+                   "is compared (default: the baseline's best blind predictor)")
     p.add_argument("--against", choices=("predicted", "observed"), default="predicted",
                    help="a screen against a full baseline: its prediction by the same predictor (default, like for "
                    "like) or its observed failure")
@@ -561,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
     l.add_argument("--out", default="leaderboard/runs")
     l.add_argument("--n", type=int, default=100)
     l.add_argument("--seed", type=int, default=0)
-    l.add_argument("--members", default=None, help="comma-separated zoo members, 'default' for the bundled model (default: all and the bundled model)")
+    l.add_argument("--members", help="comma-separated zoo members, 'default' for the bundled model (default: all and "
+                   "the bundled model)")
     l.set_defaults(func=cmd_leaderboard_run_zoo)
 
     p = sub.add_parser("lomo", help="leave-one-model-out: refit predictors on the other models' variant outcomes")
@@ -577,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-predictor", help="run the conformance checks on a predictor")
     p.add_argument("name", help="registered name, module:Class or path/file.py:Class")
-    p.add_argument("--model", default=None, help="check against a real model (default: a fake model, no torch)")
+    p.add_argument("--model", help="check against a real model (default: a fake model, no torch)")
     p.set_defaults(func=cmd_check_predictor)
 
     p = sub.add_parser("tasks", help="task families")
@@ -585,13 +584,13 @@ def build_parser() -> argparse.ArgumentParser:
     tsub.add_parser("list").set_defaults(func=cmd_tasks_list)
     t = tsub.add_parser("show", help="print generated items")
     t.add_argument("family", help="family name or task file")
-    t.add_argument("--cell", default=None)
-    t.add_argument("--axis", default=None, help="only list the values this axis takes in each cell")
+    t.add_argument("--cell")
+    t.add_argument("--axis", help="only list the values this axis takes in each cell")
     t.add_argument("-n", type=int, default=3)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_tasks_show)
     t = tsub.add_parser("export", help="write items as JSONL, a HF dataset or an lm-eval task")
-    t.add_argument("--tasks", default=None, help="comma-separated families or task files (default: every family)")
+    t.add_argument("--tasks", help="comma-separated families or task files (default: every family)")
     t.add_argument("--cells", default="", help="comma-separated cell names (default: all)")
     t.add_argument("-n", "--n", type=int, default=100, help="items per cell")
     t.add_argument("--seed", type=int, default=0)
@@ -607,16 +606,16 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--preset", default=DEFAULT_PRESET,
                    help=f"a preset from 'zoo list' (default {DEFAULT_PRESET}: the bundled default model's recipe)")
     z.add_argument("--out", required=True)
-    z.add_argument("--steps", type=int, default=None)
-    z.add_argument("--seed", type=int, default=None)
-    z.add_argument("--tasks", default=None, help="families or task files to train on (their base regions only)")
+    z.add_argument("--steps", type=int)
+    z.add_argument("--seed", type=int)
+    z.add_argument("--tasks", help="families or task files to train on (their base regions only)")
     z.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out "
                    "(the same result as an uninterrupted run)")
     z.add_argument("--device", default="cpu", help="where to train: cpu (default, bit-reproducible here) or cuda")
     z.set_defaults(func=cmd_zoo_train)
     z = zsub.add_parser("build", help="train every zoo member that is missing or out of date")
     z.add_argument("--out", default="zoo")
-    z.add_argument("--presets", default=None, help="comma-separated presets (default: the whole zoo)")
+    z.add_argument("--presets", help="comma-separated presets (default: the whole zoo)")
     z.set_defaults(func=cmd_zoo_build)
     zsub.add_parser("list", help="the presets").set_defaults(func=cmd_zoo_list)
     return parser
