@@ -252,9 +252,8 @@ def brittleness(new: Run, base: Run, max_rise: dict[str, float], predictor: str 
         what = f"failure as {predictor} predicts it" + ("" if like else ", against the baseline's observed failure")
     else:
         new_values, base_values, what = new.observed(), base.observed(), "observed failure"
-    rows = []
-    for cell in sorted(set(new_values) & set(base_values)):
-        rows.append(("cell", cell, "failure", *rise(new_values[cell], base_values[cell], cell, seed)))
+    rows = [("cell", cell, "failure", *rise(new_values[cell], base_values[cell], cell, seed))
+            for cell in sorted(set(new_values) & set(base_values))]
     for family in sorted({c.split("/", 1)[0] for c in new_values}):
         pick = lambda values: {i: v for c, items in values.items() if c.split("/", 1)[0] == family  # noqa: E731
                                for i, v in items.items()}
