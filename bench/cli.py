@@ -19,8 +19,8 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see '{self.prog} --help')")
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
+def _csv(value: str | None) -> tuple[str, ...] | None:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
 
 def format_over_training(summary: dict) -> str:
@@ -79,14 +79,13 @@ def cmd_run(args) -> int:
         model=ModelSpec(args.model, revision=args.revision, dtype=args.dtype, device=args.device,
                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
                         device_map=args.device_map),
-        tasks=_csv(args.tasks) if args.tasks else None, predictors=_csv(args.predictors) if args.predictors else (),
+        tasks=_csv(args.tasks), predictors=_csv(args.predictors) or (),
         n=args.n, seed=args.seed, out=Path(args.out) if args.out else None, batch_size=args.batch_size,
         shots=args.shots, shot_mode=args.shot_mode, suite=args.suite, chat=args.chat,
         use_cache=not args.no_cache, protocol=args.protocol, target=args.target,
         predictor_timeout=args.predictor_timeout, resume=args.resume, predict_only=args.predict_only,
         checkpoints=Path(args.checkpoints) if args.checkpoints else None,
-        revisions=_csv(args.revisions) if args.revisions else None,
-        history_n=args.history_n, history_traces=args.history_traces,
+        revisions=_csv(args.revisions), history_n=args.history_n, history_traces=args.history_traces,
         private_seed=_read_private_seed(args.private_seed_file) if args.private_seed_file else None)
     if args.at_each_checkpoint:
         from .runs.over_training import at_each_checkpoint
@@ -102,23 +101,23 @@ def cmd_run(args) -> int:
     print(format_results(results))
     for protocol, view in results.get("protocols", {}).items():
         print(f"\nprotocol {protocol}:")
-        print(format_predictors(view["predictors"], results["n_variant"], _tracks_of(view["predictors"], results["n_variant"])))
+        print(_view(view["predictors"], results["n_variant"]))
     for target, view in results.get("targets", {}).items():
         print(f"\ntarget {target}: {view['n_eligible']} items with every component solved "
               f"(of {view['n_with_components']} with components); failure rate {num(view['compositional_failure_rate'])}")
         if view["predictors"]:
             named = {n: {"status": "ok", "track": results["predictors"][n].get("track")} | m
                      for n, m in view["predictors"].items()}
-            print(format_predictors(named, view["n_eligible"], _tracks_of(named, view["n_eligible"])))
+            print(_view(named, view["n_eligible"]))
     print(f"\nrun folder: {results['run_dir']} (results.json, report.html)")
     return 0
 
 
-def _tracks_of(predictors: dict, n_items: int) -> dict:
-    """The tracks of a protocol's or target's view, from its predictors' own records."""
+def _view(predictors: dict, n_items: int) -> str:
+    """The tables of a protocol's or target's view, its tracks from its predictors' own records."""
     from .scoring.run import track_summary
 
-    return track_summary(predictors, predictors, n_items)
+    return format_predictors(predictors, n_items, track_summary(predictors, predictors, n_items))
 
 
 def cmd_verify(args) -> int:
@@ -186,7 +185,7 @@ def cmd_compare(args) -> int:
         else:
             regressed, lines = compare(new.results, base.results, max_drop)
     if "brittleness" in gates:
-        worse, more, _ = brittleness(new, base, max_rise, args.screen_predictor, args.against)
+        worse, more = brittleness(new, base, max_rise, args.screen_predictor, args.against)
         regressed |= worse
         lines += ([""] if lines else []) + more + [("brittleness regressed" if worse else "brittleness: no regression")]
     print("\n".join(lines))
@@ -216,7 +215,7 @@ def cmd_leaderboard_run_zoo(args) -> int:
     from .runs.zoo_runs import run_zoo
 
     run_zoo(Path(args.zoo), Path(args.out), args.n, args.seed, log=lambda m: print(m, file=sys.stderr),
-            members=_csv(args.members) if args.members else None)
+            members=_csv(args.members))
     return 0
 
 
@@ -226,7 +225,7 @@ def cmd_lomo(args) -> int:
     summary = leave_one_model_out([Path(r) for r in args.runs], log=lambda m: print(m, file=sys.stderr))
     for run, view in summary.items():
         print(f"\n{run} (protocol leave-one-model-out):")
-        print(format_predictors(view["predictors"], view["n"], _tracks_of(view["predictors"], view["n"])))
+        print(_view(view["predictors"], view["n"]))
     return 0
 
 
@@ -296,10 +295,6 @@ def cmd_check_predictor(args) -> int:
     return 0 if not problems else 1
 
 
-def _axis_value(value) -> str:
-    return f"{value[0]}..{value[1]}" if isinstance(value, tuple) else str(value)
-
-
 def cmd_tasks_list(args) -> int:
     from tasks import family_names, get_family
 
@@ -309,7 +304,7 @@ def cmd_tasks_list(args) -> int:
         print("  axes: " + "; ".join(f"{k} ({v})" for k, v in family.axes.items()))
         print("  base region: " + ", ".join(c.name for c in family.base_cells))
         for cell in family.cells:
-            axes = ", ".join(f"{k}={_axis_value(v)}" for k, v in cell.axes.items())
+            axes = ", ".join(f"{k}={f'{v[0]}..{v[1]}' if isinstance(v, tuple) else v}" for k, v in cell.axes.items())
             print(f"    {cell.name:<16} {cell.shift:<14} {axes}")
         print()
     return 0
@@ -338,11 +333,9 @@ def cmd_tasks_show(args) -> int:
 
 
 def cmd_tasks_export(args) -> int:
-    from tasks import resolve_families
+    from tasks import family_names, resolve_families
     from tasks.export import export
     from tasks.render import few_shot
-
-    from tasks import family_names
 
     families = resolve_families(_csv(args.tasks) if args.tasks else family_names())
     items, shifts = [], {}
@@ -360,8 +353,7 @@ def cmd_zoo_train(args) -> int:
     from .zoo.recipe import get_preset, with_overrides
     from .zoo.trainer import train
 
-    recipe = with_overrides(get_preset(args.preset), steps=args.steps, seed=args.seed,
-                            tasks=_csv(args.tasks) if args.tasks else None)
+    recipe = with_overrides(get_preset(args.preset), steps=args.steps, seed=args.seed, tasks=_csv(args.tasks))
     train(recipe, Path(args.out), preset=args.preset, resume=args.resume, device=args.device)
     return 0
 
@@ -465,40 +457,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="generate items, seal predictions, evaluate, score")
     p.add_argument("--model", default="default", help="HF model name, a folder saved with save_pretrained, or a "
                    ".gguf file or a folder holding one (default: the bundled zoo model)")
-    p.add_argument("--revision", default=None)
+    p.add_argument("--revision")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "auto"])
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    p.add_argument("--device-map", default=None, metavar="MAP", help=DEVICE_MAP_HELP)
+    p.add_argument("--device-map", metavar="MAP", help=DEVICE_MAP_HELP)
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repo to run")
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights, which can run code")
-    p.add_argument("--tasks", default=None, help="comma-separated families or task files (.jsonl, or a saved "
+    p.add_argument("--tasks", help="comma-separated families or task files (.jsonl, or a saved "
                    "dataset folder); default: --suite's default (a zoo model's own families, the pretrained suite for "
                    "any other model); not with --suite")
     p.add_argument("--predictors", default="", help="comma-separated names or module:Class (default: all registered)")
     p.add_argument("--n", type=int, default=100, help="items per cell (default 100)")
     p.add_argument("--seed", type=int, default=0, help="the item seed (default 0): the same seed, the same items")
-    p.add_argument("--private-seed-file", metavar="FILE", default=None,
+    p.add_argument("--private-seed-file", metavar="FILE",
                    help="a secret (file, or - for stdin) mixed into the item seed: a held-out suite that nobody "
                         "without it, predictors included, can regenerate; the run records only its SHA-256")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<time>-<model>-seed<seed>)")
+    p.add_argument("--out", help="run folder (default: runs/<time>-<model>-seed<seed>)")
     p.add_argument("--batch-size", type=_batch_size, default=64, metavar="N|auto", help="items per forward pass "
                    "(default 64), or auto (from the model's size and the free memory); results are the same at every "
                    "batch size")
-    p.add_argument("--shots", type=int, default=None,
-                   help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
+    p.add_argument("--shots", type=int, help="k-shot examples per prompt (default: 0 for zoo models, 3 otherwise)")
     p.add_argument("--shot-mode", default="fixed", choices=["fixed", "per-item"],
                    help="fixed: the same examples before every item of a family (default); per-item: each its own")
-    p.add_argument("--suite", default=None, help="zoo or pretrained (default: a zoo model's own families, "
+    p.add_argument("--suite", help="zoo or pretrained (default: a zoo model's own families, "
                    "the plain-language pretrained suite for any other model)")
     p.add_argument("--chat", action="store_true", help="render items with the tokenizer's chat template (instruct models)")
     p.add_argument("--no-cache", action="store_true", help="trace, evaluate, predict and score everything again "
                    "instead of reusing cached traces, outcomes, predictions and scores")
-    p.add_argument("--checkpoints", default=None, metavar="DIR", help="a folder of the model's saved checkpoints "
+    p.add_argument("--checkpoints", metavar="DIR", help="a folder of the model's saved checkpoints "
                    "(subfolders with config.json, step-N): its training history (default: a zoo model's own)")
     p.add_argument("--at-each-checkpoint", action="store_true", help="run the protocol at every checkpoint of the "
                    "model (each with the earlier ones as its history) into --out/NAME, and plot each predictor's "
                    "pair AUROC against the training step (--out/over_training.html)")
-    p.add_argument("--revisions", default=None, metavar="R1,R2,...", help="revisions of the HF model along its "
+    p.add_argument("--revisions", metavar="R1,R2,...", help="revisions of the HF model along its "
                    "training, oldest first (each in the local HF cache): its training history")
     p.add_argument("--history-n", type=_history_n, default=25, metavar="N|all", help="base items per cell evaluated at "
                    "each checkpoint for the learning curves (default 25; all: every base item)")
@@ -507,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out, reusing what it stored")
     p.add_argument("--predict-only", action="store_true", help="the screen: evaluate the base region and seal the "
                    "blind predictions, evaluate no variant; --resume (without this flag) completes the run")
-    p.add_argument("--predictor-timeout", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--predictor-timeout", type=float, metavar="SECONDS",
                    help="mark a predictor failed when its fit + predict takes longer")
     p.add_argument("--protocol", default="base", help="base (labels from base items only) or leave-one-family-out "
                    "(also the observed variant outcomes of every other family)")
@@ -529,8 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also load the run's model (its fingerprint checked) and re-run it on K items (a sample "
                    "stratified by split, family and stored outcome), comparing outputs and outcomes with the stored "
                    "ones, and decide again what its context could not hold (default 0: no model loaded)")
-    p.add_argument("--sample-seed", type=int, default=None, metavar="N",
-                   help="the seed of --reevaluate's sample (default: drawn anew, and printed)")
+    p.add_argument("--sample-seed", type=int, metavar="N", help="the seed of --reevaluate's sample (default: drawn "
+                   "anew, and printed)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("predictors", help="registered predictors")
@@ -544,13 +535,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="CI gate: exit 1 if NEW regressed against the baseline beyond tolerance")
     p.add_argument("new", help="results.json or run folder")
     p.add_argument("--baseline", required=True, help="results.json or run folder to compare against")
-    p.add_argument("--max-drop", default=None, help="predictors: METRIC=TOL,... (default pair_auroc=0.02, the "
-                   "ranking figure)")
-    p.add_argument("--max-rise", default=None, help="brittleness: failure=TOL,gap=TOL (default 0.05 each): the rise "
+    p.add_argument("--max-drop", help="predictors: METRIC=TOL,... (default pair_auroc=0.02, the ranking figure)")
+    p.add_argument("--max-rise", help="brittleness: failure=TOL,gap=TOL (default 0.05 each): the rise "
                    "in a variant cell's or family's failure rate, or in the compositional gap, that counts")
     p.add_argument("--gate", default=",".join(GATES), help="what to gate on: predictors, brittleness or both (default)")
-    p.add_argument("--screen-predictor", default=None, help="for a predict-only run: the blind predictor whose "
-                   "predicted failure is compared (default: the baseline's best blind predictor)")
+    p.add_argument("--screen-predictor", help="for a predict-only run: the blind predictor whose predicted failure "
+                   "is compared (default: the baseline's best blind predictor)")
     p.add_argument("--against", choices=("predicted", "observed"), default="predicted",
                    help="a screen against a full baseline: its prediction by the same predictor (default, like for "
                    "like) or its observed failure")
@@ -569,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
     l.add_argument("--out", default="leaderboard/runs")
     l.add_argument("--n", type=int, default=100)
     l.add_argument("--seed", type=int, default=0)
-    l.add_argument("--members", default=None, help="comma-separated zoo members, 'default' for the bundled model (default: all and the bundled model)")
+    l.add_argument("--members", help="comma-separated zoo members, 'default' for the bundled model (default: all and "
+                   "the bundled model)")
     l.set_defaults(func=cmd_leaderboard_run_zoo)
 
     p = sub.add_parser("lomo", help="leave-one-model-out: refit predictors on the other models' variant outcomes")
@@ -585,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-predictor", help="run the conformance checks on a predictor")
     p.add_argument("name", help="registered name, module:Class or path/file.py:Class")
-    p.add_argument("--model", default=None, help="check against a real model (default: a fake model, no torch)")
+    p.add_argument("--model", help="check against a real model (default: a fake model, no torch)")
     p.set_defaults(func=cmd_check_predictor)
 
     p = sub.add_parser("tasks", help="task families")
@@ -593,13 +584,13 @@ def build_parser() -> argparse.ArgumentParser:
     tsub.add_parser("list").set_defaults(func=cmd_tasks_list)
     t = tsub.add_parser("show", help="print generated items")
     t.add_argument("family", help="family name or task file")
-    t.add_argument("--cell", default=None)
-    t.add_argument("--axis", default=None, help="only list the values this axis takes in each cell")
+    t.add_argument("--cell")
+    t.add_argument("--axis", help="only list the values this axis takes in each cell")
     t.add_argument("-n", type=int, default=3)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_tasks_show)
     t = tsub.add_parser("export", help="write items as JSONL, a HF dataset or an lm-eval task")
-    t.add_argument("--tasks", default=None, help="comma-separated families or task files (default: every family)")
+    t.add_argument("--tasks", help="comma-separated families or task files (default: every family)")
     t.add_argument("--cells", default="", help="comma-separated cell names (default: all)")
     t.add_argument("-n", "--n", type=int, default=100, help="items per cell")
     t.add_argument("--seed", type=int, default=0)
@@ -615,16 +606,16 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--preset", default=DEFAULT_PRESET,
                    help=f"a preset from 'zoo list' (default {DEFAULT_PRESET}: the bundled default model's recipe)")
     z.add_argument("--out", required=True)
-    z.add_argument("--steps", type=int, default=None)
-    z.add_argument("--seed", type=int, default=None)
-    z.add_argument("--tasks", default=None, help="families or task files to train on (their base regions only)")
+    z.add_argument("--steps", type=int)
+    z.add_argument("--seed", type=int)
+    z.add_argument("--tasks", help="families or task files to train on (their base regions only)")
     z.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out "
                    "(the same result as an uninterrupted run)")
     z.add_argument("--device", default="cpu", help="where to train: cpu (default, bit-reproducible here) or cuda")
     z.set_defaults(func=cmd_zoo_train)
     z = zsub.add_parser("build", help="train every zoo member that is missing or out of date")
     z.add_argument("--out", default="zoo")
-    z.add_argument("--presets", default=None, help="comma-separated presets (default: the whole zoo)")
+    z.add_argument("--presets", help="comma-separated presets (default: the whole zoo)")
     z.set_defaults(func=cmd_zoo_build)
     zsub.add_parser("list", help="the presets").set_defaults(func=cmd_zoo_list)
     return parser

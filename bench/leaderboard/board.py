@@ -26,6 +26,7 @@ from .. import io
 from ..errors import UserError
 from ..protocol.verify import check_run_folder, verify
 from ..scoring.claims import VERDICTS
+from ..scoring.metrics import BASELINES, RANKING, SANITY, average_ranks
 
 SCHEMA_VERSION = 4  # 3: ranked by pair AUROC, roles, coverage, Holm, pooled cell rho, models left out;
 # 4: claims held, falsified and untestable per predictor, and the findings table
@@ -88,13 +89,13 @@ def _one_sided_p(difference: dict | None) -> float:
     return 0.5 * math.erfc(difference["value"] / se / math.sqrt(2))
 
 
-def holm_wins(differences: list[dict | None], alpha: float = ALPHA) -> int:
+def holm_wins(differences: list[dict | None]) -> int:
     """How many of a predictor's per-model differences from the best baseline stay significant
     under Holm's family-wise correction over the models."""
     ps = sorted(_one_sided_p(d) for d in differences)
     wins = 0
     for k, p in enumerate(ps):
-        if p > alpha / (len(ps) - k):
+        if p > ALPHA / (len(ps) - k):
             break
         wins += 1
     return wins
@@ -102,8 +103,6 @@ def holm_wins(differences: list[dict | None], alpha: float = ALPHA) -> int:
 
 def pooled_cell_rho(points: list[tuple[float, float]]) -> float | None:
     """Spearman rho between mean predicted and observed failure over (model, cell) pairs."""
-    from ..scoring.metrics import average_ranks
-
     if len(points) < 3:
         return None
     predicted, observed = (np.array(v, dtype=np.float64)[None, :] for v in zip(*points))
@@ -122,8 +121,6 @@ def finding(p: dict, band: dict | None) -> str:
     its track (the leaderboard's win), falsified where its pair AUROC interval lies wholly below the
     run's no-signal band (`results.json` `no_signal.pair_auroc`: it ranks failures below successes),
     no signal elsewhere."""
-    from ..scoring.metrics import RANKING
-
     if (p.get("vs_best_baseline") or {}).get("beats"):
         return HELD
     hi, lo = (p.get(RANKING) or {}).get("hi"), (band or {}).get("lo")
@@ -146,14 +143,9 @@ def findings(tracks: dict[str, dict[str, dict]]) -> dict[str, dict]:
 
 
 def build(root: Path) -> dict[str, Any]:
-    from ..scoring.metrics import BASELINES, RANKING, SANITY
-
     root = Path(root)
-    entries = []
-    for kind in ("runs", "submissions"):
-        for folder in sorted((root / kind).glob("*/")):
-            results = validate(folder, submission=(kind == "submissions"))
-            entries.append((kind, folder, results))
+    entries = [(kind, folder, validate(folder, submission=(kind == "submissions")))
+               for kind in ("runs", "submissions") for folder in sorted((root / kind).glob("*/"))]
     models: list[str] = []
     left_out: dict[str, str] = {}
     skipped: dict[str, list[str]] = {}  # per ranked model, the families and cells its context could not hold
@@ -276,6 +268,10 @@ CLAIMS_NOTE = (
     "lies wholly on the other, untestable otherwise.")
 
 
+def _left_out(board: dict) -> str:
+    return "Models left out of the rankings: " + "; ".join(f"{m}: {why}" for m, why in board["left_out"].items()) + "."
+
+
 def _skipped(board: dict) -> str:
     """The ranked models that skipped families or cells (longer than their context), and which."""
     return ("Skipped before evaluation, longer than a model's context (ranked on the rest): "
@@ -310,8 +306,7 @@ def markdown(board: dict) -> str:
     models = board["models"]
     lines = ["# brittlebench leaderboard", "", HOW_TO_READ]
     if board.get("left_out"):
-        lines += ["", "Models left out of the rankings: " + "; ".join(f"{m}: {why}" for m, why in board["left_out"].items())
-                  + "."]
+        lines += ["", _left_out(board)]
     if board.get("skipped"):
         lines += ["", _skipped(board)]
     for track, table in board["tracks"].items():
@@ -353,7 +348,7 @@ def page(board: dict) -> str:
 td,th{{border:1px solid #ccc;padding:4px 8px}}th{{background:#f2f2f2;cursor:pointer}}</style></head><body>
 <h1>brittlebench leaderboard</h1>
 <p>{esc(HOW_TO_READ)} Click a column to sort. Built {esc(board['built'])}.</p>
-{('<p>Models left out of the rankings: ' + esc('; '.join(f'{m}: {w}' for m, w in board['left_out'].items())) + '.</p>') if board.get('left_out') else ''}
+{('<p>' + esc(_left_out(board)) + '</p>') if board.get('left_out') else ''}
 {('<p>' + esc(_skipped(board)) + '</p>') if board.get('skipped') else ''}
 {''.join(sections)}
 <script>

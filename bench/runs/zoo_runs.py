@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..errors import UserError
 from ..model.load import DEFAULT_MODEL, ModelSpec
@@ -13,6 +13,14 @@ from ..protocol.stages import run
 
 KEEP = ("results.json", "predictions.jsonl", "predictions.sha256", "predictions.claims.json", "outcomes.jsonl",
         "reference.jsonl")  # enough to verify
+
+
+def keep(run: Path, target: Path, also: Iterable[str] = ()) -> None:
+    """Copy KEEP and `also`, those run folder `run` holds, into a new folder `target`."""
+    target.mkdir(parents=True)
+    for name in sorted(set(KEEP) | set(also)):
+        if (run / name).is_file():  # reference.jsonl, claims: only where a trace predictor ran, one claimed
+            shutil.copy2(run / name, target / name)
 
 
 def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] = print,
@@ -33,10 +41,7 @@ def run_zoo(zoo: Path, out: Path, n: int, seed: int, log: Callable[[str], None] 
             if folder.exists():
                 shutil.rmtree(folder)
         run(RunSpec(model=ModelSpec(model), n=n, seed=seed, out=scratch), log=log)
-        target.mkdir(parents=True)
-        for kept in KEEP:
-            if (scratch / kept).is_file():  # reference.jsonl, claims: only where a trace predictor ran, one claimed
-                shutil.copy2(scratch / kept, target / kept)
+        keep(scratch, target)
         shutil.rmtree(scratch)
         folders.append(target)
         log(f"leaderboard run: {target}")

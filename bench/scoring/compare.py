@@ -120,12 +120,7 @@ def compare(new: dict, base: dict, max_drop: dict[str, float]) -> tuple[bool, li
 
 # -- observed (or predicted) brittleness --------------------------------------------------------
 #
-# A checkpoint regressed when it fails more: a variant cell's or a family's failure rate, or the
-# compositional gap (failure of the whole among items whose components are all solved), rose by
-# more than the tolerance and the 95% bootstrap interval of the rise lies above zero. Where both
-# runs hold the same items (run folders of one suite), the interval is paired: items are resampled
-# together, so two checkpoints that differ on a few items are told apart from noise; from
-# results.json alone it resamples each run's counts on their own.
+# The compositional gap: failure of the whole among items whose components are all solved.
 
 DEFAULT_MAX_RISE = {"failure": 0.05, "gap": 0.05}
 N_BOOT = 1000
@@ -143,7 +138,6 @@ class Run:
         self.results = load_results(path)
         self.folder = path if path.is_dir() else None
         self.screen = self.results.get("stage") == "screen"
-        self.label = "predicted" if self.screen else "observed"
 
     def _rows(self, name: str) -> list[dict] | None:
         if self.folder is None or not (self.folder / name).is_file():
@@ -217,31 +211,31 @@ def blind_predictors(results: dict) -> list[str]:
     return sorted(names, key=lambda n: -((results["predictors"][n].get(RANKING) or {}).get("value") or -1))
 
 
-def rise(new: dict[str, float], base: dict[str, float], key: str, seed: int, n_boot: int = N_BOOT
-         ) -> tuple[float, float, float, bool]:
-    """(rise of the mean, 95% interval low, high, paired): new minus base, bootstrapped over items;
-    paired where both hold the same item ids."""
+def rise(new: dict[str, float], base: dict[str, float], key: str, seed: int) -> tuple[float, float, float, bool]:
+    """(rise of the mean, 95% interval low, high, paired): new minus base, bootstrapped over items.
+    Paired where both hold the same item ids (run folders of one suite): items are resampled
+    together, so two checkpoints that differ on a few items are told apart from noise; else (from
+    results.json's counts alone) each run is resampled on its own."""
     rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    resample = lambda v: v[rng.integers(0, len(v), size=(N_BOOT, len(v)))].mean(1)  # noqa: E731
     paired = bool(new) and new.keys() == base.keys() and not next(iter(new)).startswith("#")
     if paired:
         ids = sorted(new)
         diff = np.array([new[i] for i in ids]) - np.array([base[i] for i in ids])
-        rows = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(1)
-        value = float(diff.mean())
+        rows, value = resample(diff), float(diff.mean())
     else:
         a, b = np.array(list(new.values())), np.array(list(base.values()))
-        rows = a[rng.integers(0, len(a), size=(n_boot, len(a)))].mean(1) - b[rng.integers(0, len(b), size=(n_boot, len(b)))].mean(1)
-        value = float(a.mean() - b.mean())
+        rows, value = resample(a) - resample(b), float(a.mean() - b.mean())
     lo, hi = np.percentile(rows, [2.5, 97.5])
     return value, float(lo), float(hi), paired
 
 
 def brittleness(new: Run, base: Run, max_rise: dict[str, float], predictor: str | None = None,
-                against: str = "predicted") -> tuple[bool, list[str], list[dict]]:
+                against: str = "predicted") -> tuple[bool, list[str]]:
     """Did NEW fail more than BASE: per variant cell, per family, and the compositional gap? A
     screen (predict-only run) is judged by `predictor`'s predicted failure, against BASE's
     prediction by the same predictor (`against="predicted"`, like for like) or BASE's observed
-    failure. Returns (regressed, lines, rows), the moved rows worst first."""
+    failure. Returns (regressed, lines), the moved rows worst first."""
     check_same_suite(new.results, base.results)
     seed = new.results["provenance"]["seed"]
     if new.screen or base.screen:
@@ -252,15 +246,14 @@ def brittleness(new: Run, base: Run, max_rise: dict[str, float], predictor: str 
                 raise UserError("comparing screens needs --screen-predictor NAME: the blind predictor whose predicted "
                                 "failure stands for the observed one")
             predictor = ranked[0]
+        like = base.screen or against == "predicted"
         new_values = new.predicted(predictor) if new.screen else new.observed()
-        base_values = (base.predicted(predictor) if base.screen or against == "predicted" else base.observed())
-        what = (f"failure as {predictor} predicts it" + ("" if (base.screen or against == "predicted")
-                                                          else ", against the baseline's observed failure"))
+        base_values = base.predicted(predictor) if like else base.observed()
+        what = f"failure as {predictor} predicts it" + ("" if like else ", against the baseline's observed failure")
     else:
         new_values, base_values, what = new.observed(), base.observed(), "observed failure"
-    rows = []
-    for cell in sorted(set(new_values) & set(base_values)):
-        rows.append(("cell", cell, "failure", *rise(new_values[cell], base_values[cell], cell, seed)))
+    rows = [("cell", cell, "failure", *rise(new_values[cell], base_values[cell], cell, seed))
+            for cell in sorted(set(new_values) & set(base_values))]
     for family in sorted({c.split("/", 1)[0] for c in new_values}):
         pick = lambda values: {i: v for c, items in values.items() if c.split("/", 1)[0] == family  # noqa: E731
                                for i, v in items.items()}
@@ -271,19 +264,17 @@ def brittleness(new: Run, base: Run, max_rise: dict[str, float], predictor: str 
     if new_gap is not None and base_gap is not None:
         for family in sorted(set(new_gap) & set(base_gap)):
             rows.append(("gap", family, "gap", *rise(new_gap[family], base_gap[family], "gap:" + family, seed)))
-    out, regressed, lines = [], False, []
+    verdicts, lines = [], []
     for kind, name, metric, value, lo, hi, paired in sorted(rows, key=lambda r: -r[3]):
         tolerance = max_rise[metric]
         verdict = ("REGRESSED" if value > tolerance and lo > 0 else "noise" if value > tolerance
                    else "improved" if value < -tolerance and hi < 0 else "ok")
-        regressed |= verdict == "REGRESSED"
-        out.append({"kind": kind, "name": name, "metric": metric, "rise": value, "low": lo, "high": hi,
-                    "paired": paired, "verdict": verdict})
+        verdicts.append(verdict)
         if abs(value) > 1e-12 or verdict != "ok":
             note = ", but its interval reaches zero" if verdict == "noise" else ""
             lines.append(f"{verdict:<9} {kind} {name}: {metric} {value:+.3f} [{lo:+.3f}, {hi:+.3f}]"
                          f"{' paired' if paired else ''}{note}")
-    moved = sum(r["verdict"] != "ok" for r in out)
-    lines.insert(0, f"brittleness ({what}; tolerances {max_rise}): {len(out)} cells, families and gaps compared, "
+    moved = sum(v != "ok" for v in verdicts)
+    lines.insert(0, f"brittleness ({what}; tolerances {max_rise}): {len(rows)} cells, families and gaps compared, "
                     f"{moved} moved beyond tolerance")
-    return regressed, lines, out
+    return "REGRESSED" in verdicts, lines

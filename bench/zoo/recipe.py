@@ -89,12 +89,11 @@ def load_presets(path: Path = PRESETS_FILE) -> tuple[dict[str, Recipe], str]:
 def _recipe(name: str, table: Any) -> Recipe:
     if not isinstance(table, dict):
         raise UserError(f"{PRESETS_FILE.name}: {name!r} must be a table of recipe fields ([{name}])")
-    hints = get_type_hints(Recipe)
-    known = [f.name for f in fields(Recipe)]
+    hints = get_type_hints(Recipe)  # every field, in order
     values = {}
     for key, value in table.items():
         if key not in hints:
-            raise UserError(f"{PRESETS_FILE.name}: preset {name!r} has no recipe field {key!r}; fields: {', '.join(known)}")
+            raise UserError(f"{PRESETS_FILE.name}: preset {name!r} has no recipe field {key!r}; fields: {', '.join(hints)}")
         values[key] = _typed(name, key, value, hints[key])
     return Recipe(**values)
 

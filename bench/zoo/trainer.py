@@ -46,11 +46,8 @@ def build_model(recipe: Recipe, vocab_size: int, special: dict[str, int]):
 
 def training_items(recipe: Recipe) -> list[Item]:
     """The base region of every task in the recipe, never a variant cell."""
-    items: list[Item] = []
-    for family in resolve_families(recipe.tasks).values():
-        for cell in family.base_cells:
-            items += family.generate(cell.name, recipe.items_per_cell, seed=TRAIN_SEED_OFFSET + recipe.seed)
-    return items
+    return [item for family in resolve_families(recipe.tasks).values() for cell in family.base_cells
+            for item in family.generate(cell.name, recipe.items_per_cell, seed=TRAIN_SEED_OFFSET + recipe.seed)]
 
 
 def _encode(tokenizer, items: list[Item]):

@@ -16,8 +16,11 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from ... import io
+from ...errors import UserError
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,6 @@ def run_lock(path: Path, wait_s: float = 60.0):
     except ImportError:  # not on POSIX: no lock
         yield
         return
-    from ...errors import UserError
-
     with open(path, "a") as handle:
         deadline = time.monotonic() + wait_s
         while True:
@@ -83,15 +84,10 @@ def main() -> int:
     from predictors import PredictorError
     from tasks import TaskError
 
-    from ... import io
-    from ...errors import UserError
-
     print(f"== {task.id}: {task.spec.out} (process {os.getpid()})", file=sys.stderr, flush=True)
     action = "run"
     try:
         with run_lock(task.log):
-            from dataclasses import replace
-
             from ...process import settle
             from ...protocol.stages import run
 

@@ -79,19 +79,14 @@ def write_index(out: Path, head: dict[str, Any], runs: dict[str, RunRecord], sum
                                        "summaries": [asdict(s) | {"runs": list(s.runs)} for s in summaries]})
 
 
-def earlier_records(out: Path) -> dict[str, dict]:
-    """The records of the last invocation in `out`, by run id (empty if none, or unreadable)."""
-    try:
-        return {r["id"]: r for r in json.loads((out / INDEX).read_text())["runs"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
 def run_sweep(options: SweepOptions, log: Log = print) -> SweepResult:
     out = options.out
     planned = plan(options.grid, out)
     executor = make_executor(options.execution)  # Ray missing: a UserError before anything runs
-    earlier = earlier_records(out)
+    try:  # the records of the last invocation, by run id
+        earlier = {r["id"]: r for r in json.loads((out / INDEX).read_text())["runs"]}
+    except (OSError, ValueError, KeyError, TypeError):  # none, or unreadable
+        earlier = {}
     runs: dict[str, RunRecord] = {}
     tasks = []
     for run in planned:

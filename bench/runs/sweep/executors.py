@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable, Iterator
 
@@ -158,13 +158,9 @@ class LocalExecutor:
         _stopping.clear()
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sweep-run")
         try:
-            pending = {pool.submit(self._one, replace(t, threads=self.threads)) for t in tasks}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcome = future.result()
-                    if outcome is not None:
-                        yield outcome
+            for future in as_completed([pool.submit(self._one, replace(t, threads=self.threads)) for t in tasks]):
+                if (outcome := future.result()) is not None:
+                    yield outcome
         except BaseException:
             stop_children()
             raise

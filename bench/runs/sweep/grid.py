@@ -74,6 +74,7 @@ KEYS = GRID_KEYS + RUN_KEYS + EXECUTION_KEYS + OTHER_KEYS
 _LISTS = ("models", "revisions", "seeds", "suites", "tasks", "predictors")
 _FLAGS = ("at_each_checkpoint", "chat", "no_cache", "trust_remote_code", "allow_pickle", "no_summaries")
 _INTS = ("n", "workers", "cpus_per_run", "shots", "history_traces")
+_MODEL = ("dtype", "device", "device_map", "trust_remote_code", "allow_pickle")  # RUN_KEYS of the ModelSpec
 
 
 @dataclass(frozen=True)
@@ -119,27 +120,18 @@ def sweep_options(flags: Mapping[str, Any], config: Mapping[str, Any] | None = N
     models = list(o.get("models", ()))
     if o.get("zoo"):
         models += zoo_members(Path(o["zoo"]))
-    history_n = o.get("history_n", 25)
-    if history_n is not None:
-        history_n = None if str(history_n).strip() == "all" else _as_int("history_n", history_n)
-    batch_size = o.get("batch_size", 64)
-    if batch_size != "auto":
-        batch_size = _as_int("batch_size", batch_size)
-    model = ModelSpec(DEFAULT_MODEL, dtype=o.get("dtype", "float32"), device=o.get("device", "cpu"),
-                      device_map=o.get("device_map"), trust_remote_code=o.get("trust_remote_code", False),
-                      allow_pickle=o.get("allow_pickle", False))
-    base = RunSpec(model=model, tasks=o.get("tasks") or None, predictors=o.get("predictors", ()), n=o.get("n", 100),
-                   batch_size=batch_size, shots=o.get("shots"), shot_mode=o.get("shot_mode", "fixed"),
-                   chat=o.get("chat", False), use_cache=not o.get("no_cache", False),
-                   protocol=o.get("protocol", "base"), target=o.get("target", "failure"),
-                   predictor_timeout=o.get("predictor_timeout"), history_n=history_n,
-                   history_traces=o.get("history_traces", 1))
+    if "history_n" in o:
+        o["history_n"] = None if str(o["history_n"]).strip() == "all" else _as_int("history_n", o["history_n"])
+    if o.get("batch_size", "auto") != "auto":
+        o["batch_size"] = _as_int("batch_size", o["batch_size"])
+    given = lambda keys: {k: o[k] for k in keys if k in o}  # noqa: E731 - the rest keep RunSpec's defaults
+    run = given(k for k in RUN_KEYS if k not in _MODEL + ("no_cache",)) | {"tasks": o.get("tasks") or None}
+    base = RunSpec(model=ModelSpec(**given(_MODEL)), use_cache=not o.get("no_cache", False), **run)
     grid = Grid(models=tuple(dict.fromkeys(models)) or (DEFAULT_MODEL,), base=base,
                 revisions=tuple(dict.fromkeys(o.get("revisions", ()))), at_each_checkpoint=o.get("at_each_checkpoint", False),
                 seeds=seeds, suites=tuple(dict.fromkeys(o.get("suites", ()))))
-    execution = Execution(executor=o.get("executor", "local"), workers=o.get("workers"),
-                          cpus_per_run=o.get("cpus_per_run"), gpus_per_run=_as_number("gpus_per_run", o.get("gpus_per_run", 0)),
-                          address=o.get("address"))
+    execution = Execution(**given(("executor", "workers", "cpus_per_run", "address")),
+                          gpus_per_run=_as_number("gpus_per_run", o.get("gpus_per_run", 0)))
     check_execution(execution)
     return SweepOptions(grid, execution, Path(o["out"]), summaries=not o.get("no_summaries", False))
 

@@ -22,7 +22,7 @@ from ... import io
 from ...errors import UserError
 from ...leaderboard.board import build
 from ..over_training import CheckpointRun, row, write_summary
-from ..zoo_runs import KEEP
+from ..zoo_runs import keep
 from .grid import Grid, PlannedRun
 
 Log = Callable[[str], None]
@@ -115,12 +115,8 @@ def leaderboard(out: Path, name: str, runs: Sequence[PlannedRun]) -> str:
     root = Path(out) / "leaderboard" / name
     shutil.rmtree(root / "runs", ignore_errors=True)
     for run in runs:
-        target = root / "runs" / run.label
-        target.mkdir(parents=True)
-        wanted = set(KEEP) | {"components.jsonl"} | {p.name for p in run.folder.glob("predictions.*")}
-        for file in sorted(wanted):
-            if (run.folder / file).is_file():
-                shutil.copy2(run.folder / file, target / file)
+        also = {"components.jsonl"} | {p.name for p in run.folder.glob("predictions.*")}
+        keep(run.folder, root / "runs" / run.label, also)
     build(root)
     return str((root / "leaderboard.html").relative_to(out))
 

@@ -52,12 +52,12 @@ class Frame:
     def path(self, xs, ys) -> str:
         return "M" + " L".join(f"{self.x(a):.1f},{self.y(b):.1f}" for a, b in zip(xs, ys))
 
-    def axes(self, xlabel: str, ylabel: str, xticks=None, yticks=None) -> str:
+    def axes(self, xlabel: str, ylabel: str, xticks=None) -> str:
         """The frame, gridlines and tick labels; ticks are (value, label) pairs, quarters of 0..1 by default."""
         quarters = [(v, f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)]
         x0, x1, y0, y1 = self.x(self.xs[0]), self.x(self.xs[1]), self.y(self.ys[0]), self.y(self.ys[1])
         parts = [f'<rect class="frame" x="{x0:.1f}" y="{y1:.1f}" width="{x1 - x0:.1f}" height="{y0 - y1:.1f}"/>']
-        for v, label in yticks if yticks is not None else quarters:
+        for v, label in quarters:
             parts.append(f'<line class="grid" x1="{x0:.1f}" x2="{x1:.1f}" y1="{self.y(v):.1f}" y2="{self.y(v):.1f}"/>'
                          f'<text x="{x0 - 5:.1f}" y="{self.y(v) + 4:.1f}" text-anchor="end">{esc(label)}</text>')
         for v, label in xticks if xticks is not None else quarters:
