@@ -66,7 +66,10 @@ def validate(path: Path, submission: bool = True, reevaluate: int = REEVALUATE_K
         if not isinstance(source, str) or not source.strip():
             raise UserError(f"{meta_path}: 'source' must say where the predictor's code is")
         entry = results["predictors"].get(name)
-        if entry is None or entry.get("status") != "ok":
+        if entry is None:
+            raise UserError(f"{meta_path}: 'predictor' must be the predictor's name as the run lists it, one of "
+                            f"{', '.join(results['predictors'])}; got {name!r}")
+        if entry.get("status") != "ok":
             raise UserError(f"{path}: the submitted predictor {name!r} has no successful result in results.json")
         results["submission"] = meta
     return results

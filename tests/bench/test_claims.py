@@ -310,3 +310,16 @@ def test_the_leaderboard_counts_claims_per_predictor(claimed, tmp_path):
     md = (tmp_path / "LEADERBOARD.md").read_text()
     claims = md[md.index("## Claims"):]
     assert "| claimer | blind | 1 | 1 | 1 |" in claims and "| random |" not in claims
+
+
+def test_the_tables_count_the_items_their_figures_are_over(claimed):
+    """Where a family is flagged, the run-level figures are over the other families' variants, and
+    the tables' header says that count, as the power line does."""
+    import json
+
+    out, _ = claimed
+    results = json.loads((out / "results.json").read_text())
+    n = results["families"]["multihop"]["n"]
+    assert f"  {results['n_variant']} items; ranked" in format_results(results)
+    results["competence"]["scored_families"] = ["multihop"]
+    assert f"  {n} items; ranked" in format_results(results) and n < results["n_variant"]

@@ -88,7 +88,7 @@ def test_tampered_outcomes_are_rejected(root, tmp_path):
     (None, "no submission.json"),
     ("[1]", "must be a JSON object"),
     ('{"predictor": "knn_distance", "source": ""}', "'source' must say"),
-    ('{"predictor": "nope", "source": "x"}', "no successful result"),
+    ('{"predictor": "nope", "source": "x"}', "'predictor' must be the predictor's name as the run lists it"),
 ])
 def test_malformed_submissions(root, tmp_path, meta, message, capsys):
     sub = _copy(root, tmp_path)

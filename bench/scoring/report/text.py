@@ -36,8 +36,9 @@ def format_results(results: dict) -> str:
                          "so the pair AUROC gives it almost no weight")
     if competence.get("base_failure") or families:
         lines.append("")
-    lines.append(format_predictors(results["predictors"], results["n_variant"], results.get("tracks"),
-                                   results.get("no_signal")))
+    scored = competence.get("scored_families")  # the run-level figures are over these families' variants
+    n_items = sum(families[f]["n"] for f in scored if f in families) if scored and families else results["n_variant"]
+    lines.append(format_predictors(results["predictors"], n_items, results.get("tracks"), results.get("no_signal")))
     if results.get("claims"):
         lines += ["", format_claims(results["claims"])]
     return "\n".join(lines)
