@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -89,8 +91,6 @@ def gguf_parts(source: str) -> tuple[str, dict[str, Any]] | None:
     path = Path(source)
     if path.suffix.lower() != ".gguf":
         return None
-    import importlib.util
-
     missing = [name for name in ("gguf", "accelerate") if importlib.util.find_spec(name) is None]
     if missing:
         raise ModelLoadError(f"loading a .gguf file needs {' and '.join(missing)}: pip install 'brittlebench[gguf]'")
@@ -188,13 +188,6 @@ class ModelHandle:
         return f"ModelHandle({self.spec.name_or_path!r}, fingerprint={self.fingerprint})"
 
 
-def _in_hf_cache(name: str, revision: str | None) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(name, "config.json", revision=revision)
-    return isinstance(found, str)
-
-
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """One quick connection attempt, so that a hub name fails in seconds, not after retries."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
@@ -278,8 +271,6 @@ def device_map_of(spec: ModelSpec) -> str | None:
     if spec.device not in ("cpu", "auto"):
         raise ModelLoadError(f"--device {spec.device} and --device-map {device_map} both place the model: "
                              "pass one of them")
-    import importlib.util
-
     if importlib.util.find_spec("accelerate") is None:
         raise ModelLoadError(f"--device-map {device_map} needs accelerate: pip install accelerate")
     return device_map
@@ -291,6 +282,7 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
     source, local = resolve(spec.name_or_path)
     device_map = device_map_of(spec)
     import torch
+    from huggingface_hub import try_to_load_from_cache
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -316,7 +308,8 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
         folder, extra = gguf
         kwargs.update(extra)
     where = "" if local else " (not in the local HF cache, and the hub cannot be reached here)"
-    if not local and not _in_hf_cache(source, spec.revision) and not _hub_reachable():
+    if not local and not isinstance(try_to_load_from_cache(source, "config.json", revision=spec.revision), str) \
+            and not _hub_reachable():
         raise ModelLoadError(f"model {spec.name_or_path!r} is not in the local HF cache and the hub cannot be reached: "
                              "pass a folder with config.json, or download the model where the hub is reachable")
 
@@ -356,8 +349,6 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
         except (RuntimeError, AssertionError) as e:
             raise ModelLoadError(f"cannot move the model to device {spec.device!r}: {e}") from None
     if input_device(model).type == "cpu" and not rows_are_batch_invariant():
-        import warnings
-
         warnings.warn("on this machine a batched product's rows differ from the rows computed alone, so traces "
                       f"may differ in the last bits between batch sizes: set MKL_CBWR={reproducible_mkl_branch()} in the "
                       "environment before Python starts", stacklevel=2)

@@ -74,10 +74,11 @@ def _step_of(name: str, folder: Path | None = None) -> int | None:
     return int(numbers[-1]) if numbers else None
 
 
-def _folders(root: Path) -> list[Source]:
-    found = [p for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file()]
-    ordered = sorted(found, key=lambda p: (_step_of(p.name, p) is None, _step_of(p.name, p) or 0, p.name))
-    return [Source(p.name, _step_of(p.name, p), ModelSpec(str(p))) for p in ordered]
+def _folders(root: Path, model: ModelSpec) -> list[Source]:
+    """The checkpoints saved under `root` (subfolders with config.json) as `model` loads them, oldest first."""
+    steps = {p: _step_of(p.name, p) for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file()}
+    return [Source(p.name, steps[p], replace(model, name_or_path=str(p), revision=None))
+            for p in sorted(steps, key=lambda p: (steps[p] is None, steps[p] or 0, p.name))]
 
 
 def sources(spec: RunSpec, handle: ModelHandle) -> list[Source]:
@@ -89,15 +90,12 @@ def sources(spec: RunSpec, handle: ModelHandle) -> list[Source]:
         root = Path(spec.checkpoints)
         if not root.is_dir():
             raise UserError(f"--checkpoints {root} is not a folder: pass a folder of saved checkpoints")
-        found = _folders(root)
+        found = _folders(root, model)
         if not found:
             raise UserError(f"--checkpoints {root} holds no checkpoint (subfolders with config.json)")
-        return [Source(s.name, s.step, replace(model, name_or_path=s.spec.name_or_path, revision=None)) for s in found]
+        return found
     saved = Path(handle.source) / "checkpoints"
-    if saved.is_dir():
-        return [Source(s.name, s.step, replace(model, name_or_path=s.spec.name_or_path, revision=None))
-                for s in _folders(saved)]
-    return []
+    return _folders(saved, model) if saved.is_dir() else []
 
 
 def final_step(handle: ModelHandle, found: Sequence[Source]) -> int | None:
@@ -130,7 +128,6 @@ class History:
                  base: Sequence[Item], log: Callable[[str], None]):
         self.sources = sources(spec, handle)
         self.final_step = final_step(handle, self.sources)
-        self.per_cell = spec.history_n
         self.traced = min(spec.history_traces, len(self.sources))  # the latest this many are traced
         self.points: list[Point] = []
         self._families = families
@@ -139,19 +136,16 @@ class History:
         self._log = log
         self._batch_size = spec.batch_size
         self._base = list(base)
-        self._items = curve_items(base, self.per_cell)
+        self._items = curve_items(base, spec.history_n)
         self._views: dict[int, TracedModel] = {}  # traced checkpoint index -> its loaded view
         self._variant_points: list[Point] | None = None
-
-    def __len__(self) -> int:
-        return len(self.sources)
 
     def is_traced(self, k: int) -> bool:
         return k >= len(self.sources) - self.traced
 
     def base(self) -> list[Point]:
-        """Each checkpoint's outcomes on the curve items (`curve_items`), and their trace at the latest
-        `traced` checkpoints (one prompt pass there: the evaluation goes on from it); computed once."""
+        """Each checkpoint's outcomes on the curve items, and their trace at the traced ones (one
+        prompt pass there: the evaluation goes on from it)."""
         if self.points or not self.sources:
             return self.points
         self.points = [self._point(k) for k in range(len(self.sources))]
@@ -169,7 +163,8 @@ class History:
         correct = {o.item_id: o.correct for o in stored} if stored is not None else None
         view, trace = None, None
         if self.is_traced(k):
-            view = self._views[k] = self._view(handle)
+            traces = TraceCache(self._cache_root, handle.cache_name) if self._cache_root else None
+            view = self._views[k] = TracedModel(handle, self._batch_size, attention=self._attention, cache=traces)
             if correct is None:
                 view.keep_continuations([item.id for item in items])
             trace = view.trace([item.sealed() for item in items])
@@ -183,13 +178,8 @@ class History:
             view.continuations = None  # evaluated: the kept prompt passes are not needed again
         return Point(source.name, source.step, handle.fingerprint, correct, trace)
 
-    def _view(self, handle: ModelHandle) -> TracedModel:
-        cache = TraceCache(self._cache_root, handle.cache_name) if self._cache_root else None
-        return TracedModel(handle, self._batch_size, attention=self._attention, cache=cache)
-
     def variants(self, sealed: Sequence[SealedItem]) -> list[Point]:
-        """The same checkpoints, the traced ones' traces now of their curve items and the variants
-        `sealed`; computed once."""
+        """The same checkpoints, the traced ones' traces now of their curve items and the variants `sealed`."""
         if self._variant_points is None:
             self.base()
             items = [item.sealed() for item in self._items] + list(sealed)

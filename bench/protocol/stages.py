@@ -83,17 +83,15 @@ class Clock:
 
 @dataclass(frozen=True)
 class Run:
-    """What the stages of one run share: its settings (the batch size settled), the model, the
-    folder, the items, the model as predictors see it, the predictor worker, the training history
-    (None where no predictor reads one), the clock and the log."""
+    """What the stages of one run share."""
 
-    spec: RunSpec
+    spec: RunSpec  # the batch size settled
     handle: ModelHandle
     folder: RunFolder
     suite: Suite
-    view: TracedModel
+    view: TracedModel  # the model as predictors see it
     pool: PredictorPool
-    history: History | None
+    history: History | None  # None where no predictor reads one
     clock: Clock
     log: Log
     skipped: dict[str, dict]  # of 'all registered', the predictors that could not be loaded
@@ -145,7 +143,8 @@ def start(spec: RunSpec, log: Log, cleanup: contextlib.ExitStack) -> Run:
     skipped = check_predictors(pool, bool(spec.predictors), log)
     clock.lap("load")
     families = families if families is not None else resolve_families(default_tasks(handle, spec.suite))
-    suite = generate(spec, families, shots_for(spec, handle), chat_template(handle) if spec.chat else None)
+    shots = spec.shots if spec.shots is not None else (0 if zoo_card(handle) else DEFAULT_SHOTS)  # zoo: zero-shot
+    suite = generate(spec, families, shots, chat_template(handle) if spec.chat else None)
     suite = fit_context(handle, suite, log)
     spec = settle_batch_size(spec, handle, suite, log)
     history = training_history(spec, handle, suite, pool, log) if reads_history(pool) else None
@@ -158,12 +157,14 @@ def start(spec: RunSpec, log: Log, cleanup: contextlib.ExitStack) -> Run:
 
 def finish(ctx: Run, results: dict[str, Any], digest: str, base_outcomes: list[Outcome]) -> dict[str, Any]:
     """How the run was made and its learning curves into `results`; the report and results.json written."""
+    from ..scoring.report import write_report
+
     record(ctx, results, digest)
     if ctx.history is not None:
         results["history"] = ctx.history.summary({o.item_id: o.correct for o in base_outcomes}, ctx.handle.fingerprint)
     ctx.clock.lap("score")
     results["timings"] = {k: round(v, 3) for k, v in ctx.clock.timings.items()}  # the report shows those so far
-    report(ctx.folder, results)
+    write_report(ctx.folder.path, results=results)
     ctx.clock.lap("report")
     results["timings"] = {k: round(v, 3) for k, v in ctx.clock.timings.items()}
     ctx.folder.write("results.json", results)
@@ -180,20 +181,13 @@ def generate(spec: RunSpec, families: dict[str, TaskFamily], shots: int, apply_c
     for name, family in families.items():
         for cell in family.cells:
             items = family.generate(cell.name, spec.n, spec.item_seed)
-            if apply_chat is not None:
-                items = chat(items, family, shots, apply_chat, spec.item_seed, spec.shot_mode)
-            else:
-                items = few_shot(items, family, shots, spec.item_seed, spec.shot_mode)
+            items = (chat(items, family, shots, apply_chat, spec.item_seed, spec.shot_mode) if apply_chat is not None
+                     else few_shot(items, family, shots, spec.item_seed, spec.shot_mode))
             (base if cell.is_base else variants).extend(items)
         tasks_info[name] = {"description": family.description, "axes": dict(family.axes),
                             "source": getattr(family, "source", "built-in"),
                             "cells": [{"name": c.name, "shift": c.shift, "axes": dict(c.axes)} for c in family.cells]}
     return Suite(families, base, variants, tasks_info, shots)
-
-
-def shots_for(spec: RunSpec, handle: ModelHandle) -> int:
-    """`--shots`, else 0 for a zoo model (it was trained on the formats) and DEFAULT_SHOTS otherwise."""
-    return spec.shots if spec.shots is not None else (0 if zoo_card(handle) else DEFAULT_SHOTS)
 
 
 def settle_batch_size(spec: RunSpec, handle: ModelHandle, suite: Suite, log: Log) -> RunSpec:
@@ -252,11 +246,12 @@ def fit_context(handle: ModelHandle, suite: Suite, log: Log) -> Suite:
     if not limit:
         return suite
     skipped = too_long(suite.families, context_needs(handle, suite.base + suite.variants), limit)
+    said = "; ".join(f"{name} ({why})" for name, why in skipped.items())
     if all(name in skipped for name in suite.families):
-        raise UserError(f"no task family fits the model's context of {limit} tokens ({format_skipped(skipped)}): "
+        raise UserError(f"no task family fits the model's context of {limit} tokens ({said}): "
                         "use a model with a longer context")
     if skipped:
-        log(f"skipped, longer than the model's context: {format_skipped(skipped)}")
+        log(f"skipped, longer than the model's context: {said}")
     return suite.without(skipped)
 
 
@@ -288,11 +283,6 @@ def too_long(families: dict[str, TaskFamily], needs: dict[tuple[str, str], int],
     return skipped
 
 
-def format_skipped(skipped: dict[str, str]) -> str:
-    """What a run skipped as longer than the model's context, on one line."""
-    return "; ".join(f"{name} ({why})" for name, why in skipped.items())
-
-
 # -- calibrate -----------------------------------------------------------------------------
 
 def calibrate(ctx: Run) -> list[Outcome]:
@@ -310,18 +300,13 @@ def observations(suite: Suite, base_outcomes: list[Outcome]) -> list[Observation
     return [Observation(item, o.output, o.correct) for item, o in zip(suite.base, base_outcomes)]
 
 
-def _outcome_cache(ctx: Run) -> OutcomeCache | None:
-    """The model's outcomes cached beside its traces (unless --no-cache)."""
-    return OutcomeCache(ctx.spec.cache_root, ctx.handle.cache_name) if ctx.spec.use_cache else None
-
-
 def _evaluated(ctx: Run, split: str, items: list[Item]) -> list[Outcome]:
     """`items` evaluated (or their outcomes stored by an earlier attempt, or cached from an earlier
     run of this model on these items), going on from the prompt passes the trace kept where it kept them."""
     stored = ctx.folder.stored_outcomes(split, items)
     if stored is not None:
         return stored
-    cache = _outcome_cache(ctx)
+    cache = OutcomeCache(ctx.spec.cache_root, ctx.handle.cache_name) if ctx.spec.use_cache else None  # beside the traces
     outcomes = cache.get(items) if cache is not None else None
     continuations, stats = ctx.view.continuations, ctx.eval_stats
     if outcomes is not None:
@@ -408,9 +393,8 @@ def predict(ctx: Run, calibration: list[Observation], blind_only: bool = False
     cache = PredictionCache(ctx.spec.cache_root / ctx.handle.cache_name) if ctx.spec.use_cache else None
     scores, status, variant_trace = predict_by_track(ctx.pool, ctx.view, base, ctx.suite.sealed, calibration, ctx.log,
                                                      ctx.clock.lap, ctx.history, blind_only, cache)
-    if blind_only:  # the screen: the trace track's predictors (and those skipped) wait for the full run
-        return scores, status, variant_trace
-    return scores, dict(ctx.skipped) | status, variant_trace
+    # the screen (blind only): the trace track's predictors (and those skipped) wait for the full run
+    return scores, status if blind_only else dict(ctx.skipped) | status, variant_trace
 
 
 # -- the screen: predict only ----------------------------------------------------------------
@@ -533,11 +517,10 @@ def predict_leaving_one_family_out(ctx: Run, base_outcomes: list[Outcome], varia
     """The leave-one-family-out protocol: each family's variants predicted from the base outcomes
     and every other family's observed variant outcomes; sealed and scored as its own view."""
     suite = ctx.suite
-    sealed = suite.sealed
     base = [item.sealed() for item in suite.base]
     lofo_scores, lofo_status = leave_one_family_out(ctx.pool, ctx.view, base, observations(suite, base_outcomes),
                                                     suite.variants, variant_outcomes, ctx.log, ctx.history)
-    digest = write_predictions(ctx.folder.path, "predictions.leave-one-family-out", sealed, lofo_scores)
+    digest = write_predictions(ctx.folder.path, "predictions.leave-one-family-out", suite.sealed, lofo_scores)
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
     cells = np.array([f"{it.family}/{it.cell}" for it in suite.variants])
     metrics = score_view(failed, cells, lofo_scores, lofo_status, ctx.spec.seed)
@@ -604,11 +587,3 @@ def versions() -> dict[str, str]:
             out[dist] = "not installed"
     return out
 
-
-# -- report ----------------------------------------------------------------------------------
-
-def report(folder: RunFolder, results: dict[str, Any]) -> None:
-    """report.html, from the results and the folder's files."""
-    from ..scoring.report import write_report
-
-    write_report(folder.path, results=results)
