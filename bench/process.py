@@ -85,13 +85,11 @@ _THREADS_KEEP_ROWS: dict[tuple, bool] = {}  # (torch's thread count, the product
 
 
 def threads_keep_rows_invariant(model=None) -> bool:
-    """Whether, with torch's current thread count, a block of rows of a batched product
+    """Whether, with torch's current thread count, a block of MIN_ROWS rows of a batched product
     equals those rows computed alone, wherever they sit in the batch, and the same product on one
-    thread (MKL's strict CNR mode, which `reproducible_numerics` asks for with MKL_CBWR, makes it so for
-    some shapes on the CPUs we know, not for all). Checked once per thread count on each kind of
-    product `model` has (every linear layer's shape; a fixed product without a model), in blocks
-    of MIN_ROWS rows, as the trace multiplies: a product of 1-3 rows takes another kernel on some
-    CPUs whatever the thread count (`MIN_ROWS`)."""
+    thread (MKL's strict mode makes it so for some shapes on the CPUs we know, not for all). Checked
+    once per thread count on each kind of product `model` has (every linear layer's shape; a fixed
+    product without a model)."""
     import torch
 
     products = _products(model)

@@ -306,7 +306,7 @@ def _evaluated(ctx: Run, split: str, items: list[Item]) -> list[Outcome]:
     stored = ctx.folder.stored_outcomes(split, items)
     if stored is not None:
         return stored
-    cache = OutcomeCache(ctx.spec.cache_root, ctx.handle.cache_name) if ctx.spec.use_cache else None  # beside the traces
+    cache = OutcomeCache(ctx.spec.cache_root, ctx.handle.cache_name) if ctx.spec.use_cache else None
     outcomes = cache.get(items) if cache is not None else None
     continuations, stats = ctx.view.continuations, ctx.eval_stats
     if outcomes is not None:
@@ -544,13 +544,9 @@ def score_compositional(ctx: Run, variant_outcomes: list[Outcome], sealed: Seale
 def compositional_labels(families, handle, variants, variant_outcomes, batch_size):
     """(eligible, failed, rows): items whose components the model all solves, whether it fails the
     whole, and the components' outcomes (each naming its `parent`)."""
-    parts, owners = [], []
-    for item in variants:
-        for part in families[item.family].components(item):
-            parts.append(part)
-            owners.append(item.id)
-    outcomes = evaluate(handle, parts, batch_size, families) if parts else []
-    rows = [o.to_dict() | {"parent": owner} for owner, o in zip(owners, outcomes)]
+    owned = [(item.id, part) for item in variants for part in families[item.family].components(item)]
+    outcomes = evaluate(handle, [part for _, part in owned], batch_size, families) if owned else []
+    rows = [o.to_dict() | {"parent": owner} for (owner, _), o in zip(owned, outcomes)]
     failed = np.array([not o.correct for o in variant_outcomes], dtype=bool)
     return solved_components(rows, [item.id for item in variants]), failed, rows
 

@@ -23,23 +23,14 @@ HELD, FALSIFIED, UNTESTABLE = "held", "falsified", "untestable"
 VERDICTS = (HELD, FALSIFIED, UNTESTABLE)
 
 
-def observed_cells(cells: Sequence[str], failed: Sequence[bool]) -> dict[str, tuple[int, int]]:
-    """(n, n_failed) of each variant cell ("family/cell"), from the variants' cells and outcomes."""
-    out: dict[str, tuple[int, int]] = {}
-    for cell, fail in zip(cells, failed):
-        n, k = out.get(str(cell), (0, 0))
-        out[str(cell)] = (n + 1, k + bool(fail))
-    return out
-
-
 def judge_cell(cell: str, predicted: str, threshold: float, observed: dict[str, tuple[int, int]],
-               flagged: Iterable[str]) -> dict[str, Any]:
+               flagged: set[str]) -> dict[str, Any]:
     """One named cell: its observed failure, Wilson interval and verdict (`predicted`: "brittle" or
     "robust")."""
     n, k = observed.get(cell, (0, 0))
     row: dict[str, Any] = {"cell": cell, "predicted": predicted, "n": n, "n_failed": k,
                            "rate": k / n if n else None, "wilson": list(wilson(k, n)) if n else None}
-    if not n or cell.partition("/")[0] in set(flagged):
+    if not n or cell.partition("/")[0] in flagged:
         return row | {"verdict": ABSENT}
     lo, hi = row["wilson"]
     above, below = lo >= threshold, hi < threshold
@@ -47,8 +38,7 @@ def judge_cell(cell: str, predicted: str, threshold: float, observed: dict[str, 
     return row | {"verdict": AGREES if agrees else DISAGREES if disagrees else UNDECIDED}
 
 
-def judge_claim(claim: dict[str, Any], observed: dict[str, tuple[int, int]], flagged: Iterable[str]
-                ) -> dict[str, Any]:
+def judge_claim(claim: dict[str, Any], observed: dict[str, tuple[int, int]], flagged: set[str]) -> dict[str, Any]:
     """One claim (as `Claim.to_json` writes it) with each named cell judged, its verdict and why."""
     made = Claim.from_json(claim)
     cells = [judge_cell(c, side, made.threshold, observed, flagged)
@@ -85,7 +75,10 @@ def judge_claims(claims: dict[str, list[dict]], cells: Sequence[str], failed: np
                  flagged: Iterable[str]) -> dict[str, list[dict]]:
     """Every predictor's claims judged against the variants' outcomes (`cells`: each variant's
     "family/cell"; `failed`: its outcome); `flagged`: the families failing their own base region."""
-    observed = observed_cells(cells, failed)
+    observed: dict[str, tuple[int, int]] = {}  # (n, n_failed) of each variant cell
+    for cell, fail in zip(cells, failed):
+        n, k = observed.get(str(cell), (0, 0))
+        observed[str(cell)] = (n + 1, k + bool(fail))
     flagged = set(flagged)
     return {name: [judge_claim(claim, observed, flagged) for claim in made] for name, made in claims.items() if made}
 

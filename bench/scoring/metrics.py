@@ -208,9 +208,9 @@ def _auc(u: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         return np.where(pairs > 0, u / pairs, np.nan)
 
 
-def _auroc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, ties: tuple | None = None) -> np.ndarray:
+def _auroc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
     """AUROC of each resample (Mann-Whitney U over tie groups); NaN where a resample has one class."""
-    return _auc(*_concordance(*(ties or _tie_sums(counts, y, Sorted(s)))))
+    return _auc(*_concordance(*_tie_sums(counts, y, Sorted(s))))
 
 
 def _auprc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, ties: tuple | None = None) -> np.ndarray:
@@ -345,14 +345,9 @@ def difference(failed, scores, reference, idx: np.ndarray, metric: str = "auroc"
 
 # -- within-family figures ---------------------------------------------------------------
 #
-# Pooled AUROC rewards knowing which family is hard (a family's base rate ranks its items
-# together). The ranking figure counts only pairs inside a family: every (failed, passed) pair
-# of items of one family once, so a family weighs by its pairs (a family with one passing item
-# adds a few pairs, not a whole vote as in the mean of family AUROCs, which stays beside it).
-# The cell figure is the mean over families of the Spearman rho between predicted and observed
-# failure across that family's cells. Intervals come from a stratified bootstrap: every
-# resample draws each family's items within the family, the same draws for every predictor
-# (paired differences).
+# Pooled AUROC rewards knowing which family is hard, so the ranking figure (RANKING) counts only
+# pairs inside a family. Intervals come from a stratified bootstrap: every resample draws each
+# family's items within the family, the same draws for every predictor (paired differences).
 
 def family_of(cells: np.ndarray) -> np.ndarray:
     """'family/cell' labels to their family."""

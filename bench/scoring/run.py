@@ -36,8 +36,27 @@ def score(suite, base_outcomes: list, variant_outcomes: list, scores: dict[str, 
     tracks = {name: info["track"] for name, info in status.items() if name in scores}
     competence = base_competence(families, base, base_outcomes)
     kept = np.array([it.family in competence["scored_families"] for it in variants], dtype=bool)
-    per_family, overall = _score_families(families, variants, failed, cells, scores, seed, tracks, reference,
-                                          competence, kept)
+    # each family scored alone (its own draws), then the run's figures over the kept families, reusing its rows
+    per_family, alone = {}, {}
+    for name in families:
+        mask = np.array([it.family == name for it in variants], dtype=bool)
+        if not mask.any():
+            continue
+        metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
+                                   tracks=tracks, reference=None if reference is None else reference[mask],
+                                   families=alone)
+        n_failed = int(failed[mask].sum())
+        n_passed = int(mask.sum()) - n_failed
+        per_family[name] = {"n": int(mask.sum()), "n_failed": n_failed, "n_passed": n_passed,
+                            "informative": min(n_failed, n_passed) >= INFORMATIVE_MIN,
+                            "failure_rate": float(failed[mask].mean()),
+                            "base_failure_rate": competence["base_failure"].get(name),
+                            "flagged": name in competence["flagged"],
+                            "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
+                            **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
+    overall = score_predictors(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, tracks=tracks,
+                               reference=None if reference is None else reference[kept],
+                               families=alone) if kept.any() else {}
     repeats = same_rankings({k: v[kept] for k, v in scores.items()}, first=BASELINES["trace"] + (SANITY,))
     for name, other in repeats.items():
         overall.setdefault(name, {})["same_ranking_as"] = other
@@ -63,33 +82,6 @@ def score(suite, base_outcomes: list, variant_outcomes: list, scores: dict[str, 
         "protocols": {},
         "targets": {},
     }
-
-
-def _score_families(families, variants, failed, cells, scores, seed, tracks, reference, competence,
-                    kept) -> tuple[dict, dict]:
-    """Each family scored alone (its own draws), then the run's figures over the kept families,
-    reusing each family's rows."""
-    per_family, alone = {}, {}
-    for name in families:
-        mask = np.array([it.family == name for it in variants], dtype=bool)
-        if not mask.any():
-            continue
-        metrics = score_predictors(failed[mask], cells[mask], {k: v[mask] for k, v in scores.items()}, seed,
-                                   tracks=tracks, reference=None if reference is None else reference[mask],
-                                   families=alone)
-        n_failed = int(failed[mask].sum())
-        n_passed = int(mask.sum()) - n_failed
-        per_family[name] = {"n": int(mask.sum()), "n_failed": n_failed, "n_passed": n_passed,
-                            "informative": min(n_failed, n_passed) >= INFORMATIVE_MIN,
-                            "failure_rate": float(failed[mask].mean()),
-                            "base_failure_rate": competence["base_failure"].get(name),
-                            "flagged": name in competence["flagged"],
-                            "predictors": {k: v for k, v in metrics.items() if k != REFERENCE},
-                            **({"reference": metrics[REFERENCE]} if REFERENCE in metrics else {})}
-    overall = score_predictors(failed[kept], cells[kept], {k: v[kept] for k, v in scores.items()}, seed, tracks=tracks,
-                               reference=None if reference is None else reference[kept],
-                               families=alone) if kept.any() else {}
-    return per_family, overall
 
 
 def base_competence(families: dict, base: list, base_outcomes: list) -> dict[str, Any]:
