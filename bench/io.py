@@ -39,10 +39,8 @@ def jsonl_bytes(rows: Iterable[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(row, sort_keys=True, separators=(",", ":")) + "\n" for row in rows).encode()
 
 
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> bytes:
-    data = jsonl_bytes(rows)
-    write_bytes(path, data)
-    return data
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    write_bytes(path, jsonl_bytes(rows))
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -303,27 +303,25 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
     if dtype is None:
         raise ModelLoadError(f"unknown dtype {spec.dtype!r}: use float32, float16, bfloat16 or auto")
     kwargs: dict[str, Any] = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code)
-    folder = source
-    if gguf is not None:  # a quantized file: dequantized to `dtype` as it loads
-        folder, extra = gguf
-        kwargs.update(extra)
+    folder, extra = gguf if gguf is not None else (source, {})  # a GGUF file: dequantized to `dtype` as it loads
     where = "" if local else " (not in the local HF cache, and the hub cannot be reached here)"
     if not local and not isinstance(try_to_load_from_cache(source, "config.json", revision=spec.revision), str) \
             and not _hub_reachable():
         raise ModelLoadError(f"model {spec.name_or_path!r} is not in the local HF cache and the hub cannot be reached: "
                              "pass a folder with config.json, or download the model where the hub is reachable")
 
-    def parts(folder: str, kwargs: dict[str, Any], gguf: Any) -> tuple[Any, Any, Any]:
+    def parts(folder: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
         config = _step(spec, where, "config", lambda: AutoConfig.from_pretrained(folder, **kwargs))
         tokenizer = _step(spec, where, "tokenizer", lambda: AutoTokenizer.from_pretrained(folder, **kwargs))
         if len(tokenizer) < 2 or not tokenizer("1+1=", add_special_tokens=False)["input_ids"]:
             # transformers builds an empty tokenizer when the files are missing, and it encodes text to nothing
             raise ModelLoadError(f"cannot load the tokenizer of {spec.name_or_path}: no usable tokenizer files there "
                                  "(save it with tokenizer.save_pretrained into the model folder)")
+        safetensors_only = not (spec.allow_pickle or "gguf_file" in kwargs)
         model = _step(spec, where, "weights", lambda: AutoModelForCausalLM.from_pretrained(
-            folder, config=config, dtype=dtype, use_safetensors=None if spec.allow_pickle or gguf else True,
-            device_map=device_map, **kwargs))
-        return config, tokenizer, model
+            folder, config=config, dtype=dtype, use_safetensors=True if safetensors_only else None, device_map=device_map,
+            **kwargs))
+        return tokenizer, model
 
     loaded = None
     if gguf is not None:  # load once: the dequantized weights as a plain folder, after the first time
@@ -332,17 +330,16 @@ def load_model(spec: ModelSpec | str = DEFAULT_MODEL) -> ModelHandle:
         digest = gguf_cache.file_digest(source)
         cached = gguf_cache.lookup(digest, spec.dtype)
         if cached is not None:
-            plain = {k: v for k, v in kwargs.items() if k != "gguf_file"}
             try:
-                loaded = parts(str(cached), plain, None)
+                loaded = parts(str(cached), kwargs)
             except Exception as e:  # noqa: BLE001 - an unreadable entry is a miss
                 gguf_cache.warn(f"the cached weights of {Path(source).name} could not be read "
                                 f"({type(e).__name__}); dequantizing the file again")
     if loaded is None:
-        loaded = parts(folder, kwargs, gguf)
+        loaded = parts(folder, kwargs | extra)
         if gguf is not None:
-            gguf_cache.store(loaded[2], loaded[1], digest, spec.dtype, source)
-    config, tokenizer, model = loaded
+            gguf_cache.store(loaded[1], loaded[0], digest, spec.dtype, source)
+    tokenizer, model = loaded
     if device_map is None and spec.device not in ("auto", "cpu"):
         try:
             model.to(spec.device)

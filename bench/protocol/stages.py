@@ -385,10 +385,8 @@ def predict_and_seal(ctx: Run, base_outcomes: list[Outcome]) -> Sealed:
 
 def predict(ctx: Run, calibration: list[Observation], blind_only: bool = False
             ) -> tuple[dict[str, np.ndarray], dict[str, dict], Trace | None]:
-    """Each predictor fit on the calibration observations and asked about the sealed variants, by
-    track: the blind track from the base region's traces alone, before any variant is traced; then
-    the trace track from every item's trace. Returns (scores, status per predictor, the variants'
-    trace where the trace track needed one)."""
+    """Each predictor fit on the calibration observations and asked about the sealed variants, track
+    by track (`predict_by_track`): (scores, status per predictor, the variants' trace or None)."""
     base = [item.sealed() for item in ctx.suite.base]
     cache = PredictionCache(ctx.spec.cache_root / ctx.handle.cache_name) if ctx.spec.use_cache else None
     scores, status, variant_trace = predict_by_track(ctx.pool, ctx.view, base, ctx.suite.sealed, calibration, ctx.log,

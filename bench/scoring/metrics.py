@@ -456,7 +456,7 @@ def minimum_detectable_effect(differences: list[dict], n_items: int) -> dict[str
     which sizes nothing."""
     ses = [(d["hi"] - d["lo"]) / (2 * 1.96) for d in differences if d and d.get("lo") is not None]
     mde = MDE_FACTOR * float(np.median(ses)) if ses else 0.0
-    if mde == 0.0:  # most differences are the same on every resample (predictors ranking as the baseline does)
+    if mde == 0.0:
         return None
     return {"value": mde, "n_items": n_items, "with_4x_items": mde / 2,
             "note": f"a difference from the best baseline smaller than {mde:.3f} is likely to go undetected with "
@@ -488,11 +488,8 @@ def same_rankings(scores: dict[str, np.ndarray], first: tuple[str, ...] = ()) ->
 
 
 def cell_table(rows: Sequence[dict], predictions: dict[str, np.ndarray]) -> list[dict]:
-    """Observed failure rate and mean predicted failure per (family, cell).
-
-    `rows` are dicts with family, cell, shift, split and failed, in item order;
-    `predictions` maps predictor name to scores in the same order (variants only
-    have them; base rows get none)."""
+    """Observed failure rate and mean predicted failure per (family, cell). `rows`: dicts with family,
+    cell, shift, split and failed (a variant's also its `pred_index` into each of `predictions`)."""
     groups: dict[tuple[str, str], list[int]] = {}
     for i, row in enumerate(rows):
         groups.setdefault((row["family"], row["cell"]), []).append(i)
