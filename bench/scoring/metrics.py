@@ -451,13 +451,12 @@ def no_signal_band(failed, cells, seed: int, n_perm: int = N_PERMUTATIONS) -> di
 def minimum_detectable_effect(differences: list[dict], n_items: int) -> dict[str, Any] | None:
     """The smallest difference in the ranking figure from the best baseline that this run's items
     could detect (MDE_FACTOR bootstrap standard errors of the paired difference, the median over the
-    track's predictors); it shrinks as 1/sqrt(n). None where that median is zero: most of the track's
-    differences are the same on every resample (predictors that rank every item as the baseline does),
-    which sizes nothing."""
+    track's predictors); it shrinks as 1/sqrt(n). Zero where most of the track's differences are the
+    same on every resample (predictors ranking every item as the baseline does): `rows.power` says so."""
     ses = [(d["hi"] - d["lo"]) / (2 * 1.96) for d in differences if d and d.get("lo") is not None]
-    mde = MDE_FACTOR * float(np.median(ses)) if ses else 0.0
-    if mde == 0.0:
+    if not ses:
         return None
+    mde = MDE_FACTOR * float(np.median(ses))
     return {"value": mde, "n_items": n_items, "with_4x_items": mde / 2,
             "note": f"a difference from the best baseline smaller than {mde:.3f} is likely to go undetected with "
                     f"{n_items} items; four times the items (--n x4) halves it"}

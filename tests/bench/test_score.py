@@ -336,6 +336,9 @@ def test_monotone_transforms_are_marked_and_saturated_outputs_measured():
     assert saturation(scores["flat"]) == pytest.approx(0.8) and saturation(scores["other"]) == pytest.approx(0.02)
     mde = minimum_detectable_effect([{"value": 0.0, "lo": -0.0392, "hi": 0.0392}], 1000)
     assert mde["value"] == pytest.approx(2.8 * 0.02) and mde["with_4x_items"] == pytest.approx(mde["value"] / 2)
+    from bench.scoring.report.rows import power
+
     same = {"value": 0.0, "lo": 0.0, "hi": 0.0}  # a predictor ranking every item as the baseline does
-    assert minimum_detectable_effect([same, same, {"value": 0.1, "lo": 0.0, "hi": 0.2}], 40) is None  # nothing sized
-    assert minimum_detectable_effect([same, {"value": 0.1, "lo": 0.0, "hi": 0.2}], 40)["value"] > 0
+    unsized = minimum_detectable_effect([same, same, {"value": 0.1, "lo": 0.0, "hi": 0.2}], 40)
+    assert unsized["value"] == 0 and "not sized" in power(unsized) and "0.000" not in power(unsized)
+    assert power(mde) == mde["note"]

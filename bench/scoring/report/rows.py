@@ -51,3 +51,12 @@ def own(name: str, p: dict, track: str) -> bool:
 
 def saturated(p: dict) -> bool:
     return (p.get("saturation") or 0) >= SATURATED_SHARE
+
+
+def power(mde: dict) -> str:
+    """A track's minimum detectable effect in words (`metrics.minimum_detectable_effect`); where it is
+    zero, what that means, not a bar of 0.000."""
+    if mde["value"] > 0:
+        return mde["note"]
+    return ("not sized: most of this track's predictors rank every item as the best baseline does, so their "
+            "differences from it do not vary across resamples")

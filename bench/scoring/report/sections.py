@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..metrics import RANKING, REFERENCE, SANITY, format_interval, wilson
-from .rows import num, own, ranked, saturated, scored, track_tables
+from .rows import num, own, power, ranked, saturated, scored, track_tables
 from .svg import esc, section
 
 
@@ -110,9 +110,9 @@ def _track_table(results: dict, track: str, names: list[str]) -> str:
             + ("<th>Δ reference</th>" if reference else "") + "<th>mean family AUROC</th><th>pooled AUROC</th>"
             "<th>cell ρ within families</th><th>cell ρ</th><th>Brier</th><th>ECE</th></tr>")
     chance, mde = (results.get("no_signal") or {}).get("pair_auroc"), info.get("mde")
-    power = ((f" No signal: a score with none lands in [{chance['lo']:.3f}, {chance['hi']:.3f}] (95% of within-family "
-              "permutations).") if chance else "") + (f" Power: {mde['note']}." if mde else "")
-    return (f"<h3>{track} track</h3><p>{esc(TRACK_NOTES.get(track, '') + power)}</p>"
+    bars = ((f" No signal: a score with none lands in [{chance['lo']:.3f}, {chance['hi']:.3f}] (95% of within-family "
+             "permutations).") if chance else "") + (f" Power: {power(mde)}." if mde else "")
+    return (f"<h3>{track} track</h3><p>{esc(TRACK_NOTES.get(track, '') + bars)}</p>"
             f'<div class="scroll"><table class="metrics">{head}{"".join(rows)}</table></div>')
 
 

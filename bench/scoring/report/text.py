@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..metrics import BASELINES, INFORMATIVE_MIN, RANKING, REFERENCE, SANITY, format_interval
-from .rows import figure, num, own, saturated, track_tables
+from .rows import figure, num, own, power, saturated, track_tables
 
 
 def _cells(results: dict, title: str, shown) -> list[str]:
@@ -111,7 +111,7 @@ def format_predictors(predictors: dict, n_items: int, tracks: dict | None, band:
                          + f"(95% of {band['n_permutations']} within-family permutations); {SANITY} is a sanity row, "
                          "never the bar")
         if info.get("mde"):
-            lines.append(f"  power: {info['mde']['note']}")
+            lines.append(f"  power: {power(info['mde'])}")
         lines.append(f"  {'predictor':<30} {'pair AUROC':<22} {'Δ best baseline':<25} "
                      + (f"{'Δ ref':>7} " if reference else "") + f"{'fam AUC':>7} {'cell ρ':>6} {'Brier':>6}")
         baselines = set(info.get("baselines", ()))
