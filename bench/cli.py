@@ -485,7 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="trace, evaluate, predict and score everything again "
                    "instead of reusing cached traces, outcomes, predictions and scores")
     p.add_argument("--checkpoints", metavar="DIR", help="a folder of the model's saved checkpoints "
-                   "(subfolders with config.json, step-N): its training history (default: a zoo model's own)")
+                   "(subfolders with config.json, step-N): its training history (default: the checkpoints a zoo "
+                   "model saved, where it saved any)")
     p.add_argument("--at-each-checkpoint", action="store_true", help="run the protocol at every checkpoint of the "
                    "model (each with the earlier ones as its history) into --out/NAME, and plot each predictor's "
                    "pair AUROC against the training step (--out/over_training.html)")
