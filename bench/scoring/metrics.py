@@ -224,16 +224,16 @@ def _auprc_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, ties: tuple | 
         return np.where(n_pos > 0, (pos * precision).sum(1) / n_pos, np.nan)
 
 
-def _brier_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, drawn: np.ndarray | None = None) -> np.ndarray:
-    """Brier score of each resample; `drawn`: each resample's number of draws (`counts.sum(1)`), where known."""
-    return counts @ ((s - y) ** 2) / (counts.sum(1) if drawn is None else drawn)
+def _brier_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Brier score of each resample (each draws len(y) items)."""
+    return counts @ ((s - y) ** 2) / len(y)
 
 
-def _ece_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray, drawn: np.ndarray | None = None) -> np.ndarray:
+def _ece_rows(counts: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Expected calibration error: drawn failures minus predicted failure, summed per bin, over n. The
     bins are sklearn.calibration.calibration_curve's equal-width ones."""
     onehot = np.eye(ECE_BINS)[np.searchsorted(np.linspace(0.0, 1.0, ECE_BINS + 1)[1:-1], s)]  # (item, bin)
-    return np.abs(counts @ (onehot * (y - s)[:, None])).sum(1) / (counts.sum(1) if drawn is None else drawn)
+    return np.abs(counts @ (onehot * (y - s)[:, None])).sum(1) / len(y)
 
 
 _ROWS = {"auroc": _auroc_rows, "auprc": _auprc_rows, "brier": _brier_rows, "ece": _ece_rows}
@@ -521,7 +521,7 @@ def pooled_rows(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndar
     chunks = []
     for idx in together(resample_chunks(len(y), seed, n_boot, family=_only_family(np.asarray(cells))), len(y)):
         counts = counts_of(idx, len(y))
-        per_group, n_drawn = counts @ onehot, counts.sum(1)  # the same for every predictor: computed once
+        per_group = counts @ onehot  # draws per cell, the same for every predictor: computed once
         observed = _group_means(y, onehot, counts, per_group)
         drawn = Drawn(idx, y)
         chunk = {}
@@ -529,7 +529,7 @@ def pooled_rows(failed: np.ndarray, cells: np.ndarray, scores: dict[str, np.ndar
             ties = _tie_sums_drawn(drawn, sorts[name])
             u, pairs = _concordance(*ties)
             chunk[name] = {"auroc": _auc(u, pairs), "auprc": _auprc_rows(counts, y, s, ties), "u": u, "pairs": pairs,
-                           "brier": _brier_rows(counts, y, s, n_drawn), "ece": _ece_rows(counts, y, s, n_drawn)}
+                           "brier": _brier_rows(counts, y, s), "ece": _ece_rows(counts, y, s)}
             chunk[name] |= _cell_rows(y, s, onehot, counts, observed, per_group)
         chunks.append(chunk)
     return points, {name: {k: np.concatenate([c[name][k] for c in chunks]) for k in chunks[0][name]} for name in scores}
