@@ -11,7 +11,8 @@ from typing import Any, Sequence
 from .errors import UserError
 from .process import reproducible_numerics
 from .scoring.report.rows import num
-from .scoring.report.text import format_predictors, format_results, format_screen
+from .scoring.report.text import format_results, format_screen, format_view
+from .scoring.results import Results, View
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,30 +95,21 @@ def cmd_run(args) -> int:
         print(format_over_training(summary))
         print(f"\nrun folders and the plot: {spec.out}/ (over_training.html, over_training.json)")
         return 0
-    results = run(spec, log=lambda msg: print(msg, file=sys.stderr))
-    if results.get("stage") == "screen":
+    results = Results.of(run(spec, log=lambda msg: print(msg, file=sys.stderr)))
+    if results.screen is not None:
         print(format_screen(results))
         return 0
     print(format_results(results))
-    for protocol, view in results.get("protocols", {}).items():
+    for protocol, view in results.protocols.items():
         print(f"\nprotocol {protocol}:")
-        print(_view(view["predictors"], results["n_variant"]))
-    for target, view in results.get("targets", {}).items():
-        print(f"\ntarget {target}: {view['n_eligible']} items with every component solved "
-              f"(of {view['n_with_components']} with components); failure rate {num(view['compositional_failure_rate'])}")
-        if view["predictors"]:
-            named = {n: {"status": "ok", "track": results["predictors"][n].get("track")} | m
-                     for n, m in view["predictors"].items()}
-            print(_view(named, view["n_eligible"]))
-    print(f"\nrun folder: {results['run_dir']} (results.json, report.html)")
+        print(format_view(view))
+    for target, view in results.targets.items():
+        print(f"\ntarget {target}: {view.n_items} items with every component solved "
+              f"(of {view.n_with_components} with components); failure rate {num(view.failure_rate)}")
+        if view.predictors:
+            print(format_view(view))
+    print(f"\nrun folder: {results.run_dir} (results.json, report.html)")
     return 0
-
-
-def _view(predictors: dict, n_items: int) -> str:
-    """The tables of a protocol's or target's view, its tracks from its predictors' own records."""
-    from .scoring.run import track_summary
-
-    return format_predictors(predictors, n_items, track_summary(predictors, predictors, n_items))
 
 
 def cmd_verify(args) -> int:
@@ -225,7 +217,7 @@ def cmd_lomo(args) -> int:
     summary = leave_one_model_out([Path(r) for r in args.runs], log=lambda m: print(m, file=sys.stderr))
     for run, view in summary.items():
         print(f"\n{run} (protocol leave-one-model-out):")
-        print(_view(view["predictors"], view["n"]))
+        print(format_view(View.of(view["predictors"], view["n"])))
     return 0
 
 

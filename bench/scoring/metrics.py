@@ -55,20 +55,20 @@ class Interval:
         return asdict(self)
 
     def __str__(self) -> str:
-        return format_interval(self.to_dict())
+        return format_interval(self)
 
 
 NONE = Interval(None, None, None)
 
 
-def format_interval(metric: dict | None, signed: bool = False, around=lambda text: text) -> str:
-    """'0.911 [0.868, 0.944]' from a stored interval; `around` wraps the bracketed part."""
-    if not metric or metric.get("value") is None:
+def format_interval(metric: Interval | None, signed: bool = False, around=lambda text: text) -> str:
+    """'0.911 [0.868, 0.944]' from an interval; `around` wraps the bracketed part."""
+    if metric is None or metric.value is None:
         return "n/a"
     f = "+.3f" if signed else ".3f"
-    if metric.get("lo") is None:
-        return format(metric["value"], f)
-    return f"{metric['value']:{f}} " + around(f"[{metric['lo']:{f}}, {metric['hi']:{f}}]")
+    if metric.lo is None:
+        return format(metric.value, f)
+    return f"{metric.value:{f}} " + around(f"[{metric.lo:{f}}, {metric.hi:{f}}]")
 
 
 Z95 = 1.959963984540054

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench.cli import format_results
+from bench.scoring.results import Results
 from bench.protocol.folder import RunFolder, read_sealed
 from bench.protocol.predict import fit_predict, open_predictors
 from bench.protocol.spec import RunSpec
@@ -212,7 +213,7 @@ def claimed(tmp_path_factory):
     results = run(RunSpec(n=8, tasks=("addition", "multihop"), out=out, predictors=(
         "random", "prompt_length", "tests.bench.test_claims:Claimer", "tests.bench.test_claims:NotAClaim")),
         log=lambda m: None)
-    return out, format_results(results)
+    return out, format_results(Results.of(results))
 
 
 def test_a_run_seals_tests_and_prints_the_claims(claimed):
@@ -320,6 +321,6 @@ def test_the_tables_count_the_items_their_figures_are_over(claimed):
     out, _ = claimed
     results = json.loads((out / "results.json").read_text())
     n = results["families"]["multihop"]["n"]
-    assert f"  {results['n_variant']} items; ranked" in format_results(results)
+    assert f"  {results['n_variant']} items; ranked" in format_results(Results.of(results))
     results["competence"]["scored_families"] = ["multihop"]
-    assert f"  {n} items; ranked" in format_results(results) and n < results["n_variant"]
+    assert f"  {n} items; ranked" in format_results(Results.of(results)) and n < results["n_variant"]

@@ -3,13 +3,17 @@ figure it shows can be checked against numbers worked out on paper. The browser-
 script error, no empty section) is scripts/render_report.py, which needs chromium."""
 import json
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from bench.scoring.metrics import wilson
 from bench.scoring.report import colours, comparable_axis_rates, flags, load_run, render, write_report
+from bench.errors import UserError
+from bench.scoring.results import Row
 
 
 def interval(value, lo=None, hi=None):
@@ -230,10 +234,10 @@ def test_wilson_interval():
 
 
 def test_flags_below_chance_and_worse_than_baseline(page):
-    assert flags({"pair_auroc": interval(0.4, 0.35, 0.45)}) == ["below chance (reversed signal)"]
-    assert flags({"pair_auroc": interval(0.45, 0.4, 0.5)}) == []  # touches chance: not flagged
-    assert flags({"pair_auroc": interval(0.6), "vs_best_baseline": {"difference": interval(-0.1, -0.2, -0.01)}}) \
-        == ["worse than baseline"]
+    assert flags(Row.of({"pair_auroc": interval(0.4, 0.35, 0.45)})) == ["below chance (reversed signal)"]
+    assert flags(Row.of({"pair_auroc": interval(0.45, 0.4, 0.5)})) == []  # touches chance: not flagged
+    worse = {"pair_auroc": interval(0.6), "vs_best_baseline": {"difference": interval(-0.1, -0.2, -0.01)}}
+    assert flags(Row.of(worse)) == ["worse than baseline"]
     row = re.search(r"<tr[^>]*><td><b>p_rev</b>.*?</tr>", page).group(0)
     assert "below chance (reversed signal)" in row and "worse than baseline" in row
     assert "flag" not in re.search(r"<tr[^>]*><td><b>p_good</b>.*?</tr>", page).group(0)
@@ -289,3 +293,31 @@ def test_learning_curves_appear_with_two_checkpoints(tmp_path, page):
                for name, step, acc in (("early", 100, 0.4), ("final", 200, 0.9))]
     curves = _section(render(load_run(make_run(tmp_path / "r", history=history))), "learning-curves")
     assert "early (100), final (200)" in curves and curves.count('class="mark link"') == 2
+
+
+def test_results_are_read_once_into_records_older_files_included(run_folder, tmp_path):
+    """The report and the tables read `Results`, made in one place from results.json: a committed
+    leaderboard run's figures come through as records, a file without the fields later scoring
+    versions added gets their defaults, and a file that is not a results.json is a UserError (one line, exit 2)."""
+    from bench.scoring.results import Results
+
+    committed = Path(__file__).parents[2] / "leaderboard" / "runs" / "default" / "results.json"
+    board, raw = Results.read(committed), json.loads(committed.read_text())
+    name, row = next((n, p) for n, p in raw["predictors"].items() if p["status"] == "ok")
+    assert board.predictors[name].figure("pair_auroc") == row["pair_auroc"]["value"]
+    assert board.predictors[name].figures["auroc"].lo == row["auroc"]["lo"]
+    assert board.tracks["trace"].baselines == tuple(raw["tracks"]["trace"]["baselines"])
+    assert board.run_level_items() == sum(raw["families"][f]["n"] for f in raw["competence"]["scored_families"])
+    old = {k: v for k, v in json.loads((run_folder / "results.json").read_text()).items()
+           if k not in ("competence", "families", "tracks", "claims", "no_signal", "history")}
+    typed = Results.of(old)
+    assert typed.competence.flagged == () and typed.competence.scored_families is None and typed.claims == {}
+    assert typed.run_level_items() == old["n_variant"] and typed.no_signal is None
+    bad = tmp_path / "bad"
+    shutil.copytree(run_folder, bad)
+    (bad / "results.json").write_text(json.dumps(old | {"predictors": {"p": {"status": "ok", "auroc": 5}}}))
+    with pytest.raises(UserError, match="is not a results.json brittlebench can read"):
+        load_run(bad)
+    (bad / "results.json").write_text(json.dumps({k: v for k, v in old.items() if k != "cells"}))
+    with pytest.raises(UserError, match="KeyError"):
+        load_run(bad)

@@ -9,7 +9,6 @@ script are page.css and page.js beside this file; `text` prints the same tables 
 """
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ... import io
+from ..results import Results
 from . import sections
 from .axes import axes_section, comparable_axis_rates
 from .charts import learning_curves, prediction_sections
@@ -27,19 +27,19 @@ __all__ = ["colours", "comparable_axis_rates", "flags", "load_run", "render", "w
 
 
 def load_run(run: Path, results: dict | None = None) -> dict[str, Any]:
-    """What the report draws on: the results, the variant items in prediction order with their outcomes
-    and every scored predictor's scores, and the base items with theirs."""
+    """What the report draws on: the results (`Results`), the variant items in prediction order with
+    their outcomes and every scored predictor's scores, and the base items with theirs."""
     run = Path(run)
-    results = results if results is not None else json.loads((run / "results.json").read_text())
+    results = Results.of(results) if results is not None else Results.read(run / "results.json")
     items = {r["id"]: r for r in io.read_jsonl(run / "items" / "variants.jsonl")}
     outcomes = {r["item_id"]: r for r in io.read_jsonl(run / "outcomes.jsonl")}
     base_items = io.read_jsonl(run / "items" / "base.jsonl")
     predictions = io.read_jsonl(run / "predictions.jsonl")
     ids = [p["item_id"] for p in predictions]
-    names = [n for n, p in results["predictors"].items() if p["status"] == "ok"]
+    names = [n for n, p in results.predictors.items() if p.status == "ok"]
     scores = {n: np.array([p["scores"][n] for p in predictions], dtype=np.float64) for n in names}
     failed = np.array([not outcomes[i]["correct"] for i in ids], dtype=bool)
-    scored = set((results.get("competence") or {}).get("scored_families") or {items[i]["family"] for i in ids})
+    scored = set(results.competence.scored_families or {items[i]["family"] for i in ids})
     return {"results": results, "ids": ids, "items": items, "failed": failed, "scores": scores,
             "outcomes": outcomes, "scored": np.array([items[i]["family"] in scored for i in ids], dtype=bool),
             "base": [(item, not outcomes[item["id"]]["correct"]) for item in base_items if item["id"] in outcomes]}
@@ -56,7 +56,7 @@ SECTIONS = (("summary", "Summary"), ("predictors", "Predictors"), ("claims", "Cl
 
 def render(data: dict[str, Any]) -> str:
     results = data["results"]
-    name = results["provenance"]["model"]["spec"]["name_or_path"]
+    name = results.provenance["model"]["spec"]["name_or_path"]
     body = "".join((sections.summary(results), sections.predictors(results), sections.claims(results),
                     prediction_sections(data), sections.families(results), axes_section(data),
                     learning_curves(results), sections.cells(results), sections.items(data),

@@ -117,8 +117,8 @@ def _axis_panel(family: str, axis: str, rates: dict, description: str) -> str:
 
 def axes_section(data) -> str:
     """Per family, failure along each of its axes within comparable cells (comparable_axis_rates)."""
-    tasks = data["results"]["provenance"].get("tasks") or {}
-    competence = data["results"].get("competence") or {}
+    tasks = data["results"].provenance.get("tasks") or {}
+    competence = data["results"].competence
     blocks = []
     for family, entries in _family_entries(data).items():
         described = (tasks.get(family) or {}).get("axes") or {}
@@ -131,8 +131,8 @@ def axes_section(data) -> str:
                   if len(r["points"]) == 1]
         note = (f"<p><small>Not comparable with the other axes at their base values: {esc('; '.join(single))}."
                 "</small></p>" if single else "")
-        flagged = (f' <span class="flag">flagged: fails {competence["base_failure"][family]:.0%} of its base '
-                   "region</span>" if family in competence.get("flagged", ()) else "")
+        flagged = (f' <span class="flag">flagged: fails {competence.base_failure[family]:.0%} of its base '
+                   "region</span>" if family in competence.flagged else "")
         blocks.append(f'<h3>{esc(family)}{flagged}</h3><div class="panels">{panels}</div>{note}')
     return section("axes", "Observed failure along each family's axes", (
         "<p>For one axis, only the items (base and variant) whose other axes all sit at the base region's values "

@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from ..metrics import ECE_BINS, wilson
-from .rows import TRACKS, figure, num, ranked, scored, track_tables
+from ..results import Cell, Checkpoint, Results, Row
+from .rows import TRACKS, num, ranked, scored, track_tables
 from .svg import Frame, colours, esc, section
 
 
@@ -49,13 +50,13 @@ def _roc(data, palette: dict[str, str]) -> str:
     """Every scored predictor's ROC curve over the run-level items, best last (on top), baselines dashed,
     with a legend whose names isolate their curve; curves that coincide exactly are noted there."""
     results, kept = data["results"], data["scored"]
-    names = ranked(results["predictors"])
+    names = ranked(results.predictors)
     curves = {n: roc_curve(data["failed"][kept], data["scores"][n][kept]) for n in names}
     first: dict[bytes, str] = {}  # each distinct curve's best-ranked predictor
     twin = {n: first.setdefault(curves[n][0].tobytes() + curves[n][1].tobytes(), n) for n in names}
-    baselines = {b for info in (results.get("tracks") or {}).values() for b in info.get("baselines", ())}
+    baselines = {b for info in results.tracks.values() for b in info.baselines}
     dash = {n: f' stroke-dasharray="{BASELINE_DASH.get(n, "6 4")}"' if n in baselines else "" for n in names}
-    auc = {n: results["predictors"][n]["auroc"]["value"] for n in names}
+    auc = {n: results.predictors[n].figure("auroc") for n in names}
     frame = Frame(460, 440, bottom=50)
     lines = "".join(f'<path class="mark curve" data-name="{esc(n)}" d="{frame.path(*_thin(*curves[n]))}" '
                     f'stroke="{palette[n]}"{dash[n]}><title>{esc(n)}: pooled AUROC {auc[n]:.3f}</title>'
@@ -67,8 +68,8 @@ def _roc(data, palette: dict[str, str]) -> str:
         f'aria-hidden="true"><line x1="1" x2="27" y1="5" y2="5" stroke="{palette[n]}"{dash[n]}/></svg>{esc(n)}</button>'
         f' <small>{auc[n]:.3f}' + (" baseline" if n in baselines else "")
         + (f' <span class="twin">= {esc(twin[n])}</span>' if twin[n] != n else "") + "</small></li>" for n in names)
-    scored_families = (results.get("competence") or {}).get("scored_families")
-    left_out = [f for f in results.get("families", {}) if scored_families is not None and f not in scored_families]
+    scored_families = results.competence.scored_families
+    left_out = [f for f in results.families if scored_families is not None and f not in scored_families]
     note = f" Families left out of the run-level figures: {esc(', '.join(left_out))}." if left_out else ""
     return section("roc", "ROC curves", (
         "<p>Each predictor's scores against the variant items' outcomes, pooled over the families (the legend's "
@@ -83,14 +84,14 @@ PANELS_PER_TRACK = 4  # the reliability panels: each track's best few and its ba
 FEW = 10  # a reliability bin with fewer items than this is drawn hollow: its rate is barely evidence
 
 
-def _panel_names(results) -> list[str]:
+def _panel_names(results: Results) -> list[str]:
     """Whom the reliability panels show: each track's best PANELS_PER_TRACK and its baselines."""
     chosen = []
     for track in TRACKS:
-        baselines = set((results.get("tracks") or {}).get(track, {}).get("baselines", ()))
-        mine = ranked(results["predictors"], track)
+        baselines = set(results.tracks[track].baselines) if track in results.tracks else set()
+        mine = ranked(results.predictors, track)
         chosen += [n for n in mine if n not in chosen and (n in baselines or mine.index(n) < PANELS_PER_TRACK)]
-    return chosen or ranked(results["predictors"])
+    return chosen or ranked(results.predictors)
 
 
 def _reliability(data, palette: dict[str, str]) -> str:
@@ -108,7 +109,7 @@ def _reliability(data, palette: dict[str, str]) -> str:
                    f"(95% {lo:.2f}–{hi:.2f})")
             marks.append(frame.whisker(mean, lo, hi, palette[name])
                          + frame.dot(mean, k / n, 2.5 + 7 * math.sqrt(n / total), palette[name], tip, hollow=n < FEW))
-        ece = figure(data["results"]["predictors"][name], "ece")
+        ece = data["results"].predictors[name].figure("ece")
         axes = frame.axes("predicted P(failure)", "observed failure rate") + frame.diagonal()
         panels.append(frame.svg(f"reliability of {name}", axes + "".join(marks), heading=f"{name} (ECE {num(ece)})"))
     return section("reliability", "Reliability", (
@@ -118,20 +119,20 @@ def _reliability(data, palette: dict[str, str]) -> str:
         f'numbers.</p><div class="panels">{"".join(panels)}</div>'))
 
 
-def _cell_panel(p: dict, name: str, cells: list[dict], family_colour: dict[str, str], flagged: set[str]) -> str:
+def _cell_panel(p: Row, name: str, cells: list[Cell], family_colour: dict[str, str], flagged: set[str]) -> str:
     frame = Frame(420, 400)
     marks = []
     for c in cells:
-        predicted = (c.get("mean_predicted") or {}).get(name)
+        predicted = c.mean_predicted.get(name)
         if predicted is None:
             continue
-        note = " (family left out of the run-level figures)" if c["family"] in flagged else ""
-        tip = (f"{c['family']}/{c['cell']} ({c['shift']}): n {c['n']}, predicted mean {predicted:.3f}, "
-               f"observed failure {c['failure_rate']:.3f}{note}")
-        marks.append(frame.dot(min(max(predicted, 0.0), 1.0), c["failure_rate"], 5, family_colour[c["family"]],
-                               tip, hollow=c["family"] in flagged))
+        note = " (family left out of the run-level figures)" if c.family in flagged else ""
+        tip = (f"{c.family}/{c.cell} ({c.shift}): n {c.n}, predicted mean {predicted:.3f}, "
+               f"observed failure {c.failure_rate:.3f}{note}")
+        marks.append(frame.dot(min(max(predicted, 0.0), 1.0), c.failure_rate, 5, family_colour[c.family],
+                               tip, hollow=c.family in flagged))
     axes = frame.axes("mean predicted P(failure) in the cell", "observed failure rate") + frame.diagonal()
-    heading = f"cell ρ {num(figure(p, 'spearman'), 2)}, within families {num(figure(p, 'family_spearman'), 2)}"
+    heading = f"cell ρ {num(p.figure('spearman'), 2)}, within families {num(p.figure('family_spearman'), 2)}"
     return (f'<div data-panel="{esc(name)}">'
             + frame.svg(f"predicted against observed failure per cell: {name}", axes + "".join(marks), heading=heading)
             + "</div>")
@@ -141,13 +142,13 @@ def _cells_chart(data) -> str:
     """Per track, one panel (the best predictor first; a selector shows any of the track's predictors):
     each variant cell's mean predicted failure against its observed failure rate, coloured by family."""
     results = data["results"]
-    cells = [c for c in results["cells"] if c["split"] == "variant"]
-    family_colour = colours({c["family"] for c in cells})
-    flagged = set((results.get("competence") or {}).get("flagged", ()))
+    cells = [c for c in results.cells if c.split == "variant"]
+    family_colour = colours({c.family for c in cells})
+    flagged = set(results.competence.flagged)
     blocks = []
-    for track, names in track_tables(results["predictors"], results.get("tracks"), scored).items():
+    for track, names in track_tables(results.predictors, results.tracks, scored).items():
         options = "".join(f'<option value="{esc(n)}">{esc(n)}</option>' for n in names)
-        panels = "".join(_cell_panel(results["predictors"][n], n, cells, family_colour, flagged) for n in names)
+        panels = "".join(_cell_panel(results.predictors[n], n, cells, family_colour, flagged) for n in names)
         blocks.append(f'<div class="cellbox"><label>{track} track: <select data-panels="cells-{track}">{options}'
                       f'</select></label><div id="cells-{track}">{panels}</div></div>')
     key = "".join(f'<li><span class="dot" style="background:{family_colour[f]}"></span>{esc(f)}'
@@ -161,22 +162,22 @@ def _cells_chart(data) -> str:
 def prediction_sections(data) -> str:
     """The charts over predictors, or why there are none."""
     results = data["results"]
-    if not ranked(results["predictors"]):
+    if not ranked(results.predictors):
         return section("unscorable", "Predictions", (
             "<p><b>No predictor can be scored</b>: every variant item had the same outcome "
-            f"(variant failure rate {num(results.get('variant_failure_rate'))}), so there is nothing to rank.</p>"))
-    palette = colours(results["predictors"])
+            f"(variant failure rate {num(results.variant_failure_rate)}), so there is nothing to rank.</p>"))
+    palette = colours(results.predictors)
     return _roc(data, palette) + _reliability(data, palette) + _cells_chart(data)
 
 
-def learning_curves(results: dict) -> str:
+def learning_curves(results: Results) -> str:
     """The base region's learning curves (accuracy per base cell at each checkpoint), where the run
     read the model's training history; '' otherwise."""
-    history = results.get("history") or []
-    if len(history) < 2 or any(h.get("step") is None for h in history):
+    history = results.history
+    if len(history) < 2 or any(h.step is None for h in history):
         return ""
-    steps = [h["step"] for h in history]
-    cells = history[-1]["base_accuracy"]
+    steps = [h.step for h in history]
+    cells = history[-1].base_accuracy
     panels = []
     for family in sorted({cell.split("/", 1)[0] for cell in cells}):
         mine = sorted(c for c in cells if c.startswith(family + "/"))
@@ -185,8 +186,7 @@ def learning_curves(results: dict) -> str:
         ticks = [(s, f"{s:g}") for s in sorted({min(steps), max(steps)})]
         lines = []
         for cell in mine:
-            points = [(h["step"], h["base_accuracy"][cell]) for h in history
-                      if h["base_accuracy"].get(cell) is not None]
+            points = [(h.step, h.base_accuracy[cell]) for h in history if h.base_accuracy.get(cell) is not None]
             tip = f"{cell}: " + ", ".join(f"step {s:g} {a:.2f}" for s, a in points)
             lines.append(f'<path class="mark link" d="{frame.path(*zip(*points))}" stroke="{palette[cell]}">'
                          f"<title>{esc(tip)}</title></path>"
@@ -197,10 +197,10 @@ def learning_curves(results: dict) -> str:
                       for c in mine)
         panels.append(f'<figure>{chart}<ul class="key">{key}</ul></figure>')
 
-    def counted(h: dict) -> str:
-        sizes = sorted(set((h.get("base_n") or {}).values()))
+    def counted(h: Checkpoint) -> str:
+        sizes = sorted(set(h.base_n.values()))
         size = f", {sizes[0]} items a cell" if len(sizes) == 1 else ""
-        return f"{h['name']} ({h['step']}{size}{', traced' if h.get('traced') and h['name'] != 'final' else ''})"
+        return f"{h.name} ({h.step}{size}{', traced' if h.traced and h.name != 'final' else ''})"
 
     names = ", ".join(map(counted, history))
     return section("learning-curves", "Base learning curves", (

@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import RANKING, REFERENCE, SANITY, format_interval, wilson
+from ..metrics import RANKING, REFERENCE, SANITY, Interval, format_interval, wilson
+from ..results import Results, Row
 from .rows import num, own, power, ranked, saturated, scored, track_tables
 from .svg import esc, section
 
 
-def _fmt(m: dict | None, signed: bool = False) -> str:
+def _fmt(m: Interval | None, signed: bool = False) -> str:
     """A table's figure with its interval on a line of its own."""
     return format_interval(m, signed, around=lambda text: f"<br><small>{text}</small>")
 
@@ -21,37 +22,37 @@ def _fmt(m: dict | None, signed: bool = False) -> str:
 # -- the header ------------------------------------------------------------------------------
 
 
-def summary(results: dict) -> str:
+def summary(results: Results) -> str:
     """The model and run at a glance, with what the model's context could not hold and the families it
     cannot do at all, which the reader must see before the tables."""
-    prov = results["provenance"]
-    model, spec = prov["model"], results.get("spec") or {}
+    prov = results.provenance
+    model, spec = prov["model"], results.spec
     card = model.get("card") or {}
     name = model["spec"]["name_or_path"]
     shape = esc(", ".join((str(card.get("model_type", "?")), f"{card.get('n_layers', '?')} layers",
                            f"d_model {card.get('d_model', '?')}", f"{card.get('n_heads', '?')} heads",
                            f"{card.get('positional_encoding', '?')} positions")))
     suite = f", suite <code>{esc(spec['suite'])}</code>" if spec.get("suite") else ""
-    base, variant = num(results.get("base_failure_rate")), num(results.get("variant_failure_rate"))
+    base, variant = num(results.base_failure_rate), num(results.variant_failure_rate)
     stats = "".join(f'<div class="stat"><span>{label}</span><b>{value}</b></div>' for label, value in (
         ("base failure rate", base), ("variant failure rate", variant),
-        ("base items", results["n_base"]), ("variant items", results["n_variant"])))
+        ("base items", results.n_base), ("variant items", results.n_variant)))
     notes = ""
-    if results.get("skipped"):
-        named = "; ".join(f"<code>{esc(n)}</code> ({esc(why)})" for n, why in results["skipped"].items())
+    if results.skipped:
+        named = "; ".join(f"<code>{esc(n)}</code> ({esc(why)})" for n, why in results.skipped.items())
         notes += f"<p class=\"skipped\"><b>Skipped</b>, longer than the model's context: {named}.</p>"
-    competence = results.get("competence") or {}
-    if competence.get("note"):
-        rates = ", ".join(f"{esc(n)} {rate:.2f}" for n, rate in competence["base_failure"].items())
-        notes += (f'<p class="warning"><b>Warning:</b> {esc(competence["note"])}. Base-region failure per family: '
+    competence = results.competence
+    if competence.note:
+        rates = ", ".join(f"{esc(n)} {rate:.2f}" for n, rate in competence.base_failure.items())
+        notes += (f'<p class="warning"><b>Warning:</b> {esc(competence.note)}. Base-region failure per family: '
                   f"{rates}.</p>")
     return (f'<header id="summary" data-section="summary"><h1>brittlebench report: {esc(Path(name).name or name)}</h1>'
             f'<div class="stats">{stats}</div>'
             f"<p>Model <code>{esc(name)}</code> (fingerprint <code>{esc(model['fingerprint'])}</code>): {shape}. "
             f"Protocol <code>{esc(prov['protocol'])}</code>, seed {esc(str(prov['seed']))}, "
-            f"{esc(str(prov.get('shots', 0)))}-shot prompts{suite}; {results['n_base']} base and "
-            f"{results['n_variant']} variant items (base failure rate {base}, variant failure rate {variant}). "
-            f"Predictions were sealed (SHA-256 <code>{esc(results['predictions_sha256'][:16])}…</code>) before any "
+            f"{esc(str(prov.get('shots', 0)))}-shot prompts{suite}; {results.n_base} base and "
+            f"{results.n_variant} variant items (base failure rate {base}, variant failure rate {variant}). "
+            f"Predictions were sealed (SHA-256 <code>{esc(results.predictions_sha256[:16])}…</code>) before any "
             f"variant was evaluated.</p>{notes}</header>")
 
 
@@ -66,74 +67,74 @@ TRACK_NOTES = {
 }
 
 
-def flags(p: dict, own: bool = True) -> list[str]:
+def flags(p: Row, own: bool = True) -> list[str]:
     """What a reader must not miss about a row: a ranking figure whose whole interval lies below chance
     (the predictor ranks failures backwards), or, for a track's own predictor, a difference from the
     best baseline whose whole interval lies below zero."""
     out = []
-    ranking = p.get(RANKING) or {}
-    if ranking.get("hi") is not None and ranking["hi"] < 0.5:
+    ranking = p.figures.get(RANKING)
+    if ranking and ranking.hi is not None and ranking.hi < 0.5:
         out.append("below chance (reversed signal)")
-    difference = (p.get("vs_best_baseline") or {}).get("difference") or {}
-    if own and difference.get("hi") is not None and difference["hi"] < 0:
+    difference = p.vs_best_baseline.difference if p.vs_best_baseline else None
+    if own and difference and difference.hi is not None and difference.hi < 0:
         out.append("worse than baseline")
-    if p.get("same_ranking_as"):
-        out.append(f"same ranking as {p['same_ranking_as']}")
+    if p.same_ranking_as:
+        out.append(f"same ranking as {p.same_ranking_as}")
     if saturated(p):
-        out.append(f"saturated: one value on {p['saturation']:.0%} of items")
+        out.append(f"saturated: one value on {p.saturation:.0%} of items")
     return out
 
 
-def _track_table(results: dict, track: str, names: list[str]) -> str:
-    info = results["tracks"][track]
-    baselines = set(info.get("baselines", ()))
-    reference = info.get("reference")
+def _track_table(results: Results, track: str, names: list[str]) -> str:
+    info = results.tracks[track]
+    baselines = set(info.baselines)
+    reference = info.reference
     rows = []
     for name in names + ([REFERENCE] if reference else []):
-        p = reference if name == REFERENCE else results["predictors"][name]
+        p = reference if name == REFERENCE else results.predictors[name]
         mine = own(name, p, track)
-        vs = p.get("vs_best_baseline", {}) if mine else {}
-        role = ("reference" if name == REFERENCE else f"{p.get('track')} baseline" if name in baselines
+        vs = p.vs_best_baseline if mine else None
+        role = ("reference" if name == REFERENCE else f"{p.track} baseline" if name in baselines
                 else "sanity row" if name == SANITY else "")
-        beats = ' <b class="beats">✔ beats</b>' if vs.get("beats") else ""
-        diff = ("" if not mine else "best baseline" if name == vs.get("baseline")
-                else _fmt(vs.get("difference"), signed=True) + beats)
-        ref = _fmt((p.get("vs_reference") or {}).get("difference"), signed=True) if reference and mine else ""
+        beats = ' <b class="beats">✔ beats</b>' if vs and vs.beats else ""
+        diff = ("" if not mine else "best baseline" if vs and name == vs.baseline
+                else _fmt(vs.difference if vs else None, signed=True) + beats)
+        ref = _fmt(p.vs_reference.difference if p.vs_reference else None, signed=True) if reference and mine else ""
         tags = (f' <span class="role">{role}</span>' if role else "") + "".join(
             f' <span class="flag">{esc(f)}</span>' for f in flags(p, mine and name not in baselines and name != SANITY))
         css = "reference" if name == REFERENCE else "baseline" if name in baselines else ""
-        figures = [_fmt(p.get(RANKING)), diff] + ([ref] if reference else []) + [
-            _fmt(p.get(m)) for m in ("family_auroc", "auroc", "family_spearman", "spearman", "brier", "ece")]
+        figures = [_fmt(p.figures.get(RANKING)), diff] + ([ref] if reference else []) + [
+            _fmt(p.figures.get(m)) for m in ("family_auroc", "auroc", "family_spearman", "spearman", "brier", "ece")]
         rows.append(f'<tr class="{css}"><td><b>{esc(name)}</b>{tags}</td>'
                     + "".join(f"<td>{f}</td>" for f in figures) + "</tr>")
     head = ("<tr><th>predictor</th><th>pair AUROC</th><th>Δ best baseline</th>"
             + ("<th>Δ reference</th>" if reference else "") + "<th>mean family AUROC</th><th>pooled AUROC</th>"
             "<th>cell ρ within families</th><th>cell ρ</th><th>Brier</th><th>ECE</th></tr>")
-    chance, mde = (results.get("no_signal") or {}).get("pair_auroc"), info.get("mde")
-    bars = ((f" No signal: a score with none lands in [{chance['lo']:.3f}, {chance['hi']:.3f}] (95% of within-family "
+    chance, mde = results.no_signal.pair_auroc if results.no_signal else None, info.mde
+    bars = ((f" No signal: a score with none lands in [{chance.lo:.3f}, {chance.hi:.3f}] (95% of within-family "
              "permutations).") if chance else "") + (f" Power: {power(mde)}." if mde else "")
     return (f"<h3>{track} track</h3><p>{esc(TRACK_NOTES.get(track, '') + bars)}</p>"
             f'<div class="scroll"><table class="metrics">{head}{"".join(rows)}</table></div>')
 
 
-def _unscored(results: dict) -> str:
+def _unscored(results: Results) -> str:
     """The predictors that did not run to a score, with their reasons: failures, and (separately, never
     ranked) those that declared themselves not applicable to this model or run."""
     out = ""
     for title, keep in (("Failed", lambda s: s not in ("ok", "not_applicable")),
                         ("Not applicable", lambda s: s == "not_applicable")):
-        rows = [(n, p) for n, p in results["predictors"].items() if keep(p["status"])]
+        rows = [(n, p) for n, p in results.predictors.items() if keep(p.status)]
         if rows:
             items = "".join(f"<li><code>{esc(n)}</code>"
-                            + ("" if p["status"] in ("failed", "not_applicable") else f" ({esc(p['status'])})")
-                            + f": {esc(p.get('reason', ''))}</li>" for n, p in rows)
+                            + ("" if p.status in ("failed", "not_applicable") else f" ({esc(p.status)})")
+                            + f": {esc(p.reason)}</li>" for n, p in rows)
             out += f'<div class="unscored"><h3>{title}</h3><ul>{items}</ul></div>'
     return out
 
 
-def predictors(results: dict) -> str:
+def predictors(results: Results) -> str:
     tables = "".join(_track_table(results, track, names)
-                     for track, names in track_tables(results["predictors"], results.get("tracks"), scored).items())
+                     for track, names in track_tables(results.predictors, results.tracks, scored).items())
     return section("predictors", "Predictors", (
         "<p>Ranked by pair AUROC: every (failed, passed) pair of items of one family counted once (ties half), so that "
         "knowing which family is hard earns nothing and a family weighs by its pairs; 95% bootstrap intervals (items "
@@ -146,25 +147,25 @@ def predictors(results: dict) -> str:
         "saturated output.</p>" + tables + _unscored(results)))
 
 
-def claims(results: dict) -> str:
+def claims(results: Results) -> str:
     """Each predictor's claims with their verdicts, and each named cell's observed failure; only
     where some predictor made claims."""
-    if not results.get("claims"):
+    if not results.claims:
         return ""
     rows = []
-    for name, made in results["claims"].items():
+    for name, made in results.claims.items():
         for claim in made:
             cells = "<br>".join(
-                f"<code>{esc(c['cell'])}</code> {esc(c['predicted'])}: "
-                + (f"{c['rate']:.3f} <small>[{c['wilson'][0]:.3f}, {c['wilson'][1]:.3f}], n={c['n']}</small>"
-                   if c["n"] else "not in this run")
-                + f" <i>{esc(c['verdict'])}{' (family flagged)' if c['verdict'] == 'absent' and c['n'] else ''}</i>"
-                for c in claim["cells"])
-            evidence = ", ".join(f"{esc(k)} = {esc(str(v))}" for k, v in claim["evidence"].items())
-            verdict = claim["verdict"] if claim["verdict"] != "falsified" else '<span class="flag">falsified</span>'
-            rows.append(f"<tr><td><b>{esc(name)}</b></td><td><b>{esc(claim['mechanism'])}</b><br>"
-                        f"{esc(claim['statement'])}" + (f"<br><small>evidence: {evidence}</small>" if evidence else "")
-                        + f"</td><td>{verdict}</td><td>{claim['threshold']:g}</td><td>{cells}</td></tr>")
+                f"<code>{esc(c.cell)}</code> {esc(c.predicted)}: "
+                + (f"{c.rate:.3f} <small>[{c.wilson[0]:.3f}, {c.wilson[1]:.3f}], n={c.n}</small>"
+                   if c.n else "not in this run")
+                + f" <i>{esc(c.verdict)}{' (family flagged)' if c.verdict == 'absent' and c.n else ''}</i>"
+                for c in claim.cells)
+            evidence = ", ".join(f"{esc(k)} = {esc(str(v))}" for k, v in claim.evidence.items())
+            verdict = claim.verdict if claim.verdict != "falsified" else '<span class="flag">falsified</span>'
+            rows.append(f"<tr><td><b>{esc(name)}</b></td><td><b>{esc(claim.mechanism)}</b><br>"
+                        f"{esc(claim.statement)}" + (f"<br><small>evidence: {evidence}</small>" if evidence else "")
+                        + f"</td><td>{verdict}</td><td>{claim.threshold:g}</td><td>{cells}</td></tr>")
     return section("claims", "Claims", (
         "<p>What the predictors claimed beside their scores, sealed with them and tested after the evaluation: each "
         "named cell's observed variant failure with its 95% Wilson interval. A cell agrees where the whole interval "
@@ -178,36 +179,36 @@ def claims(results: dict) -> str:
 # -- per family, per cell --------------------------------------------------------------------
 
 
-def _auroc_cell(m: dict | None) -> str:
-    if not m or m.get("value") is None:
+def _auroc_cell(row: Row | None) -> str:
+    m = row.figures.get("auroc") if row else None
+    if m is None or m.value is None:
         return '<td class="na">n/a</td>'
-    if m.get("lo") is None:
-        return f"<td>{m['value']:.3f}</td>"
-    css = "below" if m["hi"] < 0.5 else "above" if m["lo"] > 0.5 else ""
-    return f'<td class="{css}">{m["value"]:.3f}<br><small>[{m["lo"]:.2f}, {m["hi"]:.2f}]</small></td>'
+    if m.lo is None:
+        return f"<td>{m.value:.3f}</td>"
+    css = "below" if m.hi < 0.5 else "above" if m.lo > 0.5 else ""
+    return f'<td class="{css}">{m.value:.3f}<br><small>[{m.lo:.2f}, {m.hi:.2f}]</small></td>'
 
 
-def families(results: dict) -> str:
+def families(results: Results) -> str:
     """Per track, a table of its predictors' AUROC in each family, with the family's numbers on top."""
-    per_family = results.get("families") or {}
-    if not per_family or not ranked(results["predictors"]):
+    per_family = results.families
+    if not per_family or not ranked(results.predictors):
         return ""
     head = "<tr><th>family</th>" + "".join(f"<th>{esc(f)}</th>" for f in per_family) + "</tr>"
-    for label, key in (("variant items", "n"), ("variant failure", "failure_rate"),
-                       ("base failure", "base_failure_rate")):
-        shown = (str(fam.get(key)) if key == "n" else num(fam.get(key)) for fam in per_family.values())
+    for label, shown in (("variant items", (str(fam.n) for fam in per_family.values())),
+                         ("variant failure", (num(fam.failure_rate) for fam in per_family.values())),
+                         ("base failure", (num(fam.base_failure_rate) for fam in per_family.values()))):
         head += f"<tr><th>{label}</th>" + "".join(f"<td>{v}</td>" for v in shown) + "</tr>"
-    if any(fam.get("flagged") for fam in per_family.values()):
+    if any(fam.flagged for fam in per_family.values()):
         head += "<tr><th>flagged</th>" + "".join(
-            f"<td>{'⚠ flagged' if fam.get('flagged') else ''}</td>" for fam in per_family.values()) + "</tr>"
+            f"<td>{'⚠ flagged' if fam.flagged else ''}</td>" for fam in per_family.values()) + "</tr>"
     blocks = []
-    for track, names in track_tables(results["predictors"], results.get("tracks"), scored).items():
-        rows = "".join(f"<tr><th>{esc(n)}</th>" + "".join(
-            _auroc_cell(((fam.get("predictors") or {}).get(n) or {}).get("auroc")) for fam in per_family.values())
-            + "</tr>" for n in names)
-        if results["tracks"][track].get("reference"):
+    for track, names in track_tables(results.predictors, results.tracks, scored).items():
+        rows = "".join(f"<tr><th>{esc(n)}</th>" + "".join(_auroc_cell(fam.predictors.get(n))
+                                                          for fam in per_family.values()) + "</tr>" for n in names)
+        if results.tracks[track].reference:
             rows += f'<tr class="reference"><th>{REFERENCE} (reference)</th>' + "".join(
-                _auroc_cell((fam.get("reference") or {}).get("auroc")) for fam in per_family.values()) + "</tr>"
+                _auroc_cell(fam.reference) for fam in per_family.values()) + "</tr>"
         blocks.append(f'<details open><summary>{track} track: AUROC per family</summary><div class="scroll">'
                       f'<table class="families">{head}{rows}</table></div></details>')
     return section("families", "Per family", (
@@ -216,12 +217,12 @@ def families(results: dict) -> str:
         "fail too much of their base region to count as evidence of brittleness.</p>" + "".join(blocks)))
 
 
-def cells(results: dict) -> str:
+def cells(results: Results) -> str:
     rows = []
-    for c in results["cells"]:
-        lo, hi = wilson(round(c["failure_rate"] * c["n"]), c["n"])
-        rows.append(f"<tr><td>{esc(c['family'])}</td><td>{esc(c['cell'])}</td><td>{esc(c['shift'])}</td>"
-                    f"<td>{c['n']}</td><td>{c['failure_rate']:.3f} <small>[{lo:.3f}, {hi:.3f}]</small></td></tr>")
+    for c in results.cells:
+        lo, hi = wilson(round(c.failure_rate * c.n), c.n)
+        rows.append(f"<tr><td>{esc(c.family)}</td><td>{esc(c.cell)}</td><td>{esc(c.shift)}</td>"
+                    f"<td>{c.n}</td><td>{c.failure_rate:.3f} <small>[{lo:.3f}, {hi:.3f}]</small></td></tr>")
     return section("cells", "Cells", (
         "<p>Every cell's failure rate with its 95% Wilson interval.</p><div class=\"scroll\"><table>"
         "<tr><th>family</th><th>cell</th><th>shift</th><th>n</th><th>failure rate</th></tr>"
@@ -238,7 +239,7 @@ def item_rows(data) -> dict[str, Any]:
     up to its last blank line, repeated by every item of a family) stored once and referred to by index,
     scores in thousandths in the order of `predictors` (best ranked first), null for base items (which
     no predictor scores)."""
-    best = [n for n in ranked(data["results"]["predictors"]) if n in data["scores"]]
+    best = [n for n in ranked(data["results"].predictors) if n in data["scores"]]
     names = best + sorted(set(data["scores"]) - set(best))
     cells: dict[tuple[str, str], int] = {}
     prefixes: dict[str, int] = {}
@@ -314,16 +315,15 @@ def _timings(timings: dict[str, float]) -> str:
             "</td><td></td></tr></table>")
 
 
-def metadata(results: dict) -> str:
-    prov = results["provenance"]
+def metadata(results: Results) -> str:
+    prov = results.provenance
     model = prov["model"]
     run = {k: v for k, v in prov.items() if k not in ("model", "tasks", "versions")}
-    run |= {k: results[k] for k in ("created", "resumed") if k in results}
-    run |= {k.replace("_", " "): v for k, v in (results.get("spec") or {}).items()
+    run |= {k: v for k, v in (("created", results.created), ("resumed", results.resumed)) if v is not None}
+    run |= {k.replace("_", " "): v for k, v in results.spec.items()
             if k in ("suite", "shot_mode", "chat", "batch_size")}
     about = {"spec": model["spec"], "source": model.get("source"), "fingerprint": model["fingerprint"]}
     return section("metadata", "Run metadata", (
         _kv("Model", about | (model.get("card") or {})) + _kv("Run", run) + _kv("Versions", prov.get("versions") or {})
-        + _kv("Evaluation", results.get("evaluation") or {}) + _kv("Trace", results.get("trace") or {})
-        + _timings(results.get("timings") or {})
-        + _kv("Sealed predictions", {"SHA-256": results["predictions_sha256"]})))
+        + _kv("Evaluation", results.evaluation) + _kv("Trace", results.trace) + _timings(results.timings)
+        + _kv("Sealed predictions", {"SHA-256": results.predictions_sha256})))
