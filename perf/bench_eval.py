@@ -2,6 +2,7 @@
 
     python perf/bench_eval.py [--models default,zoo/zoo-l6] [--tasks addition] [--n 300] [--no-lm-eval]
     python perf/bench_eval.py --real [--n 10]     # SmolLM2-135M-Instruct on the pretrained suite
+    python perf/bench_eval.py --models none --repeat 3 [--predictors a,b,...]   # the whole run alone
 
 For each model, on the same items (n per cell of the given families), in separate
 processes so that each peak RSS is its own:
@@ -141,6 +142,8 @@ def main() -> None:
     parser.add_argument("--no-run", action="store_true", help="skip the whole-run figures")
     parser.add_argument("--repeat", type=int, default=1, help="whole runs: the median of this many, after a "
                         "warm-up run when more than one (lm-eval likewise)")
+    parser.add_argument("--predictors", help="the whole run with only these predictors (comma-separated), e.g. "
+                        "the ones an earlier commit had, for a like-for-like figure against it")
     parser.add_argument("--real", action="store_true", help="only the real-model figures: SmolLM2-135M-Instruct "
                         "(fetched as `make real` does) on the pretrained suite, --n items per cell")
     parser.add_argument("--vocab", type=int, default=0, help="with --real: SmolLM2 with its vocabulary padded "
@@ -258,13 +261,15 @@ def whole_run(args) -> None:
     from bench.model.load import DEFAULT_MODEL_PATH
 
     walls, warm_walls, lm_walls, last = [], [], [], {}
+    pool = ["--predictors", args.predictors] if args.predictors else []
 
     def ours(tmp: str, warm: bool = False) -> None:
         """One whole run: cold (`--no-cache`), or warm (a cache of its own that an earlier run filled:
         traces and outcomes are read back, the rest is computed)."""
         shutil.rmtree(f"{tmp}/r", ignore_errors=True)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r"] + ([] if warm else ["--no-cache"]),
+        subprocess.run([sys.executable, "-m", "bench.cli", "run", "--out", f"{tmp}/r", *pool]
+                       + ([] if warm else ["--no-cache"]),
                        env=dict(ENV, BRITTLEBENCH_CACHE=f"{tmp}/cache"), check=True, capture_output=True)
         (warm_walls if warm else walls).append(time.perf_counter() - started)
         last["warm" if warm else "cold"] = json.loads((Path(tmp) / "r" / "results.json").read_text())
@@ -272,7 +277,7 @@ def whole_run(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ours(tmp)  # the first of several is a warm-up; its items are the ones lm-eval gets
         results, items, folder, rows = _exported_run(Path(tmp))
-        screen = screen_wall(["--no-cache"], f"{tmp}/s")
+        screen = screen_wall(["--no-cache", *pool], f"{tmp}/s")
         ours(tmp, warm=True)  # fills the cache (not counted as warm: the first warm run below reads it)
         warm_walls.clear()
         if not args.no_lm_eval and args.repeat > 1:
