@@ -162,7 +162,7 @@ class Cell:
     shift: str
     split: str
     n: int
-    failure_rate: float
+    failure_rate: float | None  # None: a screen's variant cell (observed nowhere)
     mean_predicted: dict[str, float] = field(default_factory=dict)  # variant cells: per predictor
 
 
@@ -241,7 +241,7 @@ class Results:
         history = [Checkpoint(h["name"], h.get("step"), bool(h.get("traced")), h.get("base_n") or {},
                               h.get("base_accuracy") or {}) for h in data.get("history") or []]
         return cls(data["n_base"], data["n_variant"], data.get("base_failure_rate"), data.get("variant_failure_rate"),
-                   {n: Row.of(p) for n, p in data["predictors"].items()},
+                   {n: Row.of(p, status=p["status"]) for n, p in data["predictors"].items()},  # a run's own say it
                    {t: Track.of(info) for t, info in (data.get("tracks") or {}).items()},
                    Band.of(data.get("no_signal")), {n: Family.of(f) for n, f in (data.get("families") or {}).items()},
                    Competence.of(data.get("competence")), cells,

@@ -318,6 +318,7 @@ def test_results_are_read_once_into_records_older_files_included(run_folder, tmp
     (bad / "results.json").write_text(json.dumps(old | {"predictors": {"p": {"status": "ok", "auroc": 5}}}))
     with pytest.raises(UserError, match="is not a results.json brittlebench can read"):
         load_run(bad)
-    (bad / "results.json").write_text(json.dumps({k: v for k, v in old.items() if k != "cells"}))
-    with pytest.raises(UserError, match="KeyError"):
-        load_run(bad)
+    for broken in ({k: v for k, v in old.items() if k != "cells"}, old | {"predictors": {"p": {"track": "blind"}}}):
+        (bad / "results.json").write_text(json.dumps(broken))  # no cells; a predictor without its status
+        with pytest.raises(UserError, match="KeyError"):
+            load_run(bad)
