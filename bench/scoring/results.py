@@ -35,7 +35,8 @@ class Versus:
 
 @dataclass(frozen=True)
 class Row:
-    """One predictor's result (or the reference's, or its figures within one family)."""
+    """One predictor's result, or the reference's, or a predictor's figures within one family or
+    view (those hold no status of their own: they read as "ok")."""
 
     status: str = "ok"
     track: str | None = None
@@ -70,7 +71,7 @@ class Track:
     def of(cls, data: dict) -> Track:
         reference = data.get("reference")
         return cls(tuple(data.get("baselines", ())), data.get("best_baseline"), data.get("mde"),
-                   Row.of(reference, status="ok") if reference else None)
+                   Row.of(reference) if reference else None)
 
 
 @dataclass(frozen=True)
