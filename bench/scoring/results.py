@@ -84,7 +84,7 @@ class Family:
     flagged: bool
     predictors: dict[str, Row]
     reference: Row | None = None
-    n_failed: int | None = None  # the outcome counts (scoring v5 and later)
+    n_failed: int | None = None  # the outcome counts (scoring v7 and later)
     n_passed: int | None = None
     informative: bool = True
 
@@ -241,16 +241,20 @@ class Results:
                    for name, view in (data.get("targets") or {}).items()}
         history = [Checkpoint(h["name"], h.get("step"), bool(h.get("traced")), h.get("base_n") or {},
                               h.get("base_accuracy") or {}) for h in data.get("history") or []]
-        return cls(data["n_base"], data["n_variant"], data.get("base_failure_rate"), data.get("variant_failure_rate"),
-                   {n: Row.of(p, status=p["status"]) for n, p in data["predictors"].items()},  # a run's own say it
-                   {t: Track.of(info) for t, info in (data.get("tracks") or {}).items()},
-                   Band.of(data.get("no_signal")), {n: Family.of(f) for n, f in (data.get("families") or {}).items()},
-                   Competence.of(data.get("competence")), cells,
-                   {n: [Claim.of(c) for c in made] for n, made in (data.get("claims") or {}).items()},
-                   data.get("skipped") or {}, history, data.get("predictions_sha256", ""), data.get("provenance") or {},
-                   data.get("spec") or {}, data.get("evaluation") or {}, data.get("trace") or {},
-                   data.get("timings") or {}, data.get("created"), data.get("resumed"), data.get("run_dir"),
-                   data.get("screen"), protocols, targets)
+        return cls(
+            n_base=data["n_base"], n_variant=data["n_variant"], base_failure_rate=data.get("base_failure_rate"),
+            variant_failure_rate=data.get("variant_failure_rate"),
+            predictors={n: Row.of(p, status=p["status"]) for n, p in data["predictors"].items()},  # a run's own say it
+            tracks={t: Track.of(info) for t, info in (data.get("tracks") or {}).items()},
+            no_signal=Band.of(data.get("no_signal")),
+            families={n: Family.of(f) for n, f in (data.get("families") or {}).items()},
+            competence=Competence.of(data.get("competence")), cells=cells,
+            claims={n: [Claim.of(c) for c in made] for n, made in (data.get("claims") or {}).items()},
+            skipped=data.get("skipped") or {}, history=history, predictions_sha256=data.get("predictions_sha256", ""),
+            provenance=data.get("provenance") or {}, spec=data.get("spec") or {},
+            evaluation=data.get("evaluation") or {}, trace=data.get("trace") or {}, timings=data.get("timings") or {},
+            created=data.get("created"), resumed=data.get("resumed"), run_dir=data.get("run_dir"),
+            screen=data.get("screen"), protocols=protocols, targets=targets)
 
     @classmethod
     def read(cls, path: Path) -> Results:
